@@ -1,0 +1,61 @@
+"""One exception root for the package; each subclass names the resource it concerns.
+
+Every message a user sees says what went wrong, where (file, field or key) and what to do.
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ArticleError(AggregatorError):
+    """An article file cannot be used: the file, the field (if any) and the reason."""
+
+    def __init__(self, path: str, reason: str, field: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.field = field
+        super().__init__(path, reason, field)
+
+    def __str__(self) -> str:
+        where = f"{self.path}: field {self.field!r}" if self.field else self.path
+        return f"{where}: {self.reason}"
+
+
+class ConfigError(AggregatorError):
+    """The configuration is invalid; `problems` lists every one, each naming its key."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(source, self.problems)
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        return f"invalid configuration ({self.source}):\n{lines}"
+
+
+class CatalogError(AggregatorError):
+    """The catalog (SQLite state) cannot be used: locked, corrupt, unwritable."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(path, reason)
+
+    def __str__(self) -> str:
+        return f"catalog {self.path}: {self.reason}"
+
+
+class PublishError(AggregatorError):
+    """An output file could not be written; the previous version stays in place."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(path, reason)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.reason} (the previous file is left as it was)"

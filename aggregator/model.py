@@ -1,0 +1,291 @@
+"""The data that flows between the stages: small frozen dataclasses, no I/O.
+
+files --read--> Article --sync--> Catalog --plan--> FeedPlan --render--> RenderedFeed
+      --publish--> files on disk --> ChangeEvent --> notifier
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image of an article; width and height are pixels when the file gives them."""
+
+    url: str
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """Who published an article. `domain` keys its feed when present, else `name`."""
+
+    name: str
+    domain: str | None = None
+
+    @property
+    def feed_name(self) -> str:
+        """The text the provider's feed slug is made from."""
+        return self.domain or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedLink:
+    """Another article linked from this one (shown as a list of links in the item)."""
+
+    title: str
+    url: str
+    provider: str | None = None
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One article file as the feeds need it. Internal fields (`secured`, …) never get here.
+
+    `source` is the file's path relative to the input folder, with `/` separators.
+    Datetimes are timezone-aware UTC.
+    """
+
+    source: str
+    url: str
+    title: str
+    excerpt: str = ""
+    published: bool = False
+    published_at: datetime | None = None
+    provider: Provider | None = None
+    topics: tuple[str, ...] = ()
+    images: tuple[Image, ...] = ()
+    related: tuple[RelatedLink, ...] = ()
+
+
+class FeedKind(StrEnum):
+    """The three families of feeds."""
+
+    ALL = "all"
+    TOPIC = "topic"
+    PROVIDER = "provider"
+
+
+_FOLDERS: dict[FeedKind, str] = {FeedKind.TOPIC: "topics", FeedKind.PROVIDER: "providers"}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FeedKey:
+    """Which feed: its kind and its slug (`[a-z0-9-]+`, made by `slugs.slugify`)."""
+
+    kind: FeedKind
+    slug: str
+
+    ALL_SLUG: ClassVar[str] = "all"
+
+    @classmethod
+    def everything(cls) -> FeedKey:
+        """The feed of every published article."""
+        return cls(FeedKind.ALL, cls.ALL_SLUG)
+
+    @property
+    def stem(self) -> str:
+        """Output path without extension, relative to the output folder: `topics/ai`."""
+        if self.kind is FeedKind.ALL:
+            return self.ALL_SLUG
+        return f"{_FOLDERS[self.kind]}/{self.slug}"
+
+    @property
+    def rss_path(self) -> str:
+        """Relative path of the RSS 2.0 file."""
+        return f"{self.stem}.rss.xml"
+
+    @property
+    def atom_path(self) -> str:
+        """Relative path of the Atom 1.0 file."""
+        return f"{self.stem}.atom.xml"
+
+    def __str__(self) -> str:
+        return self.stem
+
+    @classmethod
+    def parse(cls, text: str) -> FeedKey:
+        """Inverse of `str()`: `all`, `topics/ai`, `providers/forbes-com`."""
+        if text == cls.ALL_SLUG:
+            return cls.everything()
+        folder, _, slug = text.partition("/")
+        for kind, name in _FOLDERS.items():
+            if folder == name and slug:
+                return cls(kind, slug)
+        raise ValueError(f"not a feed key: {text!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """An article as an entry of feeds: its permanent GUID and the date it is listed under."""
+
+    guid: str
+    date: datetime
+    article: Article
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPlan:
+    """Everything needed to render one feed in both formats, decided before any XML exists."""
+
+    key: FeedKey
+    title: str
+    description: str
+    items: tuple[FeedItem, ...]  # newest first
+    updated: datetime  # from the content, never the clock
+    rss_url: str  # absolute, rel="self" of the RSS file
+    atom_url: str  # absolute, rel="self" of the Atom file
+    home_url: str  # absolute, the page that lists the feeds (index.html)
+    language: str = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFile:
+    """Bytes ready to be published at `path` (relative to the output folder)."""
+
+    path: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSummary:
+    """One feed as the indexes (OPML, HTML) list it."""
+
+    key: FeedKey
+    title: str
+    rss_url: str
+    atom_url: str
+    items: int
+
+
+# --- change events ------------------------------------------------------------------------
+# Immutable, hashable values: a build returns them in order, the notifier turns them into lines.
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleAdded:
+    """A published article entered feeds for the first time (or again after it had left)."""
+
+    kind: ClassVar[str] = "article_added"
+    source: str
+    title: str
+    url: str
+    feeds: tuple[FeedKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleUpdated:
+    """A published article changed; `entered`/`left` list the feeds it moved into or out of."""
+
+    kind: ClassVar[str] = "article_updated"
+    source: str
+    title: str
+    url: str
+    feeds: tuple[FeedKey, ...]
+    entered: tuple[FeedKey, ...] = ()
+    left: tuple[FeedKey, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleUnpublished:
+    """An article's file now says `published: false` (or no longer says true): it left feeds."""
+
+    kind: ClassVar[str] = "article_unpublished"
+    source: str
+    title: str
+    url: str
+    feeds: tuple[FeedKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRemoved:
+    """An article's file was deleted (or moved out of the input): it left its feeds."""
+
+    kind: ClassVar[str] = "article_removed"
+    source: str
+    title: str
+    url: str
+    feeds: tuple[FeedKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRejected:
+    """A file could not be read as an article. Its last good version (if any) stays listed."""
+
+    kind: ClassVar[str] = "article_rejected"
+    source: str
+    reason: str
+    kept_previous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateUrl:
+    """Two files give the same webUrl: one item is listed, from the newest file."""
+
+    kind: ClassVar[str] = "duplicate_url"
+    url: str
+    winner: str
+    losers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedWritten:
+    """A feed's files were rewritten; counts are items added, updated and removed."""
+
+    kind: ClassVar[str] = "feed_written"
+    feed: FeedKey
+    added: int
+    updated: int
+    removed: int
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedUnchanged:
+    """A feed was re-rendered and its bytes were the same: nothing was written."""
+
+    kind: ClassVar[str] = "feed_unchanged"
+    feed: FeedKey
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailed:
+    """An output file could not be written; the previous file is intact."""
+
+    kind: ClassVar[str] = "write_failed"
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildFinished:
+    """One build is over: what it read and wrote, and how long it took."""
+
+    kind: ClassVar[str] = "build_finished"
+    seconds: float
+    read: int
+    published: int
+    rejected: int
+    written: int
+    unchanged: int
+    removed: int = 0
+
+
+ChangeEvent = (
+    ArticleAdded
+    | ArticleUpdated
+    | ArticleUnpublished
+    | ArticleRemoved
+    | ArticleRejected
+    | DuplicateUrl
+    | FeedWritten
+    | FeedUnchanged
+    | WriteFailed
+    | BuildFinished
+)
