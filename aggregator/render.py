@@ -1,0 +1,242 @@
+"""FeedPlan → RSS 2.0 and Atom 1.0 bytes, byte-stable for the same plan.
+
+This is the only module that imports feedgen; its sharp edges stay here (STYLE.md, "feedgen,
+wrapped once"):
+
+- `add_entry()` prepends by default: plans are already newest first, so we append.
+- feedgen stamps `datetime.now()` into `updated` / `lastBuildDate` and into every entry's
+  `updated`: all three are set from the plan, so identical plans give identical bytes.
+- `rss_file()` / `atom_file()` write in place: we only ask for bytes; `publish` writes them.
+- Naive datetimes raise `ValueError` (a bug upstream: model datetimes are UTC-aware).
+
+Element choices, each because it validates cleanly everywhere (W3C, RELAX NG, feedparser,
+newsboat, reader) and keeps the article's text exactly as written:
+
+- Text that RSS readers treat as HTML (item `description`, Atom `summary type="html"`) is
+  HTML-escaped first, so `<b>new</b>` in an excerpt shows as those characters, not as bold.
+- The provider is `dc:creator` in RSS (RSS's own `<author>` must be an e-mail address) and
+  `<author><name>` in Atom; the Atom feed also has a feed-level author (the feed title), which
+  RFC 4287 requires whenever an entry has none.
+- The first image is `media:content` + `media:thumbnail` (Media RSS), directly in the item.
+- Related articles are an HTML list in `content:encoded` (RSS) / `<content type="html">` (Atom),
+  after the excerpt, since readers show that content instead of the summary.
+- GUIDs are `isPermaLink="false"`: they stay when an article's URL changes.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from feedgen.entry import FeedEntry
+from feedgen.ext.dc import DcEntryExtension, DcExtension
+from feedgen.ext.media import MediaEntryExtension, MediaExtension
+from feedgen.feed import FeedGenerator
+
+from aggregator.indexes import render_indexes, xml_safe
+from aggregator.model import FeedItem, FeedPlan, RelatedLink, RenderedFile
+
+__all__ = ["GENERATOR", "clear_cache", "render_feed", "render_indexes"]
+
+GENERATOR = "aggregator"
+"""The `<generator>` text: no version, so an upgrade alone does not rewrite every feed."""
+
+RSS_TYPE = "application/rss+xml"
+ATOM_TYPE = "application/atom+xml"
+
+# A cold build renders each article into every feed it is in (all, its topics, its provider):
+# its entry is built once and copied into each. A full build (340 feeds x 50 items) has a few
+# thousand distinct items; 16384 holds them all (about 25 kB each, both formats' elements).
+_ENTRY_CACHE_SIZE = 16384
+
+
+def render_feed(plan: FeedPlan) -> tuple[RenderedFile, RenderedFile]:
+    """Render `plan` as (RSS 2.0 at `plan.key.rss_path`, Atom 1.0 at `plan.key.atom_path`).
+
+    Items keep the plan's order (newest first). Nothing depends on the clock: the same plan
+    gives the same bytes. Raises `ValueError` for a naive datetime.
+    """
+    fg = _feed(plan)
+    # One generator serves both formats; only the rel="self" link differs between them.
+    # RSS takes its <link> from the last link given, so the alternate (home page) goes last.
+    fg.link(
+        [
+            {"href": plan.rss_url, "rel": "self", "type": RSS_TYPE},
+            {"href": plan.home_url, "rel": "alternate", "type": "text/html"},
+        ],
+        replace=True,
+    )
+    rss = _hex_refs(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
+    fg.link(
+        [
+            {"href": plan.atom_url, "rel": "self", "type": ATOM_TYPE},
+            {"href": plan.home_url, "rel": "alternate", "type": "text/html"},
+        ],
+        replace=True,
+    )
+    atom = _hex_refs(fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True))
+    return RenderedFile(plan.key.rss_path, rss), RenderedFile(plan.key.atom_path, atom)
+
+
+def _hex_refs(xml: bytes) -> bytes:
+    """Spell lxml's `&amp;` and `&lt;` as `&#x26;` and `&#x3C;`: the same characters to any
+    XML parser, and the RSS Profile's way to say "this `&` / `<` is plain text, not markup"
+    (the W3C validator then does not warn that a title like `Why <canvas>?` holds HTML).
+
+    Lossless because lxml writes `&` and `<` only as these two references in text and
+    attribute values, and `&amp;lt;` (a literal "&lt;") becomes `&#x26;lt;`, never `&#x3C;`.
+    """
+    return xml.replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
+
+
+def _feed(plan: FeedPlan) -> Any:
+    """A FeedGenerator with the channel-level fields and the entries of `plan`."""
+    fg = FeedGenerator()
+    # register_extension with the classes, not load_extension("media"): that one first tries
+    # to import a module feedgen does not ship (feedgen.ext.media_entry), a failed import
+    # that searches the disk again on every call.
+    fg.register_extension("media", MediaExtension, MediaEntryExtension, atom=True, rss=True)
+    # dc:creator is the provider's name in RSS only: Atom has <author><name> for that.
+    fg.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
+    title = xml_safe(plan.title).strip() or plan.key.stem
+    fg.title(title)
+    # RSS requires a non-empty channel description.
+    fg.description(xml_safe(plan.description).strip() or title)
+    fg.id(xml_safe(plan.atom_url))
+    fg.language(plan.language)
+    fg.updated(_utc(plan.updated))  # also lastBuildDate; without it feedgen uses the clock
+    fg.generator(GENERATOR)  # feedgen's default carries its version and URI
+    # Atom needs an author on the feed when an entry has none (an article without provider).
+    fg.author(name=title)
+    for item in plan.items:
+        fg.add_entry(_entry(item), order="append")
+    return fg
+
+
+class _SharedEntry(FeedEntry):  # type: ignore[misc]  # feedgen has no type hints
+    """A FeedEntry that builds its `<item>` and `<entry>` elements once.
+
+    feedgen rebuilds an entry's elements every time a feed is serialised; one article is in
+    several feeds (all, each topic, its provider), so the elements are built on first use and
+    each feed gets a copy (an lxml element has a single parent). The entry must not change
+    after its first serialisation: `_entry` builds it completely before handing it out.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._built: dict[tuple[str, bool], Any] = {}
+
+    def rss_entry(self, extensions: bool = True) -> Any:
+        return self._copy_of("rss", extensions, super().rss_entry)
+
+    def atom_entry(self, extensions: bool = True) -> Any:
+        return self._copy_of("atom", extensions, super().atom_entry)
+
+    def _copy_of(self, kind: str, extensions: bool, build: Any) -> Any:
+        key = (kind, extensions)
+        element = self._built.get(key)
+        if element is None:
+            element = self._built[key] = build(extensions)
+        return element.__copy__()  # lxml copies the whole subtree
+
+
+@lru_cache(maxsize=_ENTRY_CACHE_SIZE)
+def _entry(item: FeedItem) -> Any:
+    """The feedgen entry of one item, shared by every feed the item is in.
+
+    Safe to share: it depends on the item alone, and feedgen only reads it when serialising
+    (adding it to another generator just finds its extensions already registered). The key is
+    the frozen FeedItem, so an edited article is a new key; dates are normalised to UTC, so two
+    equal items (same instant, different offsets) give the same output.
+    """
+    article = item.article
+    entry = _SharedEntry()
+    entry.register_extension("media", MediaEntryExtension, atom=True, rss=True)
+    entry.register_extension("dc", DcEntryExtension, atom=False, rss=True)
+    entry.guid(xml_safe(item.guid), permalink=False)
+    entry.title(xml_safe(article.title).strip() or xml_safe(article.url))
+    entry.link(href=xml_safe(article.url), rel="alternate")
+    date = _utc(item.date)
+    entry.published(date)
+    entry.updated(date)  # feedgen's default is the clock
+
+    excerpt = xml_safe(article.excerpt).strip()
+    # RSS description is HTML to every reader: escape so the text shows as written. Atom gets
+    # the same value as type="html" so both formats carry the very same string. Without an
+    # excerpt or related links the title stands in: an Atom entry with neither summary nor
+    # content makes the W3C validator warn (MissingTextualContent).
+    if excerpt or not article.related:
+        entry.summary(html.escape(excerpt or entry.title(), quote=False), type="html")
+    if article.related:
+        entry.content(_content_html(excerpt, article.related), type="html")
+
+    for topic in _unique(xml_safe(t).strip() for t in article.topics):
+        entry.category(term=topic)
+
+    if article.provider is not None:
+        name = xml_safe(article.provider.name).strip()
+        if name:
+            entry.author(name=name)  # Atom only: without an e-mail feedgen writes no RSS author
+            entry.dc.dc_creator(name)
+
+    if article.images:
+        image = article.images[0]
+        size = {}
+        if image.width:
+            size["width"] = str(image.width)
+        if image.height:
+            size["height"] = str(image.height)
+        url = xml_safe(image.url)
+        # group=None: directly in the item, where readers look (feedgen defaults to a group).
+        entry.media.content(url=url, medium="image", group=None, **size)
+        entry.media.thumbnail(url=url, group=None, **size)
+    return entry
+
+
+def _content_html(excerpt: str, related: Iterable[RelatedLink]) -> str:
+    """The item body: the excerpt, then the related articles as a list of links.
+
+    Every piece of article text is HTML-escaped (attribute values with quotes too), so no
+    article can inject markup; only http(s) URLs become links, never `javascript:` and such.
+    """
+    parts = []
+    if excerpt:
+        parts.append(f"<p>{html.escape(excerpt, quote=False)}</p>")
+    parts.append("<p>Related:</p>\n<ul>")
+    for link in related:
+        title = html.escape(xml_safe(link.title).strip() or link.url, quote=False)
+        url = xml_safe(link.url).strip()
+        if url.startswith(("https://", "http://")):
+            line = f'<a href="{html.escape(url)}">{title}</a>'
+        else:
+            line = title
+        details = []
+        if link.provider and link.provider.strip():
+            details.append(html.escape(xml_safe(link.provider).strip(), quote=False))
+        if link.published_at is not None:
+            details.append(_utc(link.published_at).strftime("%Y-%m-%d"))
+        if details:
+            line += f" ({', '.join(details)})"
+        parts.append(f"<li>{line}</li>")
+    parts.append("</ul>")
+    return "\n".join(parts)
+
+
+def _utc(when: datetime) -> datetime:
+    """`when` in UTC, whole seconds: RSS dates have no fractions, and Atom should agree."""
+    if when.tzinfo is None:
+        raise ValueError(f"naive datetime {when.isoformat()}: feed dates must be UTC-aware")
+    return when.astimezone(UTC).replace(microsecond=0)
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    """Non-empty values in order, each once (a repeated category is noise to readers)."""
+    return [v for v in dict.fromkeys(values) if v]
+
+
+def clear_cache() -> None:
+    """Forget the shared entries (tests, or a long-running daemon that wants memory back)."""
+    _entry.cache_clear()
