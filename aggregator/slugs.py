@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from anyascii import anyascii
+
+from aggregator.model import Article, FeedKey, FeedKind
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 MAX_SLUG_LENGTH = 80
 
 
+@lru_cache(maxsize=8192)  # a corpus has few distinct topics and providers, named often
 def slugify(name: str) -> str:
     """`Réalité Augmentée` → `realite-augmentee`, `forbes.com` → `forbes-com`.
 
@@ -19,3 +23,30 @@ def slugify(name: str) -> str:
     ascii_text = anyascii(name).lower()
     slug = _NOT_SLUG.sub("-", ascii_text).strip("-")
     return slug[:MAX_SLUG_LENGTH].rstrip("-")
+
+
+def feeds_of(article: Article) -> tuple[FeedKey, ...]:
+    """Every feed a published article belongs in: all, one per topic, its provider's."""
+    keys = [FeedKey.everything()]
+    seen: set[str] = set()
+    for topic in article.topics:
+        slug = slugify(topic)
+        if slug and slug not in seen:
+            seen.add(slug)
+            keys.append(FeedKey(FeedKind.TOPIC, slug))
+    if article.provider is not None:
+        slug = slugify(article.provider.feed_name)
+        if slug:
+            keys.append(FeedKey(FeedKind.PROVIDER, slug))
+    return tuple(keys)
+
+
+def display_name(article: Article, key: FeedKey) -> str | None:
+    """The name, as this article spells it, of the topic or provider behind `key`."""
+    if key.kind is FeedKind.TOPIC:
+        for topic in article.topics:
+            if slugify(topic) == key.slug:
+                return topic
+    elif key.kind is FeedKind.PROVIDER and article.provider is not None:
+        return article.provider.name
+    return None

@@ -1,0 +1,691 @@
+"""The catalog: the SQLite file that remembers articles between runs.
+
+It is the only state. It knows every article file (size, mtime, last good version), the
+permanent GUID of every article ever published, which items each feed lists, and what each
+feed looked like when it was last written. `Catalog.sync` applies one batch of file changes
+and answers which feeds they touched; `Catalog.newest` answers what a feed lists now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aggregator.errors import CatalogError
+from aggregator.model import (
+    Article,
+    ArticleAdded,
+    ArticleRejected,
+    ArticleRemoved,
+    ArticleUnpublished,
+    ArticleUpdated,
+    ChangeEvent,
+    DuplicateUrl,
+    FeedItem,
+    FeedKey,
+    Image,
+    Provider,
+    RelatedLink,
+)
+from aggregator.slugs import feeds_of
+from aggregator.sources import FileStat
+
+T = TypeVar("T")
+
+# SQLite's limit on bound parameters is 32766 on current builds but 999 on old ones.
+_CHUNK = 900
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    -- Every article file seen: what decides a re-read, and the last version that parsed.
+    CREATE TABLE files (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        url TEXT,
+        article TEXT,
+        error TEXT
+    );
+    CREATE INDEX files_url ON files (url) WHERE url IS NOT NULL;
+    -- Every GUID ever handed out. `path` is NULL once its file is gone (kept for a return).
+    CREATE TABLE identities (
+        guid TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        path TEXT UNIQUE,
+        first_published TEXT NOT NULL
+    );
+    CREATE INDEX identities_url ON identities (url);
+    -- What the feeds list: one row per published webUrl, from the winning file.
+    CREATE TABLE items (
+        guid TEXT PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        path TEXT NOT NULL UNIQUE,
+        date TEXT NOT NULL,
+        fingerprint TEXT NOT NULL
+    );
+    CREATE TABLE memberships (
+        feed TEXT NOT NULL,
+        guid TEXT NOT NULL,
+        date TEXT NOT NULL,
+        PRIMARY KEY (feed, guid)
+    ) WITHOUT ROWID;
+    CREATE INDEX memberships_recent ON memberships (feed, date DESC, guid DESC);
+    CREATE INDEX memberships_guid ON memberships (guid);
+    -- Each feed as last written: its topic or provider name, date and items.
+    CREATE TABLE feeds (
+        feed TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        guids TEXT NOT NULL
+    );
+    """,
+}
+SCHEMA_VERSION = max(_MIGRATIONS)
+
+
+# --- Article <-> JSON ---------------------------------------------------------------------
+# The catalog owns its storage format; nothing else reads these strings.
+
+_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width: sorts as text in date order
+
+
+def format_date(value: datetime) -> str:
+    """A UTC datetime as the catalog's sortable text."""
+    return value.astimezone(UTC).strftime(_DATE_FORMAT)
+
+
+def parse_date(text: str) -> datetime:
+    """Inverse of `format_date`."""
+    return datetime.strptime(text, _DATE_FORMAT).replace(tzinfo=UTC)
+
+
+def article_to_json(article: Article) -> str:
+    """The stored form of an article's last good version."""
+    data: dict[str, Any] = {
+        "source": article.source,
+        "url": article.url,
+        "title": article.title,
+        "excerpt": article.excerpt,
+        "published": article.published,
+        "published_at": format_date(article.published_at) if article.published_at else None,
+        "provider": [article.provider.name, article.provider.domain] if article.provider else None,
+        "topics": list(article.topics),
+        "images": [[i.url, i.width, i.height] for i in article.images],
+        "related": [
+            [r.title, r.url, r.provider, format_date(r.published_at) if r.published_at else None]
+            for r in article.related
+        ],
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def article_from_json(text: str) -> Article:
+    """Inverse of `article_to_json`."""
+    data = json.loads(text)
+    provider = data["provider"]
+    return Article(
+        source=data["source"],
+        url=data["url"],
+        title=data["title"],
+        excerpt=data["excerpt"],
+        published=data["published"],
+        published_at=parse_date(data["published_at"]) if data["published_at"] else None,
+        provider=Provider(provider[0], provider[1]) if provider else None,
+        topics=tuple(data["topics"]),
+        images=tuple(Image(u, w, h) for u, w, h in data["images"]),
+        related=tuple(
+            RelatedLink(t, u, p, parse_date(d) if d else None) for t, u, p, d in data["related"]
+        ),
+    )
+
+
+def _fingerprint(article_json: str) -> str:
+    return hashlib.blake2b(article_json.encode(), digest_size=12).hexdigest()
+
+
+# --- what a sync takes and gives ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """One article file as a build found it.
+
+    `stat is None` means the file is gone. Otherwise exactly one of `article` (it parsed)
+    and `error` (why it was rejected) is set.
+    """
+
+    path: str
+    stat: FileStat | None
+    article: Article | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class SyncResult:
+    """What one batch of file changes did to the catalog."""
+
+    events: list[ChangeEvent] = field(default_factory=list)
+    dirty_feeds: set[FeedKey] = field(default_factory=set)
+    changed_guids: set[str] = field(default_factory=set)
+    articles: dict[str, Article] = field(default_factory=dict)  # path → parsed in this batch
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _FileRow:
+    path: str
+    mtime_ns: int
+    url: str | None
+    article_json: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _ItemRow:
+    guid: str
+    url: str
+    path: str
+    date: str
+    fingerprint: str
+    article_json: str | None  # the version listed, for the title of a leaving article
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRecord:
+    """A feed as it was last written; `name` is its topic's or provider's name."""
+
+    key: FeedKey
+    name: str
+    updated: datetime
+    guids: tuple[str, ...]
+
+
+def _chunks(values: Collection[T]) -> Iterator[list[T]]:
+    items = list(values)
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class Catalog:
+    """An open catalog file. One writer at a time (the build lock sees to that)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(str(path), _storage_reason(exc)) from exc
+        except OSError as exc:
+            raise CatalogError(str(path), f"cannot create its folder: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        """Close the file; the catalog cannot be used afterwards."""
+        self._db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise CatalogError(
+                str(self.path),
+                f"made by a newer aggregator (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}); upgrade, or delete the state folder to start over",
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {target}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error: all of a sync or none."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise CatalogError(str(self.path), _storage_reason(exc)) from exc
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._db.execute("ROLLBACK")
+            raise CatalogError(str(self.path), _storage_reason(exc)) from exc
+
+    # --- reads -------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        """A stored setting of the catalog itself (e.g. what the feeds were rendered with)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a catalog setting (inside or outside a transaction)."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def file_stats(self) -> dict[str, FileStat]:
+        """The size and mtime the catalog last saw for every known file."""
+        return {
+            path: FileStat(size, mtime)
+            for path, size, mtime in self._db.execute("SELECT path, size, mtime_ns FROM files")
+        }
+
+    def file_stat(self, path: str) -> FileStat | None:
+        """The size and mtime last seen for one file, or None if it is not known."""
+        row = self._db.execute(
+            "SELECT size, mtime_ns FROM files WHERE path = ?", (path,)
+        ).fetchone()
+        return None if row is None else FileStat(row[0], row[1])
+
+    def newest(
+        self,
+        key: FeedKey,
+        limit: int,
+        cache: dict[str, Article] | None = None,
+    ) -> list[FeedItem]:
+        """The newest `limit` items of a feed, newest first (ties broken by GUID)."""
+        rows = self._db.execute(
+            "SELECT m.guid, m.date, i.path, f.article FROM memberships m "
+            "JOIN items i ON i.guid = m.guid JOIN files f ON f.path = i.path "
+            "WHERE m.feed = ? ORDER BY m.date DESC, m.guid DESC LIMIT ?",
+            (str(key), limit),
+        ).fetchall()
+        items = []
+        for guid, date, path, article_json in rows:
+            article = cache.get(path) if cache is not None else None
+            if article is None:
+                article = article_from_json(article_json)
+                if cache is not None:
+                    cache[path] = article
+            items.append(FeedItem(guid=guid, date=parse_date(date), article=article))
+        return items
+
+    def feed_record(self, key: FeedKey) -> FeedRecord | None:
+        """The feed as it was last written, or None if it never was."""
+        row = self._db.execute(
+            "SELECT name, updated, guids FROM feeds WHERE feed = ?", (str(key),)
+        ).fetchone()
+        if row is None:
+            return None
+        return FeedRecord(key, row[0], parse_date(row[1]), tuple(json.loads(row[2])))
+
+    def feed_records(self) -> list[FeedRecord]:
+        """Every feed ever written, in path order."""
+        rows = self._db.execute("SELECT feed, name, updated, guids FROM feeds ORDER BY feed")
+        return [
+            FeedRecord(FeedKey.parse(f), t, parse_date(u), tuple(json.loads(g)))
+            for f, t, u, g in rows
+        ]
+
+    def listed_feeds(self) -> set[FeedKey]:
+        """Every feed that lists at least one item now."""
+        rows = self._db.execute("SELECT DISTINCT feed FROM memberships")
+        return {FeedKey.parse(feed) for (feed,) in rows}
+
+    def counts(self) -> tuple[int, int, int]:
+        """(files known, files rejected now, items published)."""
+        files, rejected = self._db.execute("SELECT count(*), count(error) FROM files").fetchone()
+        (items,) = self._db.execute("SELECT count(*) FROM items").fetchone()
+        return int(files), int(rejected), int(items)
+
+    def rejected_files(self) -> list[tuple[str, str]]:
+        """(path, reason) of every file whose current bytes were rejected."""
+        return list(
+            self._db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path")
+        )
+
+    # --- writes ------------------------------------------------------------------------
+
+    def pending_feeds(self) -> set[FeedKey]:
+        """Feeds whose items changed and that were not yet written (kept across crashes)."""
+        text = self.meta("pending_feeds")
+        return {FeedKey.parse(f) for f in json.loads(text)} if text else set()
+
+    def add_pending(self, keys: Collection[FeedKey]) -> None:
+        """Mark feeds as needing a render; stays until `finish_feeds` clears them."""
+        if keys:
+            pending = {str(k) for k in self.pending_feeds()} | {str(k) for k in keys}
+            self.set_meta("pending_feeds", json.dumps(sorted(pending)))
+
+    def finish_feeds(self, written: Sequence[FeedRecord], failed: Collection[FeedKey]) -> None:
+        """Remember feeds as written; the failed ones stay pending for the next build."""
+        with self.transaction():
+            for record in written:
+                self._save_feed(record)
+            self.set_meta("pending_feeds", json.dumps(sorted(str(k) for k in failed)))
+
+    def _save_feed(self, record: FeedRecord) -> None:
+        self._db.execute(
+            "INSERT INTO feeds (feed, name, updated, guids) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (feed) DO UPDATE SET name = excluded.name, "
+            "updated = excluded.updated, guids = excluded.guids",
+            (str(record.key), record.name, format_date(record.updated), json.dumps(record.guids)),
+        )
+
+    def sync(self, changes: Sequence[FileChange], now: Callable[[], datetime]) -> SyncResult:
+        """Apply a batch of file changes; say which articles entered, changed or left feeds.
+
+        Runs in one transaction: a failure leaves the catalog as it was. `now` is asked
+        only for the first-published time of a never-seen article.
+        """
+        with self.transaction():
+            result = _Sync(self._db, now).run(changes)
+            # Recorded with the changes themselves, so a crash before the feeds are
+            # written cannot leave them stale forever.
+            self.add_pending(result.dirty_feeds)
+            return result
+
+
+class _Sync:
+    """One batch: load what the changes touch, decide winners and GUIDs, write, diff."""
+
+    def __init__(self, db: sqlite3.Connection, now: Callable[[], datetime]) -> None:
+        self.db = db
+        self.now = now
+        self.result = SyncResult()
+
+    def _select(self, sql: str, values: Collection[Any]) -> list[Any]:
+        rows: list[Any] = []
+        for chunk in _chunks(values):
+            rows.extend(self.db.execute(sql.format(marks=_marks(len(chunk))), chunk))
+        return rows
+
+    def run(self, changes: Sequence[FileChange]) -> SyncResult:
+        result = self.result
+        paths = {c.path for c in changes}
+        old_files = {
+            r[0]: _FileRow(*r)
+            for r in self._select(
+                "SELECT path, mtime_ns, url, article FROM files WHERE path IN ({marks})", paths
+            )
+        }
+
+        # The file rows as they will be after this batch.
+        new_files: dict[str, _FileRow | None] = {}
+        affected_urls: set[str] = set()
+        for change in changes:
+            old = old_files.get(change.path)
+            if old is not None and old.url is not None:
+                affected_urls.add(old.url)
+            if change.stat is None:
+                new_files[change.path] = None
+            elif change.article is not None:
+                article = change.article
+                result.articles[change.path] = article
+                new_files[change.path] = _FileRow(
+                    change.path, change.stat.mtime_ns, article.url, article_to_json(article)
+                )
+                affected_urls.add(article.url)
+            else:
+                result.rejected += 1
+                kept = old is not None and old.article_json is not None
+                result.events.append(
+                    ArticleRejected(change.path, change.error or "rejected", kept_previous=kept)
+                )
+                # The last good version stays listed until the file is fixed or deleted.
+                new_files[change.path] = _FileRow(
+                    change.path,
+                    change.stat.mtime_ns,
+                    old.url if old else None,
+                    old.article_json if old else None,
+                )
+
+        # Other files that share a URL with a changed one compete for the same item.
+        rivals: dict[str, list[_FileRow]] = {}
+        for row in self._select(
+            "SELECT path, mtime_ns, url, article FROM files WHERE url IN ({marks})", affected_urls
+        ):
+            if row[0] not in paths:
+                rivals.setdefault(row[2], []).append(_FileRow(*row))
+        for row in new_files.values():
+            if row is not None and row.url is not None:
+                rivals.setdefault(row.url, []).append(row)
+
+        before = self._items_before(affected_urls, paths)
+        after = self._winners(affected_urls, rivals)
+        self._write_files(changes, new_files)
+        self._apply_items(before, after, new_files)
+        return result
+
+    def _items_before(self, urls: Collection[str], paths: Collection[str]) -> dict[str, _ItemRow]:
+        columns = "i.guid, i.url, i.path, i.date, i.fingerprint, f.article"
+        source = "items i LEFT JOIN files f ON f.path = i.path"
+        rows = self._select(f"SELECT {columns} FROM {source} WHERE i.url IN ({{marks}})", urls)
+        rows += self._select(f"SELECT {columns} FROM {source} WHERE i.path IN ({{marks}})", paths)
+        return {r[0]: _ItemRow(*r) for r in rows}
+
+    def _winners(
+        self, urls: Collection[str], rivals: dict[str, list[_FileRow]]
+    ) -> dict[str, tuple[_FileRow, Article]]:
+        """url → the file that speaks for it (newest mtime; then first path), if published."""
+        winners: dict[str, tuple[_FileRow, Article]] = {}
+        for url in urls:
+            candidates = [r for r in rivals.get(url, ()) if r.article_json is not None]
+            if not candidates:
+                continue
+            candidates.sort(key=lambda r: (-r.mtime_ns, r.path))
+            winner = candidates[0]
+            if len(candidates) > 1:
+                self.result.events.append(
+                    DuplicateUrl(url, winner.path, tuple(r.path for r in candidates[1:]))
+                )
+            article = self.result.articles.get(winner.path)
+            if article is None:
+                assert winner.article_json is not None
+                article = article_from_json(winner.article_json)
+            if article.published:
+                winners[url] = (winner, article)
+        return winners
+
+    def _write_files(
+        self, changes: Sequence[FileChange], new_files: dict[str, _FileRow | None]
+    ) -> None:
+        gone = [(path,) for path, row in new_files.items() if row is None]
+        self.db.executemany("DELETE FROM files WHERE path = ?", gone)
+        self.db.executemany("UPDATE identities SET path = NULL WHERE path = ?", gone)
+        upserts = []
+        for change in changes:
+            row = new_files[change.path]
+            if row is None or change.stat is None:
+                continue
+            upserts.append(
+                (
+                    row.path,
+                    change.stat.size,
+                    change.stat.mtime_ns,
+                    row.url,
+                    row.article_json,
+                    change.error if change.article is None else None,
+                )
+            )
+        self.db.executemany(
+            "INSERT INTO files (path, size, mtime_ns, url, article, error) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, url = excluded.url, article = excluded.article, "
+            "error = excluded.error",
+            upserts,
+        )
+
+    def _assign_guids(
+        self, before: dict[str, _ItemRow], after: dict[str, tuple[_FileRow, Article]]
+    ) -> dict[str, str]:
+        """url → GUID. A GUID, once given, stays with its article through edits and moves."""
+        guids: dict[str, str] = {}
+        taken: set[str] = set()
+        by_url = {item.url: item.guid for item in before.values()}
+        # 1. The same URL was listed: same article (edited, or another file now wins).
+        for url in after:
+            guid = by_url.get(url)
+            if guid is not None:
+                guids[url] = guid
+                taken.add(guid)
+        pending = [url for url in after if url not in guids]
+        if not pending:
+            return guids
+        by_path = dict(
+            self._select(
+                "SELECT path, guid FROM identities WHERE path IN ({marks})",
+                [after[url][0].path for url in pending],
+            )
+        )
+        orphans: dict[str, list[str]] = {}
+        for guid, url in self._select(
+            "SELECT guid, url FROM identities WHERE path IS NULL AND url IN ({marks}) "
+            "ORDER BY first_published",
+            pending,
+        ):
+            orphans.setdefault(url, []).append(guid)
+        for url in pending:
+            path = after[url][0].path
+            # 2. The same file had a GUID (its URL was edited, or it is published again).
+            guid = by_path.get(path)
+            if guid is None or guid in taken:
+                # 3. A file that left with this URL came back (moved, or restored).
+                guid = next((g for g in orphans.get(url, ()) if g not in taken), None)
+            if guid is None:
+                # 4. New: the URL itself, the id readers expect, unless some article had it.
+                guid = self._mint(url, taken)
+            guids[url] = guid
+            taken.add(guid)
+        return guids
+
+    def _mint(self, url: str, taken: set[str]) -> str:
+        candidate, n = url, 1
+        while (
+            candidate in taken
+            or self.db.execute("SELECT 1 FROM identities WHERE guid = ?", (candidate,)).fetchone()
+        ):
+            n += 1
+            candidate = f"{url}#{n}"
+        return candidate
+
+    def _apply_items(
+        self,
+        before: dict[str, _ItemRow],
+        after: dict[str, tuple[_FileRow, Article]],
+        new_files: dict[str, _FileRow | None],
+    ) -> None:
+        result = self.result
+        guids = self._assign_guids(before, after)
+        after_by_guid = {guids[url]: (row, article) for url, (row, article) in after.items()}
+
+        old_feeds: dict[str, set[str]] = {}
+        for guid, feed in self._select(
+            "SELECT guid, feed FROM memberships WHERE guid IN ({marks})", before
+        ):
+            old_feeds.setdefault(guid, set()).add(feed)
+
+        first_published = dict(
+            self._select(
+                "SELECT guid, first_published FROM identities WHERE guid IN ({marks})",
+                after_by_guid,
+            )
+        )
+        now_text = format_date(self.now())
+
+        identity_rows = []
+        item_rows = []
+        member_rows: list[tuple[str, str, str]] = []
+        gone_guids = []
+        for guid, (row, article) in after_by_guid.items():
+            first = first_published.get(guid, now_text)
+            date = format_date(article.published_at) if article.published_at else first
+            assert row.article_json is not None
+            fingerprint = _fingerprint(row.article_json)
+            keys = feeds_of(article)
+            new_set = {str(k) for k in keys}
+            identity_rows.append((guid, article.url, row.path, first))
+            item_rows.append((guid, article.url, row.path, date, fingerprint))
+            member_rows.extend((str(k), guid, date) for k in keys)
+            old = before.get(guid)
+            old_set = old_feeds.get(guid, set())
+            if old is None:
+                result.events.append(ArticleAdded(row.path, article.title, article.url, keys))
+            elif old.fingerprint != fingerprint or old.date != date or old.path != row.path:
+                entered = tuple(k for k in keys if str(k) not in old_set)
+                left = tuple(FeedKey.parse(f) for f in sorted(old_set - new_set))
+                result.events.append(
+                    ArticleUpdated(row.path, article.title, article.url, keys, entered, left)
+                )
+            else:
+                continue  # touched, not changed: no feed needs rendering
+            result.changed_guids.add(guid)
+            result.dirty_feeds.update(keys)
+            result.dirty_feeds.update(FeedKey.parse(f) for f in old_set)
+
+        for guid, old in before.items():
+            if guid in after_by_guid:
+                continue
+            gone_guids.append((guid,))
+            keys = tuple(FeedKey.parse(f) for f in sorted(old_feeds.get(guid, ())))
+            result.dirty_feeds.update(keys)
+            result.changed_guids.add(guid)
+            title = json.loads(old.article_json)["title"] if old.article_json else old.url
+            if old.path in new_files and new_files[old.path] is None:
+                result.events.append(ArticleRemoved(old.path, title, old.url, keys))
+            else:
+                result.events.append(ArticleUnpublished(old.path, title, old.url, keys))
+
+        # Identities first give up the paths their articles left, so paths stay unique.
+        moved = [(guid,) for guid in after_by_guid] + gone_guids
+        self.db.executemany("DELETE FROM items WHERE guid = ?", moved)
+        self.db.executemany("DELETE FROM memberships WHERE guid = ?", moved)
+        self.db.executemany(
+            "UPDATE identities SET path = NULL WHERE path = ?",
+            [(r[2],) for r in identity_rows],
+        )
+        self.db.executemany(
+            "INSERT INTO identities (guid, url, path, first_published) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (guid) DO UPDATE SET url = excluded.url, path = excluded.path",
+            identity_rows,
+        )
+        self.db.executemany(
+            "INSERT INTO items (guid, url, path, date, fingerprint) VALUES (?, ?, ?, ?, ?)",
+            item_rows,
+        )
+        self.db.executemany(
+            "INSERT INTO memberships (feed, guid, date) VALUES (?, ?, ?)", member_rows
+        )
+
+
+def _storage_reason(exc: sqlite3.Error) -> str:
+    """Storage errors a user can act on, said so that they can."""
+    message = str(exc)
+    if "locked" in message:
+        return "the database is locked by another process; wait for it or stop it"
+    if "not a database" in message or "malformed" in message:
+        return f"the file is damaged ({message}); delete the state folder to rebuild from files"
+    if "readonly" in message or "unable to open" in message:
+        return f"cannot open it for writing ({message}); check the state folder's permissions"
+    if "disk" in message and "full" in message:
+        return "the disk is full; free some space"
+    return message

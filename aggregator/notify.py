@@ -1,0 +1,165 @@
+"""Change events → sinks. The first sink is the log: one line per change.
+
+A sink is any callable taking one event. A sink that raises is logged and skipped; it never
+breaks a build, and the other sinks still get every event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from aggregator.model import (
+    ArticleAdded,
+    ArticleRejected,
+    ArticleRemoved,
+    ArticleUnpublished,
+    ArticleUpdated,
+    BuildFinished,
+    ChangeEvent,
+    DuplicateUrl,
+    FeedKey,
+    FeedUnchanged,
+    FeedWritten,
+    WriteFailed,
+)
+
+Sink = Callable[[ChangeEvent], None]
+
+LOGGER = logging.getLogger("aggregator")
+
+
+def _feeds(keys: Sequence[FeedKey]) -> str:
+    return ", ".join(str(k) for k in keys) or "no feed"
+
+
+def describe(event: ChangeEvent) -> str:
+    """The log line of an event: what changed, which file, which article, which feeds."""
+    match event:
+        case ArticleAdded():
+            return f"added {event.source}: {event.title!r} to {_feeds(event.feeds)}"
+        case ArticleUpdated():
+            line = f"updated {event.source}: {event.title!r} in {_feeds(event.feeds)}"
+            if event.entered:
+                line += f"; entered {_feeds(event.entered)}"
+            if event.left:
+                line += f"; left {_feeds(event.left)}"
+            return line
+        case ArticleUnpublished():
+            return f"unpublished {event.source}: {event.title!r} left {_feeds(event.feeds)}"
+        case ArticleRemoved():
+            return f"removed {event.source}: {event.title!r} left {_feeds(event.feeds)}"
+        case ArticleRejected():
+            kept = "; its last good version stays listed" if event.kept_previous else ""
+            return f"rejected {event.source}: {event.reason}{kept}"
+        case DuplicateUrl():
+            return (
+                f"duplicate webUrl {event.url}: listed from {event.winner} (newest), "
+                f"not from {', '.join(event.losers)}"
+            )
+        case FeedWritten():
+            return (
+                f"feed written {event.feed}: {event.added} added, {event.updated} updated, "
+                f"{event.removed} removed, {event.items} items"
+            )
+        case FeedUnchanged():
+            return f"feed unchanged {event.feed}"
+        case WriteFailed():
+            return f"write failed {event.path}: {event.reason}"
+        case BuildFinished():
+            return (
+                f"build finished in {event.seconds:.3f} s: {event.read} read, "
+                f"{event.published} published, {event.rejected} rejected, "
+                f"{event.written} feeds written, {event.unchanged} unchanged"
+            )
+    raise TypeError(f"not a change event: {event!r}")  # pragma: no cover
+
+
+def to_record(event: ChangeEvent) -> dict[str, Any]:
+    """The event as plain JSON-ready data: `event` (its kind) and its fields."""
+    record: dict[str, Any] = {"event": event.kind}
+    for f in fields(event):
+        record[f.name] = _plain(getattr(event, f.name))
+    return record
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, FeedKey):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def _level(event: ChangeEvent) -> int:
+    if isinstance(event, ArticleRejected | WriteFailed):
+        return logging.WARNING
+    if isinstance(event, DuplicateUrl):
+        return logging.WARNING
+    if isinstance(event, FeedUnchanged):
+        return logging.DEBUG
+    return logging.INFO
+
+
+def log_sink(logger: logging.Logger = LOGGER) -> Sink:
+    """A sink that logs each event as one line; the event's data rides along for JSON logs."""
+
+    def sink(event: ChangeEvent) -> None:
+        logger.log(_level(event), describe(event), extra={"change": to_record(event)})
+
+    return sink
+
+
+class Notifier:
+    """Hands every event to every sink, in order; a failing sink is logged, never raised."""
+
+    def __init__(self, sinks: Iterable[Sink] = ()) -> None:
+        self.sinks = list(sinks) or [log_sink()]
+
+    def publish(self, events: Iterable[ChangeEvent]) -> None:
+        """Deliver a build's events."""
+        events = list(events)
+        for sink in self.sinks:
+            for event in events:
+                try:
+                    sink(event)
+                except Exception:
+                    LOGGER.exception("notification sink %r failed on %s", sink, event.kind)
+
+
+class JsonFormatter(logging.Formatter):
+    """JSON lines: time, level, message, and a change event's fields when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        change = getattr(record, "change", None)
+        if isinstance(change, dict):
+            data.update(change)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Log to stderr as plain text or JSON lines (systemd's journal takes either)."""
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

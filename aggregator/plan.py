@@ -1,0 +1,126 @@
+"""Pure planning: catalog rows in, the feeds to render out. No I/O, no clock.
+
+Like a decider in lemon24/reader: it only processes data, so it is tested without disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aggregator.config import FeedTitles
+from aggregator.model import FeedItem, FeedKey, FeedKind, FeedPlan, FeedSummary
+from aggregator.slugs import display_name
+
+# The date of a feed that has never listed anything: fixed, so its bytes are stable.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    """The part of the settings that shapes feeds (a change re-renders every feed)."""
+
+    base_url: str
+    titles: FeedTitles
+    language: str
+    max_items: int
+
+
+def feed_name(key: FeedKey, items: Sequence[FeedItem], previous_name: str | None) -> str:
+    """The topic's or provider's name as its newest article spells it.
+
+    A feed whose last item left keeps the name it had, so its title does not change.
+    """
+    if key.kind is FeedKind.ALL:
+        return ""
+    for item in items:
+        name = display_name(item.article, key)
+        if name:
+            return name
+    return previous_name or key.slug
+
+
+def plan_feed(
+    key: FeedKey,
+    items: Sequence[FeedItem],
+    settings: PlanSettings,
+    *,
+    previous_name: str | None = None,
+    previous_updated: datetime | None = None,
+) -> FeedPlan:
+    """Everything a feed shows, decided from its items (newest first) and its last state."""
+    name = feed_name(key, items, previous_name)
+    title, description = titles_of(key, name, settings.titles)
+    updated = max(item.date for item in items) if items else previous_updated or EPOCH
+    return FeedPlan(
+        key=key,
+        title=title,
+        description=description,
+        items=tuple(items),
+        updated=updated,
+        rss_url=settings.base_url + key.rss_path,
+        atom_url=settings.base_url + key.atom_path,
+        home_url=settings.base_url + "index.html",
+        language=settings.language,
+    )
+
+
+def titles_of(key: FeedKey, name: str, titles: FeedTitles) -> tuple[str, str]:
+    """(title, description) of a feed, from the configured templates."""
+    if key.kind is FeedKind.TOPIC:
+        return titles.topic.format(name=name), titles.topic_description.format(name=name)
+    if key.kind is FeedKind.PROVIDER:
+        return titles.provider.format(name=name), titles.provider_description.format(name=name)
+    return titles.all, titles.all_description
+
+
+def feeds_to_render(
+    dirty: Iterable[FeedKey],
+    known: Collection[FeedKey],
+    missing: Iterable[FeedKey],
+    *,
+    settings_changed: bool,
+) -> list[FeedKey]:
+    """Which feeds a build renders, in a stable order (the `all` feed first).
+
+    `dirty`: their items changed. `missing`: a known feed whose file is gone from the output.
+    A change of the settings that shape feeds re-renders every known feed.
+    """
+    chosen = set(dirty) | set(missing)
+    if settings_changed:
+        chosen |= set(known)
+    return sorted(chosen)
+
+
+def added_updated_removed(
+    old: Sequence[str], new: Sequence[str], changed: Collection[str]
+) -> tuple[int, int, int]:
+    """How a feed's list of GUIDs moved: added, updated (listed before and changed), removed."""
+    old_set, new_set = set(old), set(new)
+    return (
+        len(new_set - old_set),
+        len((new_set & old_set) & set(changed)),
+        len(old_set - new_set),
+    )
+
+
+def summaries(
+    feeds: Iterable[tuple[FeedKey, str, int]], settings: PlanSettings
+) -> list[FeedSummary]:
+    """The index entries: every feed that lists something, plus `all` always; in path order."""
+    listed = []
+    for key, name, count in sorted(feeds):
+        if count == 0 and key.kind is not FeedKind.ALL:
+            continue
+        title, _ = titles_of(key, name, settings.titles)
+        listed.append(
+            FeedSummary(
+                key=key,
+                title=title,
+                rss_url=settings.base_url + key.rss_path,
+                atom_url=settings.base_url + key.atom_path,
+                items=count,
+            )
+        )
+    return listed

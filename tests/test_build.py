@@ -1,0 +1,356 @@
+"""Builds on real folders: incremental work, GUIDs, duplicates, leaks, stability, atomicity."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import feedparser
+import pytest
+from articlefiles import SECRET, bump_mtime, write_article
+
+from aggregator.build import Builder, BuildReport
+from aggregator.config import Settings
+from aggregator.model import (
+    ArticleAdded,
+    ArticleRejected,
+    ArticleRemoved,
+    ArticleUnpublished,
+    ArticleUpdated,
+    DuplicateUrl,
+    FeedKey,
+    FeedKind,
+    FeedWritten,
+)
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+BASE = "https://feeds.example.org/"
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Iterator[Settings]:
+    (tmp_path / "in").mkdir()
+    return Settings(
+        input=tmp_path / "in",
+        output=tmp_path / "out",
+        state=tmp_path / "state",
+        base_url=BASE,
+        workers=1,
+    )
+
+
+def build(settings: Settings) -> BuildReport:
+    with Builder(settings) as builder:
+        return builder.build()
+
+
+def entries(settings: Settings, feed: str = "all") -> list[feedparser.FeedParserDict]:
+    """The entries of a feed's RSS and Atom files, checked to agree with each other."""
+    rss = feedparser.parse((settings.output / f"{feed}.rss.xml").read_bytes())
+    atom = feedparser.parse((settings.output / f"{feed}.atom.xml").read_bytes())
+    assert not rss.bozo, rss.get("bozo_exception")
+    assert not atom.bozo, atom.get("bozo_exception")
+    assert [e.id for e in rss.entries] == [e.id for e in atom.entries]
+    return list(atom.entries)
+
+
+def written(report: BuildReport) -> set[str]:
+    return {str(e.feed) for e in report.events if isinstance(e, FeedWritten)}
+
+
+def all_output(settings: Settings) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(settings.output.rglob("*")) if p.is_file())
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_seeds_build_into_every_feed(folders: Settings) -> None:
+    shutil.copytree(SEEDS, folders.input, dirs_exist_ok=True)
+    report = build(folders)
+    assert report.read == 5
+    assert report.published == 1
+    assert report.rejected == 0
+    names = {str(p.relative_to(folders.output)) for p in folders.output.rglob("*.xml")}
+    assert names == {
+        f"{stem}.{fmt}.xml"
+        for stem in ("all", "topics/ai", "topics/computer-vision", "providers/forbes-com")
+        for fmt in ("rss", "atom")
+    }
+    (entry,) = entries(folders)
+    assert entry.title == ("How Leaders Can Use Facial Recognition Technology As A Force For Good")
+    assert (folders.output / "index.opml").is_file()
+    assert (folders.output / "index.html").is_file()
+
+
+def test_nothing_changed_rebuild_touches_nothing(folders: Settings) -> None:
+    shutil.copytree(SEEDS, folders.input, dirs_exist_ok=True)
+    build(folders)
+    before = snapshot(folders.output)
+    report = build(folders)
+    assert report.read == 0
+    assert report.written == 0
+    assert snapshot(folders.output) == before
+
+
+def test_one_change_reads_one_file_and_renders_only_its_feeds(folders: Settings) -> None:
+    write_article(folders.input, "a.txt", "https://a.example.com/1", topics=["AI"])
+    write_article(
+        folders.input,
+        "b.txt",
+        "https://b.example.com/1",
+        topics=["Robotics"],
+        provider={"name": "Wired", "domain": "wired.com"},
+    )
+    build(folders)
+    write_article(folders.input, "a.txt", "https://a.example.com/1", title="New", topics=["AI"])
+    report = build(folders)
+    assert report.read == 1
+    assert written(report) == {"all", "topics/ai", "providers/forbes-com"}
+    updated = [e for e in report.events if isinstance(e, ArticleUpdated)]
+    assert [(e.source, e.title) for e in updated] == [("a.txt", "New")]
+    assert [e.title for e in entries(folders, "topics/ai")] == ["New"]
+
+
+def test_guid_survives_edits_of_title_date_and_url(folders: Settings) -> None:
+    write_article(folders.input, "a.txt", "https://a.example.com/1")
+    build(folders)
+    (first,) = entries(folders)
+    write_article(
+        folders.input,
+        "a.txt",
+        "https://a.example.com/renamed",
+        title="Other title",
+        date="2022-01-01T00:00:00Z",
+    )
+    report = build(folders)
+    (again,) = entries(folders)
+    assert again.id == first.id == "https://a.example.com/1"
+    assert again.link == "https://a.example.com/renamed"
+    assert again.title == "Other title"
+    assert not [e for e in report.events if isinstance(e, ArticleAdded | ArticleRemoved)]
+
+
+def test_guid_survives_a_move_and_an_unpublish_republish(folders: Settings) -> None:
+    write_article(folders.input, "a.txt", "https://a.example.com/1")
+    build(folders)
+    (first,) = entries(folders)
+    (folders.input / "a.txt").rename(folders.input / "sub-a.txt")
+    report = build(folders)
+    assert [e.id for e in entries(folders)] == [first.id]
+    assert not [e for e in report.events if isinstance(e, ArticleAdded | ArticleRemoved)]
+
+    write_article(folders.input, "sub-a.txt", "https://a.example.com/1", published=False)
+    report = build(folders)
+    assert entries(folders) == []
+    assert [type(e) for e in report.events if isinstance(e, ArticleUnpublished)]
+    write_article(folders.input, "sub-a.txt", "https://a.example.com/1")
+    build(folders)
+    assert [e.id for e in entries(folders)] == [first.id]
+
+
+def test_deleted_article_leaves_and_returns_with_its_guid(folders: Settings) -> None:
+    write_article(folders.input, "a.txt", "https://a.example.com/1", title="Kept id")
+    write_article(folders.input, "b.txt", "https://b.example.com/1")
+    build(folders)
+    (folders.input / "a.txt").unlink()
+    report = build(folders)
+    removed = [e for e in report.events if isinstance(e, ArticleRemoved)]
+    assert [(e.source, e.title) for e in removed] == [("a.txt", "Kept id")]
+    assert [e.link for e in entries(folders)] == ["https://b.example.com/1"]
+    write_article(folders.input, "again.txt", "https://a.example.com/1")
+    build(folders)
+    assert "https://a.example.com/1" in [e.id for e in entries(folders)]
+
+
+def test_same_weburl_twice_gives_one_item_from_the_newest_file(folders: Settings) -> None:
+    write_article(folders.input, "old.txt", "https://a.example.com/1", title="Old")
+    write_article(folders.input, "new.txt", "https://a.example.com/1", title="New")
+    report = build(folders)
+    assert [e.title for e in entries(folders)] == ["New"]
+    (clash,) = [e for e in report.events if isinstance(e, DuplicateUrl)]
+    assert (clash.winner, clash.losers) == ("new.txt", ("old.txt",))
+    bump_mtime(folders.input / "old.txt")
+    build(folders)
+    assert [e.title for e in entries(folders)] == ["Old"]
+
+
+def test_unpublished_articles_and_secured_never_leak(folders: Settings) -> None:
+    shutil.copytree(SEEDS, folders.input, dirs_exist_ok=True)
+    write_article(
+        folders.input,
+        "x.txt",
+        "https://x.example.com/secret-draft",
+        title="Draft X",
+        published=False,
+        topics=["Draft Topic"],
+    )
+    write_article(folders.input, "y.txt", "https://y.example.com/1", published="true")
+    write_article(folders.input, "z.txt", "https://z.example.com/1", title="Visible")
+    build(folders)
+    data = all_output(folders)
+    assert b"Visible" in data
+    for leak in (
+        SECRET.encode(),
+        b"secret-draft",
+        b"Draft X",
+        b"draft-topic",
+        b"y.example.com",
+        b"secured",
+        b"14jCMZVnigTskCMEkoA",
+    ):
+        assert leak not in data
+    for seed in SEEDS.iterdir():
+        text = seed.read_text(encoding="utf-8")
+        if "published: false" in text:
+            url = next(line for line in text.splitlines() if line.startswith("webUrl:"))
+            assert url.split('"')[1].encode() not in data
+
+
+def test_a_bad_file_is_reported_and_the_rest_goes_on(folders: Settings) -> None:
+    write_article(folders.input, "good.txt", "https://a.example.com/1")
+    (folders.input / "bad.txt").write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    report = build(folders)
+    (rejected,) = [e for e in report.events if isinstance(e, ArticleRejected)]
+    assert rejected.source == "bad.txt"
+    assert "bad.txt" in rejected.reason
+    assert [e.link for e in entries(folders)] == ["https://a.example.com/1"]
+
+
+def test_a_broken_edit_keeps_the_last_good_version_listed(folders: Settings) -> None:
+    write_article(folders.input, "a.txt", "https://a.example.com/1", title="Good")
+    build(folders)
+    (folders.input / "a.txt").write_text("---\ntitle: [half-written\n", encoding="utf-8")
+    report = build(folders)
+    (rejected,) = [e for e in report.events if isinstance(e, ArticleRejected)]
+    assert rejected.kept_previous
+    assert [e.title for e in entries(folders)] == ["Good"]
+    write_article(folders.input, "a.txt", "https://a.example.com/1", title="Fixed")
+    build(folders)
+    assert [e.title for e in entries(folders)] == ["Fixed"]
+
+
+def test_a_feed_whose_last_item_left_stays_valid_and_empty(folders: Settings) -> None:
+    write_article(folders.input, "a.txt", "https://a.example.com/1", topics=["Robotics"])
+    write_article(folders.input, "b.txt", "https://b.example.com/1", topics=["AI"])
+    build(folders)
+    (folders.input / "a.txt").unlink()
+    report = build(folders)
+    assert "topics/robotics" in written(report)
+    assert entries(folders, "topics/robotics") == []
+    feed = feedparser.parse((folders.output / "topics/robotics.atom.xml").read_bytes())
+    assert feed.feed.title == "Topic: Robotics"
+
+
+def test_slugs_never_leave_the_output_folder(folders: Settings) -> None:
+    write_article(
+        folders.input,
+        "a.txt",
+        "https://a.example.com/1",
+        topics=["../../../escape", "..", "/etc/passwd", "Réalité Augmentée", "東京"],
+        provider={"name": "../../x", "domain": "../.."},
+    )
+    build(folders)
+    outside = [p for p in folders.output.parent.rglob("*.xml") if folders.output not in p.parents]
+    assert outside == []
+    topics = sorted(p.name for p in (folders.output / "topics").iterdir())
+    assert topics == sorted(
+        f"{slug}.{fmt}.xml"
+        for slug in ("escape", "etc-passwd", "realite-augmentee", "dongjing")
+        for fmt in ("rss", "atom")
+    )
+    assert [p.name for p in (folders.output / "providers").iterdir()] == []
+
+
+def test_max_items_keeps_the_newest(folders: Settings) -> None:
+    for day in range(1, 8):
+        write_article(
+            folders.input,
+            f"{day}.txt",
+            f"https://a.example.com/{day}",
+            date=f"2021-01-0{day}T00:00:00Z",
+        )
+    settings = Settings(**{**_fields(folders), "max_items": 3})
+    build(settings)
+    assert [e.link for e in entries(settings)] == [
+        "https://a.example.com/7",
+        "https://a.example.com/6",
+        "https://a.example.com/5",
+    ]
+
+
+def test_changed_base_url_rerenders_every_feed(folders: Settings) -> None:
+    shutil.copytree(SEEDS, folders.input, dirs_exist_ok=True)
+    build(folders)
+    moved = Settings(**{**_fields(folders), "base_url": "https://other.example.net/f/"})
+    report = build(moved)
+    assert report.written == 4
+    assert (
+        b"https://other.example.net/f/all.atom.xml" in (moved.output / "all.atom.xml").read_bytes()
+    )
+    assert b"https://other.example.net/f/all.rss.xml" in (moved.output / "index.opml").read_bytes()
+
+
+def test_a_deleted_feed_file_is_written_again(folders: Settings) -> None:
+    shutil.copytree(SEEDS, folders.input, dirs_exist_ok=True)
+    build(folders)
+    (folders.output / "topics/ai.rss.xml").unlink()
+    report = build(folders)
+    assert written(report) == {"topics/ai"}
+    assert (folders.output / "topics/ai.rss.xml").is_file()
+
+
+def test_readers_never_see_a_partial_file(folders: Settings) -> None:
+    for i in range(30):
+        write_article(folders.input, f"{i}.txt", f"https://a.example.com/{i}")
+    build(folders)
+    target = folders.output / "all.rss.xml"
+    stop = threading.Event()
+    failures: list[str] = []
+    reads = [0]
+
+    def reader() -> None:
+        while not stop.is_set():
+            data = target.read_bytes()
+            reads[0] += 1
+            try:
+                ET.fromstring(data)
+            except ET.ParseError as exc:
+                failures.append(str(exc))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for round_ in range(15):
+            write_article(folders.input, "0.txt", "https://a.example.com/0", title=f"T{round_}")
+            build(folders)
+    finally:
+        stop.set()
+        thread.join()
+    assert reads[0] > 0
+    assert failures == []
+    assert not list(folders.output.rglob(".*.tmp"))
+
+
+def test_feed_keys_of_the_seed(folders: Settings) -> None:
+    shutil.copytree(SEEDS, folders.input, dirs_exist_ok=True)
+    report = build(folders)
+    (added,) = [e for e in report.events if isinstance(e, ArticleAdded)]
+    assert added.feeds == (
+        FeedKey.everything(),
+        FeedKey(FeedKind.TOPIC, "computer-vision"),
+        FeedKey(FeedKind.TOPIC, "ai"),
+        FeedKey(FeedKind.PROVIDER, "forbes-com"),
+    )
+
+
+def _fields(settings: Settings) -> dict[str, object]:
+    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
