@@ -267,7 +267,7 @@ def test_slugs_never_leave_the_output_folder(folders: Settings) -> None:
         for slug in ("escape", "etc-passwd", "realite-augmentee", "dongjing")
         for fmt in ("rss", "atom")
     )
-    assert [p.name for p in (folders.output / "providers").iterdir()] == []
+    assert not (folders.output / "providers").exists()
 
 
 def test_max_items_keeps_the_newest(folders: Settings) -> None:
