@@ -70,14 +70,20 @@ def render_feed(plan: FeedPlan) -> tuple[RenderedFile, RenderedFile]:
     gives the same bytes. Raises `ValueError` for a naive datetime.
     """
     fg = _feed(plan)
-    # One generator serves both formats; only the rel="self" link differs between them.
-    # RSS takes its <link> from the last link given, so the alternate (home page) goes last.
+    # One generator serves both formats; what differs is set before each is serialised:
+    # - the rel="self" link. RSS takes its <link> from the last link given, so the alternate
+    #   (home page) goes last;
+    # - the description: readers take an RSS channel description as HTML, so it is escaped
+    #   there, while Atom's subtitle (feedgen writes no type) is plain text.
+    description = xml_safe(plan.description).strip() or fg.title()  # RSS requires one
     home = {"href": xml_safe(plan.home_url), "rel": "alternate", "type": "text/html"}
     rss_self = {"href": xml_safe(plan.rss_url), "rel": "self", "type": RSS_TYPE}
     fg.link([rss_self, home], replace=True)
+    fg.description(html.escape(description, quote=False))
     rss = _hex_refs(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
     atom_self = {"href": xml_safe(plan.atom_url), "rel": "self", "type": ATOM_TYPE}
     fg.link([atom_self, home], replace=True)
+    fg.description(description)
     atom = _hex_refs(fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True))
     return RenderedFile(plan.key.rss_path, rss), RenderedFile(plan.key.atom_path, atom)
 
@@ -104,8 +110,6 @@ def _feed(plan: FeedPlan) -> Any:
     fg.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
     title = xml_safe(plan.title).strip() or plan.key.stem
     fg.title(title)
-    # RSS requires a non-empty channel description.
-    fg.description(xml_safe(plan.description).strip() or title)
     fg.id(xml_safe(plan.atom_url))
     fg.language(plan.language)
     fg.updated(_utc(plan.updated))  # also lastBuildDate; without it feedgen uses the clock
