@@ -14,24 +14,31 @@ A bad file is recorded and reported, never fatal: the other files and feeds go o
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from aggregator import __version__
-from aggregator.articles import read_article
-from aggregator.catalog import Catalog, FeedRecord, FileChange
+from aggregator.catalog import (
+    Catalog,
+    FeedRecord,
+    FileChange,
+    article_from_json,
+    article_to_json,
+    format_date,
+    parse_date,
+)
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError, ArticleError, ConfigError
 from aggregator.model import (
@@ -53,12 +60,17 @@ from aggregator.plan import (
     summaries,
 )
 from aggregator.publish import publish_all
-from aggregator.sources import SourceFilter, scan_sources, stat_source
+from aggregator.sources import FileStat, SourceFilter, scan_sources, stat_source
+
+LOGGER = logging.getLogger("aggregator.build")
 
 _INDEXES = ("index.opml", "index.html")
 
-# Below this many files, starting worker processes costs more than it saves.
-PARALLEL_THRESHOLD = 200
+# Below these, starting worker processes costs more than it saves.
+PARALLEL_FILES = 200
+PARALLEL_FEEDS = 24
+# Parsed files are synced in batches of this many while the workers read the next ones.
+SYNC_BATCH = 1000
 
 
 class Progress(Protocol):
@@ -128,22 +140,130 @@ class BuildLock:
             self._handle = None
 
 
-def _read_one(root: str, rel: str, max_bytes: int) -> tuple[str, Article | None, str | None]:
-    """Worker: one file → (path, article, error). Top level so worker processes can run it."""
+def _read_json(root: str, rel: str, max_bytes: int) -> tuple[str, str | None, str | None]:
+    """Worker: one file → (path, article in the catalog's JSON form, error).
+
+    JSON, not the Article: it is what the catalog stores, and it crosses the process
+    boundary several times faster than a pickled dataclass tree.
+    """
+    from aggregator.articles import read_article
+
     try:
-        return rel, read_article(Path(root) / rel, rel, max_bytes=max_bytes), None
+        article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
     except ArticleError as exc:
         return rel, None, str(exc)
+    return rel, article_to_json(article), None
 
 
 def _read_chunk(
     root: str, rels: list[str], max_bytes: int
-) -> list[tuple[str, Article | None, str | None]]:
-    return [_read_one(root, rel, max_bytes) for rel in rels]
+) -> list[tuple[str, str | None, str | None]]:
+    return [_read_json(root, rel, max_bytes) for rel in rels]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOutcome:
+    """One feed rendered and published (in this process or a worker)."""
+
+    key: FeedKey
+    name: str
+    updated: datetime
+    guids: tuple[str, ...]
+    previous_guids: tuple[str, ...]
+    written: bool
+    errors: tuple[tuple[str, str], ...]  # (path, reason) of files that could not be written
+
+
+def render_feeds(
+    catalog: Catalog,
+    output: Path,
+    keys: Sequence[FeedKey],
+    settings: PlanSettings,
+    cache: dict[str, Article],
+) -> list[RenderOutcome]:
+    """Plan, render and publish feeds from the catalog's current items."""
+    # Imported here, not at the top: feedgen and lxml take longer to import than a
+    # build with nothing to render takes to run.
+    from aggregator.render import render_feed
+
+    plans = []
+    for key in keys:
+        previous = catalog.feed_record(key)
+        items = catalog.newest(key, settings.max_items, cache)
+        if not items and previous is None:
+            continue  # never listed anything: no feed to keep valid
+        previous_name = previous.name if previous else None
+        plan = plan_feed(
+            key,
+            items,
+            settings,
+            previous_name=previous_name,
+            previous_updated=previous.updated if previous else None,
+        )
+        plans.append((plan, feed_name(key, items, previous_name), previous))
+    files: list[RenderedFile] = []
+    for plan, _, _ in plans:
+        files.extend(render_feed(plan))
+    results = {r.path: r for r in publish_all(output, files)}
+    outcomes = []
+    for plan, name, previous in plans:
+        pair = (results[plan.key.rss_path], results[plan.key.atom_path])
+        outcomes.append(
+            RenderOutcome(
+                key=plan.key,
+                name=name,
+                updated=plan.updated,
+                guids=tuple(item.guid for item in plan.items),
+                previous_guids=previous.guids if previous else (),
+                written=any(r.written for r in pair),
+                errors=tuple((r.error.path, r.error.reason) for r in pair if r.error),
+            )
+        )
+    return outcomes
+
+
+def _render_chunk(
+    catalog_path: str, output: str, keys: list[str], settings: PlanSettings
+) -> list[tuple[str, str, str, tuple[str, ...], tuple[str, ...], bool, tuple[Any, ...]]]:
+    """Worker: render some feeds from a read-only view of the committed catalog."""
+    catalog = Catalog(Path(catalog_path), readonly=True)
+    try:
+        outcomes = render_feeds(
+            catalog, Path(output), [FeedKey.parse(k) for k in keys], settings, {}
+        )
+    finally:
+        catalog.close()
+    # Plain tuples: cheap to send back across the process boundary.
+    return [
+        (str(o.key), o.name, format_date(o.updated), o.guids, o.previous_guids, o.written, o.errors)
+        for o in outcomes
+    ]
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _Workers:
+    """A process pool started on first use and shut down with the build."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._pool: Executor | None = None
+
+    @property
+    def pool(self) -> Executor:
+        if self._pool is None:
+            # forkserver, not fork: the daemon has threads, and forking a threaded process
+            # can copy a held lock into the child.
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=context)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 class Builder:
@@ -202,26 +322,35 @@ class Builder:
         started = time.perf_counter()
         full_scan = changed is None
         to_read, gone = self._find_changes(changed)
-        changes = list(self._read(to_read, progress))
-        changes += [FileChange(path, None) for path in sorted(gone)]
-        sync = self.catalog.sync(changes, self.now)
-        events: list[ChangeEvent] = list(sync.events)
+        workers = _Workers(self.settings.worker_count)
+        try:
+            sync = self.catalog.sync(self._changes(to_read, gone, workers, progress), self.now)
+            events: list[ChangeEvent] = list(sync.events)
+            synced = time.perf_counter()
 
-        fingerprint = self._settings_fingerprint()
-        settings_changed = self.catalog.meta("render_settings") != fingerprint
-        known = {r.key for r in self.catalog.feed_records()} | self.catalog.listed_feeds()
-        missing = self._missing_outputs(known) if full_scan else []
-        dirty = self.catalog.pending_feeds()
-        keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
-
-        written, unchanged, failed = self._render_and_publish(
-            keys, sync.articles, sync.changed_guids, events
-        )
+            fingerprint = self._settings_fingerprint()
+            settings_changed = self.catalog.meta("render_settings") != fingerprint
+            known = {r.key for r in self.catalog.feed_records()} | self.catalog.listed_feeds()
+            missing = self._missing_outputs(known) if full_scan else []
+            dirty = self.catalog.pending_feeds()
+            keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
+            written, unchanged, failed = self._render_and_publish(
+                keys, sync.articles, sync.changed_guids, events, workers
+            )
+        finally:
+            workers.close()
         if settings_changed and not failed:
             self.catalog.set_meta("render_settings", fingerprint)
 
         _, _, published = self.catalog.counts()
         seconds = time.perf_counter() - started
+        LOGGER.debug(
+            "build: %d files read and synced in %.3f s, %d feeds rendered in %.3f s",
+            len(to_read),
+            synced - started,
+            len(keys),
+            seconds - (synced - started),
+        )
         events.append(
             BuildFinished(
                 seconds=seconds,
@@ -243,14 +372,14 @@ class Builder:
             seconds=seconds,
         )
 
-    def _find_changes(self, changed: Iterable[str] | None) -> tuple[list[str], set[str]]:
-        """(files to read, files gone) — by size and mtime against the catalog."""
+    def _find_changes(self, changed: Iterable[str] | None) -> tuple[dict[str, FileStat], set[str]]:
+        """(files to read with their stat, files gone) — by size and mtime against the catalog."""
         if changed is None:
             on_disk = scan_sources(self.filter)
             known = self.catalog.file_stats()
-            to_read = sorted(p for p, st in on_disk.items() if known.get(p) != st)
+            to_read = {p: st for p, st in sorted(on_disk.items()) if known.get(p) != st}
             return to_read, set(known) - set(on_disk)
-        to_read, gone = [], set()
+        to_read, gone = {}, set()
         for path in sorted(set(changed)):
             rel = self.filter.relative(path)
             if rel is None or not self.filter.matches(rel):
@@ -261,46 +390,71 @@ class Builder:
                 if known_stat is not None:
                     gone.add(rel)
             elif stat != known_stat:
-                to_read.append(rel)
+                to_read[rel] = stat
         return to_read, gone
 
-    def _read(self, paths: list[str], progress: Progress | None) -> Iterator[FileChange]:
-        """Parse the files; a file that vanished meanwhile counts as deleted."""
+    def _changes(
+        self,
+        to_read: dict[str, FileStat],
+        gone: set[str],
+        workers: _Workers,
+        progress: Progress | None,
+    ) -> Iterator[list[FileChange]]:
+        """Batches of file changes, yielded as the files are parsed.
+
+        The stat recorded is the one taken before reading, so a file changed meanwhile
+        has a newer mtime than recorded and is read again next time.
+        """
         if progress is not None:
-            progress.start(len(paths))
-        root = str(self.filter.root)
-        max_bytes = self.settings.max_file_bytes
-        for rel, article, error in self._parse(root, paths, max_bytes, progress):
-            stat = stat_source(self.filter, rel)
-            if stat is None:
-                yield FileChange(rel, None)
-            else:
-                yield FileChange(rel, stat, article, error)
+            progress.start(len(to_read))
+        # Deletions ride with the first files read: a move (old path gone, new path
+        # read) that lands in one batch is one update that keeps its GUID.
+        batch = [FileChange(path, None) for path in sorted(gone)]
+        for rel, article, article_json, error in self._parse(list(to_read), workers):
+            stat: FileStat | None = to_read[rel]
+            if error is not None and stat_source(self.filter, rel) is None:
+                stat = None  # vanished while being read: it is a deletion
+            batch.append(FileChange(rel, stat, article, error, article_json))
+            if len(batch) >= SYNC_BATCH:
+                if progress is not None:
+                    progress.advance(len(batch))
+                yield batch
+                batch = []
+        if batch:
+            if progress is not None:
+                progress.advance(len(batch))
+            yield batch
         if progress is not None:
             progress.finish()
 
     def _parse(
-        self, root: str, paths: list[str], max_bytes: int, progress: Progress | None
-    ) -> Iterator[tuple[str, Article | None, str | None]]:
-        workers = min(self.settings.worker_count, max(1, len(paths) // PARALLEL_THRESHOLD))
-        if workers <= 1:
+        self, paths: list[str], workers: _Workers
+    ) -> Iterator[tuple[str, Article | None, str | None, str | None]]:
+        """(path, article, its JSON, error) for each file, in worker processes if many."""
+        root = str(self.filter.root)
+        max_bytes = self.settings.max_file_bytes
+        if len(paths) < PARALLEL_FILES or workers.count <= 1:
+            from aggregator.articles import read_article
+
             for rel in paths:
-                yield _read_one(root, rel, max_bytes)
-                if progress is not None:
-                    progress.advance(1)
+                try:
+                    article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
+                except ArticleError as exc:
+                    yield rel, None, None, str(exc)
+                    continue
+                yield rel, article, None, None
             return
-        # forkserver, not fork: the daemon has threads, and forking a threaded process
-        # can copy a held lock into the child.
-        context = multiprocessing.get_context("forkserver")
-        size = max(16, min(256, len(paths) // (workers * 8)))
+        size = max(16, min(256, len(paths) // (workers.count * 8)))
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for results in pool.map(
-                _read_chunk, [root] * len(chunks), chunks, [max_bytes] * len(chunks)
-            ):
-                yield from results
-                if progress is not None:
-                    progress.advance(len(results))
+        results = workers.pool.map(
+            _read_chunk, [root] * len(chunks), chunks, [max_bytes] * len(chunks)
+        )
+        for chunk in results:
+            for rel, article_json, error in chunk:
+                if article_json is None:
+                    yield rel, None, None, error
+                else:
+                    yield rel, article_from_json(article_json), article_json, None
 
     def _settings_fingerprint(self) -> str:
         data = json.dumps([__version__, asdict(self.plan_settings)], sort_keys=True, default=str)
@@ -314,61 +468,53 @@ class Builder:
             or not (self.output / key.atom_path).is_file()
         ]
 
+    def _render(
+        self, keys: list[FeedKey], parsed: dict[str, Article], workers: _Workers
+    ) -> list[RenderOutcome]:
+        if len(keys) < PARALLEL_FEEDS or workers.count <= 1:
+            return render_feeds(self.catalog, self.output, keys, self.plan_settings, dict(parsed))
+        # Small chunks balance the load: a few feeds (all, the big topics) are far larger.
+        chunks = [[str(k) for k in keys[i : i + 8]] for i in range(0, len(keys), 8)]
+        results = workers.pool.map(
+            _render_chunk,
+            [str(self.catalog.path)] * len(chunks),
+            [str(self.output)] * len(chunks),
+            chunks,
+            [self.plan_settings] * len(chunks),
+        )
+        return [
+            RenderOutcome(FeedKey.parse(k), name, parse_date(updated), guids, prev, wrote, errs)
+            for chunk in results
+            for k, name, updated, guids, prev, wrote, errs in chunk
+        ]
+
     def _render_and_publish(
         self,
         keys: list[FeedKey],
         parsed: dict[str, Article],
         changed_guids: set[str],
         events: list[ChangeEvent],
+        workers: _Workers,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
-        # Imported here, not at the top: feedgen and lxml take longer to import than a
-        # build with nothing to render takes to run.
-        from aggregator.render import render_feed
-
-        cache = dict(parsed)
-        records: list[FeedRecord] = []
-        files: list[RenderedFile] = []
-        counts: list[tuple[int, int, int]] = []
-        for key in keys:
-            previous = self.catalog.feed_record(key)
-            items = self.catalog.newest(key, self.settings.max_items, cache)
-            if not items and previous is None:
-                continue  # never listed anything: no feed to keep valid
-            plan = plan_feed(
-                key,
-                items,
-                self.plan_settings,
-                previous_name=previous.name if previous else None,
-                previous_updated=previous.updated if previous else None,
-            )
-            files.extend(render_feed(plan))
-            guids = tuple(item.guid for item in items)
-            counts.append(
-                added_updated_removed(previous.guids if previous else (), guids, changed_guids)
-            )
-            name = feed_name(key, items, previous.name if previous else None)
-            records.append(FeedRecord(key, name, plan.updated, guids))
-
-        results = publish_all(self.output, files)
-        by_path = {r.path: r for r in results}
         written = unchanged = 0
         done: list[FeedRecord] = []
         failed: list[FeedKey] = []
-        for record, (added, updated, removed) in zip(records, counts, strict=True):
-            pair = [by_path[record.key.rss_path], by_path[record.key.atom_path]]
-            errors = [r.error for r in pair if r.error is not None]
-            if errors:
-                failed.append(record.key)
-                events.extend(WriteFailed(str(e.path), e.reason) for e in errors)
+        for outcome in self._render(keys, parsed, workers):
+            if outcome.errors:
+                failed.append(outcome.key)
+                events.extend(WriteFailed(path, reason) for path, reason in outcome.errors)
                 continue
-            done.append(record)
-            if any(r.written for r in pair):
+            done.append(FeedRecord(outcome.key, outcome.name, outcome.updated, outcome.guids))
+            if outcome.written:
                 written += 1
-                events.append(FeedWritten(record.key, added, updated, removed, len(record.guids)))
+                added, updated, removed = added_updated_removed(
+                    outcome.previous_guids, outcome.guids, changed_guids
+                )
+                events.append(FeedWritten(outcome.key, added, updated, removed, len(outcome.guids)))
             else:
                 unchanged += 1
-                events.append(FeedUnchanged(record.key))
+                events.append(FeedUnchanged(outcome.key))
         self.catalog.finish_feeds(done, failed)
         if done or not all((self.output / name).is_file() for name in _INDEXES):
             self._publish_indexes(events)
@@ -388,13 +534,3 @@ class Builder:
         for result in publish_all(self.output, [opml, html]):
             if result.error is not None:
                 events.append(WriteFailed(result.error.path, result.error.reason))
-
-
-@contextlib.contextmanager
-def open_builder(settings: Settings) -> Iterator[Builder]:
-    """A Builder that is closed (catalog and lock released) on the way out."""
-    builder = Builder(settings)
-    try:
-        yield builder
-    finally:
-        builder.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -94,17 +94,15 @@ SCHEMA_VERSION = max(_MIGRATIONS)
 # --- Article <-> JSON ---------------------------------------------------------------------
 # The catalog owns its storage format; nothing else reads these strings.
 
-_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width: sorts as text in date order
-
 
 def format_date(value: datetime) -> str:
-    """A UTC datetime as the catalog's sortable text."""
-    return value.astimezone(UTC).strftime(_DATE_FORMAT)
+    """A UTC datetime as the catalog's text: fixed width, so it sorts in date order."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def parse_date(text: str) -> datetime:
     """Inverse of `format_date`."""
-    return datetime.strptime(text, _DATE_FORMAT).replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)
 
 
 def article_to_json(article: Article) -> str:
@@ -159,13 +157,15 @@ class FileChange:
     """One article file as a build found it.
 
     `stat is None` means the file is gone. Otherwise exactly one of `article` (it parsed)
-    and `error` (why it was rejected) is set.
+    and `error` (why it was rejected) is set. `article_json` may carry the article's stored
+    form when the reader already made it (in a worker process, off the main one).
     """
 
     path: str
     stat: FileStat | None
     article: Article | None = None
     error: str | None = None
+    article_json: str | None = None
 
 
 @dataclass(slots=True)
@@ -220,14 +220,19 @@ def _marks(n: int) -> str:
 class Catalog:
     """An open catalog file. One writer at a time (the build lock sees to that)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         try:
+            if readonly:
+                # Worker processes that render feeds only read; WAL lets them read while
+                # nothing else writes, without taking any write lock.
+                uri = f"file:{path.resolve()}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise CatalogError(str(path), _storage_reason(exc)) from exc
@@ -391,18 +396,28 @@ class Catalog:
             (str(record.key), record.name, format_date(record.updated), json.dumps(record.guids)),
         )
 
-    def sync(self, changes: Sequence[FileChange], now: Callable[[], datetime]) -> SyncResult:
-        """Apply a batch of file changes; say which articles entered, changed or left feeds.
+    def sync(
+        self, batches: Iterable[Sequence[FileChange]], now: Callable[[], datetime]
+    ) -> SyncResult:
+        """Apply file changes; say which articles entered, changed or left which feeds.
 
-        Runs in one transaction: a failure leaves the catalog as it was. `now` is asked
-        only for the first-published time of a never-seen article.
+        The changes come in batches so that a caller can apply one while it still reads
+        the next; all batches run in one transaction: a failure leaves the catalog as it
+        was. `now` is asked only for the first-published time of a never-seen article.
         """
+        total = SyncResult()
         with self.transaction():
-            result = _Sync(self._db, now).run(changes)
+            for batch in batches:
+                result = _Sync(self._db, now).run(batch)
+                total.events.extend(result.events)
+                total.dirty_feeds |= result.dirty_feeds
+                total.changed_guids |= result.changed_guids
+                total.articles.update(result.articles)
+                total.rejected += result.rejected
             # Recorded with the changes themselves, so a crash before the feeds are
             # written cannot leave them stale forever.
-            self.add_pending(result.dirty_feeds)
-            return result
+            self.add_pending(total.dirty_feeds)
+        return total
 
 
 class _Sync:
@@ -442,7 +457,10 @@ class _Sync:
                 article = change.article
                 result.articles[change.path] = article
                 new_files[change.path] = _FileRow(
-                    change.path, change.stat.mtime_ns, article.url, article_to_json(article)
+                    change.path,
+                    change.stat.mtime_ns,
+                    article.url,
+                    change.article_json or article_to_json(article),
                 )
                 affected_urls.add(article.url)
             else:

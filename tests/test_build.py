@@ -354,3 +354,33 @@ def test_feed_keys_of_the_seed(folders: Settings) -> None:
 
 def _fields(settings: Settings) -> dict[str, object]:
     return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+def test_parallel_build_gives_the_same_bytes_as_a_serial_one(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    topics = [f"Topic {n}" for n in range(30)]
+    for i in range(260):
+        write_article(
+            source,
+            f"{i:03}.txt",
+            f"https://a.example.com/{i}",
+            title=f"Article {i}",
+            date=f"2021-03-{1 + i % 28:02}T{i % 24:02}:00:00Z",
+            topics=[topics[i % 30], topics[(i * 7) % 30]],
+            provider={"name": f"P{i % 5}", "domain": f"p{i % 5}.example.com"},
+            published=i % 4 != 0,
+        )
+    outputs = []
+    for workers in (1, 2):
+        settings = Settings(
+            input=source,
+            output=tmp_path / f"out{workers}",
+            state=tmp_path / f"state{workers}",
+            base_url=BASE,
+            workers=workers,
+        )
+        report = build(settings)
+        assert report.read == 260
+        assert report.written == 1 + 30 + 5
+        outputs.append({k: v[0] for k, v in snapshot(settings.output).items()})
+    assert outputs[0] == outputs[1]
