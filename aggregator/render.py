@@ -28,13 +28,14 @@ newsboat, reader) and keeps the article's text exactly as written:
   for plain text. One case still draws a W3C warning, by design of its heuristic: a title,
   name or category that literally contains an HTML end tag such as `</b>`.
 
-Speed: an item's entry and elements are built once and copied into every feed it is in
+Speed: an item's entry and elements are built once and lent to every feed it is in
 (`_entry`, `_SharedEntry`); feedgen still produces all the XML.
 """
 
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -57,7 +58,7 @@ RSS_TYPE = "application/rss+xml"
 ATOM_TYPE = "application/atom+xml"
 
 # A cold build renders each article into every feed it is in (all, its topics, its provider):
-# its entry is built once and copied into each. One cached item costs about 20 kB (feedgen's
+# its entry is built once and lent to each. One cached item costs about 20 kB (feedgen's
 # entry and both formats' elements), so 8192 items stay under ~170 MB, and hold a full build
 # (340 feeds x 50 items is 5000-7000 distinct items) for the next, incremental, builds.
 _ENTRY_CACHE_SIZE = 8192
@@ -69,6 +70,12 @@ def render_feed(plan: FeedPlan) -> tuple[RenderedFile, RenderedFile]:
     Items keep the plan's order (newest first). Nothing depends on the clock: the same plan
     gives the same bytes. Raises `ValueError` for a naive datetime.
     """
+    with _LOCK:
+        _Round.current += 1
+        return _render(plan)
+
+
+def _render(plan: FeedPlan) -> tuple[RenderedFile, RenderedFile]:
     fg = _feed(plan)
     # One generator serves both formats; what differs is set before each is serialised:
     # - the rel="self" link. RSS takes its <link> from the last link given, so the alternate
@@ -121,31 +128,50 @@ def _feed(plan: FeedPlan) -> Any:
     return fg
 
 
-class _SharedEntry(FeedEntry):  # type: ignore[misc]  # feedgen has no type hints
-    """A FeedEntry that builds its `<item>` and `<entry>` elements once.
+class _Round:
+    """Which render is in progress (changed under `_LOCK` only): see `_SharedEntry`."""
 
-    feedgen rebuilds an entry's elements every time a feed is serialised; one article is in
-    several feeds (all, each topic, its provider), so the elements are built on first use and
-    each feed gets a copy (an lxml element has a single parent). The entry must not change
-    after its first serialisation: `_entry` builds it completely before handing it out.
+    current = 0
+
+
+# _SharedEntry moves one lxml element from feed to feed, so two renders must not interleave.
+# Rendering holds the GIL almost throughout anyway: the lock costs no parallelism.
+_LOCK = threading.Lock()
+
+
+class _SharedEntry(FeedEntry):  # type: ignore[misc]  # feedgen has no type hints
+    """A FeedEntry that builds its `<item>` and `<entry>` elements once and lends them.
+
+    feedgen rebuilds an entry's elements every time a feed is serialised, and one article is
+    in several feeds (all, each topic, its provider). Here the elements are built on first
+    use and then handed out as they are: appending an lxml element to another feed's tree
+    *moves* it there, out of the previous feed's tree, which is serialised already and
+    dropped. Copying instead costs more than a third of a warm build. Within one render an
+    element is lent once; the same item listed twice gets a copy the second time. The entry
+    must not change after it is first built: `_entry` sets everything before handing it out.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._built: dict[tuple[str, bool], Any] = {}
+        self._built: dict[str, Any] = {}
+        self._lent_in: dict[str, int] = {}
 
     def rss_entry(self, extensions: bool = True) -> Any:
-        return self._copy_of("rss", extensions, super().rss_entry)
+        return self._lend("rss", extensions, super().rss_entry)
 
     def atom_entry(self, extensions: bool = True) -> Any:
-        return self._copy_of("atom", extensions, super().atom_entry)
+        return self._lend("atom", extensions, super().atom_entry)
 
-    def _copy_of(self, kind: str, extensions: bool, build: Callable[[bool], Any]) -> Any:
-        key = (kind, extensions)
-        element = self._built.get(key)
+    def _lend(self, kind: str, extensions: bool, build: Callable[[bool], Any]) -> Any:
+        if not extensions:  # feedgen always asks with extensions; not worth keeping
+            return build(extensions)
+        element = self._built.get(kind)
         if element is None:
-            element = self._built[key] = build(extensions)
-        return element.__copy__()  # lxml copies the whole subtree
+            element = self._built[kind] = build(True)
+        if self._lent_in.get(kind) == _Round.current:
+            return element.__copy__()  # listed twice in this feed: lxml copies the subtree
+        self._lent_in[kind] = _Round.current
+        return element
 
 
 @lru_cache(maxsize=_ENTRY_CACHE_SIZE)

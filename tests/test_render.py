@@ -7,6 +7,7 @@ normalises too much, with the XML itself. The indexes are read with xml.etree an
 from __future__ import annotations
 
 import html
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -289,6 +290,44 @@ def test_an_edited_article_is_rendered_anew() -> None:
     after = render_feed(plan((item(article(title="Corrected"), guid="urn:example:1"),)))
     assert parse(after[1].data).entries[0].title == "Corrected"
     assert before != after
+
+
+def test_items_shared_between_feeds_stay_in_each() -> None:
+    # One item's elements are reused by every feed it is in; each feed must still list all
+    # of its items, also when an item comes twice in one plan (a planner bug, not ours to
+    # hide) and when the feeds are rendered again in another order.
+    a, b = item(article(1)), item(article(2))
+    plans = [
+        plan((a, b)),
+        plan((b,), key=FeedKey(FeedKind.TOPIC, "ai")),
+        plan((a, a, b), key=FeedKey(FeedKind.PROVIDER, "example-com")),
+    ]
+    first = [render_feed(p) for p in plans]
+    again = [render_feed(p) for p in reversed(plans)][::-1]
+    assert again == first
+    for p, files in zip(plans, first, strict=True):
+        for f in files:
+            assert [e.id for e in parse(f.data).entries] == [i.guid for i in p.items]
+
+
+def test_threads_render_the_same_bytes() -> None:
+    plans = [
+        plan(tuple(item(article(n)) for n in range(k, k + 5)), key=FeedKey(FeedKind.TOPIC, f"t{k}"))
+        for k in range(8)
+    ]
+    expected = [render_feed(p) for p in plans]
+    render.clear_cache()
+    results: dict[int, list[Any]] = {}
+
+    def work(worker: int) -> None:
+        results[worker] = [render_feed(p) for p in plans]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == expected for r in results.values())
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
