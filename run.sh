@@ -19,7 +19,12 @@ setup() {
     # Reinstall only when the project's metadata changed since the last install.
     stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
     if [ ! -e "$stamp" ]; then
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+        # The log is shown only when the install fails: a working set-up stays quiet.
+        if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[dev]' \
+            >"$VENV/install.log" 2>&1; then
+            cat "$VENV/install.log" >&2
+            exit 1
+        fi
         rm -f "$VENV"/.installed-*
         touch "$stamp"
     fi

@@ -1,0 +1,68 @@
+"""The seeds' feeds, compared byte for byte with tests/golden/.
+
+After an intended change of the output, regenerate with
+`UPDATE_GOLDEN=1 ./run.sh test tests/test_golden.py` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from aggregator.build import Builder
+from aggregator.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests/golden"
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    work = tmp_path_factory.mktemp("golden")
+    shutil.copytree(ROOT / "seeds", work / "in")
+    settings = Settings(
+        input=work / "in",
+        output=work / "out",
+        state=work / "state",
+        base_url="https://feeds.example.org/",
+    )
+    with Builder(settings) as builder:
+        builder.build()
+    if os.environ.get("UPDATE_GOLDEN"):
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        shutil.copytree(work / "out", GOLDEN)
+    return files_of(work / "out")
+
+
+def test_the_seeds_give_the_golden_files_byte_for_byte(built: dict[str, bytes]) -> None:
+    golden = files_of(GOLDEN)
+    assert sorted(built) == sorted(golden)
+    for name, data in golden.items():
+        assert built[name] == data, f"{name} differs from tests/golden/{name}"
+
+
+def test_the_golden_feeds_parse_back(built: dict[str, bytes]) -> None:
+    feeds = [name for name in built if name.endswith(".xml")]
+    assert len(feeds) == 8
+    for name in feeds:
+        parsed = feedparser.parse(built[name])
+        assert not parsed.bozo, (name, parsed.get("bozo_exception"))
+        assert parsed.version == ("rss20" if name.endswith(".rss.xml") else "atom10")
+        (entry,) = parsed.entries
+        assert entry.id == (
+            "https://www.forbes.com/sites/forbesbusinesscouncil/2021/12/22/"
+            "how-leaders-can-use-facial-recognition-technology-as-a-force-for-good/"
+        )
+        assert entry.link == entry.id
+        assert entry.published_parsed[:6] == (2021, 12, 22, 13, 0, 0)
+        assert [t.term for t in entry.tags] == ["Computer Vision", "AI"]
