@@ -457,8 +457,10 @@ def _related(value: object, clean: _Clean) -> tuple[RelatedLink, ...]:
             continue
         raw_title = item.get("title")
         # Inlined common case (a string): this loop runs for every related item of every file.
-        title = clean(raw_title).strip() if isinstance(raw_title, str) else _optional_text(
-            raw_title, clean
+        title = (
+            clean(raw_title).strip()
+            if isinstance(raw_title, str)
+            else _optional_text(raw_title, clean)
         )
         url = _url(item.get("webUrl"), clean)
         if not title or url is None:

@@ -259,8 +259,10 @@ def _unescape(match: re.Match[str]) -> str:
     if len(code) == 1:
         return _ESCAPES[code]
     number = int(code[1:], 16)
-    if number > 0x10FFFF:
-        raise _Unsure  # PyYAML fails with a ValueError: let it say so
+    if number > 0x10FFFF or 0xD800 <= number <= 0xDFFF:
+        # Beyond Unicode: PyYAML fails with a ValueError. Surrogates: libyaml refuses them,
+        # pure-Python PyYAML takes them; PyYAML settles it either way.
+        raise _Unsure
     return chr(number)
 
 
