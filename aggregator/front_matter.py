@@ -135,8 +135,6 @@ def _parse(text: str) -> dict[str, object] | None:
                 if len(stack) > MAX_DEPTH:
                     raise _Unsure
             else:
-                if pending_map is not None and col == pending_col:
-                    raise _Unsure  # `key:` then `- item` at the same column
                 while col < cols[-1]:
                     cols.pop()
                     stack.pop()
@@ -146,7 +144,7 @@ def _parse(text: str) -> dict[str, object] | None:
             pending_map = pending_list = None
             container = stack[-1]
             if not isinstance(container, list):
-                raise _Unsure  # `- item` among the keys of a mapping
+                raise _Unsure  # `- item` among the keys of a mapping, as in `key:\n- item`
             if not key:
                 top_map = None
                 if not value or value[0] == "#":
