@@ -40,12 +40,6 @@ __all__ = [
 
 DEFAULT_MAX_BYTES = 1_048_576
 
-_Loader: type[yaml.SafeLoader]
-try:  # libyaml's parser is ~7x quicker than the pure-Python one for the files we hand over
-    _Loader = type("_Loader", (yaml.CSafeLoader,), {})
-except AttributeError:  # PyYAML built without libyaml
-    _Loader = type("_Loader", (yaml.SafeLoader,), {})
-
 
 def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
     # PyYAML raises a bare ValueError for `2021-02-30` or `25:00` and the whole file would be
@@ -56,7 +50,15 @@ def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object
         return node.value
 
 
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+def _loader_class(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
+    """`base` with invalid timestamps kept as text (a subclass: the base stays untouched)."""
+    loader: type[yaml.SafeLoader] = type("_Loader", (base,), {})
+    loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+    return loader
+
+
+# libyaml's parser is ~7x quicker than the pure-Python one for the files handed over.
+_Loader = _loader_class(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 _CORE_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}"

@@ -245,13 +245,13 @@ def test_front_matter_not_closed(tmp_path: Path) -> None:
     assert "not closed" in error.reason
 
 
-def test_malformed_yaml_gives_line_and_column(tmp_path: Path) -> None:
+def test_malformed_yaml_gives_line_and_column(tmp_path: Path, fallback: None) -> None:
     error = rejected(tmp_path, article_file(MINIMAL + "topics: [AI, ML\nexcerpt: x\n"), "y.md")
     assert error.reason.startswith("malformed YAML at line 5, column")
     assert error.field is None
 
 
-def test_malformed_yaml_mapping_in_a_plain_value(tmp_path: Path) -> None:
+def test_malformed_yaml_mapping_in_a_plain_value(tmp_path: Path, fallback: None) -> None:
     error = rejected(tmp_path, article_file("title: Why: because\n"), "colon.md")
     assert "malformed YAML at line 2, column 11" in error.reason
     assert "quotes" in error.reason
@@ -341,7 +341,7 @@ def test_valid_web_urls(tmp_path: Path, url: str) -> None:
 @pytest.mark.parametrize(
     "value", ["yesterday", '"2021-13-01"', "2021-02-30T10:00:00Z", '"12/22/2021"', "12", "true"]
 )
-def test_invalid_published_date_time(tmp_path: Path, value: str) -> None:
+def test_invalid_published_date_time(tmp_path: Path, value: str, fallback: None) -> None:
     error = rejected(tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"), "d.md")
     assert error.field == "publishedDateTime"
     assert "is not an ISO 8601 date-time" in error.reason
@@ -398,12 +398,22 @@ def test_file_that_cannot_be_read(tmp_path: Path) -> None:
     assert caught.value.reason.startswith("cannot read the file: ")
 
 
+BASE_LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if hasattr(yaml, "CSafeLoader") else [])
+
+
+@pytest.fixture(params=BASE_LOADERS, ids=lambda loader: loader.__name__)
+def fallback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the test with each loader the fallback may have: CSafeLoader, or SafeLoader when
+    PyYAML was built without libyaml."""
+    monkeypatch.setattr(articles, "_Loader", articles._loader_class(request.param))
+
+
 def _refuse_to_build(*args: object, **kwargs: object) -> object:
     raise AssertionError("PyYAML was asked to build a document that should have been refused")
 
 
 def test_billion_laughs_is_refused_before_anything_is_built(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: None
 ) -> None:
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
@@ -414,7 +424,7 @@ def test_billion_laughs_is_refused_before_anything_is_built(
     assert "not allowed" in error.reason
 
 
-def test_alias_without_anchor_is_refused(tmp_path: Path) -> None:
+def test_alias_without_anchor_is_refused(tmp_path: Path, fallback: None) -> None:
     error = rejected(tmp_path, article_file(MINIMAL + "excerpt: *nothing\n"), "alias.md")
     assert "YAML alias *nothing" in error.reason
 
@@ -435,20 +445,20 @@ def test_any_anchor_is_refused(tmp_path: Path) -> None:
     ids=["flow-sequences", "flow-mappings", "block-sequences", "block-mappings"],
 )
 def test_deep_nesting_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nested: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nested: str, fallback: None
 ) -> None:
     monkeypatch.setattr(articles.yaml, "load", _refuse_to_build)
     error = rejected(tmp_path, article_file(MINIMAL + nested + "\n"), "deep.md", max_bytes=10**7)
     assert f"nested more than {MAX_DEPTH} levels deep" in error.reason
 
 
-def test_nesting_up_to_the_limit_is_fine(tmp_path: Path) -> None:
+def test_nesting_up_to_the_limit_is_fine(tmp_path: Path, fallback: None) -> None:
     nested = "x: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n"
     assert read(tmp_path, article_file(MINIMAL + nested)).title == "A title"
 
 
 def test_python_object_tag_is_refused_and_not_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: None
 ) -> None:
     marker = tmp_path / "ran"
     monkeypatch.setattr(articles.yaml, "load", _refuse_to_build)
@@ -468,12 +478,12 @@ def test_python_object_tag_is_refused_and_not_run(
         ("!<tag:example.com,2000:x> text", "tag:example.com,2000:x"),
     ],
 )
-def test_non_core_tags_are_refused(tmp_path: Path, value: str, shown: str) -> None:
+def test_non_core_tags_are_refused(tmp_path: Path, value: str, shown: str, fallback: None) -> None:
     error = rejected(tmp_path, article_file(MINIMAL + f"excerpt: {value}\n"), "tag.md")
     assert f"YAML tag {shown} " in error.reason
 
 
-def test_core_tags_are_accepted(tmp_path: Path) -> None:
+def test_core_tags_are_accepted(tmp_path: Path, fallback: None) -> None:
     body = 'title: !!str 2021\nwebUrl: "https://example.com/"\nexcerpt: !!str yes\nn: !!int "3"\n'
     article = read(tmp_path, article_file(body))
     assert (article.title, article.excerpt) == ("2021", "yes")
@@ -722,7 +732,7 @@ def test_duplicate_keys_last_wins_as_in_yaml(tmp_path: Path) -> None:
     assert read(tmp_path, article_file(body)).title == "Second"
 
 
-def test_constructs_the_fast_parser_declines_still_parse(tmp_path: Path) -> None:
+def test_constructs_the_fast_parser_declines_still_parse(tmp_path: Path, fallback: None) -> None:
     body = (
         "title: |\n  Two\n  lines\n"
         "webUrl: 'https://example.com/'\n"
