@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -67,6 +68,9 @@ _CORE_TAGS = frozenset(
 _Clean = Callable[[str], str]
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
 
+# O_NONBLOCK: opening a named pipe dropped into the input folder must not wait for a writer;
+# for regular files it changes nothing.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 _BOM = b"\xef\xbb\xbf"
 # Bytes of ordinary text: deleting them from a file leaves the C0 controls and DEL, if any.
 _TEXT_BYTES = b"\t\n\r" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
@@ -95,11 +99,17 @@ def read_article(path: Path, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES)
     file costs nothing. Raises `ArticleError` for every problem, I/O included.
     """
     try:
-        with path.open("rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            if size > max_bytes:
-                raise ArticleError(source, _too_big(size, max_bytes))
-            data = file.read(max_bytes + 1)
+        fd = os.open(path, _OPEN_FLAGS)
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a pipe, socket or device"
+                raise ArticleError(source, f"not a regular file ({kind}): cannot be an article")
+            if status.st_size > max_bytes:
+                raise ArticleError(source, _too_big(status.st_size, max_bytes))
+            data = _read_up_to(fd, status.st_size, max_bytes + 1)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise ArticleError(source, "file vanished while being read") from None
     except OSError as exc:
@@ -107,6 +117,18 @@ def read_article(path: Path, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES)
     if len(data) > max_bytes:  # it grew between fstat and read
         raise ArticleError(source, _too_big(len(data), max_bytes, at_least=True))
     return parse_article(data, source, max_bytes=max_bytes)
+
+
+def _read_up_to(fd: int, expected: int, limit: int) -> bytes:
+    """Up to `limit` bytes of `fd`; `expected` (the size fstat gave) sizes the first read."""
+    # One read of the expected size plus one byte (to notice a file that grew), then reads
+    # until end of file: never a buffer of `limit` bytes for a file of a few kilobytes.
+    chunks = [os.read(fd, min(expected + 1, limit))]
+    total = len(chunks[0])
+    while chunks[-1] and total < limit:
+        chunks.append(os.read(fd, limit - total))
+        total += len(chunks[-1])
+    return b"".join(chunks) if len(chunks) > 2 or chunks[-1] else chunks[0]
 
 
 def parse_article(data: bytes, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Article:

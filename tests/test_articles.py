@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import pickle
 import random
 import subprocess
@@ -383,6 +384,22 @@ def test_file_at_the_size_limit_is_read(tmp_path: Path) -> None:
     assert article.title == "A title"
 
 
+@pytest.mark.parametrize(
+    ("expected", "limit", "result"),
+    [(10, 100, 10), (3, 100, 10), (0, 100, 10), (3, 8, 8), (10, 4, 4), (20, 100, 10)],
+)
+def test_reading_stops_at_the_limit_even_when_the_size_changed(
+    expected: int, limit: int, result: int
+) -> None:
+    reader, writer = os.pipe()
+    os.write(writer, b"0123456789")
+    os.close(writer)
+    try:
+        assert articles._read_up_to(reader, expected, limit) == b"0123456789"[:result]
+    finally:
+        os.close(reader)
+
+
 def test_file_that_vanished(tmp_path: Path) -> None:
     with pytest.raises(ArticleError) as caught:
         read_article(tmp_path / "gone.md", "gone.md")
@@ -390,12 +407,40 @@ def test_file_that_vanished(tmp_path: Path) -> None:
     assert caught.value.reason == "file vanished while being read"
 
 
-def test_file_that_cannot_be_read(tmp_path: Path) -> None:
+def test_folder_is_not_an_article(tmp_path: Path) -> None:
     (tmp_path / "folder.md").mkdir()
     with pytest.raises(ArticleError) as caught:
         read_article(tmp_path / "folder.md", "folder.md")
     assert caught.value.path == "folder.md"
-    assert caught.value.reason.startswith("cannot read the file: ")
+    assert caught.value.reason == "not a regular file (a folder): cannot be an article"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need POSIX")
+def test_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.md")
+    with pytest.raises(ArticleError) as caught:
+        read_article(tmp_path / "pipe.md", "pipe.md")
+    assert "not a regular file (a pipe, socket or device)" in caught.value.reason
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads unreadable files"
+)
+def test_unreadable_file_gives_the_os_reason(tmp_path: Path) -> None:
+    path = write(tmp_path, "locked.md", article_file())
+    path.chmod(0)
+    with pytest.raises(ArticleError) as caught:
+        read_article(path, "locked.md")
+    assert caught.value.reason == "cannot read the file: Permission denied"
+
+
+def test_other_os_errors_give_the_os_reason(tmp_path: Path) -> None:
+    # A path through a regular file, as if a folder had been replaced by a file meanwhile.
+    write(tmp_path, "file", "x")
+    with pytest.raises(ArticleError) as caught:
+        read_article(tmp_path / "file" / "a.md", "file/a.md")
+    assert caught.value.path == "file/a.md"
+    assert caught.value.reason == "cannot read the file: Not a directory"
 
 
 BASE_LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if hasattr(yaml, "CSafeLoader") else [])
