@@ -1,0 +1,336 @@
+"""Watchdog events → debounced batches of changed article paths.
+
+    inotify (or polling) events
+      | keep the paths `SourceFilter` calls article files; a folder event asks for a full scan
+      | Debouncer: gather until a quiet interval passes (or a ceiling since the first event)
+      | ChangeBatch → the daemon, which hands it to the one Builder
+
+This module decides which paths changed and when a batch is ready; it never reads an
+article and never builds (that is `daemon.py` and `build.py`). It is the only importer
+of watchdog.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from aggregator.sources import SourceFilter
+
+LOGGER = logging.getLogger("aggregator.watch")
+
+# Only these reach the handler. Opening and reading a file (IN_OPEN, IN_CLOSE_NOWRITE) is
+# left out on purpose: the builder reads articles, and each read would otherwise look like a
+# change and start another build. FileModifiedEvent also asks the kernel for IN_ATTRIB, so
+# `touch` is seen; FileClosedEvent (IN_CLOSE_WRITE) marks the end of a write.
+_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
+
+_FILE_CHANGES = (
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+)
+
+# The kernel's two ways of refusing inotify: too many watches, too many instances.
+_INOTIFY_LIMITS = {errno.ENOSPC: "max_user_watches", errno.EMFILE: "max_user_instances"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """Paths (relative to the input folder) that may have changed, gathered over a burst.
+
+    `full_scan` asks for a scan of the whole folder instead (a folder was created, moved
+    or deleted, or the periodic reconcile); `paths` then still lists what was seen.
+    """
+
+    paths: frozenset[str]
+    full_scan: bool = False
+
+    @property
+    def changed(self) -> frozenset[str] | None:
+        """What `Builder.build` takes: the paths, or None for a full scan."""
+        return None if self.full_scan else self.paths
+
+    def describe(self) -> str:
+        """A short account for the debug log."""
+        if self.full_scan:
+            return "full scan"
+        return f"{len(self.paths)} path{'' if len(self.paths) == 1 else 's'}"
+
+
+class Debouncer:
+    """Gathers changes until they settle: `quiet` seconds without a new one, or at most
+    `ceiling` seconds after the first, so a steady stream of drops still gets published.
+
+    Thread-safe: the observer adds, the daemon's build thread takes. `on_pending` is called
+    (outside the lock) when the first change of a new batch arrives, so the caller can
+    arrange to come back at `due_at()`. The clock is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        quiet: float,
+        ceiling: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_pending: Callable[[], None] | None = None,
+    ) -> None:
+        self.quiet = quiet
+        self.ceiling = max(ceiling, quiet)
+        self.clock = clock
+        self.on_pending = on_pending
+        self._lock = threading.Lock()
+        self._paths: set[str] = set()
+        self._full_scan = False
+        self._kicked = False
+        self._first: float | None = None
+        self._last: float | None = None
+        # Paths of a batch whose build failed: they ride along with the next batch, but do
+        # not start one on their own (a persistent failure would otherwise loop).
+        self._held: set[str] = set()
+
+    def add(self, paths: Iterable[str] = (), *, full_scan: bool = False) -> None:
+        """Record changed paths (or a request for a full scan)."""
+        paths = set(paths)
+        if not paths and not full_scan:
+            return
+        with self._lock:
+            first = self._first is None
+            now = self.clock()
+            if first:
+                self._first = now
+            self._last = now
+            self._paths |= paths
+            self._full_scan = self._full_scan or full_scan
+        if first and self.on_pending is not None:
+            self.on_pending()
+
+    def kick(self) -> None:
+        """Ask for a build even with no changed path (to retry feeds that failed to write)."""
+        with self._lock:
+            first = self._first is None
+            if first:
+                self._first = self._last = self.clock()
+            self._kicked = True
+        if first and self.on_pending is not None:
+            self.on_pending()
+
+    def hold(self, batch: ChangeBatch) -> None:
+        """Keep a failed batch's paths for the next batch (a full scan is simply retried
+        by the next full scan: the catalog still has the old sizes and mtimes)."""
+        with self._lock:
+            self._held |= batch.paths
+
+    @property
+    def pending(self) -> bool:
+        """Whether a batch is gathering."""
+        with self._lock:
+            return self._first is not None
+
+    def due_at(self) -> float | None:
+        """When (on `clock`) the gathering batch is ready; None if there is none."""
+        with self._lock:
+            return self._due()
+
+    def _due(self) -> float | None:
+        if self._first is None or self._last is None:
+            return None
+        return min(self._last + self.quiet, self._first + self.ceiling)
+
+    def take(self, *, force: bool = False) -> ChangeBatch | None:
+        """The batch, if it is due (or `force`), and start a new one; else None."""
+        with self._lock:
+            due = self._due()
+            if due is None or (not force and self.clock() < due):
+                return None
+            batch = ChangeBatch(frozenset(self._paths | self._held), self._full_scan)
+            self._paths = set()
+            self._held = set()
+            self._full_scan = self._kicked = False
+            self._first = self._last = None
+            return batch
+
+
+class ChangeHandler(FileSystemEventHandler):
+    """Turns watchdog events into paths for the debouncer, ignoring exactly what a build
+    ignores (hidden files, editor leftovers, other patterns, the output and state folders)."""
+
+    def __init__(self, source_filter: SourceFilter, debouncer: Debouncer) -> None:
+        super().__init__()
+        self.filter = source_filter
+        self.debouncer = debouncer
+
+    def _article(self, path: str | bytes) -> str | None:
+        if not path:
+            return None
+        text = path.decode() if isinstance(path, bytes) else path
+        rel = self.filter.relative(text)
+        return rel if rel is not None and self.filter.matches(rel) else None
+
+    def _folder(self, path: str | bytes) -> bool:
+        """Whether a folder event concerns a folder that may hold articles."""
+        if not path:
+            return False
+        text = path.decode() if isinstance(path, bytes) else path
+        rel = self.filter.relative(text)
+        return rel is not None and self.filter.dir_allowed(rel)
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        """Route one event; called on the observer's thread."""
+        if event.is_directory:
+            # Files in a created, moved or deleted folder may not get events of their own
+            # (a folder moved out of the input gives one event for all of them): rescan.
+            if isinstance(event, DirCreatedEvent | DirMovedEvent | DirDeletedEvent) and (
+                self._folder(event.src_path) or self._folder(getattr(event, "dest_path", ""))
+            ):
+                LOGGER.debug("folder %s %s: full scan", event.event_type, event.src_path)
+                self.debouncer.add(full_scan=True)
+            return
+        if not isinstance(event, _FILE_CHANGES):
+            return  # opened or read (the builder itself reads articles): not a change
+        # A move is a delete of the old path and an upsert of the new one; an editor's
+        # temp file renamed over the article lands here too, and only the article matches.
+        paths = [self._article(event.src_path)]
+        if isinstance(event, FileMovedEvent):
+            paths.append(self._article(event.dest_path))
+        found = [p for p in paths if p is not None]
+        if found:
+            self.debouncer.add(found)
+
+
+def inotify_limit_message(exc: OSError) -> str | None:
+    """The explanation for an inotify limit error, or None if `exc` is not one."""
+    setting = _INOTIFY_LIMITS.get(exc.errno or 0)
+    if setting is None:
+        return None
+    value = 524288 if setting == "max_user_watches" else 1024
+    return (
+        f"the kernel refused an inotify watch ({exc.strerror or exc}); falling back to "
+        f"polling. Raise the limit with `sysctl fs.inotify.{setting}={value}` and keep it "
+        f"across reboots with a file in /etc/sysctl.d/ (e.g. "
+        f"/etc/sysctl.d/90-inotify.conf containing `fs.inotify.{setting}={value}`)"
+    )
+
+
+class Watcher:
+    """The observer over the input folder: inotify, or polling when asked to (network
+    mounts) or when the kernel refuses inotify watches."""
+
+    def __init__(
+        self,
+        source_filter: SourceFilter,
+        debouncer: Debouncer,
+        *,
+        poll: bool = False,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.filter = source_filter
+        self.handler = ChangeHandler(source_filter, debouncer)
+        self.poll = poll
+        self.poll_seconds = poll_seconds
+        self._observer: BaseObserver | None = None
+
+    @property
+    def polling(self) -> bool:
+        """Whether the folder is polled rather than watched with inotify."""
+        return self.poll
+
+    @property
+    def mode(self) -> str:
+        """`inotify` or `polling every N s`, for the log."""
+        return f"polling every {self.poll_seconds:g} s" if self.poll else "inotify"
+
+    def start(self) -> None:
+        """Start watching; on an inotify limit, log how to raise it and poll instead."""
+        # watchdog logs every raw inotify event at DEBUG: thousands of lines per burst that
+        # would drown our own debug lines (which say what each batch holds).
+        logging.getLogger("watchdog").setLevel(logging.INFO)
+        # A folder created while watchdog walks the tree to add its watches (the first
+        # build creates the output's topics/ and providers/) gets its watch added twice;
+        # watchdog warns that it replaces the callback with the same one. Harmless, but with
+        # warnings turned into errors (-W error) it would kill watchdog's reader thread.
+        warnings.filterwarnings(
+            "ignore", message="Callback with id .* already exists", category=RuntimeWarning
+        )
+        if not self.poll:
+            try:
+                self._start(Observer())
+                return
+            except OSError as exc:
+                message = inotify_limit_message(exc)
+                if message is None:
+                    raise
+                LOGGER.error(message)
+                self.poll = True
+        self._start(PollingObserver(timeout=self.poll_seconds))
+
+    def _start(self, observer: BaseObserver) -> None:
+        try:
+            observer.schedule(
+                self.handler, str(self.filter.root), recursive=True, event_filter=_EVENTS
+            )
+            observer.start()
+        except BaseException:
+            # The inotify observer runs a reader thread from its constructor on: stop it.
+            _stop(observer)
+            raise
+        self._observer = observer
+
+    def alive(self) -> bool:
+        """Whether the observer and its emitter threads still run."""
+        observer = self._observer
+        if observer is None or not observer.is_alive():
+            return False
+        if not all(emitter.is_alive() for emitter in observer.emitters):
+            return False
+        # watchdog's inotify reader thread; it dies if adding a watch for a new folder fails
+        # (e.g. at the limit), after which no event would arrive.
+        reader = getattr(observer, "_inotify_fd", None)
+        return reader is None or bool(reader.is_alive())
+
+    def stop(self) -> None:
+        """Stop the observer and wait for its threads."""
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            _stop(observer)
+
+
+def _stop(observer: BaseObserver) -> None:
+    observer.stop()
+    if observer.is_alive():
+        observer.join()
