@@ -1,0 +1,380 @@
+"""`aggregator run`: keep the feeds current as article files change.
+
+    start: take the build lock, start the scheduler, start the observer, then a full build
+    (so whatever changed while the daemon was down is published, and nothing dropped during
+    that first scan is missed)
+    observer thread: events → Debouncer (watch.py)
+    "rebuild" job (one thread, the only writer): when a batch is due, Builder.build(batch)
+      → Notifier (one log line per change) → schedule the next batch if one is gathering
+    "reconcile" job: every reconcile_seconds, ask for a full scan (through the same writer)
+    SIGTERM / SIGINT: stop the observer, finish or abandon the build in flight, stop the
+    scheduler, close the builder, exit 0
+
+The scheduler only decides WHEN a build runs; `Builder` decides what it does. This module
+is the only importer of apscheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from aggregator.build import Builder, BuildReport
+from aggregator.config import Settings
+from aggregator.model import ArticleRejected
+from aggregator.notify import Notifier, Sink, log_sink
+from aggregator.watch import ChangeBatch, Debouncer, Watcher
+
+LOGGER = logging.getLogger("aggregator.daemon")
+CHANGES = logging.getLogger("aggregator.changes")
+
+# How long a stop waits for the build in flight before giving up on it (systemd's
+# TimeoutStopSec is 10 s; we promise to be gone within 5).
+STOP_SECONDS = 4.0
+
+# Retry of feeds that failed to write (full disk, unwritable folder): 1 s, 2 s, 4 s, … 60 s.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+
+_REBUILD = "rebuild"
+_RECONCILE = "reconcile"
+_RETRY = "retry-writes"
+
+
+class BuildCancelled(Exception):
+    """Raised inside a build (from its progress callback) when the daemon is stopping."""
+
+
+class _StopCheck:
+    """A `Progress` that abandons the parse stage of a build once a stop is requested.
+
+    Parsing is the long part of a big build and runs before anything is written, so
+    abandoning it loses nothing: the catalog still has the old sizes and mtimes, and the
+    next start reads those files again.
+    """
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+
+    def _check(self) -> None:
+        if self.stopping.is_set():
+            raise BuildCancelled
+
+    def start(self, total: int) -> None:
+        self._check()
+
+    def advance(self, count: int) -> None:
+        self._check()
+
+    def finish(self) -> None:
+        """Parsing is done; the rest of the build is short and runs to its end."""
+
+
+def _utc_in(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=max(0.0, seconds))
+
+
+class Daemon:
+    """The watcher, the scheduler and the one builder, started and stopped together.
+
+    `sinks` receive every change event (default: the log). `builder_factory` lets tests
+    wrap the builder; it is called once, on `start()`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sinks: Iterable[Sink] | None = None,
+        builder_factory: Callable[[Settings], Builder] = Builder,
+    ) -> None:
+        self.settings = settings
+        self.notifier = Notifier(list(sinks) if sinks is not None else [log_sink(CHANGES)])
+        self._builder_factory = builder_factory
+        self.builder: Builder | None = None
+        self.watcher: Watcher | None = None
+        self.debouncer = Debouncer(
+            settings.debounce_seconds,
+            settings.debounce_max_seconds,
+            on_pending=self._request,
+        )
+        # One thread for builds: the single writer. A second one for the timers (reconcile,
+        # write retries), which only ask for builds, so they never queue behind a long one.
+        self._scheduler = BackgroundScheduler(
+            executors={"writer": ThreadPoolExecutor(1), "timers": ThreadPoolExecutor(1)},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self._scheduler.add_listener(self._on_lost_run, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self._lock = threading.Lock()
+        self._job_pending = False  # a "rebuild" run is scheduled or queued, not yet started
+        self._building = False
+        self._closing = False
+        self._stopping = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._retry_seconds = RETRY_FIRST_SECONDS
+        self.builds = 0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the build lock, start watching, and schedule the first full build.
+
+        Raises what `Builder` raises (another process holds the lock, the input folder is
+        missing); nothing is left running then.
+        """
+        settings = self.settings
+        # APScheduler logs every job run at INFO; our own debug lines say what matters.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        self.builder = self._builder_factory(settings)
+        try:
+            self._scheduler.start()
+            self.watcher = Watcher(
+                self.builder.filter,
+                self.debouncer,
+                poll=settings.poll,
+                poll_seconds=settings.poll_seconds,
+            )
+            # The observer starts before the first scan, so a file dropped during that scan
+            # is either seen by it or lands in the next batch.
+            self.watcher.start()
+            self._scheduler.add_job(
+                self._reconcile,
+                "interval",
+                seconds=settings.reconcile_seconds,
+                id=_RECONCILE,
+                executor="timers",
+            )
+            LOGGER.info(
+                "watching %s (%s); feeds in %s; debounce %g s (at most %g s), "
+                "reconcile every %g s",
+                self.builder.filter.root,
+                self.watcher.mode,
+                settings.output,
+                settings.debounce_seconds,
+                settings.debounce_max_seconds,
+                settings.reconcile_seconds,
+            )
+            self.debouncer.add(full_scan=True)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = STOP_SECONDS) -> bool:
+        """Stop watching, finish or abandon the build in flight, release everything.
+
+        Returns False if the build in flight was still running after `timeout` seconds
+        (the caller then leaves without it; its writes are atomic, its transaction is
+        rolled back by SQLite on the next start).
+        """
+        with self._lock:
+            self._closing = True
+        self._stopping.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+        finished = self._idle.wait(timeout)
+        if not finished:
+            LOGGER.warning(
+                "the build in flight is still running after %g s: abandoning it", timeout
+            )
+            if self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+            return False
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        if self.builder is not None:
+            self.builder.close()
+            self.builder = None
+        return True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no batch is gathering, scheduled or building (for tests and benches)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                busy = self._job_pending or self._building
+            if not busy and not self.debouncer.pending:
+                return True
+            time.sleep(0.01)
+        return False
+
+    # --- scheduling ---------------------------------------------------------------------
+
+    def _request(self) -> None:
+        """Make sure a "rebuild" run is coming when the gathering batch is due.
+
+        Never two at once: while one is scheduled or running, nothing is added, and the
+        running one schedules the next batch when it ends. So APScheduler never sees a run
+        fire while the previous one is still going (which it would skip).
+        """
+        with self._lock:
+            if self._closing or self._job_pending or self._building:
+                return
+            due = self.debouncer.due_at()
+            if due is None:
+                return
+            self._job_pending = True
+        delay = due - time.monotonic()
+        LOGGER.debug("rebuild scheduled in %.3f s", max(0.0, delay))
+        self._scheduler.add_job(
+            self._rebuild,
+            "date",
+            run_date=_utc_in(delay),
+            id=_REBUILD,
+            executor="writer",
+            replace_existing=True,
+        )
+
+    def _on_lost_run(self, event: JobExecutionEvent) -> None:
+        """A run was skipped or missed after all: log it and schedule another."""
+        if event.job_id != _REBUILD:
+            return
+        LOGGER.warning("a rebuild run was skipped by the scheduler; rescheduling it")
+        with self._lock:
+            self._job_pending = False
+        self._request()
+
+    def _reconcile(self) -> None:
+        """Periodic full scan, for anything the watcher missed."""
+        watcher = self.watcher
+        if watcher is not None and not watcher.alive() and not self._closing:
+            LOGGER.error("the file watcher stopped (%s); restarting it, polling", watcher.mode)
+            watcher.stop()
+            watcher.poll = True
+            watcher.start()
+        LOGGER.debug("reconcile: full scan requested")
+        self.debouncer.add(full_scan=True)
+
+    def _retry_writes(self) -> None:
+        LOGGER.debug("retrying feeds that failed to write")
+        self.debouncer.kick()
+
+    # --- the writer -----------------------------------------------------------------------
+
+    def _rebuild(self) -> None:
+        """The "rebuild" job: build the due batch; if it is not due yet, come back later."""
+        with self._lock:
+            self._job_pending = False
+            if self._closing:
+                return
+            batch = self.debouncer.take()
+            if batch is not None:
+                self._building = True
+                self._idle.clear()
+        if batch is None:
+            # Events kept arriving since this run was scheduled: the batch is due later.
+            self._request()
+            return
+        try:
+            self._build(batch)
+        finally:
+            with self._lock:
+                self._building = False
+                self._idle.set()
+            self._request()
+
+    def _build(self, batch: ChangeBatch) -> None:
+        builder = self.builder
+        assert builder is not None
+        LOGGER.debug("rebuild: %s", batch.describe())
+        try:
+            report = builder.build(batch.changed, progress=_StopCheck(self._stopping))
+        except BuildCancelled:
+            LOGGER.info("build abandoned: stopping (nothing was written)")
+            return
+        except Exception:
+            # A bug or an environment problem (catalog unreadable, …): the daemon goes on.
+            # The batch's paths ride along with the next batch; the reconcile scan also
+            # catches them, since the catalog still has their old sizes and mtimes.
+            LOGGER.exception("build failed (%s); retrying with the next batch", batch.describe())
+            self.debouncer.hold(batch)
+            return
+        self.builds += 1
+        self.notifier.publish(report.events)
+        self._after(report)
+
+    def _after(self, report: BuildReport) -> None:
+        """Follow-ups: re-check half-written files, retry feeds that failed to write."""
+        recent = self._recently_rejected(report)
+        if recent:
+            # Likely still being copied: look again once it has been quiet for a while.
+            LOGGER.debug("re-checking %d recently modified rejected file(s)", len(recent))
+            self.debouncer.add(recent)
+        if report.failed:
+            delay = self._retry_seconds
+            self._retry_seconds = min(RETRY_MAX_SECONDS, delay * 2)
+            LOGGER.warning(
+                "%d feed(s) failed to write (the previous files stay); retrying in %g s",
+                report.failed,
+                delay,
+            )
+            with self._lock:
+                if self._closing:
+                    return
+            self._scheduler.add_job(
+                self._retry_writes,
+                "date",
+                run_date=_utc_in(delay),
+                id=_RETRY,
+                executor="timers",
+                replace_existing=True,
+            )
+        else:
+            self._retry_seconds = RETRY_FIRST_SECONDS
+
+    def _recently_rejected(self, report: BuildReport) -> list[str]:
+        assert self.builder is not None
+        root = self.builder.filter.root
+        now = time.time()
+        recent = []
+        for event in report.events:
+            if isinstance(event, ArticleRejected):
+                try:
+                    mtime = os.stat(root / event.source).st_mtime
+                except OSError:
+                    continue  # gone: its delete event comes on its own
+                if now - mtime < self.settings.debounce_max_seconds:
+                    recent.append(event.source)
+        return recent
+
+
+def run_daemon(settings: Settings) -> int:
+    """Run in the foreground until SIGTERM or SIGINT; returns the exit code (0)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        LOGGER.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous: dict[signal.Signals, Any] = {
+        sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    daemon = Daemon(settings)
+    try:
+        daemon.start()
+        while not stop.wait(1.0):
+            pass
+    finally:
+        finished = daemon.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not finished:
+        # The build thread cannot be interrupted and the interpreter would wait for it at
+        # exit: leave now. Its writes are atomic and its catalog transaction rolls back.
+        LOGGER.info("stopped")
+        logging.shutdown()
+        os._exit(0)
+    LOGGER.info("stopped")
+    return 0
