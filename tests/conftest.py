@@ -1,0 +1,50 @@
+"""Shared fixtures. Each block below belongs to one area; add yours as a separate block."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+# --- threads (daemon, watcher) ------------------------------------------------------------
+# A test that leaves a thread running hides a missing stop() or join(): the next test then
+# shares an observer or a scheduler with it, and the process may never exit. Non-daemon
+# threads block interpreter exit outright; watchdog's observer threads and APScheduler's
+# scheduler thread are daemon threads, but a live one still means a stop was missed.
+
+# How long a thread may take to finish after the test (a join already in progress).
+_THREAD_GRACE_SECONDS = 2.0
+
+
+def _must_not_outlive_a_test(thread: threading.Thread) -> bool:
+    if not thread.daemon:
+        return True
+    module = type(thread).__module__ or ""
+    return module.startswith(("watchdog.", "apscheduler.")) or thread.name.startswith(
+        "APScheduler"
+    )
+
+
+def _leftover_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [
+        t
+        for t in threading.enumerate()
+        if t not in before and t.is_alive() and _must_not_outlive_a_test(t)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    """Fail a test that leaves a non-daemon thread, an observer or a scheduler running."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + _THREAD_GRACE_SECONDS
+    leftover = _leftover_threads(before)
+    while leftover and time.monotonic() < deadline:
+        time.sleep(0.02)
+        leftover = _leftover_threads(before)
+    if leftover:
+        names = ", ".join(f"{t.name} ({type(t).__module__}.{type(t).__name__})" for t in leftover)
+        pytest.fail(f"test left threads running: {names}", pytrace=False)

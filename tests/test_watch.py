@@ -1,0 +1,218 @@
+"""The watcher's parts without threads: debouncing on a fake clock, event routing, imports."""
+
+from __future__ import annotations
+
+import ast
+import errno
+from pathlib import Path
+
+import pytest
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+)
+
+from aggregator.sources import SourceFilter
+from aggregator.watch import ChangeBatch, ChangeHandler, Debouncer, inotify_limit_message
+
+PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_batch_is_due_after_a_quiet_interval() -> None:
+    clock = Clock()
+    calls: list[str] = []
+    debouncer = Debouncer(0.2, 2.0, clock=clock, on_pending=lambda: calls.append("pending"))
+    assert debouncer.due_at() is None
+    assert debouncer.take() is None
+    debouncer.add(["a.txt"])
+    debouncer.add(["b.txt"])
+    assert calls == ["pending"]  # once per batch, not once per event
+    assert debouncer.due_at() == pytest.approx(100.2)
+    clock.now = 100.1
+    debouncer.add(["a.txt"])  # a new event pushes the quiet interval back
+    clock.now = 100.25
+    assert debouncer.take() is None
+    clock.now = 100.3
+    assert debouncer.take() == ChangeBatch(frozenset({"a.txt", "b.txt"}))
+    assert not debouncer.pending
+    debouncer.add(["c.txt"])
+    assert calls == ["pending", "pending"]
+
+
+def test_a_steady_stream_is_cut_at_the_ceiling() -> None:
+    clock = Clock()
+    debouncer = Debouncer(0.2, 1.0, clock=clock)
+    for step in range(20):  # one event every 0.1 s: never quiet for 0.2 s
+        clock.now = 100.0 + step * 0.1
+        debouncer.add([f"{step}.txt"])
+        if clock.now >= 101.0:
+            break
+        assert debouncer.take() is None
+    batch = debouncer.take()
+    assert batch is not None
+    assert len(batch.paths) == 11  # 100.0 … 101.0
+
+
+def test_full_scans_kicks_and_held_paths() -> None:
+    clock = Clock()
+    debouncer = Debouncer(0.1, 1.0, clock=clock)
+    debouncer.hold(ChangeBatch(frozenset({"failed.txt"})))
+    assert not debouncer.pending  # held paths alone never start a batch
+    debouncer.add(full_scan=True)
+    clock.now += 0.1
+    batch = debouncer.take()
+    assert batch is not None
+    assert batch.full_scan
+    assert batch.changed is None
+    assert batch.paths == {"failed.txt"}
+    debouncer.kick()
+    batch = debouncer.take(force=True)
+    assert batch == ChangeBatch(frozenset())
+    assert batch.changed == frozenset()
+    debouncer.add([])  # nothing: no batch
+    assert not debouncer.pending
+
+
+@pytest.fixture
+def routed(tmp_path: Path) -> tuple[ChangeHandler, Debouncer, Path]:
+    root = tmp_path / "in"
+    root.mkdir()
+    source_filter = SourceFilter(
+        root, ("*.txt", "*.md"), excluded=(root / "feeds", root / ".state")
+    )
+    clock = Clock()
+    debouncer = Debouncer(0.0, 0.0, clock=clock)
+    return ChangeHandler(source_filter, debouncer), debouncer, root.resolve()
+
+
+def _taken(debouncer: Debouncer) -> ChangeBatch | None:
+    return debouncer.take(force=True)
+
+
+def test_events_become_article_paths(routed: tuple[ChangeHandler, Debouncer, Path]) -> None:
+    handler, debouncer, root = routed
+    handler.dispatch(FileCreatedEvent(str(root / "a.txt")))
+    handler.dispatch(FileModifiedEvent(str(root / "sub" / "b.md")))
+    handler.dispatch(FileClosedEvent(str(root / "a.txt")))
+    handler.dispatch(FileDeletedEvent(str(root / "c.txt")))
+    assert _taken(debouncer) == ChangeBatch(frozenset({"a.txt", "sub/b.md", "c.txt"}))
+
+
+def test_a_move_is_a_delete_and_an_upsert(routed: tuple[ChangeHandler, Debouncer, Path]) -> None:
+    handler, debouncer, root = routed
+    handler.dispatch(FileMovedEvent(str(root / "old.txt"), str(root / "new.txt")))
+    assert _taken(debouncer) == ChangeBatch(frozenset({"old.txt", "new.txt"}))
+    # An editor's save: its temp file renamed over the article is one change, the article.
+    handler.dispatch(FileCreatedEvent(str(root / ".a.txt.swp")))
+    handler.dispatch(FileMovedEvent(str(root / ".a.txt.swp"), str(root / "a.txt")))
+    assert _taken(debouncer) == ChangeBatch(frozenset({"a.txt"}))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".hidden.txt",
+        "a.txt~",
+        "a.txt.swp",
+        ".a.txt.swx",
+        "a.txt.tmp",
+        "4913",
+        ".#a.txt",
+        "#a.txt#",
+        "notes.pdf",
+        "feeds/all.txt",
+        "feeds/topics/ai.md",
+        ".state/catalog.txt",
+        ".git/a.txt",
+    ],
+)
+def test_ignored_files_never_start_a_batch(
+    routed: tuple[ChangeHandler, Debouncer, Path], name: str
+) -> None:
+    handler, debouncer, root = routed
+    for event in (
+        FileCreatedEvent(str(root / name)),
+        FileModifiedEvent(str(root / name)),
+        FileDeletedEvent(str(root / name)),
+        FileMovedEvent(str(root / name), str(root / (name + ".bak"))),
+    ):
+        handler.dispatch(event)
+    assert not debouncer.pending
+
+
+def test_reads_and_folder_modifications_are_not_changes(
+    routed: tuple[ChangeHandler, Debouncer, Path],
+) -> None:
+    handler, debouncer, root = routed
+    handler.dispatch(FileOpenedEvent(str(root / "a.txt")))
+    handler.dispatch(FileClosedNoWriteEvent(str(root / "a.txt")))
+    handler.dispatch(DirModifiedEvent(str(root)))
+    handler.dispatch(FileCreatedEvent(str(root.parent / "elsewhere.txt")))
+    assert not debouncer.pending
+
+
+def test_folder_events_ask_for_a_full_scan(
+    routed: tuple[ChangeHandler, Debouncer, Path],
+) -> None:
+    handler, debouncer, root = routed
+    for event in (
+        DirCreatedEvent(str(root / "new")),
+        DirDeletedEvent(str(root / "old")),
+        DirMovedEvent(str(root / "old"), str(root / "new")),
+        DirMovedEvent(str(root / ".hidden"), str(root / "visible")),
+    ):
+        handler.dispatch(event)
+        batch = _taken(debouncer)
+        assert batch is not None
+        assert batch.full_scan
+    for event in (
+        DirCreatedEvent(str(root / "feeds" / "topics")),
+        DirDeletedEvent(str(root / ".state")),
+        DirCreatedEvent(str(root / ".git" / "objects")),
+    ):
+        handler.dispatch(event)
+        assert not debouncer.pending
+
+
+def test_inotify_limit_messages_say_how_to_raise_the_limit() -> None:
+    watches = inotify_limit_message(OSError(errno.ENOSPC, "inotify watch limit reached"))
+    assert watches is not None
+    assert "sysctl fs.inotify.max_user_watches=524288" in watches
+    assert "/etc/sysctl.d/" in watches
+    instances = inotify_limit_message(OSError(errno.EMFILE, "inotify instance limit reached"))
+    assert instances is not None
+    assert "fs.inotify.max_user_instances" in instances
+    assert inotify_limit_message(OSError(errno.EACCES, "denied")) is None
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(("library", "owner"), [("watchdog", "watch"), ("apscheduler", "daemon")])
+def test_one_module_imports_each_scheduling_library(library: str, owner: str) -> None:
+    importers = {p.stem for p in PACKAGE.glob("*.py") if library in _imports(p)}
+    assert importers == {owner}
