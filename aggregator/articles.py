@@ -89,7 +89,7 @@ _SIMPLE_HOST = re.compile(
     r"(?:https?|HTTPS?)://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?:[/?#]|\Z)"
 )
 _URL_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-_DIGITS = re.compile(r"[0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,9}")  # more is no pixel size (and int() refuses 4,300 digits)
 
 
 def read_article(path: Path, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Article:
@@ -214,7 +214,9 @@ def _closing_line(data: bytes, start: int) -> int:
 def load_front_matter(text: str, source: str) -> dict[str, object]:
     """The mapping PyYAML's `safe_load` makes of front matter `text`; raises `ArticleError`.
 
-    The fast parser reads it when it is sure; otherwise PyYAML does, after the safety checks.
+    The fast parser reads it when it is sure; otherwise PyYAML does, after the safety checks
+    (and with one difference: a timestamp that is no date, `2021-02-30`, stays text so that the
+    field check can name it).
     """
     mapping = parse_fast(text)
     if mapping is not None:
@@ -418,6 +420,7 @@ def _topics(value: object, source: str, text: str, clean: _Clean) -> tuple[str, 
         )
     topics: list[str] = []
     seen: set[str] = set()
+    written: list[yaml.Node] | None = None  # the items as written, composed once if needed
     for index, item in enumerate(items):
         if item is None:
             continue
@@ -430,21 +433,16 @@ def _topics(value: object, source: str, text: str, clean: _Clean) -> tuple[str, 
                 field="topics",
             )
         else:
-            topic = _topic_as_written(text, index) or str(item)
+            if written is None:
+                node = _written(text, "topics")
+                written = node.value if isinstance(node, yaml.SequenceNode) else []
+            node = written[index] if index < len(written) else None
+            topic = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else str(item)
         folded = topic.casefold()
         if topic and folded not in seen:
             seen.add(folded)
             topics.append(topic)
     return tuple(topics)
-
-
-def _topic_as_written(text: str, index: int) -> str | None:
-    node = _written(text, "topics")
-    if isinstance(node, yaml.SequenceNode) and index < len(node.value):
-        item = node.value[index]
-        if isinstance(item, yaml.ScalarNode):
-            return str(item.value).strip()
-    return None
 
 
 def _provider(value: object, clean: _Clean) -> Provider | None:

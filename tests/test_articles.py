@@ -1044,6 +1044,62 @@ def test_random_double_quoted_strings_read_as_pyyaml_does() -> None:
     assert accepted > 500
 
 
+MUTATIONS = [
+    *[b"-", b"- ", b":", b": ", b"\n", b" ", b"  ", b"\t", b'"', b"'", b"\\", b"#", b" #"],
+    *[b"&a", b"*a", b"!!", b"[", b"{", b"|", b">", b"\r", b"\x01", b"...", b"?", b"%", b","],
+    *[b"0x", b"12", b"2021-02-30", b"yes", b"null", b"~", b"\\x41", b"\\u00e9", b"\\n", b"''"],
+    *[b"1_0", b"1:2", b".5", b"-1", b"0", b"true", b"True", b"\n  ", b"\n- ", b"\n  - ", b"k: "],
+    *[b"\nk:", b"\xc3\xa9", b"T10:00:00Z", b"+02:00", b"\xff", b"\x00", b"---\n", b"\xc2\x85"],
+]
+
+
+def mutants(count: int, seed: int) -> list[bytes]:
+    """Seed files with a few random insertions, deletions and replacements of YAML syntax."""
+    rng = random.Random(seed)
+    originals = [path.read_bytes() for path in SEEDS]
+    made = []
+    for _ in range(count):
+        data = bytearray(rng.choice(originals))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(4, len(data))
+            choice = rng.random()
+            if choice < 0.5:
+                data[at:at] = rng.choice(MUTATIONS)
+            elif choice < 0.7:
+                del data[at : at + rng.randint(1, 10)]
+            else:
+                data[at : at + rng.randint(1, 3)] = rng.choice(MUTATIONS)
+        made.append(bytes(data))
+    return made
+
+
+def test_mutated_seeds_read_the_same_either_way() -> None:
+    accepted = 0
+    for data in mutants(500, seed=1):
+        try:
+            text = front_matter_text(data, "m.md")
+        except ArticleError:
+            continue
+        assert_fast_matches_pyyaml(text)
+        accepted += parse_fast(text) is not None
+    assert accepted > 100
+
+
+def test_mutated_seeds_give_an_article_or_an_article_error() -> None:
+    # Any other exception (ValueError, RecursionError, ...) fails the test by escaping.
+    errors: list[ArticleError] = []
+    articles_read = 0
+    for data in mutants(500, seed=2):
+        try:
+            parse_article(data, "m.md")
+            articles_read += 1
+        except ArticleError as error:
+            errors.append(error)
+    assert articles_read > 50
+    assert len(errors) > 50
+    assert all(error.path == "m.md" and error.reason for error in errors)
+
+
 def test_the_fast_parser_does_not_confuse_timestamp_zones() -> None:
     fast = parse_fast("a: 2021-12-22T13:00:00Z\nb: 2021-12-22T13:00:00+02:00\nc: 2021-12-22\n")
     assert fast is not None
