@@ -652,6 +652,9 @@ def test_images_numbers_as_text_and_bad_items_dropped(tmp_path: Path) -> None:
         '  - url: "https://example.com/3.jpg"\n'
         "    width: 1200.0\n"
         "    height: true\n"
+        '  - url: "https://example.com/6.jpg"\n'
+        f'    width: "{"9" * 5000}"\n'
+        f'    height: "{"9" * 10}"\n'
         "  - width: 100\n"
         '  - url: "ftp://example.com/4.jpg"\n'
         '  - url: ""\n'
@@ -663,8 +666,15 @@ def test_images_numbers_as_text_and_bad_items_dropped(tmp_path: Path) -> None:
         Image("https://example.com/1.jpg", 1200, 630),
         Image("https://example.com/2.jpg", None, None),
         Image("https://example.com/3.jpg", 1200, None),
+        Image("https://example.com/6.jpg", None, None),
         Image("https://example.com/5.jpg"),
     )
+
+
+def test_integer_too_long_for_python_is_malformed_yaml(tmp_path: Path) -> None:
+    # PyYAML's int() refuses more than 4,300 digits; the file is refused, nothing crashes.
+    error = rejected(tmp_path, article_file(MINIMAL + f"quality: {'9' * 5000}\n"), "n.md")
+    assert error.reason.startswith("malformed YAML: Exceeds the limit (4300 digits)")
 
 
 def test_related_items(tmp_path: Path) -> None:
