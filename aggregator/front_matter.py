@@ -89,8 +89,9 @@ class _Unsure(Exception):
 def parse_fast(text: str) -> dict[str, object] | None:
     """Parse `text` (front matter without its `---` lines) if it is in the subset, else None.
 
-    The mapping returned equals `yaml.load(text, yaml.SafeLoader)`; None means "ask PyYAML",
-    never "invalid": the text may still be valid YAML, or it may be an error PyYAML will explain.
+    The mapping returned is the one PyYAML builds (`SafeLoader` and `CSafeLoader` alike), key
+    order and value types included; None means "ask PyYAML", never "invalid": the text may still
+    be valid YAML, or hold an error PyYAML will explain.
     """
     if text.isascii():
         # Most files are ASCII: deleting the expected bytes is far quicker than a regex scan.
