@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shutil
-import threading
-import xml.etree.ElementTree as ET
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -308,35 +308,43 @@ def test_a_deleted_feed_file_is_written_again(folders: Settings) -> None:
     assert (folders.output / "topics/ai.rss.xml").is_file()
 
 
-def test_readers_never_see_a_partial_file(folders: Settings) -> None:
+_READER = """
+import sys, time, xml.etree.ElementTree as ET
+from pathlib import Path
+target, stop = Path(sys.argv[1]), Path(sys.argv[2])
+reads = failures = 0
+while not stop.exists():
+    data = target.read_bytes()
+    reads += 1
+    try:
+        ET.fromstring(data)
+    except ET.ParseError:
+        failures += 1
+print(reads, failures)
+"""
+
+
+def test_readers_never_see_a_partial_file(folders: Settings, tmp_path: Path) -> None:
+    """A reader in another process (a web server, say) reads the feed while it is rewritten."""
     for i in range(30):
         write_article(folders.input, f"{i}.txt", f"https://a.example.com/{i}")
     build(folders)
-    target = folders.output / "all.rss.xml"
-    stop = threading.Event()
-    failures: list[str] = []
-    reads = [0]
-
-    def reader() -> None:
-        while not stop.is_set():
-            data = target.read_bytes()
-            reads[0] += 1
-            try:
-                ET.fromstring(data)
-            except ET.ParseError as exc:
-                failures.append(str(exc))
-
-    thread = threading.Thread(target=reader)
-    thread.start()
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(folders.output / "all.rss.xml"), str(stop)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         for round_ in range(15):
             write_article(folders.input, "0.txt", "https://a.example.com/0", title=f"T{round_}")
             build(folders)
     finally:
-        stop.set()
-        thread.join()
-    assert reads[0] > 0
-    assert failures == []
+        stop.touch()
+        out, _ = reader.communicate(timeout=30)
+    reads, failures = map(int, out.split())
+    assert reads > 0
+    assert failures == 0
     assert not list(folders.output.rglob(".*.tmp"))
 
 
