@@ -262,7 +262,9 @@ class _Workers:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown()
+            # After a normal build nothing is pending; after an abandoned one (the daemon
+            # stopping mid-parse) the queued chunks are dropped instead of parsed.
+            self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
 

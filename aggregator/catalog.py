@@ -575,6 +575,13 @@ class _Sync:
                 [after[url][0].path for url in pending],
             )
         )
+        # GUIDs already given that a new article's URL would collide with.
+        used = {
+            guid
+            for (guid,) in self._select(
+                "SELECT guid FROM identities WHERE guid IN ({marks})", pending
+            )
+        }
         orphans: dict[str, list[str]] = {}
         for guid, url in self._select(
             "SELECT guid, url FROM identities WHERE path IS NULL AND url IN ({marks}) "
@@ -591,20 +598,26 @@ class _Sync:
                 guid = next((g for g in orphans.get(url, ()) if g not in taken), None)
             if guid is None:
                 # 4. New: the URL itself, the id readers expect, unless some article had it.
-                guid = self._mint(url, taken)
+                guid = self._mint(url, taken, used)
             guids[url] = guid
             taken.add(guid)
         return guids
 
-    def _mint(self, url: str, taken: set[str]) -> str:
-        candidate, n = url, 1
-        while (
-            candidate in taken
-            or self.db.execute("SELECT 1 FROM identities WHERE guid = ?", (candidate,)).fetchone()
-        ):
-            n += 1
+    def _mint(self, url: str, taken: set[str], used: set[str]) -> str:
+        """The URL itself if free, else `url#2`, `url#3`, … (an id must never be reused)."""
+        if url not in taken and url not in used:
+            return url
+        n = 2
+        while True:
             candidate = f"{url}#{n}"
-        return candidate
+            if (
+                candidate not in taken
+                and not self.db.execute(
+                    "SELECT 1 FROM identities WHERE guid = ?", (candidate,)
+                ).fetchone()
+            ):
+                return candidate
+            n += 1
 
     def _apply_items(
         self,
@@ -640,16 +653,19 @@ class _Sync:
             assert row.article_json is not None
             fingerprint = _fingerprint(row.article_json)
             keys = feeds_of(article)
-            new_set = {str(k) for k in keys}
+            names = [str(k) for k in keys]
+            new_set = set(names)
             identity_rows.append((guid, article.url, row.path, first))
             item_rows.append((guid, article.url, row.path, date, fingerprint))
-            member_rows.extend((str(k), guid, date) for k in keys)
+            member_rows.extend((name, guid, date) for name in names)
             old = before.get(guid)
             old_set = old_feeds.get(guid, set())
             if old is None:
                 result.events.append(ArticleAdded(row.path, article.title, article.url, keys))
             elif old.fingerprint != fingerprint or old.date != date or old.path != row.path:
-                entered = tuple(k for k in keys if str(k) not in old_set)
+                entered = tuple(
+                    k for k, name in zip(keys, names, strict=True) if name not in old_set
+                )
                 left = tuple(FeedKey.parse(f) for f in sorted(old_set - new_set))
                 result.events.append(
                     ArticleUpdated(row.path, article.title, article.url, keys, entered, left)

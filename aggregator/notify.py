@@ -111,7 +111,10 @@ def log_sink(logger: logging.Logger = LOGGER) -> Sink:
     """A sink that logs each event as one line; the event's data rides along for JSON logs."""
 
     def sink(event: ChangeEvent) -> None:
-        logger.log(_level(event), describe(event), extra={"change": to_record(event)})
+        level = _level(event)
+        # A cold build makes one event per article: format only what will be shown.
+        if logger.isEnabledFor(level):
+            logger.log(level, describe(event), extra={"change": to_record(event)})
 
     return sink
 

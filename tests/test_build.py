@@ -392,3 +392,13 @@ def test_parallel_build_gives_the_same_bytes_as_a_serial_one(tmp_path: Path) -> 
         assert report.written == 1 + 30 + 5
         outputs.append({k: v[0] for k, v in snapshot(settings.output).items()})
     assert outputs[0] == outputs[1]
+
+
+def test_a_new_article_never_takes_a_guid_another_one_has(folders: Settings) -> None:
+    write_article(folders.input, "a.txt", "https://a.example.com/x", title="A")
+    build(folders)
+    write_article(folders.input, "a.txt", "https://a.example.com/y", title="A")
+    write_article(folders.input, "b.txt", "https://a.example.com/x", title="B")
+    build(folders)
+    ids = {e.title: e.id for e in entries(folders)}
+    assert ids == {"A": "https://a.example.com/x", "B": "https://a.example.com/x#2"}

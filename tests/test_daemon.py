@@ -592,7 +592,7 @@ def test_an_inotify_limit_falls_back_to_polling(
     with running(settings) as (daemon, _):
         assert daemon.watcher is not None
         assert daemon.watcher.polling
-        (record,) = [r for r in caplog.records if "inotify" in r.getMessage()]
+        (record,) = [r for r in caplog.records if "refused an inotify" in r.getMessage()]
         assert record.levelno == logging.ERROR
         assert f"sysctl fs.inotify.{setting}" in record.getMessage()
         assert "/etc/sysctl.d/" in record.getMessage()
