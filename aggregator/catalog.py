@@ -559,22 +559,28 @@ class _Sync:
         """url → GUID. A GUID, once given, stays with its article through edits and moves."""
         guids: dict[str, str] = {}
         taken: set[str] = set()
+        by_path = dict(
+            self._select(
+                "SELECT path, guid FROM identities WHERE path IN ({marks})",
+                [row.path for row, _ in after.values()],
+            )
+        )
+        # 1. The same file had a GUID: it is the same article, whatever its URL says now.
+        for url, (row, _) in after.items():
+            guid = by_path.get(row.path)
+            if guid is not None and guid not in taken:
+                guids[url] = guid
+                taken.add(guid)
+        # 2. The same URL was listed from another file (a duplicate now wins it).
         by_url = {item.url: item.guid for item in before.values()}
-        # 1. The same URL was listed: same article (edited, or another file now wins).
         for url in after:
             guid = by_url.get(url)
-            if guid is not None:
+            if url not in guids and guid is not None and guid not in taken:
                 guids[url] = guid
                 taken.add(guid)
         pending = [url for url in after if url not in guids]
         if not pending:
             return guids
-        by_path = dict(
-            self._select(
-                "SELECT path, guid FROM identities WHERE path IN ({marks})",
-                [after[url][0].path for url in pending],
-            )
-        )
         # GUIDs already given that a new article's URL would collide with.
         used = {
             guid
@@ -590,12 +596,8 @@ class _Sync:
         ):
             orphans.setdefault(url, []).append(guid)
         for url in pending:
-            path = after[url][0].path
-            # 2. The same file had a GUID (its URL was edited, or it is published again).
-            guid = by_path.get(path)
-            if guid is None or guid in taken:
-                # 3. A file that left with this URL came back (moved, or restored).
-                guid = next((g for g in orphans.get(url, ()) if g not in taken), None)
+            # 3. A file that left with this URL came back (moved, or restored).
+            guid = next((g for g in orphans.get(url, ()) if g not in taken), None)
             if guid is None:
                 # 4. New: the URL itself, the id readers expect, unless some article had it.
                 guid = self._mint(url, taken, used)
