@@ -21,10 +21,11 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -34,8 +35,7 @@ from aggregator.catalog import (
     Catalog,
     FeedRecord,
     FileChange,
-    article_from_json,
-    article_to_json,
+    StoredArticle,
     format_date,
     parse_date,
 )
@@ -59,7 +59,7 @@ from aggregator.plan import (
     plan_feed,
     summaries,
 )
-from aggregator.publish import publish_all
+from aggregator.publish import PublishBatch, publish_all
 from aggregator.sources import FileStat, SourceFilter, scan_sources, stat_source
 
 LOGGER = logging.getLogger("aggregator.build")
@@ -140,11 +140,13 @@ class BuildLock:
             self._handle = None
 
 
-def _read_json(root: str, rel: str, max_bytes: int) -> tuple[str, str | None, str | None]:
-    """Worker: one file → (path, article in the catalog's JSON form, error).
+def _read_stored(
+    root: str, rel: str, max_bytes: int
+) -> tuple[str, tuple[Any, ...] | None, str | None]:
+    """Worker: one file → (path, its StoredArticle's fields, error).
 
-    JSON, not the Article: it is what the catalog stores, and it crosses the process
-    boundary several times faster than a pickled dataclass tree.
+    The stored form is made here, off the main process, which then only inserts it; plain
+    tuples cross the process boundary several times faster than pickled dataclasses.
     """
     from aggregator.articles import read_article
 
@@ -152,41 +154,39 @@ def _read_json(root: str, rel: str, max_bytes: int) -> tuple[str, str | None, st
         article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
     except ArticleError as exc:
         return rel, None, str(exc)
-    return rel, article_to_json(article), None
+    return rel, astuple(StoredArticle.of(article)), None
 
 
 def _read_chunk(
     root: str, rels: list[str], max_bytes: int
-) -> list[tuple[str, str | None, str | None]]:
-    return [_read_json(root, rel, max_bytes) for rel in rels]
+) -> list[tuple[str, tuple[Any, ...] | None, str | None]]:
+    return [_read_stored(root, rel, max_bytes) for rel in rels]
 
 
 @dataclass(frozen=True, slots=True)
-class RenderOutcome:
-    """One feed rendered and published (in this process or a worker)."""
+class RenderedFeed:
+    """One feed rendered (in this process or a worker), not yet published."""
 
     key: FeedKey
     name: str
     updated: datetime
     guids: tuple[str, ...]
     previous_guids: tuple[str, ...]
-    written: bool
-    errors: tuple[tuple[str, str], ...]  # (path, reason) of files that could not be written
+    files: tuple[RenderedFile, RenderedFile]  # RSS, Atom
 
 
 def render_feeds(
     catalog: Catalog,
-    output: Path,
     keys: Sequence[FeedKey],
     settings: PlanSettings,
     cache: dict[str, Article],
-) -> list[RenderOutcome]:
-    """Plan, render and publish feeds from the catalog's current items."""
+) -> list[RenderedFeed]:
+    """Plan and render feeds from the catalog's current items."""
     # Imported here, not at the top: feedgen and lxml take longer to import than a
     # build with nothing to render takes to run.
     from aggregator.render import render_feed
 
-    plans = []
+    rendered = []
     for key in keys:
         previous = catalog.feed_record(key)
         items = catalog.newest(key, settings.max_items, cache)
@@ -200,48 +200,72 @@ def render_feeds(
             previous_name=previous_name,
             previous_updated=previous.updated if previous else None,
         )
-        plans.append((plan, feed_name(key, items, previous_name), previous))
-    files: list[RenderedFile] = []
-    for plan, _, _ in plans:
-        files.extend(render_feed(plan))
-    results = {r.path: r for r in publish_all(output, files)}
-    outcomes = []
-    for plan, name, previous in plans:
-        pair = (results[plan.key.rss_path], results[plan.key.atom_path])
-        outcomes.append(
-            RenderOutcome(
-                key=plan.key,
-                name=name,
+        rendered.append(
+            RenderedFeed(
+                key=key,
+                name=feed_name(key, items, previous_name),
                 updated=plan.updated,
-                guids=tuple(item.guid for item in plan.items),
+                guids=tuple(item.guid for item in items),
                 previous_guids=previous.guids if previous else (),
-                written=any(r.written for r in pair),
-                errors=tuple((r.error.path, r.error.reason) for r in pair if r.error),
+                files=render_feed(plan),
             )
         )
-    return outcomes
+    return rendered
 
 
-def _render_chunk(
-    catalog_path: str, output: str, keys: list[str], settings: PlanSettings
-) -> list[tuple[str, str, str, tuple[str, ...], tuple[str, ...], bool, tuple[Any, ...]]]:
+_Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], str, bytes, str, bytes]
+
+
+def _render_chunk(catalog_path: str, keys: list[str], settings: PlanSettings) -> list[_Wire]:
     """Worker: render some feeds from a read-only view of the committed catalog."""
     catalog = Catalog(Path(catalog_path), readonly=True)
     try:
-        outcomes = render_feeds(
-            catalog, Path(output), [FeedKey.parse(k) for k in keys], settings, {}
-        )
+        rendered = render_feeds(catalog, [FeedKey.parse(k) for k in keys], settings, {})
     finally:
         catalog.close()
     # Plain tuples: cheap to send back across the process boundary.
     return [
-        (str(o.key), o.name, format_date(o.updated), o.guids, o.previous_guids, o.written, o.errors)
-        for o in outcomes
+        (
+            str(r.key),
+            r.name,
+            format_date(r.updated),
+            r.guids,
+            r.previous_guids,
+            r.files[0].path,
+            r.files[0].data,
+            r.files[1].path,
+            r.files[1].data,
+        )
+        for r in rendered
     ]
+
+
+def _from_wire(wire: _Wire) -> RenderedFeed:
+    key, name, updated, guids, previous, rss_path, rss, atom_path, atom = wire
+    return RenderedFeed(
+        FeedKey.parse(key),
+        name,
+        parse_date(updated),
+        guids,
+        previous,
+        (RenderedFile(rss_path, rss), RenderedFile(atom_path, atom)),
+    )
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """fork while this process has one thread (the CLI): workers start at once, with
+    everything imported. forkserver once it has more (the daemon): forking a threaded
+    process can copy a lock some other thread holds into the child."""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    # The server imports these once; each worker forks from it ready to work.
+    context.set_forkserver_preload(["aggregator.build", "aggregator.render"])
+    return context
 
 
 class _Workers:
@@ -254,10 +278,7 @@ class _Workers:
     @property
     def pool(self) -> Executor:
         if self._pool is None:
-            # forkserver, not fork: the daemon has threads, and forking a threaded process
-            # can copy a held lock into the child.
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=context)
+            self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=_context())
         return self._pool
 
     def close(self) -> None:
@@ -337,7 +358,7 @@ class Builder:
             dirty = self.catalog.pending_feeds()
             keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
             written, unchanged, failed = self._render_and_publish(
-                keys, sync.articles, sync.changed_guids, events, workers
+                keys, sync.changed_guids, events, workers
             )
         finally:
             workers.close()
@@ -412,11 +433,11 @@ class Builder:
         # Deletions ride with the first files read: a move (old path gone, new path
         # read) that lands in one batch is one update that keeps its GUID.
         batch = [FileChange(path, None) for path in sorted(gone)]
-        for rel, article, article_json, error in self._parse(list(to_read), workers):
+        for rel, stored, error in self._parse(list(to_read), workers):
             stat: FileStat | None = to_read[rel]
             if error is not None and stat_source(self.filter, rel) is None:
                 stat = None  # vanished while being read: it is a deletion
-            batch.append(FileChange(rel, stat, article, error, article_json))
+            batch.append(FileChange(rel, stat, stored, error))
             if len(batch) >= SYNC_BATCH:
                 if progress is not None:
                     progress.advance(len(batch))
@@ -431,8 +452,8 @@ class Builder:
 
     def _parse(
         self, paths: list[str], workers: _Workers
-    ) -> Iterator[tuple[str, Article | None, str | None, str | None]]:
-        """(path, article, its JSON, error) for each file, in worker processes if many."""
+    ) -> Iterator[tuple[str, StoredArticle | None, str | None]]:
+        """(path, stored article, error) for each file, in worker processes if many."""
         root = str(self.filter.root)
         max_bytes = self.settings.max_file_bytes
         if len(paths) < PARALLEL_FILES or workers.count <= 1:
@@ -442,9 +463,9 @@ class Builder:
                 try:
                     article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
                 except ArticleError as exc:
-                    yield rel, None, None, str(exc)
+                    yield rel, None, str(exc)
                     continue
-                yield rel, article, None, None
+                yield rel, StoredArticle.of(article), None
             return
         size = max(16, min(256, len(paths) // (workers.count * 8)))
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
@@ -452,11 +473,8 @@ class Builder:
             _read_chunk, [root] * len(chunks), chunks, [max_bytes] * len(chunks)
         )
         for chunk in results:
-            for rel, article_json, error in chunk:
-                if article_json is None:
-                    yield rel, None, None, error
-                else:
-                    yield rel, article_from_json(article_json), article_json, None
+            for rel, fields, error in chunk:
+                yield rel, None if fields is None else StoredArticle(*fields), error
 
     def _settings_fingerprint(self) -> str:
         data = json.dumps([__version__, asdict(self.plan_settings)], sort_keys=True, default=str)
@@ -470,53 +488,63 @@ class Builder:
             or not (self.output / key.atom_path).is_file()
         ]
 
-    def _render(
-        self, keys: list[FeedKey], parsed: dict[str, Article], workers: _Workers
-    ) -> list[RenderOutcome]:
+    def _render(self, keys: list[FeedKey], workers: _Workers) -> Iterator[RenderedFeed]:
+        """Rendered feeds, as they are ready (from worker processes when many)."""
         if len(keys) < PARALLEL_FEEDS or workers.count <= 1:
-            return render_feeds(self.catalog, self.output, keys, self.plan_settings, dict(parsed))
+            yield from render_feeds(self.catalog, keys, self.plan_settings, {})
+            return
         # Small chunks balance the load: a few feeds (all, the big topics) are far larger.
         chunks = [[str(k) for k in keys[i : i + 8]] for i in range(0, len(keys), 8)]
         results = workers.pool.map(
             _render_chunk,
             [str(self.catalog.path)] * len(chunks),
-            [str(self.output)] * len(chunks),
             chunks,
             [self.plan_settings] * len(chunks),
         )
-        return [
-            RenderOutcome(FeedKey.parse(k), name, parse_date(updated), guids, prev, wrote, errs)
-            for chunk in results
-            for k, name, updated, guids, prev, wrote, errs in chunk
-        ]
+        for chunk in results:
+            for wire in chunk:
+                yield _from_wire(wire)
 
     def _render_and_publish(
         self,
         keys: list[FeedKey],
-        parsed: dict[str, Article],
         changed_guids: set[str],
         events: list[ChangeEvent],
         workers: _Workers,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
+        batch = PublishBatch(self.output)
+        rendered: list[RenderedFeed] = []
+        try:
+            # Staged as they arrive, so writing overlaps the workers' rendering.
+            for feed in self._render(keys, workers):
+                rendered.append(feed)
+                for file in feed.files:
+                    batch.stage(file)
+        except BaseException:
+            batch.abandon()
+            raise
+        results = {r.path: r for r in batch.commit()}
         written = unchanged = 0
         done: list[FeedRecord] = []
         failed: list[FeedKey] = []
-        for outcome in self._render(keys, parsed, workers):
-            if outcome.errors:
-                failed.append(outcome.key)
-                events.extend(WriteFailed(path, reason) for path, reason in outcome.errors)
+        for feed in rendered:
+            pair = [results[file.path] for file in feed.files]
+            errors = [r.error for r in pair if r.error is not None]
+            if errors:
+                failed.append(feed.key)
+                events.extend(WriteFailed(error.path, error.reason) for error in errors)
                 continue
-            done.append(FeedRecord(outcome.key, outcome.name, outcome.updated, outcome.guids))
-            if outcome.written:
+            done.append(FeedRecord(feed.key, feed.name, feed.updated, feed.guids))
+            if any(r.written for r in pair):
                 written += 1
                 added, updated, removed = added_updated_removed(
-                    outcome.previous_guids, outcome.guids, changed_guids
+                    feed.previous_guids, feed.guids, changed_guids
                 )
-                events.append(FeedWritten(outcome.key, added, updated, removed, len(outcome.guids)))
+                events.append(FeedWritten(feed.key, added, updated, removed, len(feed.guids)))
             else:
                 unchanged += 1
-                events.append(FeedUnchanged(outcome.key))
+                events.append(FeedUnchanged(feed.key))
         self.catalog.finish_feeds(done, failed)
         if done or not all((self.output / name).is_file() for name in _INDEXES):
             self._publish_indexes(events)
