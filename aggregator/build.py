@@ -19,16 +19,14 @@ import fcntl
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, astuple, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from aggregator import __version__
 from aggregator.catalog import (
@@ -61,6 +59,10 @@ from aggregator.plan import (
 )
 from aggregator.publish import PublishBatch, publish_all
 from aggregator.sources import FileStat, SourceFilter, scan_sources, stat_source
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+    from multiprocessing.context import BaseContext
 
 LOGGER = logging.getLogger("aggregator.build")
 
@@ -256,10 +258,12 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context() -> BaseContext:
     """fork while this process has one thread (the CLI): workers start at once, with
     everything imported. forkserver once it has more (the daemon): forking a threaded
     process can copy a lock some other thread holds into the child."""
+    import multiprocessing
+
     if threading.active_count() == 1:
         return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
@@ -278,6 +282,9 @@ class _Workers:
     @property
     def pool(self) -> Executor:
         if self._pool is None:
+            # Imported on first use: a build with nothing to read never starts workers.
+            from concurrent.futures import ProcessPoolExecutor
+
             self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=_context())
         return self._pool
 
@@ -454,6 +461,8 @@ class Builder:
         self, paths: list[str], workers: _Workers
     ) -> Iterator[tuple[str, StoredArticle | None, str | None]]:
         """(path, stored article, error) for each file, in worker processes if many."""
+        if not paths:
+            return  # nothing to read: not even the parser is imported
         root = str(self.filter.root)
         max_bytes = self.settings.max_file_bytes
         if len(paths) < PARALLEL_FILES or workers.count <= 1:
@@ -490,6 +499,8 @@ class Builder:
 
     def _render(self, keys: list[FeedKey], workers: _Workers) -> Iterator[RenderedFeed]:
         """Rendered feeds, as they are ready (from worker processes when many)."""
+        if not keys:
+            return  # nothing to render: feedgen is not even imported
         if len(keys) < PARALLEL_FEEDS or workers.count <= 1:
             yield from render_feeds(self.catalog, keys, self.plan_settings, {})
             return

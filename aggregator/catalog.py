@@ -60,6 +60,9 @@ _MIGRATIONS: dict[int, str] = {
         error TEXT
     );
     CREATE INDEX files_url ON files (url) WHERE url IS NOT NULL;
+    -- Covers the scan of a build with nothing to do, which must not page through every
+    -- article's JSON to learn sizes and mtimes.
+    CREATE INDEX files_stat ON files (path, size, mtime_ns);
     -- Every GUID ever handed out. `path` is NULL once its file is gone (kept for a return).
     CREATE TABLE identities (
         guid TEXT PRIMARY KEY,
@@ -378,10 +381,8 @@ class Catalog:
 
     def file_stats(self) -> dict[str, FileStat]:
         """The size and mtime the catalog last saw for every known file."""
-        return {
-            path: FileStat(size, mtime)
-            for path, size, mtime in self._db.execute("SELECT path, size, mtime_ns FROM files")
-        }
+        rows = self._db.execute("SELECT path, size, mtime_ns FROM files")
+        return {path: FileStat(size, mtime) for path, size, mtime in rows}
 
     def file_stat(self, path: str) -> FileStat | None:
         """The size and mtime last seen for one file, or None if it is not known."""

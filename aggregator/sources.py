@@ -10,18 +10,21 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 from fnmatch import translate
 from pathlib import Path
+from typing import NamedTuple
 
 # Editors and tools write these next to real files while saving (vim's `4913` probe,
 # backups, swap and temp files); reading them would publish half-saved drafts.
 _LEFTOVER = re.compile(r"(?:.*~|.*\.sw[a-p]|.*\.tmp|4913|\.#.*|#.*#)\Z", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class FileStat:
-    """What decides whether a file must be read again."""
+class FileStat(NamedTuple):
+    """What decides whether a file must be read again.
+
+    A named tuple, not a dataclass: a build with nothing to do compares tens of thousands
+    of them, and tuples are made and compared in C.
+    """
 
     size: int
     mtime_ns: int
