@@ -360,9 +360,11 @@ class Builder:
 
             fingerprint = self._settings_fingerprint()
             settings_changed = self.catalog.meta("render_settings") != fingerprint
-            known = {r.key for r in self.catalog.feed_records()} | self.catalog.listed_feeds()
-            missing = self._missing_outputs(known) if full_scan else []
             dirty = self.catalog.pending_feeds()
+            # Every feed that lists something was written once, or is pending since the
+            # sync that gave it its first item.
+            known = {r.key for r in self.catalog.feed_records()} | dirty
+            missing = self._missing_outputs(known) if full_scan else []
             keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
             written, unchanged, failed = self._render_and_publish(
                 keys, sync.changed_guids, events, workers
@@ -372,7 +374,7 @@ class Builder:
         if settings_changed and not failed:
             self.catalog.set_meta("render_settings", fingerprint)
 
-        _, _, published = self.catalog.counts()
+        published = self.catalog.published_count()
         seconds = time.perf_counter() - started
         LOGGER.debug(
             "build: %d files read and synced in %.3f s, %d feeds rendered in %.3f s",
@@ -406,9 +408,10 @@ class Builder:
         """(files to read with their stat, files gone) — by size and mtime against the catalog."""
         if changed is None:
             on_disk = scan_sources(self.filter)
-            known = self.catalog.file_stats()
-            to_read = {p: st for p, st in sorted(on_disk.items()) if known.get(p) != st}
-            return to_read, set(known) - set(on_disk)
+            known = self.catalog.file_signatures()
+            changed_paths = sorted(p for p, sig in on_disk.items() if known.get(p) != sig)
+            to_read = {p: FileStat.parse(on_disk[p]) for p in changed_paths}
+            return to_read, known.keys() - on_disk.keys()
         to_read, gone = {}, set()
         for path in sorted(set(changed)):
             rel = self.filter.relative(path)

@@ -63,6 +63,7 @@ _MIGRATIONS: dict[int, str] = {
     -- Covers the scan of a build with nothing to do, which must not page through every
     -- article's JSON to learn sizes and mtimes.
     CREATE INDEX files_stat ON files (path, size, mtime_ns);
+    CREATE INDEX files_rejected ON files (path, error) WHERE error IS NOT NULL;
     -- Every GUID ever handed out. `path` is NULL once its file is gone (kept for a return).
     CREATE TABLE identities (
         guid TEXT PRIMARY KEY,
@@ -379,10 +380,9 @@ class Catalog:
             (key, value),
         )
 
-    def file_stats(self) -> dict[str, FileStat]:
-        """The size and mtime the catalog last saw for every known file."""
-        rows = self._db.execute("SELECT path, size, mtime_ns FROM files")
-        return {path: FileStat(size, mtime) for path, size, mtime in rows}
+    def file_signatures(self) -> dict[str, str]:
+        """The `FileStat.signature` the catalog last saw for every known file."""
+        return dict(self._db.execute("SELECT path, size || ':' || mtime_ns FROM files"))
 
     def file_stat(self, path: str) -> FileStat | None:
         """The size and mtime last seen for one file, or None if it is not known."""
@@ -431,16 +431,10 @@ class Catalog:
             for f, t, u, g in rows
         ]
 
-    def listed_feeds(self) -> set[FeedKey]:
-        """Every feed that lists at least one item now."""
-        rows = self._db.execute("SELECT DISTINCT feed FROM memberships")
-        return {FeedKey.parse(feed) for (feed,) in rows}
-
-    def counts(self) -> tuple[int, int, int]:
-        """(files known, files rejected now, items published)."""
-        files, rejected = self._db.execute("SELECT count(*), count(error) FROM files").fetchone()
+    def published_count(self) -> int:
+        """How many items the feeds list (published articles, one per webUrl)."""
         (items,) = self._db.execute("SELECT count(*) FROM items").fetchone()
-        return int(files), int(rejected), int(items)
+        return int(items)
 
     def rejected_files(self) -> list[tuple[str, str]]:
         """(path, reason) of every file whose current bytes were rejected."""
