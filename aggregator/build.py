@@ -169,10 +169,7 @@ def _read_chunk(
 class RenderedFeed:
     """One feed rendered (in this process or a worker), not yet published."""
 
-    key: FeedKey
-    name: str
-    updated: datetime
-    guids: tuple[str, ...]
+    record: FeedRecord  # what the catalog remembers once the files are written
     previous_guids: tuple[str, ...]
     files: tuple[RenderedFile, RenderedFile]  # RSS, Atom
 
@@ -204,10 +201,12 @@ def render_feeds(
         )
         rendered.append(
             RenderedFeed(
-                key=key,
-                name=feed_name(key, items, previous_name),
-                updated=plan.updated,
-                guids=tuple(item.guid for item in items),
+                record=FeedRecord(
+                    key,
+                    feed_name(key, items, previous_name),
+                    plan.updated,
+                    tuple(item.guid for item in items),
+                ),
                 previous_guids=previous.guids if previous else (),
                 files=render_feed(plan),
             )
@@ -228,10 +227,10 @@ def _render_chunk(catalog_path: str, keys: list[str], settings: PlanSettings) ->
     # Plain tuples: cheap to send back across the process boundary.
     return [
         (
-            str(r.key),
-            r.name,
-            format_date(r.updated),
-            r.guids,
+            str(r.record.key),
+            r.record.name,
+            format_date(r.record.updated),
+            r.record.guids,
             r.previous_guids,
             r.files[0].path,
             r.files[0].data,
@@ -245,10 +244,7 @@ def _render_chunk(catalog_path: str, keys: list[str], settings: PlanSettings) ->
 def _from_wire(wire: _Wire) -> RenderedFeed:
     key, name, updated, guids, previous, rss_path, rss, atom_path, atom = wire
     return RenderedFeed(
-        FeedKey.parse(key),
-        name,
-        parse_date(updated),
-        guids,
+        FeedRecord(FeedKey.parse(key), name, parse_date(updated), guids),
         previous,
         (RenderedFile(rss_path, rss), RenderedFile(atom_path, atom)),
     )
@@ -546,19 +542,21 @@ class Builder:
             pair = [results[file.path] for file in feed.files]
             errors = [r.error for r in pair if r.error is not None]
             if errors:
-                failed.append(feed.key)
+                failed.append(feed.record.key)
                 events.extend(WriteFailed(error.path, error.reason) for error in errors)
                 continue
-            done.append(FeedRecord(feed.key, feed.name, feed.updated, feed.guids))
+            done.append(feed.record)
             if any(r.written for r in pair):
                 written += 1
                 added, updated, removed = added_updated_removed(
-                    feed.previous_guids, feed.guids, changed_guids
+                    feed.previous_guids, feed.record.guids, changed_guids
                 )
-                events.append(FeedWritten(feed.key, added, updated, removed, len(feed.guids)))
+                events.append(
+                    FeedWritten(feed.record.key, added, updated, removed, len(feed.record.guids))
+                )
             else:
                 unchanged += 1
-                events.append(FeedUnchanged(feed.key))
+                events.append(FeedUnchanged(feed.record.key))
         self.catalog.finish_feeds(done, failed)
         if done or not all((self.output / name).is_file() for name in _INDEXES):
             self._publish_indexes(events)
