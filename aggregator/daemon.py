@@ -26,12 +26,13 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.build import Builder, BuildReport
 from aggregator.config import Settings
+from aggregator.errors import AggregatorError
 from aggregator.model import ArticleRejected
 from aggregator.notify import Notifier, Sink, log_sink
 from aggregator.watch import ChangeBatch, Debouncer, Watcher
@@ -149,7 +150,12 @@ class Daemon:
             )
             # The observer starts before the first scan, so a file dropped during that scan
             # is either seen by it or lands in the next batch.
-            self.watcher.start()
+            try:
+                self.watcher.start()
+            except OSError as exc:
+                raise AggregatorError(
+                    f"cannot watch {self.builder.filter.root}: {exc.strerror or exc}"
+                ) from exc
             self._scheduler.add_job(
                 self._reconcile,
                 "interval",
@@ -158,8 +164,7 @@ class Daemon:
                 executor="timers",
             )
             LOGGER.info(
-                "watching %s (%s); feeds in %s; debounce %g s (at most %g s), "
-                "reconcile every %g s",
+                "watching %s (%s); feeds in %s; debounce %g s (at most %g s), reconcile every %g s",
                 self.builder.filter.root,
                 self.watcher.mode,
                 settings.output,
@@ -237,7 +242,7 @@ class Daemon:
             replace_existing=True,
         )
 
-    def _on_lost_run(self, event: JobExecutionEvent) -> None:
+    def _on_lost_run(self, event: JobEvent) -> None:
         """A run was skipped or missed after all: log it and schedule another."""
         if event.job_id != _REBUILD:
             return

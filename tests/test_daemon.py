@@ -600,6 +600,26 @@ def test_an_inotify_limit_falls_back_to_polling(
         wait_for(listed(settings, url, "all"), "the article, seen by polling")
 
 
+def test_a_folder_that_cannot_be_watched_is_a_clean_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watchdog.observers.inotify import InotifyObserver
+
+    from aggregator.errors import AggregatorError
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EACCES, "Permission denied")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(InotifyObserver, "schedule", refuse)
+        daemon = Daemon(settings)
+        with pytest.raises(AggregatorError, match="cannot watch .*Permission denied"):
+            daemon.start()
+    # Nothing left behind: no thread (the autouse fixture checks), and the lock is free.
+    with running(settings):
+        pass
+
+
 def test_poll_mode_watches_without_inotify(settings: Settings) -> None:
     settings = replace(settings, poll=True, poll_seconds=0.1)
     url = "https://a.example.com/network-mount"
