@@ -613,7 +613,7 @@ def test_a_folder_that_cannot_be_watched_is_a_clean_error(
     with monkeypatch.context() as patch:
         patch.setattr(InotifyObserver, "schedule", refuse)
         daemon = Daemon(settings)
-        with pytest.raises(AggregatorError, match="cannot watch .*Permission denied"):
+        with pytest.raises(AggregatorError, match=r"cannot watch .*Permission denied"):
             daemon.start()
     # Nothing left behind: no thread (the autouse fixture checks), and the lock is free.
     with running(settings):
