@@ -463,6 +463,15 @@ def update_readme(results: Results, when: str) -> None:
             f"The burst's feeds were checked against a cold build of both corpora: "
             f"{results.burst_feeds_checked} feeds list the same items.",
             "",
+            "Reading the figures: the drop, edit and delete times are the 0.2 s quiet interval",
+            "plus one small build. The burst's time includes copying the files in (the cold",
+            "build starts with them in place), the quiet interval and the log lines of every",
+            "change; the daemon's build itself is the second figure. During the soak every drop",
+            "is a new article: the renderer keeps up to 8,192 rendered entries and SQLite a page",
+            "cache of up to 256 MiB, and both fill as new articles and feeds are rendered, so",
+            "RSS climbs until they are full; the daemon's own state does not grow (traced with",
+            "tracemalloc: +0.2 MiB of Python objects over 2,000 drops).",
+            "",
         ]
     )
     start = text.find(f"\n{SECTION}\n")
