@@ -71,6 +71,8 @@ _INDEXES = ("index.opml", "index.html")
 # Below these, starting worker processes costs more than it saves.
 PARALLEL_FILES = 200
 PARALLEL_FEEDS = 24
+# Rendered entries the main process keeps between builds (about 20 kB each).
+MAIN_PROCESS_ENTRIES = 2048
 # Parsed files are synced in batches of this many while the workers read the next ones.
 SYNC_BATCH = 1000
 
@@ -350,7 +352,11 @@ class Builder:
         to_read, gone = self._find_changes(changed)
         workers = _Workers(self.settings.worker_count)
         try:
-            sync = self.catalog.sync(self._changes(to_read, gone, workers, progress), self.now)
+            sync = self.catalog.sync(
+                self._changes(to_read, gone, workers, progress),
+                self.now,
+                expected=len(to_read) + len(gone),
+            )
             events: list[ChangeEvent] = list(sync.events)
             synced = time.perf_counter()
 
@@ -501,7 +507,12 @@ class Builder:
         if not keys:
             return  # nothing to render: feedgen is not even imported
         if len(keys) < PARALLEL_FEEDS or workers.count <= 1:
+            from aggregator.render import limit_cache
+
             yield from render_feeds(self.catalog, keys, self.plan_settings, {})
+            # This process may live for weeks (the daemon): keep its share of the entry
+            # cache small; workers, which die with the build, keep theirs whole.
+            limit_cache(MAIN_PROCESS_ENTRIES)
             return
         # Small chunks balance the load: a few feeds (all, the big topics) are far larger.
         chunks = [[str(k) for k in keys[i : i + 8]] for i in range(0, len(keys), 8)]

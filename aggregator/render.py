@@ -270,3 +270,14 @@ def _unique(values: Iterable[str]) -> list[str]:
 def clear_cache() -> None:
     """Forget the shared entries (tests, or a long-running daemon that wants memory back)."""
     _entry.cache_clear()
+
+
+def limit_cache(entries: int) -> None:
+    """Forget the shared entries once there are more than `entries` of them.
+
+    A cold build in a worker wants them all (an article is in several feeds); a daemon's
+    main process renders a few feeds per build for weeks, and must not grow to the full
+    cache (about 20 kB an entry).
+    """
+    if _entry.cache_info().currsize > entries:
+        _entry.cache_clear()
