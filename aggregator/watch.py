@@ -57,14 +57,7 @@ _EVENTS: list[type[FileSystemEvent]] = [
     DirDeletedEvent,
 ]
 
-_FILE_CHANGES = (
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileMovedEvent,
-    FileDeletedEvent,
-)
+_FILE_CHANGES = tuple(kind for kind in _EVENTS if not kind.is_directory)
 
 # The kernel's two ways of refusing inotify: too many watches, too many instances.
 _INOTIFY_LIMITS = {errno.ENOSPC: "max_user_watches", errno.EMFILE: "max_user_instances"}
