@@ -270,6 +270,21 @@ def _context() -> BaseContext:
     return context
 
 
+def start_worker_server() -> None:
+    """Start the forkserver now, for a long-lived threaded process (the daemon).
+
+    Its start and imports (about 0.3 s) are then paid once at start-up, not by the first
+    burst of files that needs workers.
+    """
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        ["aggregator.build", "aggregator.render"]
+    )
+    forkserver.ensure_running()
+
+
 class _Workers:
     """A process pool started on first use and shut down with the build."""
 

@@ -30,7 +30,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aggregator.build import Builder, BuildReport
+from aggregator.build import Builder, BuildReport, start_worker_server
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.model import ArticleRejected
@@ -140,6 +140,7 @@ class Daemon:
         # APScheduler logs every job run at INFO; our own debug lines say what matters.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self.builder = self._builder_factory(settings)
+        start_worker_server()
         try:
             self._scheduler.start()
             self.watcher = Watcher(
