@@ -146,25 +146,27 @@ class BuildLock:
 
 def _read_stored(
     root: str, rel: str, max_bytes: int
-) -> tuple[str, tuple[Any, ...] | None, str | None]:
-    """Worker: one file → (path, its StoredArticle's fields, error).
-
-    The stored form is made here, off the main process, which then only inserts it; plain
-    tuples cross the process boundary several times faster than pickled dataclasses.
-    """
+) -> tuple[str, StoredArticle | None, str | None]:
+    """One file → (path, its stored form, error). In a worker for big builds, so the main
+    process only inserts what it gets."""
     from aggregator.articles import read_article
 
     try:
         article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
     except ArticleError as exc:
         return rel, None, str(exc)
-    return rel, astuple(StoredArticle.of(article)), None
+    return rel, StoredArticle.of(article), None
 
 
 def _read_chunk(
     root: str, rels: list[str], max_bytes: int
 ) -> list[tuple[str, tuple[Any, ...] | None, str | None]]:
-    return [_read_stored(root, rel, max_bytes) for rel in rels]
+    """Worker: `_read_stored` for many files. Plain tuples cross the process boundary
+    several times faster than pickled dataclasses."""
+    results = []
+    for rel, stored, error in (_read_stored(root, r, max_bytes) for r in rels):
+        results.append((rel, None if stored is None else astuple(stored), error))
+    return results
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +258,15 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _forkserver() -> BaseContext:
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    # The server imports these once; each worker forks from it ready to work.
+    context.set_forkserver_preload(["aggregator.build", "aggregator.render"])
+    return context
+
+
 def _context() -> BaseContext:
     """fork while this process has one thread (the CLI): workers start at once, with
     everything imported. forkserver once it has more (the daemon): forking a threaded
@@ -264,10 +275,7 @@ def _context() -> BaseContext:
 
     if threading.active_count() == 1:
         return multiprocessing.get_context("fork")
-    context = multiprocessing.get_context("forkserver")
-    # The server imports these once; each worker forks from it ready to work.
-    context.set_forkserver_preload(["aggregator.build", "aggregator.render"])
-    return context
+    return _forkserver()
 
 
 def start_worker_server() -> None:
@@ -276,12 +284,9 @@ def start_worker_server() -> None:
     Its start and imports (about 0.3 s) are then paid once at start-up, not by the first
     burst of files that needs workers.
     """
-    import multiprocessing
     from multiprocessing import forkserver
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload(
-        ["aggregator.build", "aggregator.render"]
-    )
+    _forkserver()
     forkserver.ensure_running()
 
 
@@ -486,15 +491,8 @@ class Builder:
         root = str(self.filter.root)
         max_bytes = self.settings.max_file_bytes
         if len(paths) < PARALLEL_FILES or workers.count <= 1:
-            from aggregator.articles import read_article
-
             for rel in paths:
-                try:
-                    article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
-                except ArticleError as exc:
-                    yield rel, None, str(exc)
-                    continue
-                yield rel, StoredArticle.of(article), None
+                yield _read_stored(root, rel, max_bytes)
             return
         size = max(16, min(256, len(paths) // (workers.count * 8)))
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]

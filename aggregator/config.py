@@ -63,10 +63,6 @@ class Settings:
         """Processes used to parse many files at once."""
         return self.workers or max(1, os.cpu_count() or 1)
 
-    def feed_url(self, relative: str) -> str:
-        """Absolute URL of a file in the output folder."""
-        return self.base_url + relative
-
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _LOG_FORMATS = ("text", "json")

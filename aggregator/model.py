@@ -274,7 +274,6 @@ class BuildFinished:
     rejected: int
     written: int
     unchanged: int
-    removed: int = 0
 
 
 ChangeEvent = (

@@ -160,14 +160,6 @@ def publish_all(root: Path, files: Iterable[RenderedFile]) -> list[PublishResult
     return batch.commit()
 
 
-def publish_file(root: Path, file: RenderedFile) -> bool:
-    """Publish one file atomically; True if written. Raises `PublishError`."""
-    (result,) = publish_all(root, [file])
-    if result.error is not None:
-        raise result.error
-    return result.written
-
-
 def _fsync(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
