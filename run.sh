@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # The one task entry point; the README and .ci/run both use it.
-#   ./run.sh build [ARGS]   build seeds/ into feeds/ (config/aggregator.yaml), via `aggregator build`
-#   ./run.sh test [ARGS]    the whole test suite (pytest)
-#   ./run.sh lint           ruff and mypy --strict
-#   ./run.sh run [ARGS]     the daemon, `aggregator run`
-#   ./run.sh bench [ARGS]   the build benchmark (bench/build.py)
-# Each sets up .venv (Python 3.11+) and installs the project first when needed.
+usage() {
+    cat <<'USAGE'
+usage: ./run.sh TASK [ARGS]
+  build [ARGS]    build seeds/ into feeds/ (config/aggregator.yaml), via `aggregator build`
+  test [ARGS]     the whole test suite (pytest; ARGS go to pytest)
+  lint            ruff and mypy --strict
+  run [ARGS]      the daemon, `aggregator run`
+  bench [ARGS]    the build benchmark (bench/build.py)
+  upgrade-check   install the newest versions pyproject.toml allows into .venv-latest and
+                  run the tests there (the lock file is left alone)
+Each task sets up .venv (Python 3.11+) with the exact versions of requirements.lock and
+installs the project first when needed.
+USAGE
+}
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,20 +22,39 @@ VENV=.venv
 
 setup() {
     if [ ! -x "$VENV/bin/python" ]; then
+        echo "run.sh: creating $VENV (first run)" >&2
         "$PYTHON" -m venv "$VENV"
     fi
-    # Reinstall only when the project's metadata changed since the last install.
-    stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+    # Reinstall only when the project's metadata or the lock changed since the last install.
+    stamp="$VENV/.installed-$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)"
     if [ ! -e "$stamp" ]; then
-        # The log is shown only when the install fails: a working set-up stays quiet.
-        if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[dev]' \
+        echo "run.sh: installing the locked dependencies into $VENV (about 20 s)..." >&2
+        # The exact versions last tested (requirements.lock), then the project itself without
+        # resolving anything again: a fresh clone never picks up a newer library.
+        # The log is shown only when the install fails.
+        if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check -r requirements.lock \
+                && "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps -e . ; } \
             >"$VENV/install.log" 2>&1; then
             cat "$VENV/install.log" >&2
             exit 1
         fi
         rm -f "$VENV"/.installed-*
         touch "$stamp"
+        echo "run.sh: ready" >&2
     fi
+}
+
+upgrade_check() {
+    # What the next lock would be: the newest versions the ranges in pyproject.toml allow.
+    local venv=.venv-latest
+    rm -rf "$venv"
+    "$PYTHON" -m venv "$venv"
+    "$venv/bin/python" -m pip install --disable-pip-version-check --upgrade -e '.[dev]'
+    "$venv/bin/python" -m pip freeze --exclude-editable > "$venv/requirements.latest"
+    diff -u requirements.lock "$venv/requirements.latest" || true
+    "$venv/bin/python" -m pytest -q "$@"
+    echo "run.sh: tests pass with the newest versions; to adopt them:" \
+        "cp $venv/requirements.latest requirements.lock" >&2
 }
 
 task=${1:-}
@@ -38,5 +65,7 @@ case "$task" in
     test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
     lint) setup; "$VENV/bin/ruff" check aggregator tests bench; exec "$VENV/bin/mypy" ;;
     bench) setup; exec "$VENV/bin/python" bench/build.py "$@" ;;
-    *) echo "usage: ./run.sh build|test|lint|run|bench [ARGS]" >&2; exit 2 ;;
+    upgrade-check) upgrade_check "$@" ;;
+    -h|--help|help) usage ;;
+    *) usage >&2; exit 2 ;;
 esac

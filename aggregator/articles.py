@@ -257,8 +257,25 @@ def _check_events(text: str, source: str) -> None:
     Streaming the events stops at the first offence, so a billion-laughs file or one nested
     ten thousand levels deep costs a few microseconds and never reaches the recursive composer.
     """
+    try:
+        _scan_events(text, source, _Loader)
+    except yaml.YAMLError:
+        # libyaml reads tokens ahead of the events and may stop on an error of its own (its
+        # nesting limit, worded differently from one release to the next) before our check
+        # sees the offence. The pure-Python parser streams the same events lazily: if it
+        # meets one of our offences first, that is the reason given; if not, libyaml's is.
+        c_parser = getattr(yaml, "CParser", None)
+        if c_parser is not None and issubclass(_Loader, c_parser):
+            _scan_events(text, source, _PURE_LOADER)
+        raise
+
+
+_PURE_LOADER = _loader_class(yaml.SafeLoader)
+
+
+def _scan_events(text: str, source: str, loader: type[yaml.SafeLoader]) -> None:
     depth = 0
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.AliasEvent):
             raise ArticleError(
                 source,
