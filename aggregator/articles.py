@@ -264,8 +264,8 @@ def _check_events(text: str, source: str) -> None:
         # nesting limit, worded differently from one release to the next) before our check
         # sees the offence. The pure-Python parser streams the same events lazily: if it
         # meets one of our offences first, that is the reason given; if not, libyaml's is.
-        c_parser = getattr(yaml, "CParser", None)
-        if c_parser is not None and issubclass(_Loader, c_parser):
+        c_loader = getattr(yaml, "CSafeLoader", None)
+        if c_loader is not None and issubclass(_Loader, c_loader):
             _scan_events(text, source, _PURE_LOADER)
         raise
 
