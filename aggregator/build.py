@@ -221,9 +221,11 @@ def render_feeds(
 _Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], str, bytes, str, bytes]
 
 
-def _render_chunk(catalog_path: str, keys: list[str], settings: PlanSettings) -> list[_Wire]:
+def _render_chunk(
+    catalog_location: str, node: str, keys: list[str], settings: PlanSettings
+) -> list[_Wire]:
     """Worker: render some feeds from a read-only view of the committed catalog."""
-    catalog = Catalog(Path(catalog_path), readonly=True)
+    catalog = Catalog(catalog_location, readonly=True, node=node)
     try:
         rendered = render_feeds(catalog, [FeedKey.parse(k) for k in keys], settings, {})
     finally:
@@ -334,7 +336,7 @@ class Builder:
         self.lock = BuildLock(settings.state)
         self.lock.acquire()
         try:
-            self.catalog = Catalog(settings.catalog_path)
+            self.catalog = Catalog(settings.catalog_location, node=settings.node)
         except BaseException:
             self.lock.release()
             raise
@@ -531,7 +533,8 @@ class Builder:
         chunks = [[str(k) for k in keys[i : i + 8]] for i in range(0, len(keys), 8)]
         results = workers.pool.map(
             _render_chunk,
-            [str(self.catalog.path)] * len(chunks),
+            [self.catalog.location] * len(chunks),
+            [self.settings.node] * len(chunks),
             chunks,
             [self.plan_settings] * len(chunks),
         )

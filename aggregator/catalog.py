@@ -9,6 +9,7 @@ and answers which feeds they touched; `Catalog.newest` answers what a feed lists
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aggregator.errors import CatalogError
 from aggregator.model import (
@@ -274,11 +275,45 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class Catalog:
-    """An open catalog file. One writer at a time (the build lock sees to that)."""
+class Connection(Protocol):
+    """What the catalog needs of a database connection: the subset of `sqlite3.Connection`
+    it uses. `catalog_postgres.PostgresConnection` gives the same on PostgreSQL."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
-        self.path = path
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def is_shared(location: Path | str) -> bool:
+    """Whether a catalog location is a PostgreSQL URL (shared by nodes), not a SQLite file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+class Catalog:
+    """An open catalog. One writer at a time (the build lock sees to that; on PostgreSQL,
+    also a transaction-level advisory lock shared by every node).
+
+    `location` is the SQLite file, or a `postgresql://` URL. On PostgreSQL, `node` names
+    this machine: its file paths and feed records are stored under `<node>/`, so nodes share
+    articles and GUIDs but each has its own files and its own output. The paths given to and
+    returned by the methods are always relative to this node's input folder.
+    """
+
+    _db: Connection
+
+    def __init__(self, location: Path | str, *, readonly: bool = False, node: str = "") -> None:
+        self.location = str(location)
+        self.path = Path(location) if not is_shared(location) else Path(node or "catalog")
+        self.where = self.location
+        self._prefix = ""
+        self._shared = is_shared(location)
+        self._pending_upto = 0
+        if self._shared:
+            self._open_shared(self.location, node, readonly=readonly)
+            return
+        path = self.path
         try:
             if readonly:
                 # Worker processes that render feeds only read; WAL lets them read while
@@ -301,6 +336,29 @@ class Catalog:
         except OSError as exc:
             raise CatalogError(str(path), f"cannot create its folder: {exc.strerror}") from exc
 
+    def _open_shared(self, url: str, node: str, *, readonly: bool) -> None:
+        # Imported here: a SQLite user never loads psycopg (an optional extra).
+        from aggregator.catalog_postgres import PostgresConnection
+
+        db = PostgresConnection(url)
+        self._db = db
+        self._postgres = db
+        self.where = db.where
+        self._prefix = f"{node}/"
+        self._node = node
+        if readonly:
+            return
+        db.lock_migrations()
+        try:
+            self._migrate()
+        finally:
+            db.unlock_migrations()
+
+    @property
+    def shared(self) -> bool:
+        """Whether several nodes share this catalog (PostgreSQL)."""
+        return self._shared
+
     def close(self) -> None:
         """Close the file; the catalog cannot be used afterwards."""
         self._join_checkpoint()
@@ -312,6 +370,8 @@ class Catalog:
         A big sync leaves tens of MB in the log; copying them takes a fifth of a second
         that the build can spend rendering instead (render workers only read).
         """
+        if self._shared:
+            return
         self._join_checkpoint()
 
         def run() -> None:
@@ -340,7 +400,7 @@ class Catalog:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise CatalogError(
-                str(self.path),
+                self.where,
                 f"made by a newer aggregator (schema {version}, this one knows "
                 f"{SCHEMA_VERSION}); upgrade, or delete the state folder to start over",
             )
@@ -386,12 +446,23 @@ class Catalog:
 
     def file_signatures(self) -> dict[str, str]:
         """The `FileStat.signature` the catalog last saw for every known file."""
+        if self._prefix:
+            n = len(self._prefix)
+            rows = self._db.execute(
+                "SELECT path, size || ':' || mtime_ns FROM files WHERE path >= ? AND path < ?",
+                self._prefix_range(),
+            )
+            return {path[n:]: signature for path, signature in rows}
         return dict(self._db.execute("SELECT path, size || ':' || mtime_ns FROM files"))
+
+    def _prefix_range(self) -> tuple[str, str]:
+        """Bounds of this node's keys: `node/` ≤ key < `node0` ('0' follows '/')."""
+        return self._prefix, self._prefix[:-1] + "0"
 
     def file_stat(self, path: str) -> FileStat | None:
         """The size and mtime last seen for one file, or None if it is not known."""
         row = self._db.execute(
-            "SELECT size, mtime_ns FROM files WHERE path = ?", (path,)
+            "SELECT size, mtime_ns FROM files WHERE path = ?", (self._prefix + path,)
         ).fetchone()
         return None if row is None else FileStat(row[0], row[1])
 
@@ -421,7 +492,7 @@ class Catalog:
     def feed_record(self, key: FeedKey) -> FeedRecord | None:
         """The feed as it was last written, or None if it never was."""
         row = self._db.execute(
-            "SELECT name, updated, guids FROM feeds WHERE feed = ?", (str(key),)
+            "SELECT name, updated, guids FROM feeds WHERE feed = ?", (self._prefix + str(key),)
         ).fetchone()
         if row is None:
             return None
@@ -429,9 +500,17 @@ class Catalog:
 
     def feed_records(self) -> list[FeedRecord]:
         """Every feed ever written, in path order."""
-        rows = self._db.execute("SELECT feed, name, updated, guids FROM feeds ORDER BY feed")
+        if self._prefix:
+            rows = self._db.execute(
+                "SELECT feed, name, updated, guids FROM feeds WHERE feed >= ? AND feed < ? "
+                "ORDER BY feed",
+                self._prefix_range(),
+            )
+        else:
+            rows = self._db.execute("SELECT feed, name, updated, guids FROM feeds ORDER BY feed")
+        n = len(self._prefix)
         return [
-            FeedRecord(FeedKey.parse(f), t, parse_date(u), tuple(json.loads(g)))
+            FeedRecord(FeedKey.parse(f[n:]), t, parse_date(u), tuple(json.loads(g)))
             for f, t, u, g in rows
         ]
 
@@ -442,20 +521,47 @@ class Catalog:
 
     def rejected_files(self) -> list[tuple[str, str]]:
         """(path, reason) of every file whose current bytes were rejected."""
-        return list(
+        rows = list(
             self._db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path")
         )
+        if self._prefix:
+            n = len(self._prefix)
+            return [(p[n:], e) for p, e in rows if p.startswith(self._prefix)]
+        return rows
 
     # --- writes ------------------------------------------------------------------------
 
     def pending_feeds(self) -> set[FeedKey]:
-        """Feeds whose items changed and that were not yet written (kept across crashes)."""
-        text = self.meta("pending_feeds")
-        return {FeedKey.parse(f) for f in json.loads(text)} if text else set()
+        """Feeds whose items changed and that were not yet written (kept across crashes).
+
+        On a shared catalog: this node's failed feeds, and every feed in the change log
+        after the last entry this node rendered (whichever node's sync changed it).
+        """
+        text = self.meta(self._prefix + "pending_feeds")
+        pending = {FeedKey.parse(f) for f in json.loads(text)} if text else set()
+        if self._shared:
+            done = int(self.meta(self._prefix + "rendered_seq") or 0)
+            upto = done
+            for feed, seq in self._db.execute(
+                "SELECT feed, max(seq) FROM feed_changes WHERE seq > ? GROUP BY feed", (done,)
+            ):
+                pending.add(FeedKey.parse(feed))
+                upto = max(upto, int(seq))
+            self._pending_upto = upto
+        return pending
 
     def add_pending(self, keys: Collection[FeedKey]) -> None:
-        """Mark feeds as needing a render; stays until `finish_feeds` clears them."""
-        if keys:
+        """Mark feeds as needing a render; stays until `finish_feeds` clears them.
+
+        On a shared catalog the mark goes to the change log, for every node, and the other
+        nodes are rung (NOTIFY) when the transaction commits; call it inside one.
+        """
+        if keys and self._shared:
+            self._db.executemany(
+                "INSERT INTO feed_changes (feed) VALUES (?)", [(str(k),) for k in sorted(keys)]
+            )
+            self._postgres.notify(self._node)
+        elif keys:
             pending = {str(k) for k in self.pending_feeds()} | {str(k) for k in keys}
             self.set_meta("pending_feeds", json.dumps(sorted(pending)))
 
@@ -464,14 +570,24 @@ class Catalog:
         with self.transaction():
             for record in written:
                 self._save_feed(record)
-            self.set_meta("pending_feeds", json.dumps(sorted(str(k) for k in failed)))
+            self.set_meta(
+                self._prefix + "pending_feeds", json.dumps(sorted(str(k) for k in failed))
+            )
+            if self._shared:
+                # Up to what `pending_feeds` saw: later changes stay pending.
+                self.set_meta(self._prefix + "rendered_seq", str(self._pending_upto))
 
     def _save_feed(self, record: FeedRecord) -> None:
         self._db.execute(
             "INSERT INTO feeds (feed, name, updated, guids) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (feed) DO UPDATE SET name = excluded.name, "
             "updated = excluded.updated, guids = excluded.guids",
-            (str(record.key), record.name, format_date(record.updated), json.dumps(record.guids)),
+            (
+                self._prefix + str(record.key),
+                record.name,
+                format_date(record.updated),
+                json.dumps(record.guids),
+            ),
         )
 
     def sync(
@@ -504,7 +620,7 @@ class Catalog:
         total = SyncResult()
         with self.transaction():
             for batch in batches:
-                result = _Sync(self._db, now).run(batch)
+                result = _Sync(self._db, now).run(self._stored_paths(batch))
                 total.events.extend(result.events)
                 total.dirty_feeds |= result.dirty_feeds
                 total.changed_guids |= result.changed_guids
@@ -513,13 +629,39 @@ class Catalog:
             # written cannot leave them stale forever.
             self.add_pending(total.dirty_feeds)
         self._checkpoint()
+        if self._prefix:
+            total.events = [self._local_event(e) for e in total.events]
         return total
+
+    def _stored_paths(self, batch: Sequence[FileChange]) -> Sequence[FileChange]:
+        """The batch with this node's paths as stored (`<node>/<path>` when shared)."""
+        if not self._prefix:
+            return batch
+        return [dataclasses.replace(c, path=self._prefix + c.path) for c in batch]
+
+    def _local_event(self, event: ChangeEvent) -> ChangeEvent:
+        """An event with this node's paths relative to its input folder again."""
+        n = len(self._prefix)
+
+        def local(path: str) -> str:
+            return path[n:] if path.startswith(self._prefix) else path
+
+        if isinstance(event, DuplicateUrl):
+            return dataclasses.replace(
+                event, winner=local(event.winner), losers=tuple(local(p) for p in event.losers)
+            )
+        if isinstance(
+            event,
+            ArticleAdded | ArticleUpdated | ArticleUnpublished | ArticleRemoved | ArticleRejected,
+        ):
+            return dataclasses.replace(event, source=local(event.source))
+        return event
 
 
 class _Sync:
     """One batch: load what the changes touch, decide winners and GUIDs, write, diff."""
 
-    def __init__(self, db: sqlite3.Connection, now: Callable[[], datetime]) -> None:
+    def __init__(self, db: Connection, now: Callable[[], datetime]) -> None:
         self.db = db
         self.now = now
         self.result = SyncResult()

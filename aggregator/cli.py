@@ -34,6 +34,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, help="folder the feeds are written to")
     parser.add_argument("--state", type=Path, help="folder of the catalog (default .aggregator)")
     parser.add_argument("--base-url", help="absolute URL the output folder is served at")
+    parser.add_argument(
+        "--catalog", metavar="URL", help="a PostgreSQL catalog shared by nodes (postgresql://…)"
+    )
+    parser.add_argument("--node", help="this node's name in a shared catalog (default: host)")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--log-format", choices=["text", "json"], help="plain text or JSON lines")
 
@@ -89,6 +93,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "output": args.output,
         "state": args.state,
         "base_url": args.base_url,
+        "catalog": args.catalog,
+        "node": args.node,
         "log_level": args.log_level,
         "log_format": args.log_format,
         "poll": getattr(args, "poll", None),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,14 @@ import yaml
 from aggregator.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/aggregator.yaml")
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _default_node() -> str:
+    """The host name, as far as it is a valid node name (it names stored paths)."""
+    name = socket.gethostname().split(".")[0]
+    return name if _NODE_NAME.fullmatch(name) else "node"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +62,19 @@ class Settings:
     reconcile_seconds: float = 300.0
     poll: bool = False
     poll_seconds: float = 1.0
+    # scale-out: a PostgreSQL catalog shared by several nodes (None: SQLite in `state`)
+    catalog: str | None = None
+    node: str = field(default_factory=_default_node)
 
     @property
     def catalog_path(self) -> Path:
         """The SQLite file that remembers articles between runs."""
         return self.state / "catalog.sqlite3"
+
+    @property
+    def catalog_location(self) -> Path | str:
+        """The catalog to open: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.catalog if self.catalog is not None else self.catalog_path
 
     @property
     def worker_count(self) -> int:
@@ -174,6 +192,25 @@ def _validate(raw: Mapping[str, Any], source: str) -> Settings:
             problems.append(f"language: must be a language tag such as 'en', got {value!r}")
         else:
             values["language"] = value.strip()
+
+    if "catalog" in raw and raw["catalog"] is not None:
+        value = raw["catalog"]
+        if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
+            problems.append(
+                "catalog: must be a PostgreSQL URL such as postgresql://user@db-host/feeds "
+                f"(leave it out to keep the SQLite catalog in `state`), got {value!r}"
+            )
+        else:
+            values["catalog"] = value
+    if "node" in raw:
+        value = raw["node"]
+        if not isinstance(value, str) or not _NODE_NAME.fullmatch(value):
+            problems.append(
+                "node: must be a name of letters, digits, '.', '_' or '-' (at most 63), "
+                f"got {value!r}"
+            )
+        else:
+            values["node"] = value
 
     _validate_logging(raw, values, problems)
     _validate_daemon(raw, values, problems)

@@ -13,7 +13,8 @@ ORDER = [
     ["slugs", "config", "sources"],
     ["front_matter"],
     ["articles"],
-    ["catalog"],
+    # catalog_postgres is the catalog's PostgreSQL half: the same stage.
+    ["catalog", "catalog_postgres"],
     ["plan"],
     ["indexes"],
     ["render"],
@@ -33,6 +34,7 @@ OWNERS = {
     "watchdog": {"watch"},
     "apscheduler": {"daemon"},
     "sqlite3": {"catalog"},
+    "psycopg": {"catalog_postgres"},
     "yaml": {"front_matter", "articles", "config"},
 }
 
