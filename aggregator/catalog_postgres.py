@@ -220,17 +220,26 @@ class PostgresConnection:
 
 
 class ChangeListener:
-    """Calls `on_change` when another node commits changed feeds, and after each (re)connect.
+    """Calls `on_change` when another node commits changed feeds, `on_connect` after each
+    (re)connect (to catch up with what was missed, and redo what failed meanwhile).
 
     NOTIFY is a doorbell, not a queue: what changed is in `feed_changes`, which the build
     reads from where this node left off, so a ring missed while disconnected loses nothing.
     A lost connection is logged once; reconnection backs off from 1 s to 30 s.
     """
 
-    def __init__(self, url: str, node: str, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        node: str,
+        on_change: Callable[[], None],
+        on_connect: Callable[[], None] | None = None,
+    ) -> None:
         self.url = url
         self.node = node
         self.on_change = on_change
+        self.on_connect = on_connect or on_change
+        self.where = describe(url)
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="aggregator-catalog-listener", daemon=True
@@ -260,7 +269,7 @@ class ChangeListener:
                         lost = False
                     delay = BACKOFF_FIRST_SECONDS
                     # Anything committed while this node was not listening is caught up now.
-                    self.on_change()
+                    self.on_connect()
                     while not self._stopping.is_set():
                         rung = False
                         for note in conn.notifies(timeout=0.5):

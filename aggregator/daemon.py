@@ -9,6 +9,9 @@
     "reconcile" job: every reconcile_seconds, ask for a full scan (through the same writer)
     SIGTERM / SIGINT: stop the observer, finish or abandon the build in flight, stop the
     scheduler, close the builder, exit 0
+    shared (PostgreSQL) catalog: a listener thread asks for a build with no changed path
+    when another node commits changes (and after each reconnect, to catch up); a leader
+    thread keeps this node's claim to the once-only work (see catalog_postgres.Leadership)
 
 The scheduler only decides WHEN a build runs; `Builder` decides what it does. This module
 is the only importer of apscheduler.
@@ -24,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -32,10 +35,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.build import Builder, BuildReport, start_worker_server
 from aggregator.config import Settings
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, CatalogError
 from aggregator.model import ArticleRejected
 from aggregator.notify import Notifier, Sink, log_sink
 from aggregator.watch import ChangeBatch, Debouncer, Watcher
+
+if TYPE_CHECKING:
+    from aggregator.catalog_postgres import ChangeListener, Leadership
 
 LOGGER = logging.getLogger("aggregator.daemon")
 CHANGES = logging.getLogger("aggregator.changes")
@@ -127,6 +133,9 @@ class Daemon:
         self._idle.set()
         self._retry_seconds = RETRY_FIRST_SECONDS
         self.builds = 0
+        self.listener: ChangeListener | None = None
+        # The node doing once-only work on a shared catalog (None: SQLite, always this one).
+        self.leadership: Leadership | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -174,9 +183,25 @@ class Daemon:
                 settings.reconcile_seconds,
             )
             self.debouncer.add(full_scan=True)
+            if settings.catalog is not None:
+                self._join_cluster(settings.catalog, settings.node)
         except BaseException:
             self.stop()
             raise
+
+    def _join_cluster(self, url: str, node: str) -> None:
+        from aggregator.catalog_postgres import ChangeListener, Leadership
+
+        # Another node's commit rings: render what it changed (a build with no paths).
+        # After a reconnect: a full scan, which also redoes the builds that failed while
+        # the database was away (the catalog still has the old sizes and mtimes).
+        self.listener = ChangeListener(
+            url, node, self.debouncer.kick, lambda: self.debouncer.add(full_scan=True)
+        )
+        self.listener.start()
+        self.leadership = Leadership(url, node)
+        self.leadership.start()
+        LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
 
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
         """Stop watching, finish or abandon the build in flight, release everything.
@@ -190,6 +215,10 @@ class Daemon:
         self._stopping.set()
         if self.watcher is not None:
             self.watcher.stop()
+        if self.listener is not None:
+            self.listener.stop()
+        if self.leadership is not None:
+            self.leadership.stop()
         finished = self._idle.wait(timeout)
         if not finished:
             LOGGER.warning(
@@ -299,6 +328,12 @@ class Daemon:
             report = builder.build(batch.changed, progress=_StopCheck(self._stopping))
         except BuildCancelled:
             LOGGER.info("build abandoned: stopping (nothing was written)")
+            return
+        except CatalogError as exc:
+            # The database is unreachable (said once by the listener, which reconnects and
+            # then asks for the build again); the feeds written so far stay served.
+            LOGGER.warning("build postponed: %s", exc)
+            self.debouncer.hold(batch)
             return
         except Exception:
             # A bug or an environment problem (catalog unreadable, …): the daemon goes on.
