@@ -143,7 +143,7 @@ class PostgresConnection:
         # Between transactions only: inside one, a lost connection fails the transaction.
         if self._conn.closed and not self._in_transaction:
             self._conn = connect(self.url)
-            LOGGER.info("catalog: reconnected to %s", self.where)
+            LOGGER.debug("catalog: reconnected to %s", self.where)
 
     def _run(self, sql: str, params: Sequence[Any] | None) -> Any:
         self._reconnect_if_broken()
