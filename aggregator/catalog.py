@@ -608,15 +608,24 @@ class Catalog:
         if bulk:
             self._db.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
         try:
-            return self._sync(batches, now)
+            return self._sync(batches, now, bulk=bulk)
         finally:
             if bulk:
                 self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
                 self._db.execute("PRAGMA shrink_memory")
 
     def _sync(
-        self, batches: Iterable[Sequence[FileChange]], now: Callable[[], datetime]
+        self,
+        batches: Iterable[Sequence[FileChange]],
+        now: Callable[[], datetime],
+        *,
+        bulk: bool = False,
     ) -> SyncResult:
+        if self._shared and not bulk:
+            # The transaction holds the cluster-wide write lock: the daemon's batches are
+            # read first, so that other nodes do not wait on this one's parsing. A bulk
+            # sync (a cold build) keeps reading while it writes, which saves more.
+            batches = list(batches)
         total = SyncResult()
         with self.transaction():
             for batch in batches:
