@@ -271,12 +271,11 @@ class ChangeListener:
                     # Anything committed while this node was not listening is caught up now.
                     self.on_connect()
                     while not self._stopping.is_set():
-                        rung = False
+                        # Each ring as it comes (the generator runs on until the timeout);
+                        # the debouncer folds rings that come while a build runs.
                         for note in conn.notifies(timeout=0.5):
                             if note.payload != self.node:
-                                rung = True
-                        if rung:
-                            self.on_change()
+                                self.on_change()
                         # notifies() returns quietly on timeout; a dead link shows here.
                         conn.execute("SELECT 1")
             except psycopg.Error as exc:

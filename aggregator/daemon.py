@@ -196,7 +196,10 @@ class Daemon:
         # After a reconnect: a full scan, which also redoes the builds that failed while
         # the database was away (the catalog still has the old sizes and mtimes).
         self.listener = ChangeListener(
-            url, node, self.debouncer.kick, lambda: self.debouncer.add(full_scan=True)
+            url,
+            node,
+            lambda: self.debouncer.kick(now=True),
+            lambda: self.debouncer.add(full_scan=True),
         )
         self.listener.start()
         self.leadership = Leadership(url, node)
