@@ -432,8 +432,14 @@ class Catalog:
     # --- reads -------------------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
-        """A stored setting of the catalog itself (e.g. what the feeds were rendered with)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        """A stored setting of the catalog itself (e.g. what the feeds were rendered with).
+
+        On a shared catalog, settings are this node's own (`<node>/key`): what it rendered,
+        with what, and up to where.
+        """
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE key = ?", (self._prefix + key,)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
@@ -441,7 +447,7 @@ class Catalog:
         self._db.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
+            (self._prefix + key, value),
         )
 
     def file_signatures(self) -> dict[str, str]:
@@ -537,10 +543,10 @@ class Catalog:
         On a shared catalog: this node's failed feeds, and every feed in the change log
         after the last entry this node rendered (whichever node's sync changed it).
         """
-        text = self.meta(self._prefix + "pending_feeds")
+        text = self.meta("pending_feeds")
         pending = {FeedKey.parse(f) for f in json.loads(text)} if text else set()
         if self._shared:
-            done = int(self.meta(self._prefix + "rendered_seq") or 0)
+            done = int(self.meta("rendered_seq") or 0)
             upto = done
             for feed, seq in self._db.execute(
                 "SELECT feed, max(seq) FROM feed_changes WHERE seq > ? GROUP BY feed", (done,)
@@ -571,11 +577,11 @@ class Catalog:
             for record in written:
                 self._save_feed(record)
             self.set_meta(
-                self._prefix + "pending_feeds", json.dumps(sorted(str(k) for k in failed))
+                "pending_feeds", json.dumps(sorted(str(k) for k in failed))
             )
             if self._shared:
                 # Up to what `pending_feeds` saw: later changes stay pending.
-                self.set_meta(self._prefix + "rendered_seq", str(self._pending_upto))
+                self.set_meta("rendered_seq", str(self._pending_upto))
 
     def _save_feed(self, record: FeedRecord) -> None:
         self._db.execute(
