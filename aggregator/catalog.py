@@ -417,7 +417,7 @@ class Catalog:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise CatalogError(str(self.path), _storage_reason(exc)) from exc
+            raise CatalogError(self.where, _storage_reason(exc)) from exc
         try:
             yield
         except BaseException:
@@ -427,7 +427,7 @@ class Catalog:
             self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             self._db.execute("ROLLBACK")
-            raise CatalogError(str(self.path), _storage_reason(exc)) from exc
+            raise CatalogError(self.where, _storage_reason(exc)) from exc
 
     # --- reads -------------------------------------------------------------------------
 
