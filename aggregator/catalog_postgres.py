@@ -100,6 +100,9 @@ class _NoRows:
 
 
 _COMMENT = re.compile(r"--[^\n]*")
+# A plain insert (no ON CONFLICT): COPY does the same, several times faster for many rows.
+_PLAIN_INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\)\s+VALUES \([?, ]+\)")
+_COPY_ROWS = 64
 _USER_VERSION_SET = re.compile(r"PRAGMA\s+user_version\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -178,9 +181,16 @@ class PostgresConnection:
         if not rows:
             return
         self._reconnect_if_broken()
+        plain = _PLAIN_INSERT.fullmatch(sql.strip()) if len(rows) >= _COPY_ROWS else None
         try:
             with self._conn.cursor() as cursor:
-                cursor.executemany(self._translate(sql), rows)
+                if plain is not None:
+                    table, columns = plain.groups()
+                    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                else:
+                    cursor.executemany(self._translate(sql), rows)
         except psycopg.Error as exc:
             raise _reason(exc, self.where) from exc
 
