@@ -206,6 +206,23 @@ class Daemon:
         self.leadership.start()
         LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
 
+    def as_leader(self, what: str, action: Callable[[], None]) -> bool:
+        """Run once-only work (a WebSub ping, an embargo release) if this node leads.
+
+        Always on SQLite (one node). On a shared catalog, only the leader runs it, and only
+        if its fencing epoch is still the current one right now: a node that stalled and
+        lost its session cannot act on a stale belief. False if the action was left to the
+        leader.
+        """
+        leadership = self.leadership
+        if leadership is not None:
+            epoch = leadership.epoch
+            if epoch is None or not leadership.still_leader(epoch):
+                LOGGER.debug("%s: left to the leader", what)
+                return False
+        action()
+        return True
+
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
         """Stop watching, finish or abandon the build in flight, release everything.
 

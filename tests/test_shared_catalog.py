@@ -181,3 +181,21 @@ def test_an_unreachable_database_is_a_catalog_error_saying_what_to_do() -> None:
     message = str(caught.value)
     assert "postgresql://127.0.0.1:9/feeds" in message
     assert "is PostgreSQL running?" in message
+
+
+def test_once_only_work_runs_on_the_leader_alone(tmp_path: Path, postgres_url: str) -> None:
+    from aggregator.daemon import Daemon
+
+    done: list[str] = []
+    daemons = [Daemon(node_settings(tmp_path, postgres_url, name)) for name in ("a", "b")]
+    try:
+        for daemon in daemons:
+            daemon.start()
+        assert poll(lambda: any(d.leadership and d.leadership.epoch for d in daemons))
+        for daemon in daemons:
+            daemon.as_leader("ping", lambda d=daemon: done.append(d.settings.node))
+        leader = next(d for d in daemons if d.leadership and d.leadership.epoch)
+        assert done == [leader.settings.node]
+    finally:
+        for daemon in daemons:
+            daemon.stop()
