@@ -304,9 +304,10 @@ class Catalog:
     _db: Connection
 
     def __init__(self, location: Path | str, *, readonly: bool = False, node: str = "") -> None:
-        self.location = str(location)
+        self.location = str(location)  # what a worker process opens again
+        # The SQLite file; a shared catalog has none (its messages name `where` instead).
         self.path = Path(location) if not is_shared(location) else Path(node or "catalog")
-        self.where = self.location
+        self.where = self.location  # for messages: the file, or the URL without password
         self._prefix = ""
         self._shared = is_shared(location)
         self._pending_upto = 0
@@ -402,7 +403,12 @@ class Catalog:
             raise CatalogError(
                 self.where,
                 f"made by a newer aggregator (schema {version}, this one knows "
-                f"{SCHEMA_VERSION}); upgrade, or delete the state folder to start over",
+                f"{SCHEMA_VERSION}); upgrade, or "
+                + (
+                    "use an empty database to start over"
+                    if self._shared
+                    else "delete the state folder to start over"
+                ),
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
