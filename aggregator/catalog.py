@@ -339,14 +339,15 @@ class Catalog:
 
     def _open_shared(self, url: str, node: str, *, readonly: bool) -> None:
         # Imported here: a SQLite user never loads psycopg (an optional extra).
-        from aggregator.catalog_postgres import PostgresConnection
+        from aggregator.catalog_postgres import PostgresConnection, reader
 
-        db = PostgresConnection(url)
+        db = reader(url) if readonly else PostgresConnection(url)
         self._db = db
         self._postgres = db
         self.where = db.where
         self._prefix = f"{node}/"
         self._node = node
+        self._kept_open = readonly  # the process's reader connection, reused by the next
         if readonly:
             return
         db.lock_migrations()
@@ -363,7 +364,8 @@ class Catalog:
     def close(self) -> None:
         """Close the file; the catalog cannot be used afterwards."""
         self._join_checkpoint()
-        self._db.close()
+        if not getattr(self, "_kept_open", False):
+            self._db.close()
 
     def _checkpoint(self) -> None:
         """Copy the write-ahead log into the database file, in a thread of its own.

@@ -13,6 +13,7 @@ Only the catalog stage imports this module (it is part of the catalog).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -221,9 +222,30 @@ class PostgresConnection:
         """Ring the other nodes when the current transaction commits (never if it rolls back)."""
         self._run("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
 
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed or broken (a new one is made on next use)."""
+        return bool(self._conn.closed)
+
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
+
+
+_READERS: dict[tuple[int, str], PostgresConnection] = {}
+
+
+def reader(url: str) -> PostgresConnection:
+    """A connection for read-only catalogs, kept for the life of this process.
+
+    Render workers open a catalog per chunk of feeds; connecting each time (a server
+    process forked per connection) cost more than the chunk's queries.
+    """
+    key = (os.getpid(), url)
+    conn = _READERS.get(key)
+    if conn is None or conn.closed:
+        conn = _READERS[key] = PostgresConnection(url)
+    return conn
 
 
 # --- the doorbell ---------------------------------------------------------------------------
