@@ -261,7 +261,7 @@ def update_readme(r: dict[str, float | int], args: argparse.Namespace) -> None:
         "    .venv/bin/python bench/cluster.py",
         "",
         f"Last run: {when}, {platform.machine()}, {cpus} CPUs (shared with other work), Python "
-        f"{platform.python_version()}; {r['count']:,} articles spread over {r['nodes']} nodes, "
+        f"{platform.python_version()};\n{r['count']:,} articles spread over {r['nodes']} nodes, "
         f"{r['drops']} drops, {args.repeat} cold builds of each backend alternating.",
         "",
         table(r),
