@@ -78,7 +78,8 @@ SYNC_BATCH = 1000
 
 
 class Progress(Protocol):
-    """Told how far parsing has got (a progress bar on a terminal, nothing otherwise)."""
+    """Told how far a stage has got (a progress bar on a terminal, nothing otherwise):
+    the files parsed, or the feeds rendered and written."""
 
     def start(self, total: int) -> None: ...
 
@@ -154,7 +155,8 @@ def _read_stored(
     try:
         article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
     except ArticleError as exc:
-        return rel, None, str(exc)
+        # The reason alone: the event that reports it names the file already.
+        return rel, None, exc.detail
     return rel, StoredArticle.of(article), None
 
 
@@ -359,13 +361,18 @@ class Builder:
     # --- the stages ------------------------------------------------------------------
 
     def build(
-        self, changed: Iterable[str] | None = None, progress: Progress | None = None
+        self,
+        changed: Iterable[str] | None = None,
+        progress: Progress | None = None,
+        render_progress: Progress | None = None,
     ) -> BuildReport:
         """Bring the feeds up to date.
 
         `changed`: paths (relative to the input folder, or absolute) that may have changed;
         None scans the whole input folder. Either way only files whose size or mtime differ
         from what the catalog saw are read, and only feeds whose items changed are rendered.
+        `progress` follows the reading, `render_progress` the rendering and writing (apart,
+        so the daemon can stop in the first and never in the second).
         """
         started = time.perf_counter()
         full_scan = changed is None
@@ -389,7 +396,7 @@ class Builder:
             missing = self._missing_outputs(known) if full_scan else []
             keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
             written, unchanged, failed = self._render_and_publish(
-                keys, sync.changed_guids, events, workers
+                keys, sync.changed_guids, events, workers, render_progress
             )
         finally:
             workers.close()
@@ -545,20 +552,29 @@ class Builder:
         changed_guids: set[str],
         events: list[ChangeEvent],
         workers: _Workers,
+        progress: Progress | None = None,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
         batch = PublishBatch(self.output)
         rendered: list[RenderedFeed] = []
+        if progress is not None:
+            progress.start(len(keys))
         try:
             # Staged as they arrive, so writing overlaps the workers' rendering.
             for feed in self._render(keys, workers):
                 rendered.append(feed)
                 for file in feed.files:
                     batch.stage(file)
+                if progress is not None:
+                    progress.advance(1)
         except BaseException:
             batch.abandon()
+            if progress is not None:
+                progress.finish()
             raise
         results = {r.path: r for r in batch.commit()}
+        if progress is not None:
+            progress.finish()
         written = unchanged = 0
         done: list[FeedRecord] = []
         failed: list[FeedKey] = []

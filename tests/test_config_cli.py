@@ -93,12 +93,13 @@ def test_build_summary_strict_and_check(tmp_path: Path, capsys: pytest.CaptureFi
     assert "bad.txt" in captured.err
     assert main(["build", "--strict", *args]) == 1
     capsys.readouterr()
-    assert main(["check", *args]) == 1
+    # check reads only the input: it takes no --output, --state or --base-url.
+    assert main(["check", "--input", str(source)]) == 1
     captured = capsys.readouterr()
     assert "rejected bad.txt" in captured.out
     assert "2 article files checked: 1 published, 1 rejected" in captured.out
     (source / "bad.txt").unlink()
-    assert main(["check", *args]) == 0
+    assert main(["check", "--input", str(source)]) == 0
 
 
 def test_missing_input_folder_is_a_clear_error(
