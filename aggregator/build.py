@@ -50,6 +50,7 @@ from aggregator.model import (
     WriteFailed,
 )
 from aggregator.plan import (
+    FeedListing,
     PlanSettings,
     added_updated_removed,
     feed_name,
@@ -73,6 +74,8 @@ PARALLEL_FILES = 200
 PARALLEL_FEEDS = 24
 # Rendered entries the main process keeps between builds (about 20 kB each).
 MAIN_PROCESS_ENTRIES = 2048
+# Headlines of the all feed shown on index.html.
+INDEX_HEADLINES = 10
 # Parsed files are synced in batches of this many while the workers read the next ones.
 SYNC_BATCH = 1000
 
@@ -605,13 +608,20 @@ class Builder:
     def _publish_indexes(self, events: list[ChangeEvent]) -> None:
         from aggregator.indexes import render_indexes
 
-        feeds = [(r.key, r.name, len(r.guids)) for r in self.catalog.feed_records()]
+        counts = self.catalog.membership_counts()
+        feeds = [
+            FeedListing(r.key, r.name, len(r.guids), counts.get(r.key, 0), r.updated)
+            for r in self.catalog.feed_records()
+        ]
         base = self.settings.base_url
         opml, html = render_indexes(
             summaries(feeds, self.plan_settings),
             title=self.settings.titles.site,
             home_url=base + "index.html",
             opml_url=base + "index.opml",
+            headlines=self.catalog.newest(
+                FeedKey.everything(), min(INDEX_HEADLINES, self.settings.max_items)
+            ),
         )
         for result in publish_all(self.output, [opml, html]):
             if result.error is not None:
