@@ -348,6 +348,8 @@ def _config_error(problems: list[str], origins: Mapping[str, str], source: str) 
             where = source
         if where not in sources:
             sources.append(where)
+    # The file first, then the command line, whichever problem came first.
+    sources.sort(key=lambda where: where == "command line")
     return ConfigError(" and ".join(sources), blamed)
 
 
