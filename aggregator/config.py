@@ -375,7 +375,7 @@ def _validate_logging(raw: Mapping[str, Any], values: dict[str, Any], problems: 
     if "level" in section:
         level = section["level"]
         if not isinstance(level, str) or level.upper() not in _LOG_LEVELS:
-            problems.append(f"logging.level: must be one of {', '.join(_LOG_LEVELS)}")
+            problems.append(f"logging.level: must be one of {', '.join(_LOG_LEVELS)} (any case)")
         else:
             values["log_level"] = level.upper()
     if "format" in section:
