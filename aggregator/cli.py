@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -186,9 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
-        sub = commands.add_parser(
-            command.name, help=command.help, description=command.description
-        )
+        sub = commands.add_parser(command.name, help=command.help, description=command.description)
         for positional in command.positionals:
             sub.add_argument(positional.name, **positional.options)
         for name in command.flags:
@@ -356,7 +355,7 @@ def _init(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     for path in result.kept:
         print(f"kept {path} (it exists; not overwritten)")
-    go = "" if folder.resolve() == Path.cwd().resolve() else f"cd {folder} && "
+    go = "" if folder.resolve() == Path.cwd().resolve() else f"cd {shlex.quote(str(folder))} && "
     print("next:")
     print(f"  {go}aggregator build     # articles/ → feeds/ once")
     print("  aggregator run       # then keep feeds/ current as articles/ changes")

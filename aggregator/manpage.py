@@ -28,8 +28,8 @@ def _roff(text: str) -> str:
     )
 
 
-def _option_line(option: OptionSpec) -> str:
-    names = ", ".join(f"\\fB{_roff(n)}\\fR" for n in option.names)
+def _option_line(option: OptionSpec, separator: str = ", ") -> str:
+    names = separator.join(f"\\fB{_roff(n)}\\fR" for n in option.names)
     if option.choices:
         names += " {" + ",".join(_roff(c) for c in option.choices) + "}"
     elif option.metavar:
@@ -39,7 +39,7 @@ def _option_line(option: OptionSpec) -> str:
 
 def _usage(name: str, options: tuple[OptionSpec, ...], positionals: tuple[OptionSpec, ...]) -> str:
     parts = [f"\\fBaggregator {name}\\fR"]
-    parts += [f"[{_option_line(o)}]" for o in options]
+    parts += [f"[{_option_line(o, '|')}]" for o in options]
     for positional in positionals:
         label = f"\\fI{_roff(positional.metavar or 'ARG')}\\fR"
         parts.append(f"[{label}...]" if positional.repeats else f"[{label}]")

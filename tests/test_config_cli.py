@@ -190,6 +190,20 @@ def test_the_repository_config_is_the_packaged_template_filled_in() -> None:
     )
 
 
+def test_the_templates_are_package_data() -> None:
+    """A pip/pipx install carries the templates `init` writes (not only this checkout)."""
+    import fnmatch
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = project["tool"]["setuptools"]["package-data"]["aggregator"]
+    templates = sorted((ROOT / "aggregator/templates").iterdir())
+    assert templates
+    for template in templates:
+        relative = str(template.relative_to(ROOT / "aggregator"))
+        assert any(fnmatch.fnmatch(relative, p) for p in patterns), relative
+
+
 def test_init_writes_a_working_folder_and_says_what_to_run_next(tmp_path: Path) -> None:
     done = cli("init", "site", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -621,6 +635,8 @@ def test_zsh_completion_loads_and_registers() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "_aggregator"
     assert done.stderr == ""
+    syntax = shell_run("zsh", 'zsh -n <("$AGG" completion zsh)')
+    assert syntax.returncode == 0, syntax.stderr
 
 
 def test_fish_completion_completes() -> None:
