@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger("aggregator.build")
 
 _INDEXES = ("index.opml", "index.html")
+_INDEX_RENDERER = "index_renderer"  # catalog meta: the fingerprint of the indexes' code
 
 # Below these, starting worker processes costs more than it saves.
 PARALLEL_FILES = 200
@@ -601,7 +602,11 @@ class Builder:
                 unchanged += 1
                 events.append(FeedUnchanged(feed.record.key))
         self.catalog.finish_feeds(done, failed)
-        if done or not all((self.output / name).is_file() for name in _INDEXES):
+        if (
+            done
+            or not all((self.output / name).is_file() for name in _INDEXES)
+            or self.catalog.meta(_INDEX_RENDERER) != _index_renderer()
+        ):
             self._publish_indexes(events)
         return written, unchanged, len(failed)
 
@@ -623,6 +628,18 @@ class Builder:
                 FeedKey.everything(), min(INDEX_HEADLINES, self.settings.max_items)
             ),
         )
+        failed = False
         for result in publish_all(self.output, [opml, html]):
             if result.error is not None:
+                failed = True
                 events.append(WriteFailed(result.error.path, result.error.reason))
+        if not failed:
+            self.catalog.set_meta(_INDEX_RENDERER, _index_renderer())
+
+
+def _index_renderer() -> str:
+    """Which renderer made the indexes: a new version of the page is published at the next
+    build after an upgrade, not only once some feed changes."""
+    from aggregator.indexes import renderer_fingerprint
+
+    return renderer_fingerprint()
