@@ -264,7 +264,7 @@ def _build(args: argparse.Namespace) -> int:
     with Builder(settings) as builder:
         report = builder.build(
             progress=_progress_bar("reading", "file", 1000),
-            render_progress=_progress_bar("writing", "feed", 200),
+            render_progress=_progress_bar("rendering", "feed", 200),
         )
         rejected_now = builder.catalog.rejected_files()
         nothing_matched = report.read == 0 and report.published == 0 and not rejected_now
