@@ -547,7 +547,7 @@ class Builder:
         workers: _Workers,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
-        batch = PublishBatch(self.output)
+        batch = PublishBatch(self.output, gzip=self.settings.gzip_sidecars)
         rendered: list[RenderedFeed] = []
         try:
             # Staged as they arrive, so writing overlaps the workers' rendering.
@@ -597,6 +597,6 @@ class Builder:
             home_url=base + "index.html",
             opml_url=base + "index.opml",
         )
-        for result in publish_all(self.output, [opml, html]):
+        for result in publish_all(self.output, [opml, html], gzip=self.settings.gzip_sidecars):
             if result.error is not None:
                 events.append(WriteFailed(result.error.path, result.error.reason))

@@ -52,6 +52,11 @@ class Settings:
     reconcile_seconds: float = 300.0
     poll: bool = False
     poll_seconds: float = 1.0
+    # serving (`aggregator serve`, `run --serve`)
+    bind: str = "127.0.0.1"
+    port: int = 8000
+    max_age: int = 60
+    gzip_sidecars: bool = True
 
     @property
     def catalog_path(self) -> Path:
@@ -121,7 +126,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _validate(raw: Mapping[str, Any], source: str) -> Settings:
     problems: list[str] = []
     values: dict[str, Any] = {}
-    known = {f.name for f in dataclasses.fields(Settings)} | {"logging", "feed_titles", "daemon"}
+    known = {f.name for f in dataclasses.fields(Settings)} | {
+        "logging",
+        "feed_titles",
+        "daemon",
+        "serve",
+    }
     for key in raw:
         if key not in known:
             problems.append(f"{key}: unknown key (see config/aggregator.yaml for the keys)")
@@ -177,6 +187,7 @@ def _validate(raw: Mapping[str, Any], source: str) -> Settings:
 
     _validate_logging(raw, values, problems)
     _validate_daemon(raw, values, problems)
+    _validate_serve(raw, values, problems)
     _validate_titles(raw, values, problems)
 
     if problems:
@@ -243,6 +254,47 @@ def _validate_daemon(raw: Mapping[str, Any], values: dict[str, Any], problems: l
         else:
             known = ", ".join(("poll", *_FLOAT_KEYS))
             problems.append(f"daemon.{key}: unknown key (known: {known})")
+
+
+_SERVE_KEYS = ("bind", "port", "max_age", "gzip_sidecars")
+
+
+def _validate_serve(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
+    section = dict(_section(raw, "serve", problems))
+    # Flat keys (`port`, as the CLI gives them) win over the section.
+    for key in _SERVE_KEYS:
+        if key in raw:
+            section[key] = raw[key]
+    for key, value in section.items():
+        if key == "bind":
+            if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+                problems.append(
+                    f"serve.bind: must be an address to listen on such as 127.0.0.1 or "
+                    f"0.0.0.0, got {value!r}"
+                )
+            else:
+                values["bind"] = value
+        elif key == "port":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+                problems.append(
+                    f"serve.port: must be a TCP port 1-65535 (0: any free port), got {value!r}"
+                )
+            else:
+                values["port"] = value
+        elif key == "max_age":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(
+                    f"serve.max_age: must be a whole number of seconds ≥ 0, got {value!r}"
+                )
+            else:
+                values["max_age"] = value
+        elif key == "gzip_sidecars":
+            if not isinstance(value, bool):
+                problems.append(f"serve.gzip_sidecars: must be true or false, got {value!r}")
+            else:
+                values["gzip_sidecars"] = value
+        else:
+            problems.append(f"serve.{key}: unknown key (known: {', '.join(_SERVE_KEYS)})")
 
 
 def _validate_titles(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
