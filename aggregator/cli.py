@@ -80,7 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--poll", action="store_true", default=None, help="poll the folder (network mounts)"
     )
+    run.add_argument(
+        "--serve",
+        action="store_true",
+        help="also serve the output folder over HTTP, in the same process (see serve)",
+    )
+    _listen(run)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the output folder over HTTP, for feed readers",
+        description="Serve the built feeds, index.opml and index.html over HTTP (ETag, "
+        "conditional GET, gzip, Range) until SIGTERM or SIGINT. Reads the output folder only.",
+    )
+    _common(serve)
+    _listen(serve)
     return parser
+
+
+def _listen(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bind", help="address to listen on (default 127.0.0.1; serve.bind)")
+    parser.add_argument("--port", type=int, help="TCP port (default 8000; 0: any free port)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -92,6 +112,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "log_level": args.log_level,
         "log_format": args.log_format,
         "poll": getattr(args, "poll", None),
+        "bind": getattr(args, "bind", None),
+        "port": getattr(args, "port", None),
     }
     return load_settings(args.config, overrides)
 
@@ -112,7 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _build(settings, strict=args.strict, verbose=args.verbose)
         if args.command == "check":
             return _check(settings, args.paths)
-        return _run(settings)
+        if args.command == "serve":
+            from aggregator.serve import serve
+
+            return serve(settings)
+        return _run(settings, serve=args.serve)
     except ConfigError as exc:
         print(f"aggregator: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -177,10 +203,17 @@ def _check(settings: Settings, paths: list[Path]) -> int:
     return EXIT_FAILED if rejected else EXIT_OK
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, *, serve: bool) -> int:
     from aggregator.daemon import run_daemon
 
-    return run_daemon(settings)
+    if not serve:
+        return run_daemon(settings)
+    from aggregator.serve import FeedServer
+
+    # Listening first: a taken port fails at once, before the daemon takes the lock. The
+    # server runs in its own thread; the daemon's SIGTERM handling stops both.
+    with FeedServer(settings):
+        return run_daemon(settings)
 
 
 class _TqdmProgress:

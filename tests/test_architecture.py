@@ -18,6 +18,8 @@ ORDER = [
     ["indexes"],
     ["render"],
     ["publish"],
+    # Serves what publish wrote: reads the output folder only, never writes.
+    ["serve"],
     ["notify"],
     ["build"],
     ["watch"],
@@ -34,6 +36,7 @@ OWNERS = {
     "apscheduler": {"daemon"},
     "sqlite3": {"catalog"},
     "yaml": {"front_matter", "articles", "config"},
+    "aiohttp": {"serve"},
 }
 
 
