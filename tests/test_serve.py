@@ -405,26 +405,23 @@ def test_a_taken_port_is_a_clear_error(settings: Settings) -> None:
         port = taken.getsockname()[1]
         with pytest.raises(AggregatorError, match=f"127.0.0.1:{port}.*already in use.*--port"):
             FeedServer(Settings(output=settings.output, port=port)).start()
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "aggregator",
-                "serve",
-                "--output",
-                str(settings.output),
-                "--port",
-                str(port),
-            ],
-            check=False,
-            cwd=settings.input.parent,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert result.returncode == 1
-    assert "already in use" in result.stderr
-    assert "Traceback" not in result.stderr
+        folders = ["--input", str(settings.input), "--output", str(settings.output)]
+        folders += ["--state", str(settings.state), "--port", str(port)]
+        results = [
+            subprocess.run(
+                [sys.executable, "-m", "aggregator", *command, *folders],
+                check=False,
+                cwd=settings.input.parent,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            for command in (["serve"], ["run", "--serve"])
+        ]
+    for result in results:
+        assert result.returncode == 1, result.stderr
+        assert "already in use" in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_serve_settings_are_checked(tmp_path: Path) -> None:
