@@ -152,13 +152,14 @@ class FolderApp:
             if not part or part.startswith(".") or any(c in part for c in "/\\\0"):
                 return None
             parts.append(part)
-        if tuple(parts[: len(self.hidden)]) == self.hidden and self.hidden:
+        if self.hidden and tuple(parts[: len(self.hidden)]) == self.hidden:
             return None
         return parts
 
     def _open_folder(self, parts: list[str]) -> int | None:
         """A descriptor of the folder `parts` names, opened without following any link."""
         try:
+            # The folder itself may be a link (/srv/feeds -> /data/feeds); nothing below it.
             fd = os.open(self.root, _OPEN_DIR & ~os.O_NOFOLLOW)
         except OSError:
             return None
@@ -560,7 +561,7 @@ def _hidden_prefix(output: Path, state: Path) -> tuple[str, ...]:
         inside = state.resolve().relative_to(output.resolve())
     except ValueError:
         return ()
-    return inside.parts or ("",)
+    return inside.parts
 
 
 def serve(settings: Settings) -> int:
