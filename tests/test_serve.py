@@ -33,7 +33,7 @@ from aggregator.config import Settings, load_settings
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.model import RenderedFile
 from aggregator.publish import PublishBatch, gzip_bytes, next_mtime_ns, publish_all
-from aggregator.serve import FeedServer
+from aggregator.serve import FeedServer, entity_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -134,6 +134,18 @@ def test_an_abandoned_batch_leaves_no_sidecar_and_no_temp_file(tmp_path: Path) -
     batch.stage(RenderedFile("all.rss.xml", b"<rss/>"))
     batch.abandon()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_rename_leaves_neither_the_new_file_nor_its_sidecar(tmp_path: Path) -> None:
+    batch = PublishBatch(tmp_path)
+    batch.stage(RenderedFile("all.rss.xml", b"<rss>new</rss>"))
+    # Something takes the name before the commit: the rename over it fails.
+    (tmp_path / "all.rss.xml").mkdir()
+    (tmp_path / "all.rss.xml/x").write_text("x")
+    (result,) = batch.commit()
+    assert result.error is not None
+    assert not (tmp_path / "all.rss.xml.gz").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.rss.xml"]
 
 
 def test_sidecars_are_not_listed_in_the_indexes(settings: Settings) -> None:
@@ -488,6 +500,8 @@ def test_no_torn_or_failed_response_while_the_feed_is_replaced(settings: Setting
                 if status != 200 or int(headers["content-length"]) != len(body):
                     failures.append(f"{status} {headers}")
                     continue
+                if entity_tag(body) != headers["etag"]:
+                    failures.append(f"ETag {headers['etag']} is not that of the body sent")
                 if headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)
                 seen.append((accept + headers["etag"], body))
