@@ -263,7 +263,7 @@ def test_slugs_never_leave_the_output_folder(folders: Settings) -> None:
     build(folders)
     outside = [p for p in folders.output.parent.rglob("*.xml") if folders.output not in p.parents]
     assert outside == []
-    topics = sorted(p.name for p in (folders.output / "topics").iterdir())
+    topics = sorted(p.name for p in (folders.output / "topics").glob("*.xml"))
     assert topics == sorted(
         f"{slug}.{fmt}.xml"
         for slug in ("escape", "etc-passwd", "realite-augmentee", "dongjing")
