@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +24,13 @@ from pathlib import Path
 
 from aggregator.errors import PublishError
 from aggregator.model import RenderedFile
+
+# The temp files `PublishBatch.stage` makes: `.` + the target's name + mkstemp's eight
+# random characters + `.tmp`. Only names of this exact shape are ever cleaned up, so a
+# file someone else put in the output folder is never touched.
+_TEMP_NAME = re.compile(r"\.[^/]+\.(?:xml|opml|html)\.[a-z0-9_]{8}\.tmp\Z")
+_TEMP_PREFIX = "."
+_TEMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +100,9 @@ class PublishBatch:
         temp = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            fd, temp = tempfile.mkstemp(
+                prefix=f"{_TEMP_PREFIX}{target.name}.", suffix=_TEMP_SUFFIX, dir=target.parent
+            )
             try:
                 view = memoryview(file.data)
                 while view:
@@ -173,3 +183,28 @@ def _sync_folders(folders: Iterable[Path]) -> None:
     for folder in folders:
         with contextlib.suppress(OSError):
             _fsync(folder)
+
+
+def remove_stale_temps(root: Path) -> int:
+    """Delete the temp files a killed build left in the output tree; how many were removed.
+
+    Call it only while holding the build lock: another writer's temp files are live.
+    """
+    removed = 0
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue  # vanished, or not ours to delete: the next build tries again
+    return removed
