@@ -42,6 +42,7 @@ from aggregator.catalog import (
 )
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError, ArticleError, CatalogError, ConfigError
+from aggregator.faults import crash_point
 from aggregator.model import (
     Article,
     BuildFinished,
@@ -454,7 +455,10 @@ class Builder:
         if settings.output.resolve() == input_dir:
             raise ConfigError("output", ["output: must not be the input folder itself"])
         self.filter = SourceFilter(
-            input_dir, settings.patterns, excluded=(settings.output, settings.state)
+            input_dir,
+            settings.patterns,
+            excluded=(settings.output, settings.state),
+            follow_external_links=settings.follow_external_links,
         )
         self.output = settings.output
         self.lock = BuildLock(settings.state)
@@ -503,6 +507,7 @@ class Builder:
         self.lock.check()
         full_scan = changed is None
         to_read, gone = self._find_changes(changed)
+        crash_point("after-scan")
         workers = _Workers(self.settings.worker_count)
         try:
             sync = self.catalog.sync(
@@ -510,6 +515,7 @@ class Builder:
                 self.now,
                 expected=len(to_read) + len(gone),
             )
+            crash_point("after-sync")
             events: list[ChangeEvent] = list(sync.events)
             synced = time.perf_counter()
 
@@ -607,6 +613,7 @@ class Builder:
                 if progress is not None:
                     progress.advance(len(batch))
                 yield batch
+                crash_point("after-first-sync-batch")
                 batch = []
         if batch:
             if progress is not None:
@@ -717,6 +724,7 @@ class Builder:
         # Feeds written mark the indexes pending in the same transaction; they stay pending
         # until both are written, so a crash between the two cannot leave one stale.
         self.catalog.finish_feeds(done, failed)
+        crash_point("after-feeds-recorded")
         stale = self.catalog.indexes_pending() or not all(
             (self.output / name).is_file() for name in _INDEXES
         )

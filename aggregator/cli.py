@@ -38,6 +38,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=["text", "json"], help="plain text or JSON lines")
 
 
+def _wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        dest="lock_wait_seconds",
+        help="how long to wait for another aggregator process holding the state folder "
+        "(default: lock_wait_seconds, 30)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `aggregator` command line."""
     parser = argparse.ArgumentParser(
@@ -60,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "-v", "--verbose", action="store_true", help="log every article and feed change"
     )
+    _wait(build)
 
     check = commands.add_parser(
         "check",
@@ -80,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--poll", action="store_true", default=None, help="poll the folder (network mounts)"
     )
+    _wait(run)
+
+    catalog = commands.add_parser(
+        "catalog",
+        help="check the catalog (the state), or rebuild it from the article files",
+        description="check: SQLite's integrity check and the schema; exits 1 if anything "
+        "is wrong. rebuild: move the catalog aside (as catalog.sqlite3.damaged-TIME), make "
+        "a new one keeping the GUIDs and feed records that can still be read, then build "
+        "everything from the article files.",
+    )
+    catalog.add_argument("action", choices=["check", "rebuild"])
+    _common(catalog)
+    _wait(catalog)
     return parser
 
 
@@ -92,6 +117,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "log_level": args.log_level,
         "log_format": args.log_format,
         "poll": getattr(args, "poll", None),
+        "lock_wait_seconds": getattr(args, "lock_wait_seconds", None),
     }
     return load_settings(args.config, overrides)
 
@@ -112,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _build(settings, strict=args.strict, verbose=args.verbose)
         if args.command == "check":
             return _check(settings, args.paths)
+        if args.command == "catalog":
+            return _catalog(settings, args.action)
         return _run(settings)
     except ConfigError as exc:
         print(f"aggregator: {exc}", file=sys.stderr)
@@ -156,7 +184,10 @@ def _check(settings: Settings, paths: list[Path]) -> int:
     from aggregator.sources import SourceFilter, scan_sources
 
     source_filter = SourceFilter(
-        settings.input, settings.patterns, excluded=(settings.output, settings.state)
+        settings.input,
+        settings.patterns,
+        excluded=(settings.output, settings.state),
+        follow_external_links=settings.follow_external_links,
     )
     if paths:
         targets = [(str(p), p) for p in paths]
@@ -175,6 +206,43 @@ def _check(settings: Settings, paths: list[Path]) -> int:
         published += article.published
     print(f"{len(targets)} article files checked: {published} published, {rejected} rejected")
     return EXIT_FAILED if rejected else EXIT_OK
+
+
+def _catalog(settings: Settings, action: str) -> int:
+    from datetime import UTC, datetime
+
+    from aggregator.build import BuildLock
+    from aggregator.catalog import check_catalog, rebuild_catalog
+
+    path = settings.catalog_path
+    if action == "check":
+        problems = check_catalog(path)
+        if not problems:
+            print(f"{path}: ok")
+            return EXIT_OK
+        for problem in problems:
+            print(f"{path}: {problem}")
+        print(
+            "aggregator: the catalog is damaged; `aggregator catalog rebuild` makes a new one "
+            "from the article files (keeping the GUIDs it can still read)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    lock = BuildLock(settings.state)
+    lock.acquire(settings.lock_wait_seconds)
+    try:
+        salvage = rebuild_catalog(path, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    finally:
+        lock.release()
+    if salvage.moved_to is not None:
+        print(f"the old catalog is now {salvage.moved_to} (delete it once all is well)")
+    for problem in salvage.problems:
+        print(f"could not carry over everything: {problem}")
+    print(
+        f"new catalog {path}: {salvage.identities} GUID(s) and {salvage.feeds} feed "
+        "record(s) carried over; building everything from the article files"
+    )
+    return _build(settings, strict=False, verbose=False)
 
 
 def _run(settings: Settings) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.errors import PublishError
+from aggregator.faults import crash_point
 from aggregator.model import RenderedFile
 
 # The temp files `PublishBatch.stage` makes: `.` + the target's name + mkstemp's eight
@@ -122,6 +123,7 @@ class PublishBatch:
         if self._syncer is None:
             self._syncer = ThreadPoolExecutor(1, thread_name_prefix="aggregator-fsync")
         self._staged.append(_Staged(file.path, target, temp, self._syncer.submit(_fsync, temp)))
+        crash_point(f"after-stage:{file.path}")
 
     def commit(self) -> list[PublishResult]:
         """fsync every staged file, rename each over its target, fsync the folders."""
@@ -137,6 +139,7 @@ class PublishBatch:
                 continue
             renamed.append(staged.target)
             self._results.append(PublishResult(staged.path, True))
+            crash_point(f"after-rename:{staged.path}")
         self._staged = []
         self._stop_syncer()
         _sync_folders({target.parent for target in renamed})
