@@ -391,22 +391,36 @@ def start_worker_server() -> None:
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _worker_start(parent: int | None) -> None:
-    """Worker initializer: die with the process that started the worker.
+def _worker_start(owner: int) -> None:
+    """Worker initializer: die with the build (or daemon) process `owner` that uses it.
 
     A worker blocked on its task queue never learns that a killed build is gone; it would
-    live on holding the caller's output pipes. Linux delivers SIGKILL to it when its parent
-    dies (for a forkserver worker the parent is the server, which exits when the build or
-    daemon that started it is gone). The parent check closes the race of a parent that
-    died before the request was made.
+    live on holding the caller's output pipes. Two guards:
+    - Linux kills the worker (SIGKILL) when its parent dies: that is the build itself for
+      forked workers, the forkserver for the daemon's;
+    - a thread waits on a pidfd of `owner` and ends the worker when it exits. Forkserver
+      workers need it: each holds the server's "clients alive" pipe, so the server outlives
+      a killed daemon as long as its workers do, and they it.
     """
     if sys.platform == "linux":
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if parent is not None and os.getppid() != parent:
+    try:
+        owner_fd = os.pidfd_open(owner)
+    except ProcessLookupError:
+        os._exit(1)  # gone before we started
+    except (AttributeError, OSError):
+        return  # no pidfd (not Linux 5.3+): the parent-death signal is all there is
+
+    def exit_with_owner() -> None:
+        import select
+
+        select.select([owner_fd], [], [])
         os._exit(1)
+
+    threading.Thread(target=exit_with_owner, name="aggregator-owner", daemon=True).start()
 
 
 class _Workers:
@@ -422,14 +436,11 @@ class _Workers:
             # Imported on first use: a build with nothing to read never starts workers.
             from concurrent.futures import ProcessPoolExecutor
 
-            context = _context()
-            # A forked worker's parent is this process; a forkserver worker's is the server.
-            parent = os.getpid() if context.get_start_method() == "fork" else None
             self._pool = ProcessPoolExecutor(
                 max_workers=self.count,
-                mp_context=context,
+                mp_context=_context(),
                 initializer=_worker_start,
-                initargs=(parent,),
+                initargs=(os.getpid(),),
             )
         return self._pool
 

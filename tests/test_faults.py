@@ -1,0 +1,452 @@
+"""The fault suite: real `aggregator` processes killed, disks filled, catalogs damaged,
+watchers flooded; after each, the next run must converge to a clean build's bytes and
+leave no temp file. Run it alone with `./run.sh test -m faults`; docs/reliability.md
+describes the method and the results.
+
+Crashes at chosen points use `AGGREGATOR_FAULT` (aggregator/faults.py): the process SIGKILLs
+itself there, so every point is hit on every run, not by luck of timing. Full disks are
+small tmpfs mounts (root only: skipped with the reason elsewhere, failed under CI=true).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from articlefiles import article_text
+
+from aggregator.build import Builder
+from aggregator.config import Settings
+from aggregator.errors import AggregatorError, CatalogError
+
+pytestmark = pytest.mark.faults
+
+BASE = "https://feeds.example.org/"
+IN_CI = os.environ.get("CI") == "true"
+TIMEOUT = 60.0
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
+    """Poll until `predicate()` is true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def write_corpus(folder: Path, count: int, *, start: int = 0) -> None:
+    """`count` article files across 20 topics and 10 providers (31 feeds: enough that
+    both parsing and rendering run in worker processes), a ninth of them unpublished."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + count):
+        (folder / f"a{i:05d}.md").write_text(
+            article_text(
+                f"https://news.example.com/{i}",
+                f"Article {i}",
+                topics=[f"Topic {i % 20}"],
+                provider={"name": f"Provider {i % 10}", "domain": f"p{i % 10}.example.com"},
+                date=f"2021-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+                published=i % 9 != 0,
+            ),
+            encoding="utf-8",
+        )
+
+
+def edit_corpus(folder: Path) -> None:
+    """Changes of every kind, none of which empties a feed: edits, deletions, unpublishing,
+    additions (one in a new topic, so the indexes change), a move."""
+    for i in range(1, 40, 4):
+        text = (folder / f"a{i:05d}.md").read_text(encoding="utf-8")
+        (folder / f"a{i:05d}.md").write_text(text.replace("Article", "Edited"), "utf-8")
+    for i in (2, 22, 42):
+        (folder / f"a{i:05d}.md").unlink()
+    for i in (3, 23, 43):
+        path = folder / f"a{i:05d}.md"
+        path.write_text(path.read_text("utf-8").replace("published: true", "published: false"))
+    write_corpus(folder, 10, start=5000)
+    (folder / "new-topic.md").write_text(
+        article_text("https://news.example.com/new", "New", topics=["Brand New Topic"]), "utf-8"
+    )
+    (folder / "moved").mkdir()
+    os.replace(folder / "a00005.md", folder / "moved" / "a00005.md")
+
+
+@dataclass(frozen=True)
+class Folders:
+    """One input, output and state folder, as the command line takes them."""
+
+    input: Path
+    output: Path
+    state: Path
+
+    @classmethod
+    def under(cls, root: Path, input_folder: Path | None = None) -> Folders:
+        return cls(input_folder or root / "in", root / "out", root / "state")
+
+    def args(self) -> list[str]:
+        return [
+            "--input",
+            str(self.input),
+            "--output",
+            str(self.output),
+            "--state",
+            str(self.state),
+            "--base-url",
+            BASE,
+        ]
+
+    def settings(self, **changes: object) -> Settings:
+        base = Settings(
+            input=self.input,
+            output=self.output,
+            state=self.state,
+            base_url=BASE,
+            workers=2,
+            debounce_seconds=0.05,
+            debounce_max_seconds=0.5,
+            reconcile_seconds=3600.0,
+        )
+        return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def aggregator(
+    folders: Folders, *args: str, fault: str | None = None, tag: str = "", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m aggregator ARGS` to its end (or its crash), with its output.
+
+    `tag` marks the process and every process it starts (workers, forkserver) in their
+    environment, so a test can find any that outlive it. Returning at all means every
+    holder of the output pipes is gone: a worker that outlived its build kept them open.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "AGGREGATOR_FAULT"}
+    if fault is not None:
+        env["AGGREGATOR_FAULT"] = fault
+    env["AGGREGATOR_TEST_TAG"] = tag or uuid.uuid4().hex
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", *args, *folders.args()],
+        cwd=folders.input.parent,  # no config/aggregator.yaml there
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def build(
+    folders: Folders, *extra: str, fault: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return aggregator(folders, "build", *extra, fault=fault)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file below `folder` (relative path → bytes)."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def temp_files(folder: Path) -> list[str]:
+    return [p.name for p in folder.rglob(".*")] if folder.exists() else []
+
+
+def clean_build(source: Path, root: Path) -> dict[str, bytes]:
+    """The output of one uninterrupted build of a copy of `source`, in its own folders."""
+    shutil.copytree(source, root / "in")
+    folders = Folders.under(root)
+    done = build(folders)
+    assert done.returncode == 0, done.stderr
+    return tree(folders.output)
+
+
+def assert_converged(folders: Folders, expected: dict[str, bytes]) -> None:
+    """The output is byte for byte a clean build's, and no temp file is left."""
+    assert temp_files(folders.output) == []
+    got = tree(folders.output)
+    assert sorted(got) == sorted(expected)
+    differing = [name for name in expected if got[name] != expected[name]]
+    assert differing == [], f"differ from a clean build: {differing}"
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Exit 1 with one clear message (every needle in it), never a traceback."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """PIDs of live processes whose environment carries `tag`."""
+    marker = f"AGGREGATOR_TEST_TAG={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+# --- kills at chosen points -----------------------------------------------------------------
+
+# Every step of a build where a crash leaves something half done.
+COLD_POINTS = [
+    "after-scan",
+    "after-sync",
+    "after-stage:all.rss.xml",
+    "after-rename:all.rss.xml",
+    "after-rename:topics/topic-7.atom.xml",
+    "after-feeds-recorded",
+    "after-stage:index.html",
+    "after-rename:index.opml",  # between the two indexes
+]
+INCREMENTAL_POINTS = [
+    "after-sync",
+    "after-stage:all.atom.xml",
+    "after-rename:all.rss.xml",
+    "after-feeds-recorded",
+    "after-rename:index.opml",
+]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus") / "in"
+    write_corpus(folder, 300)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def edited_corpus(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("edited") / "in"
+    shutil.copytree(corpus, folder)
+    edit_corpus(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clean(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    return clean_build(corpus, tmp_path_factory.mktemp("clean"))
+
+
+@pytest.fixture(scope="module")
+def clean_edited(edited_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    return clean_build(edited_corpus, tmp_path_factory.mktemp("clean-edited"))
+
+
+@pytest.mark.parametrize("point", COLD_POINTS)
+def test_a_cold_build_killed_at_any_step_converges(
+    point: str, corpus: Path, clean: dict[str, bytes], tmp_path: Path
+) -> None:
+    shutil.copytree(corpus, tmp_path / "in")
+    folders = Folders.under(tmp_path)
+    killed = build(folders, fault=point)
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    again = build(folders, "--wait", "0")
+    assert again.returncode == 0, again.stderr
+    assert_converged(folders, clean)
+
+
+@pytest.mark.parametrize("point", INCREMENTAL_POINTS)
+def test_an_incremental_build_killed_at_any_step_converges(
+    point: str,
+    corpus: Path,
+    clean_edited: dict[str, bytes],
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(corpus, tmp_path / "in")
+    folders = Folders.under(tmp_path)
+    assert build(folders).returncode == 0
+    edit_corpus(folders.input)
+    killed = build(folders, fault=point)
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    again = build(folders, "--wait", "0")
+    assert again.returncode == 0, again.stderr
+    assert_converged(folders, clean_edited)
+    # And it stays converged: nothing left pending that a later build would still change.
+    last = build(folders)
+    assert "feeds: 0 written" in last.stdout, last.stdout
+    assert_converged(folders, clean_edited)
+
+
+def test_builds_killed_at_random_moments_converge(
+    corpus: Path, clean_edited: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Kills at moments no crash point names (seeded, so a failure can be replayed)."""
+    pace = random.Random(6)
+    for round_ in range(3):
+        root = tmp_path / str(round_)
+        shutil.copytree(corpus, root / "in")
+        folders = Folders.under(root)
+        assert build(folders).returncode == 0
+        edit_corpus(folders.input)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "build", *folders.args()],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # A random moment of the build (about 0.6 s here), not a wait for a condition.
+        time.sleep(pace.uniform(0.1, 0.7))
+        process.kill()
+        process.wait()
+        again = build(folders, "--wait", "0")
+        assert again.returncode == 0, again.stderr
+        assert_converged(folders, clean_edited)
+
+
+# --- workers and the lock after a kill ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3,000 files: parsing outlasts the first synced batch (1,000), so a kill there lands
+    while the workers still parse."""
+    folder = tmp_path_factory.mktemp("big") / "in"
+    write_corpus(folder, 3000)
+    return folder
+
+
+def test_workers_die_with_a_killed_build_and_never_hold_the_lock(
+    big_corpus: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(big_corpus, tmp_path / "in")
+    folders = Folders.under(tmp_path)
+    tag = uuid.uuid4().hex
+    started = time.monotonic()
+    # Returns only once every holder of the output pipes is gone, workers included.
+    killed = aggregator(folders, "build", fault="after-first-sync-batch", tag=tag, timeout=30)
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    assert time.monotonic() - started < 20
+    wait_for(lambda: tagged_processes(tag) == [], "the workers to die", timeout=5)
+    # The lock is free at once: no wait allowed.
+    again = build(folders, "--wait", "0")
+    assert again.returncode == 0, again.stderr
+    assert "3000 article files read" in again.stdout  # the killed sync was rolled back
+    expected = clean_build(big_corpus, tmp_path / "clean")
+    assert_converged(folders, expected)
+
+
+def daemon_process(folders: Folders, tag: str, fault: str | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "AGGREGATOR_FAULT"}
+    env["AGGREGATOR_TEST_TAG"] = tag
+    if fault is not None:
+        env["AGGREGATOR_FAULT"] = fault
+    return subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "run", *folders.args(), "--log-level", "DEBUG"],
+        cwd=folders.input.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("point", ["after-first-sync-batch", "after-rename:index.opml"])
+def test_a_killed_daemon_leaves_no_process_and_the_next_run_converges(
+    point: str, big_corpus: Path, tmp_path: Path
+) -> None:
+    """The daemon's workers come from a forkserver: it and they must go with the daemon."""
+    shutil.copytree(big_corpus, tmp_path / "in")
+    folders = Folders.under(tmp_path)
+    tag = uuid.uuid4().hex
+    process = daemon_process(folders, tag, fault=point)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL, stderr
+    wait_for(lambda: tagged_processes(tag) == [], "the forkserver and workers to die", timeout=5)
+    again = build(folders, "--wait", "0")
+    assert again.returncode == 0, again.stderr
+    expected = clean_build(big_corpus, tmp_path / "clean")
+    assert_converged(folders, expected)
+
+
+def test_a_deleted_lock_file_does_not_let_a_second_writer_in(tmp_path: Path) -> None:
+    write_corpus(tmp_path / "in", 3)
+    folders = Folders.under(tmp_path)
+    with Builder(folders.settings()) as first:
+        (folders.state / "lock").unlink()
+        with pytest.raises(AggregatorError, match=r"holds the lock"):
+            Builder(folders.settings(lock_wait_seconds=0.0))
+        first.build()
+
+
+def test_a_replaced_state_folder_stops_the_writer_that_held_it(tmp_path: Path) -> None:
+    write_corpus(tmp_path / "in", 3)
+    folders = Folders.under(tmp_path)
+    builder = Builder(folders.settings())
+    try:
+        os.replace(folders.state, tmp_path / "moved-state")
+        folders.state.mkdir()
+        with pytest.raises(CatalogError, match="deleted or replaced"):
+            builder.build()
+    finally:
+        builder.close()
+
+
+def test_a_build_beside_the_daemon_says_at_once_that_the_daemon_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    write_corpus(tmp_path / "in", 3)
+    folders = Folders.under(tmp_path)
+    tag = uuid.uuid4().hex
+    daemon = daemon_process(folders, tag)
+    try:
+        assert daemon.stderr is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(daemon.stderr or ()))
+        reader.start()
+        wait_for(lambda: any("build finished" in x for x in lines), "the daemon's first build")
+        other = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "build", *folders.args(), "--wait", "30"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert other.stderr is not None
+        # The first line comes at once, long before the 30 s wait is over.
+        started = time.monotonic()
+        first = other.stderr.readline()
+        assert time.monotonic() - started < 10
+        assert f"the daemon (`aggregator run`, PID {daemon.pid})" in first, first
+        assert "waiting up to 30 s" in first, first
+        other.kill()
+        other.wait()
+        other.stderr.close()
+        refused = build(folders, "--wait", "0.2")
+        assert_clean_failure(refused, f"the daemon (`aggregator run`, PID {daemon.pid})")
+        assert "stop it first" in refused.stderr
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+        reader.join()
+        if daemon.stderr is not None:
+            daemon.stderr.close()
