@@ -10,6 +10,9 @@ small tmpfs mounts (root only: skipped with the reason elsewhere, failed under C
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
 import random
 import shutil
@@ -19,16 +22,18 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from articlefiles import article_text
+from articlefiles import article_text, write_article
 
 from aggregator.build import Builder
 from aggregator.config import Settings
+from aggregator.daemon import Daemon
 from aggregator.errors import AggregatorError, CatalogError
+from aggregator.model import ArticleAdded, ChangeEvent
 
 pytestmark = pytest.mark.faults
 
@@ -450,3 +455,206 @@ def test_a_build_beside_the_daemon_says_at_once_that_the_daemon_holds_the_lock(
         reader.join()
         if daemon.stderr is not None:
             daemon.stderr.close()
+
+
+# --- full disks -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A small tmpfs mounted at `where` (needs root). Skipped elsewhere, failed under CI."""
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        reason = f"cannot mount a tmpfs (root needed): {mounted.stderr.strip()}"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Fill the disk holding `folder` until at most `leave` bytes are free; the filler file."""
+    filler = folder / "filler"
+    free = shutil.disk_usage(folder).free
+    with filler.open("wb") as out:
+        block = b"\0" * 65536
+        remaining = max(0, free - leave)
+        try:
+            while remaining > 0:
+                remaining -= out.write(block[: min(len(block), remaining)])
+            out.flush()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    return filler
+
+
+def test_a_full_state_disk_is_a_clear_error_and_the_next_build_converges(
+    corpus: Path, clean: dict[str, bytes], tmp_path: Path
+) -> None:
+    shutil.copytree(corpus, tmp_path / "in")
+    with tmpfs(tmp_path / "state", "8m") as disk:
+        folders = Folders.under(tmp_path)
+        filler = fill(disk, leave=64 * 1024)
+        full = build(folders)
+        assert_clean_failure(full, "disk", "full", "free some space")
+        filler.unlink()
+        again = build(folders, "--wait", "0")
+        assert again.returncode == 0, again.stderr
+        assert_converged(folders, clean)
+
+
+def test_a_new_state_folder_on_a_full_disk_is_a_clear_error(tmp_path: Path) -> None:
+    write_corpus(tmp_path / "in", 3)
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        fill(disk)
+        folders = Folders(tmp_path / "in", tmp_path / "out", disk / "new" / "state")
+        assert_clean_failure(build(folders), "full", "free some space")
+
+
+def test_a_full_output_disk_fails_the_feeds_cleanly_and_the_next_build_converges(
+    corpus: Path, clean: dict[str, bytes], tmp_path: Path
+) -> None:
+    shutil.copytree(corpus, tmp_path / "in")
+    with tmpfs(tmp_path / "out", "8m") as disk:
+        folders = Folders.under(tmp_path)
+        filler = fill(disk, leave=48 * 1024)
+        full = build(folders)
+        assert full.returncode == 1, full.stderr
+        assert "Traceback" not in full.stderr
+        assert "failed" in full.stdout
+        assert temp_files(disk) == []
+        filler.unlink()
+        again = build(folders, "--wait", "0")
+        assert again.returncode == 0, again.stderr
+        assert_converged(folders, clean)
+
+
+class Added:
+    """A sink counting the distinct articles added (called on the daemon's build thread)."""
+
+    def __init__(self) -> None:
+        self.sources: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, event: ChangeEvent) -> None:
+        if isinstance(event, ArticleAdded):
+            with self._lock:
+                self.sources.add(event.source)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.sources)
+
+
+@contextlib.contextmanager
+def daemon_running(settings: Settings, added: Added) -> Iterator[Daemon]:
+    daemon = Daemon(settings, sinks=[added])
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        assert daemon.stop(), "the daemon did not stop in time"
+
+
+def test_the_daemon_retries_a_build_that_failed_on_a_full_state_disk(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator")
+    write_corpus(tmp_path / "in", 5, start=1)  # all five published
+    later = sum(i % 9 != 0 for i in range(100, 400))
+    with tmpfs(tmp_path / "state", "8m") as disk:
+        folders = Folders.under(tmp_path)
+        added = Added()
+        with daemon_running(folders.settings(), added) as daemon:
+            wait_for(lambda: len(added) == 5, "the first build")
+            filler = fill(disk)
+            write_corpus(folders.input, 300, start=100)
+            wait_for(lambda: daemon._failures >= 3, "three failed tries (1 s, then 2 s apart)")
+            failures = [r for r in caplog.records if "build failed" in r.getMessage()]
+            assert len(failures) == 1, [r.getMessage() for r in failures]
+            assert "full" in failures[0].getMessage()
+            assert failures[0].exc_info is None  # a clear line, not a traceback
+            filler.unlink()
+            # The next try is at most 8 s away; no reconcile (an hour) is needed.
+            wait_for(lambda: len(added) == 5 + later, "the retried build", timeout=20)
+        assert any("succeeded again" in r.getMessage() for r in caplog.records)
+
+
+# --- damaged catalogs -------------------------------------------------------------------------
+
+
+def damage(catalog: Path, how: str) -> None:
+    """Damage a catalog file as a crash, a bad disk or a careless hand would."""
+    if how == "truncated":
+        with catalog.open("r+b") as db:
+            db.truncate(catalog.stat().st_size // 2)
+    elif how == "random-bytes":
+        data = bytearray(catalog.read_bytes())
+        noise = random.Random(10)
+        # Page 1 (the schema) and a stretch of data pages.
+        for start in (100, len(data) // 3):
+            for i in range(start, min(len(data), start + 2048)):
+                data[i] = noise.randrange(256)
+        catalog.write_bytes(bytes(data))
+    else:  # an SQL statement, run with the sqlite3 shell's library (through Python)
+        script = (
+            f"import sqlite3; db = sqlite3.connect({str(catalog)!r}); db.executescript({how!r})"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True)
+
+
+DAMAGE = {
+    "truncated": "truncated",
+    "random-bytes": "random-bytes",
+    "dropped-table": "DROP TABLE feeds;",
+    "not-utf8": "UPDATE files SET article = CAST(x'ff00fe' AS TEXT) WHERE rowid = 3;",
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_a_damaged_catalog_is_a_clear_error_and_rebuild_converges(
+    kind: str, corpus: Path, clean: dict[str, bytes], tmp_path: Path
+) -> None:
+    shutil.copytree(corpus, tmp_path / "in")
+    folders = Folders.under(tmp_path)
+    assert build(folders).returncode == 0
+    damage(folders.state / "catalog.sqlite3", DAMAGE[kind])
+    # Touch every file, so the build must read the catalog's rows for all of them.
+    for path in folders.input.iterdir():
+        os.utime(path)
+    broken = build(folders)
+    assert_clean_failure(broken, "catalog", "aggregator catalog rebuild")
+    checked = aggregator(folders, "catalog", "check")
+    assert checked.returncode == 1, checked.stdout
+    assert "Traceback" not in checked.stderr
+    rebuilt = aggregator(folders, "catalog", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "damaged-" in rebuilt.stdout
+    assert_converged(folders, clean)
+    assert aggregator(folders, "catalog", "check").returncode == 0
+
+
+def test_rebuild_keeps_the_guids_it_can_read(tmp_path: Path) -> None:
+    """An article whose URL changed after publication keeps its first URL as GUID; a
+    rebuild from the files alone would give it the new one."""
+    write_corpus(tmp_path / "in", 30)
+    folders = Folders.under(tmp_path)
+    assert build(folders).returncode == 0
+    write_article(folders.input, "a00004.md", "https://news.example.com/renamed", title="R")
+    assert build(folders).returncode == 0
+    before = tree(folders.output)
+    assert b'<guid isPermaLink="false">https://news.example.com/4</guid>' in before["all.rss.xml"]
+    damage(folders.state / "catalog.sqlite3", "DROP TABLE items;")
+    rebuilt = aggregator(folders, "catalog", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert_converged(folders, before)
