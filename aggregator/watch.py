@@ -331,6 +331,7 @@ class Watcher:
         self.debouncer = debouncer
         self.handler = ChangeHandler(source_filter, debouncer)
         self.overflows = 0
+        self._overflow_logged: float | None = None
         self.poll = poll
         self.poll_seconds = poll_seconds
         self._observer: BaseObserver | None = None
@@ -372,12 +373,18 @@ class Watcher:
     def _overflowed(self) -> None:
         """The kernel dropped events: only a full scan can tell what changed."""
         self.overflows += 1
+        self.debouncer.add(full_scan=True)
+        # A flood overflows the queue again and again: one warning a minute says it.
+        now = time.monotonic()
+        if self._overflow_logged is not None and now - self._overflow_logged < 60:
+            LOGGER.debug("the inotify queue overflowed again: full scan")
+            return
+        self._overflow_logged = now
         LOGGER.warning(
             "the inotify queue overflowed (events were lost): full scan now. If this "
             "recurs, raise the queue with `sysctl fs.inotify.max_queued_events=65536` "
             "(and a file in /etc/sysctl.d/ to keep it)"
         )
-        self.debouncer.add(full_scan=True)
 
     def _start(self, observer: BaseObserver) -> None:
         try:
