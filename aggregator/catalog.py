@@ -979,26 +979,25 @@ class Salvage:
 
 
 def rebuild_catalog(path: Path, stamp: str) -> Salvage:
-    """Move a (damaged) catalog aside and make a new one with what can still be read.
+    """Replace a (damaged) catalog with a new one holding what can still be read of it.
 
     The GUIDs (`identities`) are carried over, so articles keep their ids; so are the feed
     records, and every feed is marked pending, so a feed that now lists nothing is written
     empty rather than left stale. Everything else comes back from the article files at the
-    next full build. The caller holds the build lock. `stamp` names the moved-aside file.
+    next full build. The new catalog is made beside the old one and renamed into place
+    after the old one is moved aside (as `<name>.damaged-<stamp>`): a crash leaves one or
+    the other, never neither. The caller holds the build lock.
     """
-    moved_to = None
     identities: list[tuple[Any, ...]] = []
     feeds: list[tuple[Any, ...]] = []
     problems: list[str] = []
     if path.exists():
-        moved_to = path.with_name(f"{path.name}.damaged-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(f"{path}{suffix}")
-            if source.exists():
-                os.replace(source, Path(f"{moved_to}{suffix}"))
-        identities = _salvage_rows(moved_to, "identities", problems)
-        feeds = _salvage_rows(moved_to, "feeds", problems)
-    catalog = Catalog(path)
+        identities = _salvage_rows(path, "identities", problems)
+        feeds = _salvage_rows(path, "feeds", problems)
+    fresh = path.with_name(f"{path.name}.new")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{fresh}{suffix}").unlink(missing_ok=True)
+    catalog = Catalog(fresh)
     try:
         with catalog.transaction():
             catalog._db.executemany(
@@ -1013,7 +1012,16 @@ def rebuild_catalog(path: Path, stamp: str) -> Salvage:
             catalog.set_meta("pending_feeds", json.dumps(sorted({str(f[0]) for f in feeds})))
             catalog.set_meta("pending_indexes", "1")
     finally:
-        catalog.close()
+        catalog.close()  # the last connection: its write-ahead log is merged and removed
+    moved_to = None
+    if path.exists():
+        moved_to = path.with_name(f"{path.name}.damaged-{stamp}")
+        # The log first: a new catalog must never find an old log beside it.
+        for suffix in ("-wal", "-shm", ""):
+            source = Path(f"{path}{suffix}")
+            if source.exists():
+                os.replace(source, Path(f"{moved_to}{suffix}"))
+    os.replace(fresh, path)
     return Salvage(moved_to, len(identities), len(feeds), tuple(problems))
 
 
