@@ -216,6 +216,9 @@ def _catalog(settings: Settings, action: str) -> int:
 
     path = settings.catalog_path
     if action == "check":
+        if not path.exists():
+            print(f"{path}: no catalog yet (the next build makes one)")
+            return EXIT_OK
         problems = check_catalog(path)
         if not problems:
             print(f"{path}: ok")
