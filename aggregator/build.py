@@ -54,6 +54,7 @@ from aggregator.model import (
     WriteFailed,
 )
 from aggregator.plan import (
+    FeedListing,
     PlanSettings,
     added_updated_removed,
     feed_name,
@@ -71,18 +72,22 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger("aggregator.build")
 
 _INDEXES = ("index.opml", "index.html")
+_INDEX_RENDERER = "index_renderer"  # catalog meta: the fingerprint of the indexes' code
 
 # Below these, starting worker processes costs more than it saves.
 PARALLEL_FILES = 200
 PARALLEL_FEEDS = 24
 # Rendered entries the main process keeps between builds (about 20 kB each).
 MAIN_PROCESS_ENTRIES = 2048
+# Headlines of the all feed shown on index.html.
+INDEX_HEADLINES = 10
 # Parsed files are synced in batches of this many while the workers read the next ones.
 SYNC_BATCH = 1000
 
 
 class Progress(Protocol):
-    """Told how far parsing has got (a progress bar on a terminal, nothing otherwise)."""
+    """Told how far a stage has got (a progress bar on a terminal, nothing otherwise):
+    the files parsed, or the feeds rendered and written."""
 
     def start(self, total: int) -> None: ...
 
@@ -223,6 +228,25 @@ class BuildLock:
             self._fd = None
 
 
+def lock_held(state: Path) -> bool | None:
+    """Whether some process holds the lock on `state` (None: there is no such folder).
+
+    Only probed: a shared, non-blocking attempt released at once, so it never delays a
+    build.
+    """
+    try:
+        fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also releases the probe's lock, if it got one
+    return False
+
+
 def _held_message(state: Path, holder: str, waited: float) -> str:
     if holder.startswith("the daemon"):
         advice = (
@@ -252,7 +276,8 @@ def _read_stored(
     try:
         article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
     except ArticleError as exc:
-        return rel, None, str(exc)
+        # The reason alone: the event that reports it names the file already.
+        return rel, None, exc.detail
     return rel, StoredArticle.of(article), None
 
 
@@ -506,13 +531,18 @@ class Builder:
     # --- the stages ------------------------------------------------------------------
 
     def build(
-        self, changed: Iterable[str] | None = None, progress: Progress | None = None
+        self,
+        changed: Iterable[str] | None = None,
+        progress: Progress | None = None,
+        render_progress: Progress | None = None,
     ) -> BuildReport:
         """Bring the feeds up to date.
 
         `changed`: paths (relative to the input folder, or absolute) that may have changed;
         None scans the whole input folder. Either way only files whose size or mtime differ
         from what the catalog saw are read, and only feeds whose items changed are rendered.
+        `progress` follows the reading, `render_progress` the rendering and writing (apart,
+        so the daemon can stop in the first and never in the second).
         """
         started = time.perf_counter()
         self.lock.check()
@@ -539,7 +569,7 @@ class Builder:
             missing = self._missing_outputs(known) if full_scan else []
             keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
             written, unchanged, failed = self._render_and_publish(
-                keys, sync.changed_guids, events, workers
+                keys, sync.changed_guids, events, workers, render_progress
             )
         finally:
             workers.close()
@@ -696,20 +726,29 @@ class Builder:
         changed_guids: set[str],
         events: list[ChangeEvent],
         workers: _Workers,
+        progress: Progress | None = None,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
         batch = PublishBatch(self.output)
         rendered: list[RenderedFeed] = []
+        if progress is not None:
+            progress.start(len(keys))
         try:
             # Staged as they arrive, so writing overlaps the workers' rendering.
             for feed in self._render(keys, workers):
                 rendered.append(feed)
                 for file in feed.files:
                     batch.stage(file)
+                if progress is not None:
+                    progress.advance(1)
         except BaseException:
             batch.abandon()
+            if progress is not None:
+                progress.finish()
             raise
         results = {r.path: r for r in batch.commit()}
+        if progress is not None:
+            progress.finish()
         written = unchanged = 0
         done: list[FeedRecord] = []
         failed: list[FeedKey] = []
@@ -736,8 +775,10 @@ class Builder:
         # until both are written, so a crash between the two cannot leave one stale.
         self.catalog.finish_feeds(done, failed)
         crash_point("after-feeds-recorded")
-        stale = self.catalog.indexes_pending() or not all(
-            (self.output / name).is_file() for name in _INDEXES
+        stale = (
+            self.catalog.indexes_pending()
+            or not all((self.output / name).is_file() for name in _INDEXES)
+            or self.catalog.meta(_INDEX_RENDERER) != _index_renderer()
         )
         if stale and self._publish_indexes(events):
             self.catalog.finish_indexes()
@@ -747,17 +788,34 @@ class Builder:
         """Write index.opml and index.html; whether both are now current."""
         from aggregator.indexes import render_indexes
 
-        feeds = [(r.key, r.name, len(r.guids)) for r in self.catalog.feed_records()]
+        counts = self.catalog.membership_counts()
+        feeds = [
+            FeedListing(r.key, r.name, len(r.guids), counts.get(r.key, 0), r.updated)
+            for r in self.catalog.feed_records()
+        ]
         base = self.settings.base_url
         opml, html = render_indexes(
             summaries(feeds, self.plan_settings),
             title=self.settings.titles.site,
             home_url=base + "index.html",
             opml_url=base + "index.opml",
+            headlines=self.catalog.newest(
+                FeedKey.everything(), min(INDEX_HEADLINES, self.settings.max_items)
+            ),
         )
         ok = True
         for result in publish_all(self.output, [opml, html]):
             if result.error is not None:
                 ok = False
                 events.append(WriteFailed(result.error.path, result.error.reason))
+        if ok:
+            self.catalog.set_meta(_INDEX_RENDERER, _index_renderer())
         return ok
+
+
+def _index_renderer() -> str:
+    """Which renderer made the indexes: a new version of the page is published at the next
+    build after an upgrade, not only once some feed changes."""
+    from aggregator.indexes import renderer_fingerprint
+
+    return renderer_fingerprint()
