@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -404,3 +405,19 @@ def test_a_new_article_never_takes_a_guid_another_one_has(folders: Settings) -> 
     build(folders)
     ids = {e.title: e.id for e in entries(folders)}
     assert ids == {"A": "https://a.example.com/x", "B": "https://a.example.com/x#2"}
+
+
+def test_a_link_to_an_article_outside_the_input_is_not_published(
+    folders: Settings, tmp_path: Path
+) -> None:
+    outside = write_article(tmp_path, "elsewhere.txt", "https://a.example.com/outside")
+    write_article(folders.input, "inside.txt", "https://a.example.com/inside")
+    (folders.input / "link.txt").symlink_to(outside)
+    build(folders)
+    assert [e.link for e in entries(folders)] == ["https://a.example.com/inside"]
+    # The setting lets it in.
+    build(dataclasses.replace(folders, follow_external_links=True))
+    assert sorted(e.link for e in entries(folders)) == [
+        "https://a.example.com/inside",
+        "https://a.example.com/outside",
+    ]
