@@ -223,6 +223,11 @@ class PostgresConnection:
         self._run("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
 
     @property
+    def in_transaction(self) -> bool:
+        """Whether a BEGIN is open (as `sqlite3.Connection.in_transaction`)."""
+        return self._in_transaction and not self._conn.closed
+
+    @property
     def closed(self) -> bool:
         """Whether the connection is closed or broken (a new one is made on next use)."""
         return bool(self._conn.closed)
