@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from aggregator.errors import ConfigError
+from aggregator.feeddefs import FeedDefinition, parse_feed_definitions
+from aggregator.slugs import FeedRules
 
 DEFAULT_CONFIG = Path("config/aggregator.yaml")
 
@@ -31,6 +33,15 @@ class FeedTitles:
 
 
 @dataclass(frozen=True, slots=True)
+class BuiltinFeeds:
+    """Which groups of built-in feeds are built (`builtin_feeds:` in the config)."""
+
+    all: bool = True
+    topics: bool = True
+    providers: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a build or the daemon needs to know, already validated."""
 
@@ -44,6 +55,10 @@ class Settings:
     language: str = "en"
     workers: int = 0  # 0: one per core
     titles: FeedTitles = field(default_factory=FeedTitles)
+    # Hold back published articles dated in the future until their date.
+    embargo: bool = True
+    feeds: tuple[FeedDefinition, ...] = ()
+    builtin_feeds: BuiltinFeeds = field(default_factory=BuiltinFeeds)
     log_level: str = "INFO"
     log_format: str = "text"
     # daemon
@@ -57,6 +72,16 @@ class Settings:
     def catalog_path(self) -> Path:
         """The SQLite file that remembers articles between runs."""
         return self.state / "catalog.sqlite3"
+
+    @property
+    def feed_rules(self) -> FeedRules:
+        """Which feeds an article can be in: the built-in groups on, and the config's feeds."""
+        return FeedRules(
+            all=self.builtin_feeds.all,
+            topics=self.builtin_feeds.topics,
+            providers=self.builtin_feeds.providers,
+            custom=self.feeds,
+        )
 
     @property
     def worker_count(self) -> int:
@@ -175,6 +200,19 @@ def _validate(raw: Mapping[str, Any], source: str) -> Settings:
         else:
             values["language"] = value.strip()
 
+    if "embargo" in raw:
+        value = raw["embargo"]
+        if not isinstance(value, bool):
+            problems.append(f"embargo: must be true or false, got {value!r}")
+        else:
+            values["embargo"] = value
+
+    if "feeds" in raw:
+        definitions, feed_problems = parse_feed_definitions(raw["feeds"])
+        problems.extend(feed_problems)
+        values["feeds"] = definitions
+    _validate_builtins(raw, values, problems)
+
     _validate_logging(raw, values, problems)
     _validate_daemon(raw, values, problems)
     _validate_titles(raw, values, problems)
@@ -265,3 +303,18 @@ def _validate_titles(raw: Mapping[str, Any], values: dict[str, Any], problems: l
             titles[key] = value
     if titles:
         values["titles"] = FeedTitles(**titles)
+
+
+def _validate_builtins(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
+    section = _section(raw, "builtin_feeds", problems)
+    known = [f.name for f in dataclasses.fields(BuiltinFeeds)]
+    switches: dict[str, bool] = {}
+    for key, value in section.items():
+        if key not in known:
+            problems.append(f"builtin_feeds.{key}: unknown key (known: {', '.join(known)})")
+        elif not isinstance(value, bool):
+            problems.append(f"builtin_feeds.{key}: must be true or false, got {value!r}")
+        else:
+            switches[key] = value
+    if switches:
+        values["builtin_feeds"] = BuiltinFeeds(**switches)

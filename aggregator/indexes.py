@@ -21,6 +21,7 @@ HTML_PATH = "index.html"
 # The groups, in the order both indexes show them.
 _GROUPS: tuple[tuple[FeedKind, str], ...] = (
     (FeedKind.ALL, "All"),
+    (FeedKind.CUSTOM, "Selections"),
     (FeedKind.TOPIC, "Topics"),
     (FeedKind.PROVIDER, "Providers"),
 )
@@ -38,7 +39,8 @@ def xml_safe(text: str) -> str:
 def render_indexes(
     feeds: Sequence[FeedSummary], *, title: str, home_url: str, opml_url: str
 ) -> tuple[RenderedFile, RenderedFile]:
-    """Render (`index.opml`, `index.html`) listing `feeds`, grouped All / Topics / Providers.
+    """Render (`index.opml`, `index.html`) listing `feeds`, grouped All / Selections
+    (the config's feeds) / Topics / Providers.
 
     Within a group feeds are sorted by title, then key, whatever order they come in. OPML
     outlines point to the RSS files (the format every reader takes); the HTML page links both

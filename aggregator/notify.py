@@ -16,7 +16,9 @@ from typing import Any
 from aggregator.model import (
     ArticleAdded,
     ArticleRejected,
+    ArticleReleased,
     ArticleRemoved,
+    ArticleScheduled,
     ArticleUnpublished,
     ArticleUpdated,
     BuildFinished,
@@ -42,6 +44,13 @@ def describe(event: ChangeEvent) -> str:
     match event:
         case ArticleAdded():
             return f"added {event.source}: {event.title!r} to {_feeds(event.feeds)}"
+        case ArticleScheduled():
+            return (
+                f"scheduled {event.source}: {event.title!r} for "
+                f"{event.due.isoformat().replace('+00:00', 'Z')}, then in {_feeds(event.feeds)}"
+            )
+        case ArticleReleased():
+            return f"released {event.source}: {event.title!r} to {_feeds(event.feeds)}"
         case ArticleUpdated():
             line = f"updated {event.source}: {event.title!r} in {_feeds(event.feeds)}"
             if event.entered:
@@ -94,6 +103,8 @@ def _plain(value: object) -> object:
         return [_plain(v) for v in value]
     if isinstance(value, float):
         return round(value, 6)
+    if isinstance(value, datetime):
+        return value.isoformat()
     return value
 
 
