@@ -141,6 +141,11 @@ def _build(settings: Settings, *, strict: bool, verbose: bool) -> int:
         f"{report.unchanged} unchanged"
         + (f", {report.failed} failed" if report.failed else "")
         + f"; {report.seconds:.2f} s"
+        + (
+            f"; next scheduled change at {report.next_due.isoformat().replace('+00:00', 'Z')}"
+            if report.next_due is not None
+            else ""
+        )
     )
     if report.failed:
         return EXIT_FAILED
