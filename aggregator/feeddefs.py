@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aggregator.model import Article, FeedKey, FeedKind
-from aggregator.slugs import slugify
+from aggregator.slugs import ArticleFacts, slugify
 
 FORMATS = ("rss", "atom")
 
@@ -64,17 +64,17 @@ class FeedDefinition:
 
     def matches(self, article: Article) -> bool:
         """Whether the feed lists this (published) article, whatever its date."""
-        if self.topics_any is not None or self.topics_all or self.topics_none:
-            topics = {slugify(t) for t in article.topics}
-            if self.topics_any is not None and not (topics & self.topics_any):
-                return False
-            if not self.topics_all <= topics or topics & self.topics_none:
-                return False
-        if self.providers is not None:
-            if article.provider is None:
-                return False
-            if slugify(article.provider.feed_name) not in self.providers:
-                return False
+        return self.accepts(ArticleFacts.of(article))
+
+    def accepts(self, facts: ArticleFacts) -> bool:
+        """`matches`, with the article's slugs made once for every feed (`feeds_of`)."""
+        topics, article = facts.topics, facts.article
+        if self.topics_any is not None and topics.isdisjoint(self.topics_any):
+            return False
+        if not self.topics_all <= topics or not topics.isdisjoint(self.topics_none):
+            return False
+        if self.providers is not None and facts.provider not in self.providers:
+            return False
         if self.has_image is not None and bool(article.images) != self.has_image:
             return False
         if self.title_matches is not None and not self.title_matches.search(article.title):

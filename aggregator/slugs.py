@@ -28,13 +28,28 @@ def slugify(name: str) -> str:
     return slug[:MAX_SLUG_LENGTH].rstrip("-")
 
 
+@dataclass(frozen=True, slots=True)
+class ArticleFacts:
+    """An article with the slugs filters compare, made once for all the config's feeds."""
+
+    article: Article
+    topics: frozenset[str]
+    provider: str | None
+
+    @classmethod
+    def of(cls, article: Article) -> ArticleFacts:
+        """The facts of one article."""
+        provider = slugify(article.provider.feed_name) if article.provider else None
+        return cls(article, frozenset(slugify(t) for t in article.topics), provider or None)
+
+
 class ArticleFilter(Protocol):
     """A feed defined in the config: its key, and which articles it lists."""
 
     @property
     def key(self) -> FeedKey: ...
 
-    def matches(self, article: Article) -> bool: ...
+    def accepts(self, facts: ArticleFacts) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +83,9 @@ def feeds_of(article: Article, rules: FeedRules = DEFAULT_RULES) -> tuple[FeedKe
         slug = slugify(article.provider.feed_name)
         if slug:
             keys.append(FeedKey(FeedKind.PROVIDER, slug))
-    keys.extend(feed.key for feed in rules.custom if feed.matches(article))
+    if rules.custom:
+        facts = ArticleFacts.of(article)
+        keys.extend(feed.key for feed in rules.custom if feed.accepts(facts))
     return tuple(keys)
 
 
