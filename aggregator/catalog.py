@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -168,6 +169,11 @@ def article_from_json(text: str) -> Article:
     )
 
 
+@lru_cache(maxsize=8192)  # few distinct feeds, named once per article each
+def _feed_name(key: FeedKey) -> str:
+    return str(key)
+
+
 def _fingerprint(article_json: str) -> str:
     return hashlib.blake2b(article_json.encode(), digest_size=12).hexdigest()
 
@@ -200,7 +206,7 @@ class StoredArticle:
             title=article.title,
             published=article.published,
             date=format_date(article.published_at) if article.published_at else None,
-            feeds=tuple(str(k) for k in feeds_of(article, rules)),
+            feeds=tuple(_feed_name(k) for k in feeds_of(article, rules)),
             json=text,
             fingerprint=_fingerprint(text),
         )

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.model import Article, FeedKey, FeedKind
@@ -56,11 +56,11 @@ class FeedDefinition:
     max_age_days: float | None = None
     max_items: int | None = None
     formats: tuple[str, ...] = FORMATS
+    # `custom/<name>`; made once: every article read asks every definition for it.
+    key: FeedKey = field(init=False, compare=False)
 
-    @property
-    def key(self) -> FeedKey:
-        """`custom/<name>`."""
-        return FeedKey(FeedKind.CUSTOM, self.name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", FeedKey(FeedKind.CUSTOM, self.name))
 
     def matches(self, article: Article) -> bool:
         """Whether the feed lists this (published) article, whatever its date."""
