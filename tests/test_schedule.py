@@ -85,16 +85,26 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def links(settings: Settings, feed: str = "all") -> list[str]:
-    """The links of a feed's entries (RSS and Atom agree); empty if it does not exist."""
-    try:
-        rss = feedparser.parse((settings.output / f"{feed}.rss.xml").read_bytes())
-        atom = feedparser.parse((settings.output / f"{feed}.atom.xml").read_bytes())
-    except FileNotFoundError:
-        return []
-    assert not rss.bozo
-    assert not atom.bozo
-    assert [e.link for e in rss.entries] == [e.link for e in atom.entries]
-    return [e.link for e in atom.entries]
+    """The links of a feed's entries (RSS and Atom agree); empty if it does not exist.
+
+    The daemon replaces the two files one after the other: a reader between the two
+    renames sees them differ for a moment, so they are read again until they agree.
+    """
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            rss = feedparser.parse((settings.output / f"{feed}.rss.xml").read_bytes())
+            atom = feedparser.parse((settings.output / f"{feed}.atom.xml").read_bytes())
+        except FileNotFoundError:
+            return []
+        assert not rss.bozo
+        assert not atom.bozo
+        rss_links = [e.link for e in rss.entries]
+        atom_links = [e.link for e in atom.entries]
+        if rss_links == atom_links:
+            return atom_links
+        assert time.monotonic() < deadline, f"{feed}: RSS {rss_links} != Atom {atom_links}"
+        time.sleep(0.01)
 
 
 def written(report: BuildReport) -> list[str]:
@@ -335,6 +345,24 @@ def test_the_daemon_follows_a_date_edit(settings: Settings) -> None:
         wait_for(lambda: url not in links(settings), "the article leaving until its new date")
         wait_for(lambda: url in links(settings), "the release at the later date")
         assert time.time() >= clock.real_time_of(later) - 0.05
+
+
+def test_the_daemon_drops_an_item_when_it_ages_out_of_a_window(settings: Settings) -> None:
+    clock = Clock()
+    window = 2.0  # seconds
+    definitions, _ = parse_feed_definitions(
+        [{"name": "fresh", "title": "Fresh", "max_age_days": window / 86400}]
+    )
+    windowed = Settings(**{**_fields(settings), "feeds": definitions})
+    dated = clock().replace(microsecond=0)
+    url = "https://x.test/fading"
+    write_article(settings.input, "f.txt", url, date=iso(dated))
+    expires = clock.real_time_of(dated + timedelta(seconds=window))
+    with running(windowed, clock):
+        assert links(settings, "custom/fresh") == [url]
+        wait_for(lambda: url not in links(settings, "custom/fresh"), "the item ageing out")
+        assert time.time() >= expires - 0.05, "left its window early"
+        assert links(settings) == [url]
 
 
 def test_a_release_due_while_stopped_happens_in_the_first_build(settings: Settings) -> None:
