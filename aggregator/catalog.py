@@ -921,10 +921,9 @@ class _Sync:
             if guid in after_by_guid:
                 continue
             gone_guids.append((guid,))
-            names = sorted(old_feeds.get(guid, ()))
-            keys = tuple(self._key(name) for name in names)
-            if old.date <= self.cutoff:  # an embargoed item was in no feed
-                dirty.update(names)
+            names = sorted(old_feeds.get(guid, ())) if old.date <= self.cutoff else []
+            keys = tuple(self._key(name) for name in names)  # an embargoed item left none
+            dirty.update(names)
             result.changed_guids.add(guid)
             title = json.loads(old.article_json)["title"] if old.article_json else old.url
             if old.path in new_files and new_files[old.path] is None:

@@ -27,6 +27,7 @@ from aggregator.feeddefs import parse_feed_definitions
 from aggregator.model import (
     ArticleAdded,
     ArticleReleased,
+    ArticleRemoved,
     ArticleScheduled,
     BuildFinished,
     ChangeEvent,
@@ -233,6 +234,12 @@ def test_a_date_moved_earlier_or_later_moves_the_release(settings: Settings) -> 
         assert links(settings) == []
         assert [e.source for e in of(report.events, ArticleScheduled)] == ["a.txt"]  # type: ignore[attr-defined]
         assert "all" in written(report)
+        # Deleted before its date: it leaves no feed, and none is rewritten.
+        (settings.input / "a.txt").unlink()
+        report = builder.build()
+        removed = of(report.events, ArticleRemoved)
+        assert [e.feeds for e in removed] == [()]  # type: ignore[attr-defined]
+        assert written(report) == []
 
 
 def test_embargo_off_lists_future_dates_at_once(settings: Settings) -> None:
