@@ -53,6 +53,7 @@ from aggregator.model import (
     WriteFailed,
 )
 from aggregator.plan import (
+    FeedListing,
     PlanSettings,
     added_updated_removed,
     feed_name,
@@ -71,18 +72,22 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger("aggregator.build")
 
 _INDEXES = ("index.opml", "index.html")
+_INDEX_RENDERER = "index_renderer"  # catalog meta: the fingerprint of the indexes' code
 
 # Below these, starting worker processes costs more than it saves.
 PARALLEL_FILES = 200
 PARALLEL_FEEDS = 24
 # Rendered entries the main process keeps between builds (about 20 kB each).
 MAIN_PROCESS_ENTRIES = 2048
+# Headlines of the all feed shown on index.html.
+INDEX_HEADLINES = 10
 # Parsed files are synced in batches of this many while the workers read the next ones.
 SYNC_BATCH = 1000
 
 
 class Progress(Protocol):
-    """Told how far parsing has got (a progress bar on a terminal, nothing otherwise)."""
+    """Told how far a stage has got (a progress bar on a terminal, nothing otherwise):
+    the files parsed, or the feeds rendered and written."""
 
     def start(self, total: int) -> None: ...
 
@@ -161,7 +166,8 @@ def _read_stored(
     try:
         article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
     except ArticleError as exc:
-        return rel, None, str(exc)
+        # The reason alone: the event that reports it names the file already.
+        return rel, None, exc.detail
     return rel, StoredArticle.of(article, rules=rules), None
 
 
@@ -403,13 +409,18 @@ class Builder:
     # --- the stages ------------------------------------------------------------------
 
     def build(
-        self, changed: Iterable[str] | None = None, progress: Progress | None = None
+        self,
+        changed: Iterable[str] | None = None,
+        progress: Progress | None = None,
+        render_progress: Progress | None = None,
     ) -> BuildReport:
         """Bring the feeds up to date.
 
         `changed`: paths (relative to the input folder, or absolute) that may have changed;
         None scans the whole input folder. Either way only files whose size or mtime differ
         from what the catalog saw are read, and only feeds whose items changed are rendered.
+        `progress` follows the reading, `render_progress` the rendering and writing (apart,
+        so the daemon can stop in the first and never in the second).
         """
         started = time.perf_counter()
         full_scan = changed is None
@@ -440,7 +451,13 @@ class Builder:
             missing = self._missing_outputs(known) if full_scan else []
             keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
             written, unchanged, failed = self._render_and_publish(
-                keys, sync.changed_guids, events, workers, now, force_indexes=bool(removed_feeds)
+                keys,
+                sync.changed_guids,
+                events,
+                workers,
+                now,
+                progress=render_progress,
+                force_indexes=bool(removed_feeds),
             )
         finally:
             workers.close()
@@ -736,11 +753,14 @@ class Builder:
         workers: _Workers,
         now: datetime,
         *,
+        progress: Progress | None = None,
         force_indexes: bool = False,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
         batch = PublishBatch(self.output)
         rendered: list[RenderedFeed] = []
+        if progress is not None:
+            progress.start(len(keys))
         try:
             # Staged as they arrive, so writing overlaps the workers' rendering.
             for made in self._render(keys, workers, now):
@@ -753,10 +773,16 @@ class Builder:
                 rendered.append(feed)
                 for file in feed.files:
                     batch.stage(file)
+                if progress is not None:
+                    progress.advance(1)
         except BaseException:
             batch.abandon()
+            if progress is not None:
+                progress.finish()
             raise
         results = {r.path: r for r in batch.commit()}
+        if progress is not None:
+            progress.finish()
         written = unchanged = 0
         done: list[FeedRecord] = []
         failed: list[FeedKey] = []
@@ -780,21 +806,52 @@ class Builder:
                 unchanged += 1
                 events.append(FeedUnchanged(feed.record.key))
         self.catalog.finish_feeds(done, failed)
-        if done or force_indexes or not all((self.output / name).is_file() for name in _INDEXES):
-            self._publish_indexes(events)
+        if (
+            done
+            or force_indexes
+            or not all((self.output / name).is_file() for name in _INDEXES)
+            or self.catalog.meta(_INDEX_RENDERER) != _index_renderer()
+        ):
+            self._publish_indexes(events, now)
         return written, unchanged, len(failed)
 
-    def _publish_indexes(self, events: list[ChangeEvent]) -> None:
+    def _publish_indexes(self, events: list[ChangeEvent], now: datetime) -> None:
         from aggregator.indexes import render_indexes
 
-        feeds = [(r.key, r.name, len(r.guids)) for r in self.catalog.feed_records()]
+        # Counted at this build's cut-off, as the feeds were: embargoed and aged-out
+        # items are in no count.
+        windows = {key: now - length for key, length in self.plan_settings.windows()}
+        counts = self.catalog.membership_counts(
+            now if self.settings.embargo else None, windows
+        )
+        feeds = [
+            FeedListing(r.key, r.name, len(r.guids), counts.get(r.key, 0), r.updated)
+            for r in self.catalog.feed_records()
+        ]
         base = self.settings.base_url
         opml, html = render_indexes(
             summaries(feeds, self.plan_settings),
             title=self.settings.titles.site,
             home_url=base + "index.html",
             opml_url=base + "index.opml",
+            headlines=self.catalog.newest(
+                FeedKey.everything(),
+                min(INDEX_HEADLINES, self.settings.max_items),
+                until=now if self.settings.embargo else None,
+            ),
         )
+        failed = False
         for result in publish_all(self.output, [opml, html]):
             if result.error is not None:
+                failed = True
                 events.append(WriteFailed(result.error.path, result.error.reason))
+        if not failed:
+            self.catalog.set_meta(_INDEX_RENDERER, _index_renderer())
+
+
+def _index_renderer() -> str:
+    """Which renderer made the indexes: a new version of the page is published at the next
+    build after an upgrade, not only once some feed changes."""
+    from aggregator.indexes import renderer_fingerprint
+
+    return renderer_fingerprint()

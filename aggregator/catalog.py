@@ -14,7 +14,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -470,6 +470,27 @@ class Catalog:
             FeedRecord(FeedKey.parse(f), t, parse_date(u), tuple(json.loads(g)))
             for f, t, u, g in rows
         ]
+
+    def membership_counts(
+        self,
+        until: datetime | None = None,
+        since: Mapping[FeedKey, datetime] | None = None,
+    ) -> dict[FeedKey, int]:
+        """How many items each feed covers in all (a feed lists only the newest of them):
+        those dated at or before `until` (the build's cut-off), and after `since[feed]`
+        for a feed with a time window."""
+        rows = self._db.execute(
+            "SELECT feed, count(*) FROM memberships WHERE date <= ? GROUP BY feed",
+            (_upper(until),),
+        )
+        counts = {FeedKey.parse(feed): int(count) for feed, count in rows}
+        for key, start in (since or {}).items():
+            (count,) = self._db.execute(
+                "SELECT count(*) FROM memberships WHERE feed = ? AND date <= ? AND date > ?",
+                (str(key), _upper(until), format_date(start)),
+            ).fetchone()
+            counts[key] = int(count)
+        return counts
 
     def published_count(self, until: datetime | None = None) -> int:
         """How many items the feeds list (published articles, one per webUrl), counting

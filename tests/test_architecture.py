@@ -13,6 +13,7 @@ ORDER = [
     ["slugs", "sources"],
     ["feeddefs"],
     ["config"],
+    ["starter"],
     ["front_matter"],
     ["articles"],
     ["catalog"],
@@ -24,6 +25,8 @@ ORDER = [
     ["build"],
     ["watch"],
     ["daemon"],
+    ["completion"],
+    ["manpage"],
     ["cli"],
     ["__main__"],
 ]

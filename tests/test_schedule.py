@@ -168,7 +168,7 @@ def test_a_future_article_is_held_back_then_released_with_its_own_date(
         settings.input,
         "later.txt",
         "https://x.test/later",
-        title="Later",
+        title="Embargoed launch",
         date=iso(due),
         topics=["Space"],
     )
@@ -182,10 +182,11 @@ def test_a_future_article_is_held_back_then_released_with_its_own_date(
         assert [e.source for e in scheduled] == ["later.txt"]  # type: ignore[attr-defined]
         assert not [e for e in of(report.events, ArticleAdded) if e.source == "later.txt"]  # type: ignore[attr-defined]
         assert describe(scheduled[0]).startswith(
-            "scheduled later.txt: 'Later' for 2030-01-01T13:00:00Z"
+            "scheduled later.txt: 'Embargoed launch' for 2030-01-01T13:00:00Z"
         )
         index = (settings.output / "index.html").read_text()
         assert "Space" not in index
+        assert "Embargoed launch" not in index  # not even among the headlines
 
         before = {p: p.read_bytes() for p in settings.output.rglob("*.xml")}
         clock.advance(minutes=30)
@@ -201,7 +202,9 @@ def test_a_future_article_is_held_back_then_released_with_its_own_date(
         assert [e.source for e in of(report.events, ArticleReleased)] == ["later.txt"]  # type: ignore[attr-defined]
         assert report.published == 2
         assert report.next_due is None
-        assert "Space" in (settings.output / "index.html").read_text()
+        index = (settings.output / "index.html").read_text()
+        assert "Space" in index
+        assert "Embargoed launch" in index
         entry = feedparser.parse((settings.output / "all.atom.xml").read_bytes()).entries[0]
         assert entry.published_parsed[:6] == (2030, 1, 1, 13, 0, 0)  # its own date
 
