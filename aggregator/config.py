@@ -486,7 +486,7 @@ def _validate_builtins(raw: Mapping[str, Any], values: dict[str, Any], problems:
     switches: dict[str, bool] = {}
     for key, value in section.items():
         if key not in known:
-            problems.append(f"builtin_feeds.{key}: unknown key (known: {', '.join(known)})")
+            problems.append(f"builtin_feeds.{key}: {_suggest(str(key), known)}")
         elif not isinstance(value, bool):
             problems.append(f"builtin_feeds.{key}: must be true or false, got {value!r}")
         else:

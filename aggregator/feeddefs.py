@@ -8,6 +8,7 @@ plain picklable data (a compiled pattern pickles as its text and flags).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -142,7 +143,9 @@ def _parse_one(raw: Mapping[str, Any], where: str, problems: list[str]) -> FeedD
     before = len(problems)
     for key in raw:
         if key not in _KNOWN_KEYS:
-            problems.append(f"{where}.{key}: unknown key (known: {', '.join(_KNOWN_KEYS)})")
+            close = difflib.get_close_matches(str(key), _KNOWN_KEYS, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(_KNOWN_KEYS)}"
+            problems.append(f"{where}.{key}: unknown key; {hint}")
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         problems.append(f"{where}.name: required, a slug such as 'ai-at-forbes'")

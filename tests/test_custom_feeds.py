@@ -219,6 +219,10 @@ def test_built_in_groups_can_be_switched_off(tmp_path: Path) -> None:
         ([{**ROBOTS, "title_matches": "robot("}], "feeds[0] (robots).title_matches"),
         ([{**ROBOTS, "colour": "red"}], "feeds[0] (robots).colour"),
         (
+            [{**ROBOTS, "topic_any": ["AI"]}],
+            "feeds[0] (robots).topic_any: unknown key; did you mean 'topics_any'?",
+        ),
+        (
             [{"name": "never", "topics_all": ["AI"], "topics_none": ["ai"]}],
             "feeds[0] (never).topics_none",
         ),
