@@ -86,6 +86,11 @@ def test_a_custom_feed_is_built_titled_and_indexed(tmp_path: Path) -> None:
     urls = [o.get("xmlUrl") for o in opml.iter("outline") if o.get("xmlUrl")]
     assert BASE + "custom/ai-at-forbes.rss.xml" in urls
     assert BASE + "custom/robots.rss.xml" in urls
+    (folder,) = [o for o in opml.iter("outline") if o.get("text") == "Selections"]
+    assert sorted(o.get("xmlUrl") for o in folder) == [
+        BASE + "custom/ai-at-forbes.rss.xml",
+        BASE + "custom/robots.rss.xml",
+    ]
     html = (out / "index.html").read_text()
     assert "AI at Forbes" in html
     assert "Robots, not ethics" in html
