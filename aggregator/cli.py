@@ -136,6 +136,42 @@ FLAGS: dict[str, Flag] = {
         },
         setting="poll",
     ),
+    "serve": Flag(
+        ("--serve",),
+        {
+            "action": "store_true",
+            "help": "also serve the output folder over HTTP in the same process, as "
+            "`aggregator serve` does (default off)",
+        },
+    ),
+    "bind": Flag(
+        ("--bind",),
+        {
+            "metavar": "ADDR",
+            "help": f"address to listen on (config key serve.bind; default {_DEFAULTS.bind})",
+        },
+        setting="bind",
+    ),
+    "port": Flag(
+        ("--port",),
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "TCP port, 0 for any free one "
+            f"(config key serve.port; default {_DEFAULTS.port})",
+        },
+        setting="port",
+    ),
+    "wait": Flag(
+        ("--wait",),
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "how long to wait for another aggregator process that holds the state "
+            f"folder (config key lock_wait_seconds; default {_DEFAULTS.lock_wait_seconds:g})",
+        },
+        setting="lock_wait_seconds",
+    ),
     "strict": Flag(
         ("--strict",),
         {
@@ -318,7 +354,10 @@ def _check(args: argparse.Namespace) -> int:
     settings: Settings = args.loaded.settings
     paths: list[Path] = args.paths
     source_filter = SourceFilter(
-        settings.input, settings.patterns, excluded=(settings.output, settings.state)
+        settings.input,
+        settings.patterns,
+        excluded=(settings.output, settings.state),
+        follow_external_links=settings.follow_external_links,
     )
     if paths:
         targets = [(str(p), p) for p in paths]
@@ -345,10 +384,66 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_FAILED if rejected else EXIT_OK
 
 
+def _catalog(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from aggregator.build import BuildLock
+    from aggregator.catalog import check_catalog, rebuild_catalog
+
+    settings: Settings = args.loaded.settings
+    path = settings.catalog_path
+    if args.action == "check":
+        if not path.exists():
+            print(f"{path}: no catalog yet (the next build makes one)")
+            return EXIT_OK
+        problems = check_catalog(path)
+        if not problems:
+            print(f"{path}: ok")
+            return EXIT_OK
+        for problem in problems:
+            print(f"{path}: {problem}")
+        print(
+            "aggregator: the catalog is damaged; `aggregator catalog rebuild` makes a new one "
+            "from the article files (keeping the GUIDs it can still read)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    lock = BuildLock(settings.state)
+    lock.acquire(settings.lock_wait_seconds)
+    try:
+        salvage = rebuild_catalog(path, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    finally:
+        lock.release()
+    if salvage.moved_to is not None:
+        print(f"the old catalog is now {salvage.moved_to} (delete it once all is well)")
+    for problem in salvage.problems:
+        print(f"could not carry over everything: {problem}")
+    print(
+        f"new catalog {path}: {salvage.identities} GUID(s) and {salvage.feeds} feed "
+        "record(s) carried over; building everything from the article files"
+    )
+    args.strict = args.verbose = False
+    return _build(args)
+
+
 def _run(args: argparse.Namespace) -> int:
     from aggregator.daemon import run_daemon
 
-    return run_daemon(args.loaded.settings)
+    settings = args.loaded.settings
+    if not args.serve:
+        return run_daemon(settings)
+    from aggregator.serve import FeedServer
+
+    # Listening first: a taken port fails at once, before the daemon takes the lock. The
+    # server runs in its own thread; the daemon's SIGTERM handling stops both.
+    with FeedServer(settings):
+        return run_daemon(settings)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aggregator.serve import serve
+
+    return serve(args.loaded.settings)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -395,23 +490,14 @@ def _daemon_problem(settings: Settings) -> str | None:
     catalog opens and answers a query. The lock is only probed: a shared, non-blocking
     attempt that is released at once, so a health check never delays a build.
     """
-    import fcntl
-
+    from aggregator.build import lock_held
     from aggregator.catalog import Catalog
 
-    lock = settings.state / "lock"
-    try:
-        handle = lock.open("r")
-    except OSError:
-        return f"no lock file {lock}: no daemon has run on this state folder"
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            pass  # held: a daemon (or a build) is running
-        else:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return f"no process holds {lock}: the daemon is not running"
+    held = lock_held(settings.state)
+    if held is None:
+        return f"no state folder {settings.state}: no daemon has run on it"
+    if not held:
+        return f"no process holds the lock on {settings.state}: the daemon is not running"
     if not settings.catalog_path.is_file():
         return f"no catalog at {settings.catalog_path} yet"
     try:
@@ -447,7 +533,7 @@ COMMANDS: tuple[Command, ...] = (
         "bring the feeds up to date with the article files, once",
         "Read the article files that changed since the last build and rewrite the feeds "
         "whose items changed. Prints a summary.",
-        (*_SETTINGS_FLAGS, "strict", "verbose"),
+        (*_SETTINGS_FLAGS, "strict", "verbose", "wait"),
         _build,
     ),
     Command(
@@ -474,8 +560,32 @@ COMMANDS: tuple[Command, ...] = (
         "keep the feeds current as files change (a foreground daemon)",
         "Build once, then watch the input folder and rebuild the feeds a change touches. "
         "Stops cleanly on SIGTERM or SIGINT.",
-        (*_SETTINGS_FLAGS, "poll"),
+        (*_SETTINGS_FLAGS, "poll", "wait", "serve", "bind", "port"),
         _run,
+    ),
+    Command(
+        "serve",
+        "serve the output folder over HTTP, for feed readers",
+        "Serve the built feeds, index.opml and index.html over HTTP (ETag, conditional GET, "
+        "gzip, Range) until SIGTERM or SIGINT. Reads the output folder only.",
+        ("config", "output", "state", "base_url", "log_level", "log_format", "bind", "port"),
+        _serve,
+    ),
+    Command(
+        "catalog",
+        "check the catalog (the state), or rebuild it from the article files",
+        "check: SQLite's integrity check, the schema and every row; exits 1 if anything is "
+        "wrong. rebuild: make a new catalog keeping the GUIDs and feed records that can "
+        "still be read, move the old one aside (catalog.sqlite3.damaged-TIME), then build "
+        "everything from the article files.",
+        (*_SETTINGS_FLAGS, "wait"),
+        _catalog,
+        positionals=(
+            Positional(
+                "action",
+                {"choices": ["check", "rebuild"], "help": "check, or rebuild"},
+            ),
+        ),
     ),
     Command(
         "init",

@@ -187,12 +187,13 @@ def test_a_definition_change_re_renders_only_that_feed(tmp_path: Path) -> None:
     path = config(tmp_path, [{**changed, "title": "Space news"}, ROBOTS])
     assert written(build(path)) == {"custom/ai-at-forbes"}
 
-    # A feed removed: its files go, and it leaves the indexes.
+    # A feed removed: its files (and their gzip sidecars) go, and it leaves the indexes.
+    assert (out / "custom/ai-at-forbes.rss.xml.gz").is_file()
     path = config(tmp_path, [ROBOTS])
     report = build(path)
     assert written(report) == set()
-    assert not (out / "custom/ai-at-forbes.rss.xml").exists()
-    assert not (out / "custom/ai-at-forbes.atom.xml").exists()
+    for name in ("rss.xml", "atom.xml", "rss.xml.gz", "atom.xml.gz"):
+        assert not (out / f"custom/ai-at-forbes.{name}").exists()
     assert "Space news" not in (out / "index.html").read_text()
     assert "custom/ai-at-forbes" not in (out / "index.opml").read_text()
 
