@@ -5,8 +5,9 @@
       | read + parse, in worker processes when there are many          (articles)
       | sync: winners per webUrl, permanent GUIDs, which feeds changed (catalog)
       | plan each changed feed from its newest items                   (plan)
-      | render RSS 2.0 and Atom 1.0 bytes                              (render)
+      | render RSS 2.0, Atom 1.0 and JSON Feed 1.1 bytes               (render)
       | write atomically, skipping unchanged bytes                     (publish)
+      | record the WebSub pings the new bytes owe                      (→ websub)
       | change events                                                  (→ notify)
 
 A bad file is recorded and reported, never fatal: the other files and feeds go on.
@@ -40,6 +41,7 @@ from aggregator.catalog import (
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError, ArticleError, ConfigError
 from aggregator.model import (
+    ALL_FORMATS,
     Article,
     BuildFinished,
     ChangeEvent,
@@ -175,7 +177,7 @@ class RenderedFeed:
 
     record: FeedRecord  # what the catalog remembers once the files are written
     previous_guids: tuple[str, ...]
-    files: tuple[RenderedFile, RenderedFile]  # RSS, Atom
+    files: tuple[RenderedFile, ...]  # one per format, in the settings' order
 
 
 def render_feeds(
@@ -218,7 +220,7 @@ def render_feeds(
     return rendered
 
 
-_Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], str, bytes, str, bytes]
+_Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, bytes], ...]]
 
 
 def _render_chunk(catalog_path: str, keys: list[str], settings: PlanSettings) -> list[_Wire]:
@@ -236,21 +238,18 @@ def _render_chunk(catalog_path: str, keys: list[str], settings: PlanSettings) ->
             format_date(r.record.updated),
             r.record.guids,
             r.previous_guids,
-            r.files[0].path,
-            r.files[0].data,
-            r.files[1].path,
-            r.files[1].data,
+            tuple((f.path, f.data) for f in r.files),
         )
         for r in rendered
     ]
 
 
 def _from_wire(wire: _Wire) -> RenderedFeed:
-    key, name, updated, guids, previous, rss_path, rss, atom_path, atom = wire
+    key, name, updated, guids, previous, files = wire
     return RenderedFeed(
         FeedRecord(FeedKey.parse(key), name, parse_date(updated), guids),
         previous,
-        (RenderedFile(rss_path, rss), RenderedFile(atom_path, atom)),
+        tuple(RenderedFile(path, data) for path, data in files),
     )
 
 
@@ -343,6 +342,8 @@ class Builder:
             titles=settings.titles,
             language=settings.language,
             max_items=settings.max_items,
+            formats=settings.formats,
+            hubs=settings.hubs,
         )
 
     def close(self) -> None:
@@ -388,6 +389,8 @@ class Builder:
             known = {r.key for r in self.catalog.feed_records()} | dirty
             missing = self._missing_outputs(known) if full_scan else []
             keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
+            if settings_changed:
+                self._remove_turned_off(known)
             written, unchanged, failed = self._render_and_publish(
                 keys, sync.changed_guids, events, workers
             )
@@ -508,12 +511,33 @@ class Builder:
         return hashlib.sha256(data.encode()).hexdigest()
 
     def _missing_outputs(self, known: Iterable[FeedKey]) -> list[FeedKey]:
+        formats = self.settings.formats
         return [
             key
             for key in known
-            if not (self.output / key.rss_path).is_file()
-            or not (self.output / key.atom_path).is_file()
+            if not all((self.output / key.path(fmt)).is_file() for fmt in formats)
         ]
+
+    def _remove_turned_off(self, known: Iterable[FeedKey]) -> None:
+        """Delete the files of formats the settings no longer ask for.
+
+        A file left behind would be served for ever and never updated: its readers would
+        see a feed that silently stopped. Gone, they get a 404 and can move to another
+        format (index.html lists only those written). Only the paths the build itself
+        writes are touched.
+        """
+        turned_off = [fmt for fmt in ALL_FORMATS if fmt not in self.settings.formats]
+        for key in known:
+            for fmt in turned_off:
+                target = self.output / key.path(fmt)
+                try:
+                    target.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    LOGGER.warning("cannot remove %s (format turned off): %s", target, exc)
+                    continue
+                LOGGER.info("removed %s: the %s format is turned off", target, fmt.value)
 
     def _render(self, keys: list[FeedKey], workers: _Workers) -> Iterator[RenderedFeed]:
         """Rendered feeds, as they are ready (from worker processes when many)."""
@@ -558,6 +582,15 @@ class Builder:
         except BaseException:
             batch.abandon()
             raise
+        # The pings are owed before the files are renamed: a crash after the rename but before
+        # the feeds are recorded would re-render the same bytes next time, find nothing to
+        # write and owe nothing. A ping for a rename that then failed only makes a hub fetch
+        # the old bytes again.
+        if self.settings.hubs:
+            topics = [self.settings.base_url + path for path in batch.staged_paths]
+            self.catalog.owe_pings(
+                [(hub, topic) for topic in topics for hub in self.settings.hubs], self.now()
+            )
         results = {r.path: r for r in batch.commit()}
         written = unchanged = 0
         done: list[FeedRecord] = []

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from aggregator.errors import ConfigError
+from aggregator.model import ALL_FORMATS, FeedFormat
 
 DEFAULT_CONFIG = Path("config/aggregator.yaml")
 
@@ -43,6 +44,9 @@ class Settings:
     max_file_bytes: int = 1_048_576
     language: str = "en"
     workers: int = 0  # 0: one per core
+    formats: tuple[FeedFormat, ...] = ALL_FORMATS
+    # WebSub hubs every feed advertises and that are told of each change (none: no pings).
+    hubs: tuple[str, ...] = ()
     titles: FeedTitles = field(default_factory=FeedTitles)
     log_level: str = "INFO"
     log_format: str = "text"
@@ -121,7 +125,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _validate(raw: Mapping[str, Any], source: str) -> Settings:
     problems: list[str] = []
     values: dict[str, Any] = {}
-    known = {f.name for f in dataclasses.fields(Settings)} | {"logging", "feed_titles", "daemon"}
+    known = {f.name for f in dataclasses.fields(Settings)} - {"hubs"}
+    known |= {"logging", "feed_titles", "daemon", "websub"}
     for key in raw:
         if key not in known:
             problems.append(f"{key}: unknown key (see config/aggregator.yaml for the keys)")
@@ -175,6 +180,8 @@ def _validate(raw: Mapping[str, Any], source: str) -> Settings:
         else:
             values["language"] = value.strip()
 
+    _validate_formats(raw, values, problems)
+    _validate_websub(raw, values, problems)
     _validate_logging(raw, values, problems)
     _validate_daemon(raw, values, problems)
     _validate_titles(raw, values, problems)
@@ -198,6 +205,60 @@ def _section(raw: Mapping[str, Any], name: str, problems: list[str]) -> Mapping[
         problems.append(f"{name}: must be a mapping, got {value!r}")
         return {}
     return value
+
+
+def _validate_formats(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
+    if "formats" not in raw:
+        return
+    value = raw["formats"]
+    if isinstance(value, str):
+        value = [value]
+    names = [f.value for f in ALL_FORMATS]
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v.strip().lower() in names for v in value)
+    ):
+        problems.append(
+            f"formats: must be a non-empty list of {', '.join(names)} "
+            f"(at least one stays on), got {value!r}"
+        )
+        return
+    chosen = {v.strip().lower() for v in value}
+    # Always in the one order, whatever order the file lists them: the bytes of the
+    # indexes and the settings fingerprint must not depend on it.
+    values["formats"] = tuple(f for f in ALL_FORMATS if f.value in chosen)
+
+
+def _validate_websub(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
+    section = _section(raw, "websub", problems)
+    for key in section:
+        if key != "hubs":
+            problems.append(f"websub.{key}: unknown key (known: hubs)")
+    hubs = section.get("hubs")
+    if hubs is None:
+        return
+    if isinstance(hubs, str):
+        hubs = [hubs]
+    if not isinstance(hubs, list):
+        problems.append(f"websub.hubs: must be a list of hub URLs, got {hubs!r}")
+        return
+    good: list[str] = []
+    for hub in hubs:
+        parts = urlsplit(hub) if isinstance(hub, str) else None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or any(c.isspace() or c in "<>\"" for c in hub)
+        ):
+            problems.append(
+                f"websub.hubs: each hub must be an absolute http(s) URL such as "
+                f"https://pubsubhubbub.appspot.com/, got {hub!r}"
+            )
+        elif hub not in good:
+            good.append(hub)
+    values["hubs"] = tuple(good)
 
 
 def _validate_logging(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:

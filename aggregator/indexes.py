@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from html import escape
 
-from aggregator.model import FeedKind, FeedSummary, RenderedFile
+from aggregator.model import FeedFormat, FeedKind, FeedSummary, RenderedFile
 
 __all__ = ["HTML_PATH", "OPML_PATH", "render_indexes", "xml_safe"]
 
@@ -24,6 +24,18 @@ _GROUPS: tuple[tuple[FeedKind, str], ...] = (
     (FeedKind.TOPIC, "Topics"),
     (FeedKind.PROVIDER, "Providers"),
 )
+
+# How the page names each format, and its media type.
+_FORMAT_LINKS: dict[FeedFormat, tuple[str, str]] = {
+    FeedFormat.RSS: ("RSS", "application/rss+xml"),
+    FeedFormat.ATOM: ("Atom", "application/atom+xml"),
+    FeedFormat.JSON: ("JSON Feed", "application/feed+json"),
+}
+
+
+def _url_of(feed: FeedSummary, fmt: FeedFormat) -> str:
+    return {FeedFormat.RSS: feed.rss_url, FeedFormat.ATOM: feed.atom_url}.get(fmt, feed.json_url)
+
 
 # Characters XML 1.0 cannot carry at all (C0 controls but tab/newline/CR, lone surrogates,
 # U+FFFE/U+FFFF): lxml refuses them and ElementTree would write a file no parser reads.
@@ -41,8 +53,9 @@ def render_indexes(
     """Render (`index.opml`, `index.html`) listing `feeds`, grouped All / Topics / Providers.
 
     Within a group feeds are sorted by title, then key, whatever order they come in. OPML
-    outlines point to the RSS files (the format every reader takes); the HTML page links both
-    formats and carries autodiscovery `<link>` tags for every feed. `home_url` is the page the
+    outlines point to the RSS files (the format every reader takes; Atom, then JSON Feed, when
+    RSS is turned off); the HTML page links every format and carries autodiscovery `<link>`
+    tags for every feed. `home_url` is the page the
     feeds belong to (`htmlUrl` in OPML), `opml_url` where the OPML is published (linked from
     the page). Every text is escaped: a feed title cannot add markup to either file.
     """
@@ -83,7 +96,7 @@ def _opml(groups: list[tuple[str, list[FeedSummary]]], *, title: str, home_url: 
                 type="rss",
                 text=name,
                 title=name,
-                xmlUrl=xml_safe(feed.rss_url),
+                xmlUrl=xml_safe(_url_of(feed, feed.formats[0])),
                 htmlUrl=xml_safe(home_url),
             )
     ET.indent(root, space="  ")
@@ -112,21 +125,17 @@ def _html(groups: list[tuple[str, list[FeedSummary]]], *, title: str, opml_url: 
     for label, members in groups:
         items = []
         for feed in members:
-            head_links.append(
-                f'<link rel="alternate" type="application/rss+xml" '
-                f'title="{attr(feed.title)} (RSS)" href="{attr(feed.rss_url)}">'
-            )
-            head_links.append(
-                f'<link rel="alternate" type="application/atom+xml" '
-                f'title="{attr(feed.title)} (Atom)" href="{attr(feed.atom_url)}">'
-            )
+            links = []
+            for fmt in feed.formats:
+                name, media_type = _FORMAT_LINKS[fmt]
+                url = attr(_url_of(feed, fmt))
+                head_links.append(
+                    f'<link rel="alternate" type="{media_type}" '
+                    f'title="{attr(feed.title)} ({name})" href="{url}">'
+                )
+                links.append(f'<a href="{url}" type="{media_type}">{name}</a>')
             count = "1 item" if feed.items == 1 else f"{feed.items} items"
-            items.append(
-                f"<li>{text(feed.title)}: "
-                f'<a href="{attr(feed.rss_url)}" type="application/rss+xml">RSS</a>, '
-                f'<a href="{attr(feed.atom_url)}" type="application/atom+xml">Atom</a> '
-                f"({count})</li>"
-            )
+            items.append(f"<li>{text(feed.title)}: {', '.join(links)} ({count})</li>")
         sections.append(f"<h2>{text(label)}</h2>\n<ul>\n" + "\n".join(items) + "\n</ul>")
 
     page = "\n".join(

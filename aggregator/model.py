@@ -64,6 +64,24 @@ class Article:
     related: tuple[RelatedLink, ...] = ()
 
 
+class FeedFormat(StrEnum):
+    """The file formats every feed is published in (a site may turn any off, not all)."""
+
+    RSS = "rss"
+    ATOM = "atom"
+    JSON = "json"
+
+
+ALL_FORMATS: tuple[FeedFormat, ...] = (FeedFormat.RSS, FeedFormat.ATOM, FeedFormat.JSON)
+
+# The file name ending of each format.
+_SUFFIXES: dict[FeedFormat, str] = {
+    FeedFormat.RSS: ".rss.xml",
+    FeedFormat.ATOM: ".atom.xml",
+    FeedFormat.JSON: ".json",
+}
+
+
 class FeedKind(StrEnum):
     """The three families of feeds."""
 
@@ -106,6 +124,15 @@ class FeedKey:
         """Relative path of the Atom 1.0 file."""
         return f"{self.stem}.atom.xml"
 
+    @property
+    def json_path(self) -> str:
+        """Relative path of the JSON Feed 1.1 file."""
+        return f"{self.stem}.json"
+
+    def path(self, fmt: FeedFormat) -> str:
+        """Relative path of the file in format `fmt`."""
+        return self.stem + _SUFFIXES[fmt]
+
     def __str__(self) -> str:
         return self.stem
 
@@ -143,6 +170,15 @@ class FeedPlan:
     atom_url: str  # absolute, rel="self" of the Atom file
     home_url: str  # absolute, the page that lists the feeds (index.html)
     language: str = "en"
+    json_url: str = ""  # absolute, `feed_url` of the JSON Feed file
+    formats: tuple[FeedFormat, ...] = ALL_FORMATS  # which files to render, in this order
+    hubs: tuple[str, ...] = ()  # WebSub hubs every format advertises
+
+    def url(self, fmt: FeedFormat) -> str:
+        """The absolute URL of the file in format `fmt` (its rel="self", its WebSub topic)."""
+        return {FeedFormat.RSS: self.rss_url, FeedFormat.ATOM: self.atom_url}.get(
+            fmt, self.json_url
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +198,8 @@ class FeedSummary:
     rss_url: str
     atom_url: str
     items: int
+    json_url: str = ""
+    formats: tuple[FeedFormat, ...] = ALL_FORMATS  # the files the feed has, linked in this order
 
 
 # --- change events ------------------------------------------------------------------------
@@ -276,6 +314,28 @@ class BuildFinished:
     unchanged: int
 
 
+@dataclass(frozen=True, slots=True)
+class HubPinged:
+    """A WebSub hub accepted the news that a topic (one feed file's URL) has new bytes."""
+
+    kind: ClassVar[str] = "hub_pinged"
+    hub: str
+    topic: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class HubPingFailed:
+    """A hub could not be told; `retry_seconds` is when the next try comes, None: given up."""
+
+    kind: ClassVar[str] = "hub_ping_failed"
+    hub: str
+    topic: str
+    reason: str
+    attempts: int
+    retry_seconds: float | None
+
+
 ChangeEvent = (
     ArticleAdded
     | ArticleUpdated
@@ -287,4 +347,6 @@ ChangeEvent = (
     | FeedUnchanged
     | WriteFailed
     | BuildFinished
+    | HubPinged
+    | HubPingFailed
 )

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aggregator.config import FeedTitles
-from aggregator.model import FeedItem, FeedKey, FeedKind, FeedPlan, FeedSummary
+from aggregator.model import (
+    ALL_FORMATS,
+    FeedFormat,
+    FeedItem,
+    FeedKey,
+    FeedKind,
+    FeedPlan,
+    FeedSummary,
+)
 from aggregator.slugs import display_name
 
 # The date of a feed that has never listed anything: fixed, so its bytes are stable.
@@ -25,6 +33,8 @@ class PlanSettings:
     titles: FeedTitles
     language: str
     max_items: int
+    formats: tuple[FeedFormat, ...] = ALL_FORMATS
+    hubs: tuple[str, ...] = ()  # WebSub hubs the feeds advertise (they are in the bytes)
 
 
 def feed_name(key: FeedKey, items: Sequence[FeedItem], previous_name: str | None) -> str:
@@ -63,6 +73,9 @@ def plan_feed(
         atom_url=settings.base_url + key.atom_path,
         home_url=settings.base_url + "index.html",
         language=settings.language,
+        json_url=settings.base_url + key.json_path,
+        formats=settings.formats,
+        hubs=settings.hubs,
     )
 
 
@@ -121,6 +134,8 @@ def summaries(
                 rss_url=settings.base_url + key.rss_path,
                 atom_url=settings.base_url + key.atom_path,
                 items=count,
+                json_url=settings.base_url + key.json_path,
+                formats=settings.formats,
             )
         )
     return listed

@@ -113,6 +113,11 @@ class PublishBatch:
             self._syncer = ThreadPoolExecutor(1, thread_name_prefix="aggregator-fsync")
         self._staged.append(_Staged(file.path, target, temp, self._syncer.submit(_fsync, temp)))
 
+    @property
+    def staged_paths(self) -> list[str]:
+        """The files `commit` will rename: those whose bytes differ from their target's."""
+        return [staged.path for staged in self._staged]
+
     def commit(self) -> list[PublishResult]:
         """fsync every staged file, rename each over its target, fsync the folders."""
         renamed: list[Path] = []

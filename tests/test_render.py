@@ -20,6 +20,7 @@ import pytest
 from aggregator import render
 from aggregator.model import (
     Article,
+    FeedFormat,
     FeedItem,
     FeedKey,
     FeedKind,
@@ -80,6 +81,10 @@ def plan(items: tuple[FeedItem, ...] = (), key: FeedKey | None = None, **changes
         atom_url=BASE + key.atom_path,
         home_url=BASE + "index.html",
         language="en",
+        json_url=BASE + key.json_path,
+        # The XML formats only: the tests below index the files as (RSS, Atom);
+        # tests/test_jsonfeed.py renders all three.
+        formats=(FeedFormat.RSS, FeedFormat.ATOM),
     )
     return replace(base, **changes)
 
@@ -390,7 +395,9 @@ def test_naive_datetime_is_refused() -> None:
 
 def summaries() -> list[FeedSummary]:
     def summary(key: FeedKey, title: str, items: int) -> FeedSummary:
-        return FeedSummary(key, title, BASE + key.rss_path, BASE + key.atom_path, items)
+        return FeedSummary(
+            key, title, BASE + key.rss_path, BASE + key.atom_path, items, BASE + key.json_path
+        )
 
     return [
         summary(FeedKey(FeedKind.PROVIDER, "forbes-com"), "Forbes", 3),
@@ -461,7 +468,7 @@ def test_html_has_autodiscovery_and_links_for_every_feed() -> None:
     assert {tag for tag, _ in parsed.tags} <= {
         "html", "head", "meta", "title", "link", "body", "h1", "h2", "p", "ul", "li", "a"
     }  # fmt: skip
-    assert "Vision & <Sight>: RSS, Atom (1 item)" in parsed.text
+    assert "Vision & <Sight>: RSS, Atom, JSON Feed (1 item)" in parsed.text
     assert "News & <more>" in parsed.text
 
 
