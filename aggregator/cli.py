@@ -11,11 +11,15 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator import __version__
 from aggregator.config import Settings, load_settings
 from aggregator.errors import AggregatorError, ConfigError
+
+if TYPE_CHECKING:
+    from aggregator.build import Builder
+    from aggregator.model import ChangeEvent
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -134,12 +138,16 @@ def _build(settings: Settings, *, strict: bool, verbose: bool) -> int:
     with Builder(settings) as builder:
         report = builder.build(progress=_progress_bar())
         rejected_now = len(builder.catalog.rejected_files())
+        # The new bytes are in place: tell the hubs now, once; a failure stays owed.
+        pings = _send_pings(settings, builder)
     Notifier([log_sink(changes)]).publish(report.events)
+    Notifier([log_sink(changes)]).publish(pings)
     print(
         f"{report.read} article files read, {report.published} published, "
         f"{report.rejected} rejected; feeds: {report.written} written, "
         f"{report.unchanged} unchanged"
         + (f", {report.failed} failed" if report.failed else "")
+        + _pings_summary(pings)
         + f"; {report.seconds:.2f} s"
     )
     if report.failed:
@@ -148,6 +156,21 @@ def _build(settings: Settings, *, strict: bool, verbose: bool) -> int:
         print(f"aggregator: --strict: {rejected_now} article file(s) rejected", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _pings_summary(pings: list[ChangeEvent]) -> str:
+    from aggregator.model import HubPinged
+
+    if not pings:
+        return ""
+    sent = sum(isinstance(p, HubPinged) for p in pings)
+    return f"; WebSub: {sent} ping(s) sent, {len(pings) - sent} failed"
+
+
+def _send_pings(settings: Settings, builder: Builder) -> list[ChangeEvent]:
+    from aggregator.websub import send_owed
+
+    return send_owed(builder.catalog, settings.hubs, builder.now)
 
 
 def _check(settings: Settings, paths: list[Path]) -> int:

@@ -326,14 +326,16 @@ class HubPinged:
 
 @dataclass(frozen=True, slots=True)
 class HubPingFailed:
-    """A hub could not be told; `retry_seconds` is when the next try comes, None: given up."""
+    """A hub could not be told. `retry_seconds`: when the next try comes (None: at the next
+    run, or never when `given_up`, which happens once the change is an hour old)."""
 
     kind: ClassVar[str] = "hub_ping_failed"
     hub: str
     topic: str
     reason: str
     attempts: int
-    retry_seconds: float | None
+    retry_seconds: float | None = None
+    given_up: bool = False
 
 
 ChangeEvent = (
