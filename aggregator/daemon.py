@@ -193,8 +193,9 @@ class Daemon:
                 settings.debounce_max_seconds,
                 settings.reconcile_seconds,
             )
-            # Pings a stop left owed go out now, not after the first build.
-            self._dispatch_pings()
+            # Pings a stop left owed go out now, not after the first build; on the writer
+            # thread, the catalog's only user.
+            self._schedule(self._dispatch_pings, executor="writer")
             self.debouncer.add(full_scan=True)
         except BaseException:
             self.stop()
@@ -385,12 +386,12 @@ class Daemon:
             self._schedule(self._ping, key, executor="pings", delay=delay or 0.0)
 
     def _schedule(
-        self, job: Callable[..., None], arg: object, *, executor: str, delay: float = 0.0
+        self, job: Callable[..., None], *args: object, executor: str, delay: float = 0.0
     ) -> None:
-        """Run `job(arg)` on `executor` after `delay` seconds, unless the daemon stopped."""
+        """Run `job(*args)` on `executor` after `delay` seconds, unless the daemon stopped."""
         try:
             self._scheduler.add_job(
-                job, "date", run_date=_utc_in(delay), args=[arg], executor=executor
+                job, "date", run_date=_utc_in(delay), args=list(args), executor=executor
             )
         except SchedulerNotRunningError:
             LOGGER.debug("stopping: %s not scheduled (the catalog keeps what is owed)", job)
