@@ -272,3 +272,26 @@ def test_a_ping_is_given_up_after_the_bound(
         )
         wait_for(lambda: owed(settings) == [], "the given-up pings forgotten")
     assert len(hub.pings) == 12  # one try each, no retry after giving up
+
+
+def test_ping_events_read_well_in_the_log() -> None:
+    from aggregator.notify import describe, to_record
+
+    topic = BASE + "all.json"
+    hub = "https://hub.example.org/"
+    assert describe(HubPinged(hub, topic, 202)) == f"hub pinged {hub}: {topic} (HTTP 202)"
+    retry = HubPingFailed(hub, topic, "HTTP 503 Service Unavailable", 2, retry_seconds=4.0)
+    assert describe(retry).endswith("; retrying in 4 s (2 tries so far)")
+    later = HubPingFailed(hub, topic, "cannot reach the hub: refused", 1)
+    assert describe(later).endswith("owed until the next run (aggregator build or run)")
+    given_up = HubPingFailed(hub, topic, "HTTP 500", 9, given_up=True)
+    assert "given up after 9 tries" in describe(given_up)
+    assert to_record(given_up) == {
+        "event": "hub_ping_failed",
+        "hub": hub,
+        "topic": topic,
+        "reason": "HTTP 500",
+        "attempts": 9,
+        "retry_seconds": None,
+        "given_up": True,
+    }
