@@ -52,6 +52,7 @@ from aggregator.model import (
     WriteFailed,
 )
 from aggregator.plan import (
+    FeedListing,
     PlanSettings,
     added_updated_removed,
     feed_name,
@@ -69,18 +70,22 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger("aggregator.build")
 
 _INDEXES = ("index.opml", "index.html")
+_INDEX_RENDERER = "index_renderer"  # catalog meta: the fingerprint of the indexes' code
 
 # Below these, starting worker processes costs more than it saves.
 PARALLEL_FILES = 200
 PARALLEL_FEEDS = 24
 # Rendered entries the main process keeps between builds (about 20 kB each).
 MAIN_PROCESS_ENTRIES = 2048
+# Headlines of the all feed shown on index.html.
+INDEX_HEADLINES = 10
 # Parsed files are synced in batches of this many while the workers read the next ones.
 SYNC_BATCH = 1000
 
 
 class Progress(Protocol):
-    """Told how far parsing has got (a progress bar on a terminal, nothing otherwise)."""
+    """Told how far a stage has got (a progress bar on a terminal, nothing otherwise):
+    the files parsed, or the feeds rendered and written."""
 
     def start(self, total: int) -> None: ...
 
@@ -156,7 +161,8 @@ def _read_stored(
     try:
         article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
     except ArticleError as exc:
-        return rel, None, str(exc)
+        # The reason alone: the event that reports it names the file already.
+        return rel, None, exc.detail
     return rel, StoredArticle.of(article), None
 
 
@@ -360,13 +366,18 @@ class Builder:
     # --- the stages ------------------------------------------------------------------
 
     def build(
-        self, changed: Iterable[str] | None = None, progress: Progress | None = None
+        self,
+        changed: Iterable[str] | None = None,
+        progress: Progress | None = None,
+        render_progress: Progress | None = None,
     ) -> BuildReport:
         """Bring the feeds up to date.
 
         `changed`: paths (relative to the input folder, or absolute) that may have changed;
         None scans the whole input folder. Either way only files whose size or mtime differ
         from what the catalog saw are read, and only feeds whose items changed are rendered.
+        `progress` follows the reading, `render_progress` the rendering and writing (apart,
+        so the daemon can stop in the first and never in the second).
         """
         started = time.perf_counter()
         full_scan = changed is None
@@ -392,7 +403,7 @@ class Builder:
             if settings_changed:
                 self._remove_turned_off(known)
             written, unchanged, failed = self._render_and_publish(
-                keys, sync.changed_guids, events, workers
+                keys, sync.changed_guids, events, workers, render_progress
             )
         finally:
             workers.close()
@@ -569,18 +580,25 @@ class Builder:
         changed_guids: set[str],
         events: list[ChangeEvent],
         workers: _Workers,
+        progress: Progress | None = None,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
         batch = PublishBatch(self.output)
         rendered: list[RenderedFeed] = []
+        if progress is not None:
+            progress.start(len(keys))
         try:
             # Staged as they arrive, so writing overlaps the workers' rendering.
             for feed in self._render(keys, workers):
                 rendered.append(feed)
                 for file in feed.files:
                     batch.stage(file)
+                if progress is not None:
+                    progress.advance(1)
         except BaseException:
             batch.abandon()
+            if progress is not None:
+                progress.finish()
             raise
         # The pings are owed before the files are renamed: a crash after the rename but before
         # the feeds are recorded would re-render the same bytes next time, find nothing to
@@ -592,6 +610,8 @@ class Builder:
                 [(hub, topic) for topic in topics for hub in self.settings.hubs], self.now()
             )
         results = {r.path: r for r in batch.commit()}
+        if progress is not None:
+            progress.finish()
         written = unchanged = 0
         done: list[FeedRecord] = []
         failed: list[FeedKey] = []
@@ -615,21 +635,44 @@ class Builder:
                 unchanged += 1
                 events.append(FeedUnchanged(feed.record.key))
         self.catalog.finish_feeds(done, failed)
-        if done or not all((self.output / name).is_file() for name in _INDEXES):
+        if (
+            done
+            or not all((self.output / name).is_file() for name in _INDEXES)
+            or self.catalog.meta(_INDEX_RENDERER) != _index_renderer()
+        ):
             self._publish_indexes(events)
         return written, unchanged, len(failed)
 
     def _publish_indexes(self, events: list[ChangeEvent]) -> None:
         from aggregator.indexes import render_indexes
 
-        feeds = [(r.key, r.name, len(r.guids)) for r in self.catalog.feed_records()]
+        counts = self.catalog.membership_counts()
+        feeds = [
+            FeedListing(r.key, r.name, len(r.guids), counts.get(r.key, 0), r.updated)
+            for r in self.catalog.feed_records()
+        ]
         base = self.settings.base_url
         opml, html = render_indexes(
             summaries(feeds, self.plan_settings),
             title=self.settings.titles.site,
             home_url=base + "index.html",
             opml_url=base + "index.opml",
+            headlines=self.catalog.newest(
+                FeedKey.everything(), min(INDEX_HEADLINES, self.settings.max_items)
+            ),
         )
+        failed = False
         for result in publish_all(self.output, [opml, html]):
             if result.error is not None:
+                failed = True
                 events.append(WriteFailed(result.error.path, result.error.reason))
+        if not failed:
+            self.catalog.set_meta(_INDEX_RENDERER, _index_renderer())
+
+
+def _index_renderer() -> str:
+    """Which renderer made the indexes: a new version of the page is published at the next
+    build after an upgrade, not only once some feed changes."""
+    from aggregator.indexes import renderer_fingerprint
+
+    return renderer_fingerprint()

@@ -457,6 +457,11 @@ class Catalog:
             for f, t, u, g in rows
         ]
 
+    def membership_counts(self) -> dict[FeedKey, int]:
+        """How many items each feed covers in all (a feed lists only the newest of them)."""
+        rows = self._db.execute("SELECT feed, count(*) FROM memberships GROUP BY feed")
+        return {FeedKey.parse(feed): int(count) for feed, count in rows}
+
     def published_count(self) -> int:
         """How many items the feeds list (published articles, one per webUrl)."""
         (items,) = self._db.execute("SELECT count(*) FROM items").fetchone()

@@ -41,7 +41,7 @@ from aggregator.catalog import OwedPing
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.model import ArticleRejected, HubPingFailed
-from aggregator.notify import Notifier, Sink, log_sink
+from aggregator.notify import Notifier, Sink, lifecycle, log_sink
 from aggregator.watch import ChangeBatch, Debouncer, Watcher
 
 LOGGER = logging.getLogger("aggregator.daemon")
@@ -192,6 +192,12 @@ class Daemon:
                 settings.debounce_seconds,
                 settings.debounce_max_seconds,
                 settings.reconcile_seconds,
+                extra=lifecycle(
+                    "watching",
+                    input=str(self.builder.filter.root),
+                    output=str(settings.output),
+                    mode=self.watcher.mode,
+                ),
             )
             # Pings a stop left owed go out now, not after the first build; on the writer
             # thread, the catalog's only user.
@@ -331,7 +337,9 @@ class Daemon:
             self.debouncer.hold(batch)
             return
         self.builds += 1
-        self.notifier.publish(report.events)
+        # The first build catches up with what changed while the daemon was stopped: the log
+        # summarises it; every later build is a live change, logged item by item.
+        self.notifier.publish(report.events, catch_up=self.builds == 1)
         self._dispatch_pings()
         self._after(report)
 
@@ -456,7 +464,8 @@ def run_daemon(settings: Settings) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        LOGGER.info("%s received: stopping", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        LOGGER.info("%s received: stopping", name, extra=lifecycle("stopping", signal=name))
         stop.set()
 
     previous: dict[signal.Signals, Any] = {
@@ -474,8 +483,8 @@ def run_daemon(settings: Settings) -> int:
     if not finished:
         # The build thread cannot be interrupted and the interpreter would wait for it at
         # exit: leave now. Its writes are atomic and its catalog transaction rolls back.
-        LOGGER.info("stopped")
+        LOGGER.info("stopped", extra=lifecycle("stopped"))
         logging.shutdown()
         os._exit(0)
-    LOGGER.info("stopped")
+    LOGGER.info("stopped", extra=lifecycle("stopped"))
     return 0

@@ -19,9 +19,13 @@ class ArticleError(AggregatorError):
         self.field = field
         super().__init__(path, reason, field)
 
+    @property
+    def detail(self) -> str:
+        """What is wrong without the file name: the field (if any) and the reason."""
+        return f"field {self.field!r}: {self.reason}" if self.field else self.reason
+
     def __str__(self) -> str:
-        where = f"{self.path}: field {self.field!r}" if self.field else self.path
-        return f"{where}: {self.reason}"
+        return f"{self.path}: {self.detail}"
 
 
 class ConfigError(AggregatorError):

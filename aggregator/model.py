@@ -197,9 +197,11 @@ class FeedSummary:
     title: str
     rss_url: str
     atom_url: str
-    items: int
-    json_url: str = ""
-    formats: tuple[FeedFormat, ...] = ALL_FORMATS  # the files the feed has, linked in this order
+    items: int  # listed in the feed (at most max_items)
+    articles: int | None = None  # every published article the feed covers; None: unknown
+    updated: datetime | None = None  # its newest item's date (from content, never the clock)
+    json_url: str | None = None  # when a JSON Feed is published too
+    formats: tuple[FeedFormat, ...] = ALL_FORMATS  # the files the feed has, in this order
 
 
 # --- change events ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 ORDER = [
     ["errors", "model"],
     ["slugs", "config", "sources"],
+    ["starter"],
     ["front_matter"],
     ["articles"],
     ["catalog"],
@@ -25,6 +26,8 @@ ORDER = [
     ["build"],
     ["watch"],
     ["daemon"],
+    ["completion"],
+    ["manpage"],
     ["cli"],
     ["__main__"],
 ]

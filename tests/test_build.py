@@ -223,7 +223,9 @@ def test_a_bad_file_is_reported_and_the_rest_goes_on(folders: Settings) -> None:
     report = build(folders)
     (rejected,) = [e for e in report.events if isinstance(e, ArticleRejected)]
     assert rejected.source == "bad.txt"
-    assert "bad.txt" in rejected.reason
+    # The event names the file in `source`; the reason does not say it again.
+    assert "bad.txt" not in rejected.reason
+    assert "YAML" in rejected.reason
     assert [e.link for e in entries(folders)] == ["https://a.example.com/1"]
 
 
@@ -420,7 +422,7 @@ def test_every_feed_has_a_json_feed_and_a_format_turned_off_is_removed(
             assert (folders.output / (stem + suffix)).is_file()
     page = (folders.output / "index.html").read_text(encoding="utf-8")
     assert (
-        f'type="application/feed+json" title="All articles (JSON Feed)" href="{BASE}all.json"'
+        f'type="application/feed+json" title="All articles (JSON)" href="{BASE}all.json"'
         in page
     )
     before = snapshot(folders.output)
