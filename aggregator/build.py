@@ -583,7 +583,7 @@ class Builder:
         progress: Progress | None = None,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
-        batch = PublishBatch(self.output)
+        batch = PublishBatch(self.output, gzip=self.settings.gzip_sidecars)
         rendered: list[RenderedFeed] = []
         if progress is not None:
             progress.start(len(keys))
@@ -662,7 +662,7 @@ class Builder:
             ),
         )
         failed = False
-        for result in publish_all(self.output, [opml, html]):
+        for result in publish_all(self.output, [opml, html], gzip=self.settings.gzip_sidecars):
             if result.error is not None:
                 failed = True
                 events.append(WriteFailed(result.error.path, result.error.reason))

@@ -140,6 +140,32 @@ FLAGS: dict[str, Flag] = {
         },
         setting="poll",
     ),
+    "serve": Flag(
+        ("--serve",),
+        {
+            "action": "store_true",
+            "help": "also serve the output folder over HTTP in the same process, as "
+            "`aggregator serve` does (default off)",
+        },
+    ),
+    "bind": Flag(
+        ("--bind",),
+        {
+            "metavar": "ADDR",
+            "help": f"address to listen on (config key serve.bind; default {_DEFAULTS.bind})",
+        },
+        setting="bind",
+    ),
+    "port": Flag(
+        ("--port",),
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "TCP port, 0 for any free one "
+            f"(config key serve.port; default {_DEFAULTS.port})",
+        },
+        setting="port",
+    ),
     "strict": Flag(
         ("--strict",),
         {
@@ -366,7 +392,21 @@ def _check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from aggregator.daemon import run_daemon
 
-    return run_daemon(args.loaded.settings)
+    settings = args.loaded.settings
+    if not args.serve:
+        return run_daemon(settings)
+    from aggregator.serve import FeedServer
+
+    # Listening first: a taken port fails at once, before the daemon takes the lock. The
+    # server runs in its own thread; the daemon's SIGTERM handling stops both.
+    with FeedServer(settings):
+        return run_daemon(settings)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aggregator.serve import serve
+
+    return serve(args.loaded.settings)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -492,8 +532,16 @@ COMMANDS: tuple[Command, ...] = (
         "keep the feeds current as files change (a foreground daemon)",
         "Build once, then watch the input folder and rebuild the feeds a change touches. "
         "Stops cleanly on SIGTERM or SIGINT.",
-        (*_SETTINGS_FLAGS, "poll"),
+        (*_SETTINGS_FLAGS, "poll", "serve", "bind", "port"),
         _run,
+    ),
+    Command(
+        "serve",
+        "serve the output folder over HTTP, for feed readers",
+        "Serve the built feeds, index.opml and index.html over HTTP (ETag, conditional GET, "
+        "gzip, Range) until SIGTERM or SIGINT. Reads the output folder only.",
+        ("config", "output", "state", "base_url", "log_level", "log_format", "bind", "port"),
+        _serve,
     ),
     Command(
         "init",

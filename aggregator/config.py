@@ -58,6 +58,11 @@ class Settings:
     reconcile_seconds: float = 300.0
     poll: bool = False
     poll_seconds: float = 1.0
+    # serving (`aggregator serve`, `run --serve`)
+    bind: str = "127.0.0.1"
+    port: int = 8000
+    max_age: int = 60
+    gzip_sidecars: bool = True
 
     @property
     def catalog_path(self) -> Path:
@@ -81,6 +86,7 @@ _FLOAT_KEYS = {
     "reconcile_seconds": 1.0,
     "poll_seconds": 0.05,
 }
+_SERVE_KEYS = ("bind", "port", "max_age", "gzip_sidecars")
 # Settings fields that live in a section of the file: field → dotted key.
 _SECTION_OF = {
     "log_level": "logging.level",
@@ -88,6 +94,7 @@ _SECTION_OF = {
     "poll": "daemon.poll",
     **{key: f"daemon.{key}" for key in _FLOAT_KEYS},
     "hubs": "websub.hubs",
+    **{key: f"serve.{key}" for key in _SERVE_KEYS},
 }
 # The top-level keys the template documents (flat forms of section keys are accepted too,
 # as the command line gives them, but never suggested).
@@ -106,6 +113,7 @@ _DOCUMENTED_KEYS = (
     "feed_titles",
     "logging",
     "daemon",
+    "serve",
 )
 
 DEFAULT = "default"
@@ -182,7 +190,9 @@ def _dotted_keys(raw: Mapping[str, Any], origin: str) -> dict[str, str]:
     keys: dict[str, str] = {}
     for name, value in raw.items():
         key = str(name)
-        if key in ("logging", "daemon", "feed_titles", "websub") and isinstance(value, dict):
+        if key in ("logging", "daemon", "serve", "feed_titles", "websub") and isinstance(
+            value, dict
+        ):
             keys.update({f"{key}.{inner}": origin for inner in value})
         else:
             keys[_SECTION_OF.get(key, key)] = origin
@@ -319,6 +329,7 @@ def _validate(raw: Mapping[str, Any], origins: Mapping[str, str], source: str) -
     _validate_websub(raw, values, problems)
     _validate_logging(raw, values, problems)
     _validate_daemon(raw, values, problems)
+    _validate_serve(raw, values, problems)
     _validate_titles(raw, values, problems)
 
     if settings_problem := _cross_check(values):
@@ -472,6 +483,44 @@ def _validate_daemon(raw: Mapping[str, Any], values: dict[str, Any], problems: l
                 values[key] = float(value)
         else:
             problems.append(f"daemon.{key}: {_suggest(str(key), ('poll', *_FLOAT_KEYS))}")
+
+
+def _validate_serve(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
+    section = dict(_section(raw, "serve", problems))
+    # Flat keys (`port`, as the CLI gives them) win over the section.
+    for key in _SERVE_KEYS:
+        if key in raw:
+            section[key] = raw[key]
+    for key, value in section.items():
+        if key == "bind":
+            if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+                problems.append(
+                    f"serve.bind: must be an address to listen on such as 127.0.0.1 or "
+                    f"0.0.0.0, got {value!r}"
+                )
+            else:
+                values["bind"] = value
+        elif key == "port":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+                problems.append(
+                    f"serve.port: must be a TCP port 1-65535 (0: any free port), got {value!r}"
+                )
+            else:
+                values["port"] = value
+        elif key == "max_age":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(
+                    f"serve.max_age: must be a whole number of seconds ≥ 0, got {value!r}"
+                )
+            else:
+                values["max_age"] = value
+        elif key == "gzip_sidecars":
+            if not isinstance(value, bool):
+                problems.append(f"serve.gzip_sidecars: must be true or false, got {value!r}")
+            else:
+                values["gzip_sidecars"] = value
+        else:
+            problems.append(f"serve.{key}: {_suggest(str(key), _SERVE_KEYS)}")
 
 
 def _validate_titles(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:

@@ -40,7 +40,7 @@ def config_text(*, input: str, output: str, state: str, base_url: str) -> str:
 def repository_config_text() -> str:
     """`config/aggregator.yaml` of this repository: seeds/ → feeds/."""
     return config_text(
-        input="seeds", output="feeds", state=".aggregator", base_url="https://feeds.example.org/"
+        input="seeds", output="feeds", state=".aggregator", base_url="http://localhost:8000/"
     )
 
 

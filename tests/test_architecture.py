@@ -21,6 +21,8 @@ ORDER = [
     ["jsonfeed"],
     ["render"],
     ["publish"],
+    # Serves what publish wrote: reads the output folder only, never writes.
+    ["serve"],
     ["notify"],
     ["websub"],
     ["build"],
@@ -41,6 +43,7 @@ OWNERS = {
     "sqlite3": {"catalog"},
     "urllib.request": {"websub"},
     "yaml": {"front_matter", "articles", "config"},
+    "aiohttp": {"serve"},
 }
 
 
@@ -76,3 +79,17 @@ def test_each_library_is_imported_by_its_one_module() -> None:
             for library in (name.split(".")[0], name):
                 if library in OWNERS:
                     assert path.stem in OWNERS[library], f"{path.stem} imports {library}"
+
+
+def test_the_server_only_reads() -> None:
+    """serve.py opens files read-only and calls nothing that writes, moves or deletes."""
+    tree = ast.parse((PACKAGE / "serve.py").read_text(encoding="utf-8"))
+    writers = {
+        "O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND", "write_bytes", "write_text",
+        "unlink", "remove", "rename", "replace", "mkdir", "rmdir", "utime", "chmod", "mkstemp",
+        "PublishBatch", "publish_all",
+    }  # fmt: skip
+    names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert not names & writers, sorted(names & writers)
