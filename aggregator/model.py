@@ -82,6 +82,10 @@ _SUFFIXES: dict[FeedFormat, str] = {
 }
 
 
+FEED_SUFFIXES: tuple[str, ...] = tuple(_SUFFIXES.values())
+"""How the name of every feed file ends (`.rss.xml`, `.atom.xml`, `.json`)."""
+
+
 class FeedKind(StrEnum):
     """The three families of feeds."""
 

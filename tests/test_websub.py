@@ -295,3 +295,46 @@ def test_ping_events_read_well_in_the_log() -> None:
         "retry_seconds": None,
         "given_up": True,
     }
+
+
+# --- discovery over HTTP: aggregator serve's Link header --------------------------------------
+
+
+def test_the_server_names_the_hubs_and_the_topic_of_each_feed_file(
+    settings: Settings, hub: RecordingHub
+) -> None:
+    from httpcheck import Client
+
+    from aggregator.serve import FeedServer
+
+    hubs = (hub.url, "https://hub.example.org/")
+    with_hubs = replace(settings, hubs=hubs, port=0)
+    with Builder(with_hubs) as builder:
+        builder.build()
+    with FeedServer(with_hubs) as server:
+        client = Client(server.port)
+        try:
+            for path in ("all.rss.xml", "all.atom.xml", "topics/ai.json"):
+                status, headers, _ = client.get("/" + path)
+                assert status == 200
+                assert headers["link"] == (
+                    f'<{hub.url}>; rel="hub", <https://hub.example.org/>; rel="hub", '
+                    f'<{BASE}{path}>; rel="self"'
+                )
+                status, again, _ = client.get("/" + path, If_None_Match=headers["etag"])
+                assert (status, again["link"]) == (304, headers["link"])
+                assert client.get("/" + path, method="HEAD")[1]["link"] == headers["link"]
+            # The indexes are no topics; nor is a missing file.
+            for path in ("/index.html", "/index.opml", "/"):
+                assert "link" not in client.get(path)[1]
+            assert "link" not in client.get("/topics/nothing.json")[1]
+        finally:
+            client.close()
+
+    # Without hubs: no Link header at all (the server's answers are as before).
+    with FeedServer(replace(with_hubs, hubs=())) as server:
+        client = Client(server.port)
+        try:
+            assert "link" not in client.get("/all.atom.xml")[1]
+        finally:
+            client.close()
