@@ -83,7 +83,10 @@ def running_subscriber() -> Iterator[Subscriber]:
             body = self.rfile.read(length)
             subscriber._record_delivery(
                 Delivery(
-                    urlsplit(self.path).path, dict(self.headers.items()), body, time.monotonic()
+                    urlsplit(self.path).path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    time.monotonic(),
                 )
             )
             self._answer(200, b"")
