@@ -137,10 +137,13 @@ class Aggregator:
             stdin=subprocess.DEVNULL,
         )
         self._reader = self.log_path.open()
+        self._partial = ""
         self.records: list[dict[str, Any]] = []
 
     def poll(self) -> None:
-        for line in self._reader.read().splitlines():
+        self._partial += self._reader.read()
+        *lines, self._partial = self._partial.split("\n")  # the last one may be half written
+        for line in lines:
             try:
                 self.records.append(json.loads(line))
             except json.JSONDecodeError:
@@ -166,6 +169,8 @@ class Aggregator:
         """Wait until a build reports `published` items and every ping it owed is sent."""
         wait(lambda: self.published() == published, f"{published:,} published", timeout)
         wait(lambda: self.owed_pings() == 0, "the owed pings sent", timeout)
+        # Each ping is logged before its row is forgotten: every line is in the file now.
+        self.poll()
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
