@@ -341,7 +341,10 @@ def update_readme(results: dict[str, Any], when: str) -> None:
             "the ping, the hub's fetch of the topic from aggregator's server and its POST to the",
             "subscriber (this hub delivers inside the publish request). Each build pings each",
             "changed file once; a topic can only be pinged again by a later build that changed",
-            "it again, which the burst check counts from the JSON log.",
+            "it again, which the burst check counts from the JSON log. A drop changes nine",
+            "files (three feeds, three formats), so its `all.atom.xml` ping may wait behind",
+            "others in the daemon's four ping threads; the disk alone is reached sooner (see",
+            "the Daemon section).",
             "",
         ]
     )
