@@ -348,7 +348,7 @@ class Daemon:
     def _dispatch_pings(self) -> None:
         """Writer thread: start a ping job for each owed ping no job is handling yet."""
         builder = self.builder
-        if builder is None or (not self.settings.hubs and not self._owed):
+        if builder is None:
             return
         try:
             owed = websub.owed_to(builder.catalog, self.settings.hubs)
@@ -381,6 +381,8 @@ class Daemon:
             if self._closing:
                 return  # what is still owed stays in the catalog for the next start
             newer = self._owed[key].id != row.id
+            if newer:
+                self._attempts.pop(row.id, None)  # replaced: its tries no longer count
             if over and not newer:
                 del self._owed[key]
                 self._pinging.discard(key)

@@ -53,6 +53,17 @@ class PingResult:
     reason: str
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirected ping is a failure: urllib would turn the POST into a GET of the new
+    address, whose 200 would pass for an accepted ping."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def ping(hub: str, topic: str, timeout: float = PING_TIMEOUT_SECONDS) -> PingResult:
     """POST a publish ping for `topic` to `hub`; any 2xx is success. Never raises."""
     body = urlencode([("hub.mode", "publish"), ("hub.url", topic), ("hub.topic", topic)])
@@ -66,7 +77,7 @@ def ping(hub: str, topic: str, timeout: float = PING_TIMEOUT_SECONDS) -> PingRes
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             status = int(response.status)
             response.read(65536)  # let the connection close cleanly
     except urllib.error.HTTPError as exc:
@@ -120,7 +131,6 @@ def send_owed(
     now: Callable[[], datetime],
     *,
     timeout: float = PING_TIMEOUT_SECONDS,
-    send: Callable[[str, str, float], PingResult] = ping,
 ) -> list[ChangeEvent]:
     """Try every owed ping once (several at a time); forget the sent and the given-up ones.
 
@@ -130,7 +140,7 @@ def send_owed(
     if not owed:
         return []
     with ThreadPoolExecutor(min(PARALLEL_PINGS, len(owed))) as pool:
-        results = list(pool.map(lambda o: send(o.hub, o.topic, timeout), owed))
+        results = list(pool.map(lambda o: ping(o.hub, o.topic, timeout), owed))
     events: list[ChangeEvent] = []
     done: list[int] = []
     when = now()

@@ -67,6 +67,14 @@ def recording_hub() -> Iterator[RecordingHub]:
             body = self.rfile.read(length).decode("ascii")
             status = hub.record(Ping(self.headers.get("Content-Type", ""), parse_qs(body)))
             self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            # What a redirected ping would land on: a page that answers 200.
+            self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

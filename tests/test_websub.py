@@ -98,6 +98,10 @@ def test_a_ping_is_a_form_post_with_both_hub_url_and_hub_topic(hub: RecordingHub
 
     hub.status = 204
     assert websub.ping(hub.url, topic).ok
+    hub.status = 302  # a redirect is no acceptance (urllib would follow it with a GET)
+    moved = websub.ping(hub.url, topic)
+    assert (moved.ok, moved.status) == (False, 302)
+    assert len(hub.pings) == 3  # not followed
     hub.status = 503
     failed = websub.ping(hub.url, topic)
     assert (failed.ok, failed.status) == (False, 503)
