@@ -166,6 +166,16 @@ FLAGS: dict[str, Flag] = {
         },
         setting="port",
     ),
+    "wait": Flag(
+        ("--wait",),
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "how long to wait for another aggregator process that holds the state "
+            f"folder (config key lock_wait_seconds; default {_DEFAULTS.lock_wait_seconds:g})",
+        },
+        setting="lock_wait_seconds",
+    ),
     "strict": Flag(
         ("--strict",),
         {
@@ -362,7 +372,10 @@ def _check(args: argparse.Namespace) -> int:
     settings: Settings = args.loaded.settings
     paths: list[Path] = args.paths
     source_filter = SourceFilter(
-        settings.input, settings.patterns, excluded=(settings.output, settings.state)
+        settings.input,
+        settings.patterns,
+        excluded=(settings.output, settings.state),
+        follow_external_links=settings.follow_external_links,
     )
     if paths:
         targets = [(str(p), p) for p in paths]
@@ -387,6 +400,48 @@ def _check(args: argparse.Namespace) -> int:
     if not targets:
         _warn_nothing_matched(settings)
     return EXIT_FAILED if rejected else EXIT_OK
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from aggregator.build import BuildLock
+    from aggregator.catalog import check_catalog, rebuild_catalog
+
+    settings: Settings = args.loaded.settings
+    path = settings.catalog_path
+    if args.action == "check":
+        if not path.exists():
+            print(f"{path}: no catalog yet (the next build makes one)")
+            return EXIT_OK
+        problems = check_catalog(path)
+        if not problems:
+            print(f"{path}: ok")
+            return EXIT_OK
+        for problem in problems:
+            print(f"{path}: {problem}")
+        print(
+            "aggregator: the catalog is damaged; `aggregator catalog rebuild` makes a new one "
+            "from the article files (keeping the GUIDs it can still read)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    lock = BuildLock(settings.state)
+    lock.acquire(settings.lock_wait_seconds)
+    try:
+        salvage = rebuild_catalog(path, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    finally:
+        lock.release()
+    if salvage.moved_to is not None:
+        print(f"the old catalog is now {salvage.moved_to} (delete it once all is well)")
+    for problem in salvage.problems:
+        print(f"could not carry over everything: {problem}")
+    print(
+        f"new catalog {path}: {salvage.identities} GUID(s) and {salvage.feeds} feed "
+        "record(s) carried over; building everything from the article files"
+    )
+    args.strict = args.verbose = False
+    return _build(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -453,23 +508,14 @@ def _daemon_problem(settings: Settings) -> str | None:
     catalog opens and answers a query. The lock is only probed: a shared, non-blocking
     attempt that is released at once, so a health check never delays a build.
     """
-    import fcntl
-
+    from aggregator.build import lock_held
     from aggregator.catalog import Catalog
 
-    lock = settings.state / "lock"
-    try:
-        handle = lock.open("r")
-    except OSError:
-        return f"no lock file {lock}: no daemon has run on this state folder"
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            pass  # held: a daemon (or a build) is running
-        else:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return f"no process holds {lock}: the daemon is not running"
+    held = lock_held(settings.state)
+    if held is None:
+        return f"no state folder {settings.state}: no daemon has run on it"
+    if not held:
+        return f"no process holds the lock on {settings.state}: the daemon is not running"
     if not settings.catalog_path.is_file():
         return f"no catalog at {settings.catalog_path} yet"
     try:
@@ -505,7 +551,7 @@ COMMANDS: tuple[Command, ...] = (
         "bring the feeds up to date with the article files, once",
         "Read the article files that changed since the last build and rewrite the feeds "
         "whose items changed. Prints a summary.",
-        (*_SETTINGS_FLAGS, "strict", "verbose"),
+        (*_SETTINGS_FLAGS, "strict", "verbose", "wait"),
         _build,
     ),
     Command(
@@ -532,7 +578,7 @@ COMMANDS: tuple[Command, ...] = (
         "keep the feeds current as files change (a foreground daemon)",
         "Build once, then watch the input folder and rebuild the feeds a change touches. "
         "Stops cleanly on SIGTERM or SIGINT.",
-        (*_SETTINGS_FLAGS, "poll", "serve", "bind", "port"),
+        (*_SETTINGS_FLAGS, "poll", "wait", "serve", "bind", "port"),
         _run,
     ),
     Command(
@@ -542,6 +588,22 @@ COMMANDS: tuple[Command, ...] = (
         "gzip, Range) until SIGTERM or SIGINT. Reads the output folder only.",
         ("config", "output", "state", "base_url", "log_level", "log_format", "bind", "port"),
         _serve,
+    ),
+    Command(
+        "catalog",
+        "check the catalog (the state), or rebuild it from the article files",
+        "check: SQLite's integrity check, the schema and every row; exits 1 if anything is "
+        "wrong. rebuild: make a new catalog keeping the GUIDs and feed records that can "
+        "still be read, move the old one aside (catalog.sqlite3.damaged-TIME), then build "
+        "everything from the article files.",
+        (*_SETTINGS_FLAGS, "wait"),
+        _catalog,
+        positionals=(
+            Positional(
+                "action",
+                {"choices": ["check", "rebuild"], "help": "check, or rebuild"},
+            ),
+        ),
     ),
     Command(
         "init",

@@ -63,6 +63,9 @@ class Settings:
     port: int = 8000
     max_age: int = 60
     gzip_sidecars: bool = True
+    # reliability
+    lock_wait_seconds: float = 30.0
+    follow_external_links: bool = False
 
     @property
     def catalog_path(self) -> Path:
@@ -324,6 +327,20 @@ def _validate(raw: Mapping[str, Any], origins: Mapping[str, str], source: str) -
             problems.append(f"language: must be a language tag such as 'en', got {value!r}")
         else:
             values["language"] = value.strip()
+
+    if "lock_wait_seconds" in raw:
+        value = raw["lock_wait_seconds"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            problems.append(f"lock_wait_seconds: must be a number of seconds ≥ 0, got {value!r}")
+        else:
+            values["lock_wait_seconds"] = float(value)
+
+    if "follow_external_links" in raw:
+        value = raw["follow_external_links"]
+        if not isinstance(value, bool):
+            problems.append(f"follow_external_links: must be true or false, got {value!r}")
+        else:
+            values["follow_external_links"] = value
 
     _validate_formats(raw, values, problems)
     _validate_websub(raw, values, problems)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable
@@ -37,7 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.errors import PublishError
+from aggregator.faults import crash_point
 from aggregator.model import RenderedFile
+
+# The temp files `PublishBatch.stage` makes: `.` + the target's name + mkstemp's eight
+# random characters + `.tmp`. Only names of this exact shape are ever cleaned up, so a
+# file someone else put in the output folder is never touched.
+_TEMP_NAME = re.compile(r"\.[^/]+\.(?:xml|opml|html|json)(?:\.gz)?\.[a-z0-9_]{8}\.tmp\Z")
+_TEMP_PREFIX = "."
+_TEMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +178,7 @@ class PublishBatch:
         temps = [t for t in (temp, sidecar_temp) if t is not None]
         synced = self._syncer.submit(_fsync_each, temps)
         self._staged.append(_Staged(file.path, target, temp, sidecar_temp, synced))
+        crash_point(f"after-stage:{file.path}")
 
     @property
     def staged_paths(self) -> list[str]:
@@ -208,6 +218,7 @@ class PublishBatch:
                 continue
             renamed.append(staged.target)
             self._results.append(PublishResult(staged.path, staged.temp is not None))
+            crash_point(f"after-rename:{staged.path}")
         self._staged = []
         self._stop_syncer()
         _sync_folders({target.parent for target in renamed})
@@ -249,7 +260,9 @@ def _sidecar_matches(target: Path, status: os.stat_result) -> bool:
 
 def _write_temp(target: Path, data: bytes, mtime_ns: int) -> str:
     """`data` in a new hidden temp file beside `target`, mode 0644, mtime `mtime_ns`."""
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, temp = tempfile.mkstemp(
+        prefix=f"{_TEMP_PREFIX}{target.name}.", suffix=_TEMP_SUFFIX, dir=target.parent
+    )
     try:
         view = memoryview(data)
         while view:
@@ -301,3 +314,28 @@ def _sync_folders(folders: Iterable[Path]) -> None:
     for folder in folders:
         with contextlib.suppress(OSError):
             _fsync(folder)
+
+
+def remove_stale_temps(root: Path) -> int:
+    """Delete the temp files a killed build left in the output tree; how many were removed.
+
+    Call it only while holding the build lock: another writer's temp files are live.
+    """
+    removed = 0
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue  # vanished, or not ours to delete: the next build tries again
+    return removed

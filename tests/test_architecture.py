@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 
 # Position in the chain: a module may import only modules at a lower position.
 ORDER = [
-    ["errors", "model"],
+    ["errors", "model", "faults"],
     ["slugs", "config", "sources"],
     ["starter"],
     ["front_matter"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -452,3 +453,41 @@ def test_every_feed_has_a_json_feed_and_a_format_turned_off_is_removed(
 
     build(folders)  # all three back
     assert sorted(snapshot(folders.output)) == sorted(before)
+
+
+def test_a_link_to_an_article_outside_the_input_is_not_published(
+    folders: Settings, tmp_path: Path
+) -> None:
+    outside = write_article(tmp_path, "elsewhere.txt", "https://a.example.com/outside")
+    write_article(folders.input, "inside.txt", "https://a.example.com/inside")
+    (folders.input / "link.txt").symlink_to(outside)
+    build(folders)
+    assert [e.link for e in entries(folders)] == ["https://a.example.com/inside"]
+    # The setting lets it in.
+    build(dataclasses.replace(folders, follow_external_links=True))
+    assert sorted(e.link for e in entries(folders)) == [
+        "https://a.example.com/inside",
+        "https://a.example.com/outside",
+    ]
+
+
+def test_stale_temp_files_of_every_kind_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    """A kill after staging leaves temp files of feeds, sidecars and indexes; the next build
+    removes exactly those (`remove_stale_temps`), never a file someone else put there."""
+    from aggregator.model import RenderedFile
+    from aggregator.publish import PublishBatch, remove_stale_temps
+
+    out = tmp_path / "out"
+    batch = PublishBatch(out, gzip=True)
+    for path in ("all.rss.xml", "topics/ai.atom.xml", "all.json", "index.opml", "index.html"):
+        batch.stage(RenderedFile(path, b"<x/>\n"))
+    staged = sorted(p.name for p in out.rglob(".*.tmp"))
+    # Five files and five sidecars staged, never renamed: what a kill leaves behind.
+    assert len(staged) == 10, staged
+    assert any(name.startswith(".all.rss.xml.gz.") for name in staged)
+    others = [out / ".keep.tmp", out / "notes.tmp", out / "topics" / ".x.xml.tmp"]
+    for other in others:
+        other.write_text("not ours")
+    assert remove_stale_temps(out) == 10
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == sorted(others)
+    batch.abandon()

@@ -569,7 +569,7 @@ def test_health_says_whether_a_daemon_holds_the_state(tmp_path: Path) -> None:
     state = ["--state", str(tmp_path / "state")]
     before = cli("health", *state, cwd=tmp_path)
     assert before.returncode == 1
-    assert "unhealthy: no lock file" in before.stderr
+    assert "unhealthy: no state folder" in before.stderr
     daemon = Daemon(tmp_path)
     try:
         daemon.wait_line("build finished")
