@@ -342,3 +342,43 @@ def test_the_server_names_the_hubs_and_the_topic_of_each_feed_file(
             assert "link" not in client.get("/all.atom.xml")[1]
         finally:
             client.close()
+
+
+def test_a_burst_pings_each_changed_file_at_most_once_per_build_writing_it(
+    settings: Settings, hub: RecordingHub
+) -> None:
+    from aggregator.model import ArticleAdded, FeedWritten
+
+    with running(settings) as events:
+        wait_for(lambda: pinged(events) == SEED_TOPICS, "the first build's pings")
+        first_ping, first_write = len(hub.pings), len(events.of(FeedWritten))
+
+        def added() -> int:
+            return sum(e.source.startswith("burst-") for e in events.of(ArticleAdded))  # type: ignore[attr-defined]
+
+        # Two waves of 30 files, so at least two builds write the `all` feed.
+        for wave in range(2):
+            for n in range(30 * wave, 30 * wave + 30):
+                url = f"https://a.example.com/b{n}"
+                write_article(settings.input, f"burst-{n}.txt", url, topics=[f"T{n % 4}"])
+            wait_for(lambda w=wave: added() == 30 * (w + 1), f"wave {wave} built")  # type: ignore[misc]
+            # Its pings sent before the next wave: a ping not yet sent when its topic changes
+            # again would rightly cover both changes, and the count below would be one less.
+            wait_for(lambda: owed(settings) == [], f"wave {wave} pinged")
+        # Each build's pings were owed before its files were renamed: none owed, all sent.
+        wait_for(lambda: owed(settings) == [], "the pings")
+        writes: dict[str, int] = {}
+        for event in events.of(FeedWritten)[first_write:]:
+            writes[str(event.feed)] = writes.get(str(event.feed), 0) + 1  # type: ignore[attr-defined]
+    pings: dict[str, int] = {}
+    for topic in hub.topics()[first_ping:]:
+        pings[topic] = pings.get(topic, 0) + 1
+    assert sorted(pings) == topics_of(
+        "all", "providers/forbes-com", *(f"topics/t{n}" for n in range(4))
+    )
+    for topic, count in pings.items():
+        feed = next(topic.removeprefix(BASE).removesuffix(s) for s in FORMATS if topic.endswith(s))
+        assert count <= writes[feed], (topic, count, writes[feed])
+    # The all feed changed in every build of the burst, and was pinged once for each.
+    assert writes["all"] >= 2
+    assert pings[BASE + "all.atom.xml"] == writes["all"]
