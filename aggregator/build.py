@@ -64,7 +64,7 @@ from aggregator.plan import (
     plan_feed,
     summaries,
 )
-from aggregator.publish import PublishBatch, publish_all, remove_stale_temps
+from aggregator.publish import PublishBatch, publish_all, remove_stale_temps, sidecar_of
 from aggregator.sources import FileStat, SourceFilter, scan_sources, stat_source
 
 if TYPE_CHECKING:
@@ -711,14 +711,16 @@ class Builder:
         for key in known:
             for fmt in turned_off:
                 target = self.output / key.path(fmt)
-                try:
-                    target.unlink()
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    LOGGER.warning("cannot remove %s (format turned off): %s", target, exc)
-                    continue
-                LOGGER.info("removed %s: the %s format is turned off", target, fmt.value)
+                # The gzip sidecar first: a server must never find it without its file.
+                for path in (sidecar_of(target), target):
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        continue
+                    except OSError as exc:
+                        LOGGER.warning("cannot remove %s (format turned off): %s", path, exc)
+                        continue
+                    LOGGER.info("removed %s: the %s format is turned off", path, fmt.value)
 
     def _render(self, keys: list[FeedKey], workers: _Workers) -> Iterator[RenderedFeed]:
         """Rendered feeds, as they are ready (from worker processes when many)."""
