@@ -5,8 +5,9 @@
       | read + parse, in worker processes when there are many          (articles)
       | sync: winners per webUrl, permanent GUIDs, which feeds changed (catalog)
       | plan each changed feed from its newest items                   (plan)
-      | render RSS 2.0 and Atom 1.0 bytes                              (render)
+      | render RSS 2.0, Atom 1.0 and JSON Feed 1.1 bytes               (render)
       | write atomically, skipping unchanged bytes                     (publish)
+      | record the WebSub pings the new bytes owe                      (→ websub)
       | change events                                                  (→ notify)
 
 A bad file is recorded and reported, never fatal: the other files and feeds go on.
@@ -45,6 +46,7 @@ from aggregator.config import Settings
 from aggregator.errors import AggregatorError, ArticleError, CatalogError, ConfigError
 from aggregator.faults import crash_point
 from aggregator.model import (
+    ALL_FORMATS,
     Article,
     ArticleReleased,
     BuildFinished,
@@ -305,7 +307,7 @@ class RenderedFeed:
 
     record: FeedRecord  # what the catalog remembers once the files are written
     previous_guids: tuple[str, ...]
-    files: tuple[RenderedFile, ...]  # RSS, Atom (those of the feed's formats)
+    files: tuple[RenderedFile, ...]  # one per format, in the settings' order
 
 
 def render_feeds(
@@ -360,7 +362,7 @@ def render_feeds(
     return rendered
 
 
-_Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], str, bytes, str, bytes]
+_Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, bytes], ...]]
 
 
 def _render_chunk(
@@ -387,21 +389,18 @@ def _render_chunk(
             format_date(r.record.updated),
             r.record.guids,
             r.previous_guids,
-            r.files[0].path,
-            r.files[0].data,
-            r.files[1].path,
-            r.files[1].data,
+            tuple((f.path, f.data) for f in r.files),
         )
         for r in rendered
     ]
 
 
 def _from_wire(wire: _Wire) -> RenderedFeed:
-    key, name, updated, guids, previous, rss_path, rss, atom_path, atom = wire
+    key, name, updated, guids, previous, files = wire
     return RenderedFeed(
         FeedRecord(FeedKey.parse(key), name, parse_date(updated), guids),
         previous,
-        (RenderedFile(rss_path, rss), RenderedFile(atom_path, atom)),
+        tuple(RenderedFile(path, data) for path, data in files),
     )
 
 
@@ -565,6 +564,8 @@ class Builder:
             language=settings.language,
             max_items=settings.max_items,
             custom=settings.feeds,
+            formats=settings.formats,
+            hubs=settings.hubs,
         )
 
     def close(self) -> None:
@@ -625,6 +626,8 @@ class Builder:
             known = {r.key for r in self.catalog.feed_records()} | dirty
             missing = self._missing_outputs(known) if full_scan else []
             keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
+            if settings_changed:
+                self._remove_turned_off(known)
             written, unchanged, failed = self._render_and_publish(
                 keys,
                 sync.changed_guids,
@@ -769,13 +772,10 @@ class Builder:
         for key in removed:
             # A feed no longer defined is deleted, not left frozen: a reader polling it
             # gets a 404 instead of a feed that silently stopped.
-            for path in (key.rss_path, key.atom_path):
-                _remove_output(self.output / path)
-        for definition in self.settings.feeds:
-            # A format dropped from a definition: its file goes too.
-            for fmt, path in (("rss", definition.key.rss_path), ("atom", definition.key.atom_path)):
-                if fmt not in definition.formats:
-                    _remove_output(self.output / path)
+            for fmt in ALL_FORMATS:
+                _remove_output(self.output / key.path(fmt))
+        # A format dropped from a definition: its file goes too.
+        self._remove_turned_off(definition.key for definition in self.settings.feeds)
         with catalog.transaction():
             catalog.add_pending(changed)
             catalog.set_meta("feed_definitions", json.dumps(current, sort_keys=True))
@@ -785,13 +785,7 @@ class Builder:
 
     def _paths_of(self, key: FeedKey) -> tuple[str, ...]:
         """The files a feed is written to (a feed of the config may choose its formats)."""
-        definition = self.plan_settings.definition(key)
-        formats = definition.formats if definition is not None else ("rss", "atom")
-        return tuple(
-            path
-            for fmt, path in (("rss", key.rss_path), ("atom", key.atom_path))
-            if fmt in formats
-        )
+        return tuple(key.path(fmt) for fmt in self.plan_settings.formats_of(key))
 
     def _find_changes(self, changed: Iterable[str] | None) -> tuple[dict[str, FileStat], set[str]]:
         """(files to read with their stat, files gone) — by size and mtime against the catalog."""
@@ -889,6 +883,31 @@ class Builder:
             if not all((self.output / path).is_file() for path in self._paths_of(key))
         ]
 
+    def _remove_turned_off(self, known: Iterable[FeedKey]) -> None:
+        """Delete the files of formats the settings no longer ask for.
+
+        A file left behind would be served for ever and never updated: its readers would
+        see a feed that silently stopped. Gone, they get a 404 and can move to another
+        format (index.html lists only those written). Only the paths the build itself
+        writes are touched.
+        """
+        for key in known:
+            kept = self.plan_settings.formats_of(key)
+            for fmt in ALL_FORMATS:
+                if fmt in kept:
+                    continue
+                target = self.output / key.path(fmt)
+                # The gzip sidecar first: a server must never find it without its file.
+                for path in (sidecar_of(target), target):
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        continue
+                    except OSError as exc:
+                        LOGGER.warning("cannot remove %s (format turned off): %s", path, exc)
+                        continue
+                    LOGGER.info("removed %s: the %s format is turned off", path, fmt.value)
+
     def _render(
         self, keys: list[FeedKey], workers: _Workers, now: datetime
     ) -> Iterator[RenderedFeed]:
@@ -954,6 +973,15 @@ class Builder:
             if progress is not None:
                 progress.finish()
             raise
+        # The pings are owed before the files are renamed: a crash after the rename but before
+        # the feeds are recorded would re-render the same bytes next time, find nothing to
+        # write and owe nothing. A ping for a rename that then failed only makes a hub fetch
+        # the old bytes again.
+        if self.settings.hubs:
+            topics = [self.settings.base_url + path for path in batch.staged_paths]
+            self.catalog.owe_pings(
+                [(hub, topic) for topic in topics for hub in self.settings.hubs], self.now()
+            )
         results = {r.path: r for r in batch.commit()}
         if progress is not None:
             progress.finish()

@@ -115,6 +115,18 @@ _MIGRATIONS: dict[int, str] = {
     2: """
     CREATE INDEX items_date ON items (date);
     """,
+    # WebSub pings owed: one row per (hub, topic) whose new bytes the hub was not yet told
+    # of. A new change of the topic replaces the row (a new id, never reused), so a ping in
+    # flight for older bytes cannot clear the obligation for newer ones.
+    3: """
+    CREATE TABLE pending_pings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        hub TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        since TEXT NOT NULL,
+        UNIQUE (hub, topic)
+    );
+    """,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 # Every table a catalog of SCHEMA_VERSION has, and the columns each must have.
@@ -300,6 +312,16 @@ class FeedRecord:
     name: str
     updated: datetime
     guids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OwedPing:
+    """A hub not yet told that `topic` (a feed file's URL) has new bytes, since `since`."""
+
+    id: int
+    hub: str
+    topic: str
+    since: datetime
 
 
 def _chunks(values: Collection[T]) -> Iterator[list[T]]:
@@ -696,6 +718,35 @@ class Catalog:
     def finish_indexes(self) -> None:
         """Remember that both indexes were written."""
         self.set_meta("pending_indexes", "0")
+
+    def owe_pings(self, pings: Collection[tuple[str, str]], since: datetime) -> None:
+        """Record that each (hub, topic) must be pinged; replaces an older obligation."""
+        if not pings:
+            return
+        with self.transaction():
+            for hub, topic in pings:
+                self._db.execute(
+                    "DELETE FROM pending_pings WHERE hub = ? AND topic = ?", (hub, topic)
+                )
+                self._db.execute(
+                    "INSERT INTO pending_pings (hub, topic, since) VALUES (?, ?, ?)",
+                    (hub, topic, format_date(since)),
+                )
+
+    def owed_pings(self) -> list[OwedPing]:
+        """Every ping still owed, oldest first."""
+        rows = self._db.execute("SELECT id, hub, topic, since FROM pending_pings ORDER BY id")
+        return [OwedPing(i, h, t, parse_date(s)) for i, h, t, s in rows]
+
+    def forget_pings(self, ids: Collection[int]) -> None:
+        """Drop owed pings that were sent (or given up); unknown ids are ignored."""
+        if not ids:
+            return
+        with self.transaction():
+            for chunk in _chunks(ids):
+                self._db.execute(
+                    f"DELETE FROM pending_pings WHERE id IN ({_marks(len(chunk))})", chunk
+                )
 
     def _save_feed(self, record: FeedRecord) -> None:
         self._db.execute(

@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 from aggregator.config import FeedTitles
 from aggregator.feeddefs import FeedDefinition
-from aggregator.model import FeedItem, FeedKey, FeedKind, FeedPlan, FeedSummary
+from aggregator.model import (
+    ALL_FORMATS,
+    FeedFormat,
+    FeedItem,
+    FeedKey,
+    FeedKind,
+    FeedPlan,
+    FeedSummary,
+)
 from aggregator.slugs import display_name
 
 # The date of a feed that has never listed anything: fixed, so its bytes are stable.
@@ -26,6 +34,8 @@ class PlanSettings:
     titles: FeedTitles
     language: str
     max_items: int
+    formats: tuple[FeedFormat, ...] = ALL_FORMATS
+    hubs: tuple[str, ...] = ()  # WebSub hubs the feeds advertise (they are in the bytes)
     # The config's feeds. Not part of what re-renders every feed: a change to one
     # definition re-renders that feed only (the catalog keeps a fingerprint of each).
     custom: tuple[FeedDefinition, ...] = ()
@@ -37,6 +47,13 @@ class PlanSettings:
                 if definition.name == key.slug:
                     return definition
         return None
+
+    def formats_of(self, key: FeedKey) -> tuple[FeedFormat, ...]:
+        """The formats a feed is written in: its definition's, else the site's."""
+        definition = self.definition(key)
+        if definition is not None and definition.formats is not None:
+            return definition.formats
+        return self.formats
 
     def limit(self, key: FeedKey) -> int:
         """How many items the feed lists at most."""
@@ -97,6 +114,9 @@ def plan_feed(
         atom_url=settings.base_url + key.atom_path,
         home_url=settings.base_url + "index.html",
         language=settings.language,
+        json_url=settings.base_url + key.json_path,
+        formats=settings.formats_of(key),
+        hubs=settings.hubs,
     )
 
 
@@ -165,6 +185,7 @@ def summaries(feeds: Iterable[FeedListing], settings: PlanSettings) -> list[Feed
         if feed.items == 0 and feed.key.kind not in (FeedKind.ALL, FeedKind.CUSTOM):
             continue
         title, _ = _titles(feed.key, feed.name, settings)
+        formats = settings.formats_of(feed.key)
         listed.append(
             FeedSummary(
                 key=feed.key,
@@ -174,6 +195,12 @@ def summaries(feeds: Iterable[FeedListing], settings: PlanSettings) -> list[Feed
                 items=feed.items,
                 articles=feed.articles,
                 updated=feed.updated if feed.items else None,
+                json_url=(
+                    settings.base_url + feed.key.json_path
+                    if FeedFormat.JSON in formats
+                    else None
+                ),
+                formats=formats,
             )
         )
     return listed
