@@ -11,17 +11,32 @@ class AggregatorError(Exception):
 
 
 class ArticleError(AggregatorError):
-    """An article file cannot be used: the file, the field (if any) and the reason."""
+    """An article file cannot be used: the file, the field (if any) and the reason.
 
-    def __init__(self, path: str, reason: str, field: str | None = None) -> None:
+    `withdrawn`: what could be read of the file says it is not published (a takedown saved
+    together with a mistake), so its last good version must leave the feeds.
+    """
+
+    def __init__(
+        self, path: str, reason: str, field: str | None = None, *, withdrawn: bool = False
+    ) -> None:
         self.path = path
         self.reason = reason
         self.field = field
+        self.withdrawn = withdrawn
         super().__init__(path, reason, field)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled across the worker boundary with the keyword-only flag.
+        return (_article_error, (self.path, self.reason, self.field, self.withdrawn))
 
     def __str__(self) -> str:
         where = f"{self.path}: field {self.field!r}" if self.field else self.path
         return f"{where}: {self.reason}"
+
+
+def _article_error(path: str, reason: str, field: str | None, withdrawn: bool) -> ArticleError:
+    return ArticleError(path, reason, field, withdrawn=withdrawn)
 
 
 class ConfigError(AggregatorError):

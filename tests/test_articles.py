@@ -671,10 +671,53 @@ def test_images_numbers_as_text_and_bad_items_dropped(tmp_path: Path) -> None:
     )
 
 
-def test_integer_too_long_for_python_is_malformed_yaml(tmp_path: Path) -> None:
-    # PyYAML's int() refuses more than 4,300 digits; the file is refused, nothing crashes.
-    error = rejected(tmp_path, article_file(MINIMAL + f"quality: {'9' * 5000}\n"), "n.md")
-    assert error.reason.startswith("malformed YAML: Exceeds the limit (4300 digits)")
+@pytest.mark.parametrize("digits", ["9" * 5000, "0x" + "f" * 5000, "1" + ":0" * 3000])
+def test_numbers_too_long_to_be_numbers_are_kept_as_text(tmp_path: Path, digits: str) -> None:
+    # Python's int() refuses more than 4,300 digits and str() a bigger int; a sexagesimal one
+    # costs PyYAML quadratic time. No field needs one: over MAX_NUMERAL_CHARS, it is text.
+    body = (
+        f"title: {digits}\nwebUrl: https://example.com/a\nquality: {digits}\n"
+        f"provider: {{name: {digits}}}\n"
+        f"images: [{{url: 'https://example.com/i.jpg', width: {digits}}}]\n"
+        f"related: [{{title: {digits}, webUrl: 'https://example.com/r', provider: {digits}}}]\n"
+    )
+    article = read(tmp_path, article_file(body))
+    assert article.title == digits
+    assert article.provider == Provider(digits)
+    assert article.images == (Image("https://example.com/i.jpg"),)
+    assert article.related == (RelatedLink(digits, "https://example.com/r", digits),)
+
+
+@pytest.mark.parametrize(
+    ("value", "tag"),
+    [("!!bool x", "bool"), ("!!int", "int"), ("!!int 0x", "int"), ("!!float", "float"),
+     ("!!float x", "float"), ("!!null [1]", None), ("!!int [1]", None)],
+)  # fmt: skip
+def test_explicit_tag_its_type_cannot_take_is_malformed_yaml(
+    tmp_path: Path, value: str, tag: str | None, fallback: None
+) -> None:
+    error = rejected(tmp_path, article_file(MINIMAL + f"extra: {value}\n"))
+    assert error.reason.startswith("malformed YAML at line 4, column 8:")
+    if tag is not None:  # a scalar: our wording names the tag (a list: PyYAML's own)
+        assert f"is not a valid !!{tag}" in error.reason
+
+
+@pytest.mark.parametrize("value", ["!!timestamp x", "!!timestamp 2021-13-45"])
+def test_explicit_timestamp_that_is_no_date_is_a_field_error(
+    tmp_path: Path, value: str, fallback: None
+) -> None:
+    error = rejected(tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"))
+    assert error.field == "publishedDateTime"
+
+
+def test_implicit_key_longer_than_yaml_allows_is_refused(tmp_path: Path) -> None:
+    # YAML caps implicit keys at 1,024 characters; the fast parser must not accept more.
+    key = "k" * 1100
+    assert parse_fast(f"{MINIMAL}{key}: v\n") is None
+    error = rejected(tmp_path, article_file(MINIMAL + f"{key}: v\n"))
+    assert error.reason.startswith("malformed YAML at line 4")
+    text = f"{MINIMAL}{'k' * 1000}: v\n"
+    assert_fast_matches_pyyaml(text, must_be_fast=True)
 
 
 def test_related_items(tmp_path: Path) -> None:
