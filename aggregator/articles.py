@@ -11,12 +11,15 @@ worker processes.
 
 PyYAML is the reference for what the YAML means (`safe_load`, YAML 1.1). It is only reached for
 files the fast parser declines, and only after the event stream has shown the document holds no
-anchors or aliases (billion-laughs), no nesting deeper than `MAX_DEPTH` and no tags beyond the
-core schema (`!!python/object/apply:...` and friends are rejected before anything is built).
+anchors or aliases (billion-laughs), no nesting deeper than `MAX_DEPTH`, no more than
+`MAX_VALUES` values, and no tags beyond the core schema (`!!python/object/apply:...` and
+friends are rejected before anything is built). Numbers longer than `MAX_NUMERAL_CHARS` stay
+text. So no file under the size limit costs more than a fraction of a second to read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -30,7 +33,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import ArticleError
-from .front_matter import MAX_DEPTH, parse_fast
+from .front_matter import MAX_DEPTH, MAX_VALUES, parse_fast
 from .model import Article, Image, Provider, RelatedLink
 
 __all__ = [
@@ -52,6 +55,10 @@ No article field needs such a number, and PyYAML's cost for some is quadratic in
 (a sexagesimal `1:0:0:...` of 1 MiB took 15 s of CPU); a huge integer also cannot be turned
 into text (Python refuses more than 4,300 digits) nor stored as JSON.
 """
+
+MAX_TOPICS = 100
+"""Most topics one article may name: each is a feed of its own, so one file of 20,000
+topics would make 20,000 feeds. More is a field error, not a silent cut."""
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -359,10 +366,18 @@ def _check_events(text: str, source: str) -> None:
         # nesting limit, worded differently from one release to the next) before our check
         # sees the offence. The pure-Python parser streams the same events lazily: if it
         # meets one of our offences first, that is the reason given; if not, libyaml's is.
+        # It is some 10 times slower: only the first _PURE_SCAN_CHARS are scanned again
+        # (an error at the end of 1 MiB took it 4 s), which holds any nesting libyaml's
+        # limit can refuse.
         c_loader = getattr(yaml, "CSafeLoader", None)
         if c_loader is not None and issubclass(_Loader, c_loader):
-            _scan_events(text, source, _PURE_LOADER)
+            # An error of the text (or of its cut) there: libyaml's is the one to give.
+            with contextlib.suppress(yaml.YAMLError):
+                _scan_events(text[:_PURE_SCAN_CHARS], source, _PURE_LOADER)
         raise
+
+
+_PURE_SCAN_CHARS = 65_536
 
 
 _PURE_LOADER = _loader_class(yaml.SafeLoader)
@@ -370,6 +385,7 @@ _PURE_LOADER = _loader_class(yaml.SafeLoader)
 
 def _scan_events(text: str, source: str, loader: type[yaml.SafeLoader]) -> None:
     depth = 0
+    values = 0
     for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.AliasEvent):
             raise ArticleError(
@@ -378,6 +394,14 @@ def _scan_events(text: str, source: str, loader: type[yaml.SafeLoader]) -> None:
                 " not allowed in articles; write the value out in full",
             )
         if isinstance(event, _NODE_EVENTS):
+            values += 1
+            if values > MAX_VALUES:
+                raise ArticleError(
+                    source,
+                    f"front matter holds more than {MAX_VALUES:,} keys and values (line"
+                    f" {_line(event)});"
+                    " an article needs a few hundred at most: move the rest out of the file",
+                )
             if event.anchor is not None:
                 raise ArticleError(
                     source,
@@ -565,6 +589,13 @@ def _topics(value: object, source: str, text: str, clean: _Clean) -> tuple[str, 
         if topic and folded not in seen:
             seen.add(folded)
             topics.append(topic)
+            if len(topics) > MAX_TOPICS:
+                raise ArticleError(
+                    source,
+                    f"names more than {MAX_TOPICS} topics; each topic is a feed: keep the"
+                    " ones readers follow",
+                    field="topics",
+                )
     return tuple(topics)
 
 

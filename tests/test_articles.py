@@ -14,6 +14,7 @@ import pickle
 import random
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -1159,3 +1160,53 @@ def test_the_fast_parser_does_not_confuse_timestamp_zones() -> None:
     assert fast["a"] == datetime(2021, 12, 22, 13, tzinfo=UTC)
     assert fast["b"] == datetime(2021, 12, 22, 13, tzinfo=timezone(timedelta(hours=2)))
     assert type(fast["c"]) is date
+
+
+# --- bounded cost: no file under max_file_bytes costs more than about a second ------------
+
+_MIB = 1_048_576 - 100
+_COSTLY = {
+    # PyYAML's base-60 constructor is quadratic in the digits (15 s of CPU before).
+    "sexagesimal": "x: 1" + ":0" * (_MIB // 2),
+    "sexagesimal-float": "x: 1" + ":0" * (_MIB // 2 - 10) + ".5",
+    "decimal": "x: " + "1" * _MIB,
+    "hex": "x: 0x" + "f" * _MIB,
+    "float": "x: 1." + "0" * _MIB + "e5",
+    # Many values: 10-20 µs each in PyYAML (1.5 s for 130,000 before the cap).
+    "many-keys": "".join(f"k{i}: v\n" for i in range(_MIB // 12)),
+    "many-flow-keys": "x: {" + ", ".join(f"k{i}: {i}" for i in range(_MIB // 14)) + "}",
+    "many-empty-lists": "".join(f"x{i}: " + "[" * 30 + "]" * 30 + "\n" for i in range(_MIB // 70)),
+    "related-near-the-cap": "related:\n"
+    + "".join(
+        f"  - {{title: t{i}, webUrl: 'https://e.com/{i}',"
+        f" publishedDateTime: 2021-01-01T10:00:00.123+05:30}}\n"
+        for i in range(2800)
+    ),
+    "dates-near-the-cap": "x: ["
+    + ", ".join(f"2021-01-01 10:00:00.{i}" for i in range(19_900))
+    + "]",
+    # A YAML error at the end: the pure-Python re-scan of the whole text took 4 s.
+    "error-at-the-end": "x: [" + ", ".join("a" for _ in range(_MIB // 3)) + "\n]]]",
+    "error-at-the-end-few-values": "x: '" + "a" * _MIB + "'\n]",
+    "long-keys": "".join(f"{'k' * 1000}{i}: v\n" for i in range(_MIB // 1010)),
+    "escapes": 'excerpt: "' + "\\ud83d\\ude00\\x01" * (_MIB // 16) + '"',
+    "published-lines-and-broken": "published: false\n" * (_MIB // 17) + "[",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_COSTLY))
+def test_reading_one_file_costs_at_most_a_second_of_cpu(tmp_path: Path, case: str) -> None:
+    """Through the whole per-file boundary (read, parse, Article, stored form)."""
+    from aggregator.build import _read_stored
+
+    content = f"---\n{MINIMAL}{_COSTLY[case]}\n---\n".encode()[: articles.DEFAULT_MAX_BYTES - 10]
+    if not content.endswith(b"\n---\n"):
+        content = content[: -len("\n---\n")] + b"\n---\n"
+    (tmp_path / "costly.md").write_bytes(content)
+    assert len(content) <= articles.DEFAULT_MAX_BYTES
+    started = time.process_time()
+    rel, _, error, _ = _read_stored(str(tmp_path), "costly.md", articles.DEFAULT_MAX_BYTES)
+    spent = time.process_time() - started
+    assert rel == "costly.md"
+    assert error is None or error.startswith("costly.md: ")
+    assert spent < 1.0, f"{case}: {spent:.2f} s of CPU"
