@@ -368,6 +368,7 @@ class Builder:
             titles=settings.titles,
             language=settings.language,
             max_items=settings.max_items,
+            max_excerpt_chars=settings.max_excerpt_chars,
         )
 
     def close(self) -> None:

@@ -30,6 +30,10 @@ class FeedTitles:
     provider_description: str = "Published articles from {name}, newest first."
 
 
+DEFAULT_MAX_EXCERPT_CHARS = 4000
+"""Characters of an excerpt shown in an item: about 600 words, more than any reader shows."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a build or the daemon needs to know, already validated."""
@@ -41,6 +45,7 @@ class Settings:
     max_items: int = 50
     patterns: tuple[str, ...] = ("*.txt", "*.md")
     max_file_bytes: int = 1_048_576
+    max_excerpt_chars: int = DEFAULT_MAX_EXCERPT_CHARS
     language: str = "en"
     workers: int = 0  # 0: one per core
     titles: FeedTitles = field(default_factory=FeedTitles)
@@ -145,7 +150,12 @@ def _validate(raw: Mapping[str, Any], source: str) -> Settings:
         else:
             values["base_url"] = base if base.endswith("/") else base + "/"
 
-    for key, minimum in (("max_items", 1), ("max_file_bytes", 1), ("workers", 0)):
+    for key, minimum in (
+        ("max_items", 1),
+        ("max_file_bytes", 1),
+        ("max_excerpt_chars", 100),
+        ("workers", 0),
+    ):
         if key in raw:
             value = raw[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -1210,3 +1210,65 @@ def test_reading_one_file_costs_at_most_a_second_of_cpu(tmp_path: Path, case: st
     assert rel == "costly.md"
     assert error is None or error.startswith("costly.md: ")
     assert spent < 1.0, f"{case}: {spent:.2f} s of CPU"
+
+
+# --- output hygiene: dates a feed can carry, names that cannot retitle a feed ---------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0001-01-01T00:00:00Z", "0999-12-31", "1899-12-31T23:59:59Z",
+     "1900-01-01T00:30:00+01:00", '"0001-01-01T00:00:00"', "9999-12-31T23:00:00-05:00"],
+)  # fmt: skip
+def test_dates_outside_the_accepted_range_are_a_field_error(
+    tmp_path: Path, value: str, fallback: None
+) -> None:
+    error = rejected(tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"))
+    assert error.field == "publishedDateTime"
+    assert "years 1900 to 9999" in error.reason
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1900-01-01T00:00:00Z", datetime(1900, 1, 1, tzinfo=UTC)),
+     ("9999-12-31T23:59:59Z", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+     ("9999-12-31", datetime(9999, 12, 31, tzinfo=UTC))],
+)  # fmt: skip
+def test_dates_at_the_ends_of_the_range_are_accepted(
+    tmp_path: Path, value: str, expected: datetime
+) -> None:
+    article = read(tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"))
+    assert article.published_at == expected
+
+
+def test_a_related_link_dated_out_of_range_keeps_no_date(tmp_path: Path) -> None:
+    body = MINIMAL + (
+        "related:\n  - title: Old\n    webUrl: https://e.com/r\n"
+        "    publishedDateTime: 0001-01-01T00:00:00Z\n"
+    )
+    (link,) = read(tmp_path, article_file(body)).related
+    assert link.published_at is None
+
+
+def test_invisible_format_characters_are_dropped_from_names(tmp_path: Path) -> None:
+    # U+202E would show "Topic: AI" as reversed text in every reader of the shared feed.
+    body = MINIMAL + (
+        'topics: ["A\\u202eI\\u202c", "\\u2066Robotics\\u2069\\u200b", "\\ufeff"]\n'
+        'provider: {name: "For\\u200ebes\\u00ad", domain: "forbes.com\\u2067"}\n'
+        'excerpt: "\\u202b\\u05e9\\u05dc\\u05d5\\u05dd\\u202c"\n'
+    )
+    article = read(tmp_path, article_file(body))
+    assert article.topics == ("AI", "Robotics")
+    assert article.provider == Provider("Forbes", "forbes.com")
+    # Titles and excerpts belong to their item alone and may need bidi marks: kept.
+    assert article.excerpt == "\u202b\u05e9\u05dc\u05d5\u05dd\u202c"
+
+
+def test_names_keep_joiners_and_get_single_spaces(tmp_path: Path) -> None:
+    # ZWNJ spells Persian words, ZWJ joins emoji: neither can reorder a title.
+    body = (
+        MINIMAL
+        + 'topics: ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "a\\n\\t b\\u2028c"]\n'
+    )
+    article = read(tmp_path, article_file(body))
+    assert article.topics == ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "a b c")

@@ -221,3 +221,69 @@ def test_a_rejected_file_that_says_nothing_else_keeps_its_last_good_version(
     assert (rejected.source, rejected.kept_previous) == ("a.txt", True)
     assert not [e for e in report.events if isinstance(e, ArticleUnpublished)]
     assert URL in listed(folders.output.parent)
+
+
+# --- output hygiene: what one item may add to a feed ---------------------------------------
+
+
+def test_a_huge_excerpt_is_cut_at_a_word_boundary_and_feeds_stay_small(folders: Settings) -> None:
+    words = " ".join(f"word{i}" for i in range(100_000))  # about 690 kB
+    related = [
+        {"title": f"Related {i}", "webUrl": f"https://r.example.com/{i}"} for i in range(50)
+    ]
+    for i in range(6):
+        write_article(
+            folders.input,
+            f"big{i}.txt",
+            f"https://big.example.com/{i}",
+            excerpt=words,
+            topics=["AI", "Robotics"],
+            related=related,
+        )
+    build(folders)
+    sizes = [p.stat().st_size for p in folders.output.rglob("*.xml")]
+    # Six items of at most 4,000 characters (twice in each: summary and content).
+    assert max(sizes) < 6 * 2 * 4000 * 2 + 50_000
+    parsed = feedparser.parse((folders.output / "all.atom.xml").read_bytes())
+    summary = parsed.entries[0].summary
+    assert summary.endswith("…")
+    assert len(summary) <= 4000
+    assert words.startswith(summary[:-1])
+    assert words[len(summary) - 1] == " "  # cut where a word ends
+    content = parsed.entries[0].content[0].value
+    assert "https://r.example.com/19" in content
+    assert "https://r.example.com/20" not in content
+
+
+def test_max_excerpt_chars_is_a_setting_and_changing_it_re_renders(folders: Settings) -> None:
+    from dataclasses import replace
+
+    write_article(folders.input, "a.txt", URL, excerpt="one two three four " * 100)
+    build(folders)
+    report = build(replace(folders, max_excerpt_chars=120))
+    assert report.written >= 1
+    parsed = feedparser.parse((folders.output / "all.atom.xml").read_bytes())
+    # 120 characters end inside "two": the cut is after the "one" before it.
+    assert parsed.entries[0].summary == "one two three four " * 6 + "one…"
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("short", 10, "short"),
+        ("exactly ten", 11, "exactly ten"),
+        ("two words", 8, "two wor…"),  # no boundary in the second half: cut in the word
+        ("averyveryverylongword and", 10, "averyvery…"),
+        ("line one\nline two", 12, "line one…"),
+        ("trailing   spaces   here", 16, "trailing…"),
+        ("two words", 9, "two words"),
+        ("one two three four", 15, "one two three…"),
+    ],
+)
+def test_cut_keeps_at_most_the_limit_and_ends_on_a_word(
+    text: str, limit: int, expected: str
+) -> None:
+    from aggregator.plan import cut
+
+    assert cut(text, limit) == expected
+    assert len(cut(text, limit)) <= limit
