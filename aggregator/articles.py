@@ -151,9 +151,10 @@ _SIMPLE_HOST = re.compile(
 _URL_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _DIGITS = re.compile(r"[0-9]{1,9}")  # more is no pixel size (and int() refuses 4,300 digits)
 # A top-level `published:` line, read from a file whose YAML cannot be parsed (a takedown
-# saved with a mistake): its value, without quotes' meaning or a trailing comment.
+# saved with a mistake): its value, without quotes' meaning or a trailing comment. Only a
+# whole line counts: a file cut short inside `published: true` must not read as `tr`.
 _PUBLISHED_LINE = re.compile(
-    rb"""^["']?published["']?[ \t]*:(?:[ \t]+([^#\r\n]*?))?[ \t]*(?:[ \t]#[^\r\n]*)?\r?$""",
+    rb"""^["']?published["']?[ \t]*:(?:[ \t]+([^#\r\n]*?))?[ \t]*(?:[ \t]#[^\r\n]*)?(?=\r?\n)""",
     re.MULTILINE,
 )
 # What YAML 1.1 reads as the boolean true (the only `published` value that lists an article).

@@ -186,6 +186,7 @@ WITHDRAWN = {
 
 KEPT = {
     "cut-short-mid-copy": GOOD[: GOOD.index("published:")],
+    "cut-short-inside-the-published-line": GOOD[: GOOD.index("published: true") + 12],
     "still-published-with-broken-yaml": GOOD.replace("type: article", "type: [unclosed"),
     "still-published-yes-with-broken-yaml": GOOD.replace("published: true", "published: yes")
     .replace("type: article", "type: ["),
