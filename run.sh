@@ -6,7 +6,8 @@ usage: ./run.sh TASK [ARGS]
   build [ARGS]    build seeds/ into feeds/ (config/aggregator.yaml), via `aggregator build`
   test [ARGS]     the whole test suite (pytest; ARGS go to pytest)
   lint            ruff and mypy --strict
-  run [ARGS]      the daemon, `aggregator run`
+  run [ARGS]      the daemon, `aggregator run` (`./run.sh run --serve`: and the server)
+  serve [ARGS]    serve feeds/ at http://localhost:8000/ for feed readers, `aggregator serve`
   bench [ARGS]    the build benchmark (bench/build.py)
   upgrade-check   install the newest versions pyproject.toml allows into .venv-latest and
                   run the tests there (the lock file is left alone)
@@ -62,6 +63,7 @@ task=${1:-}
 case "$task" in
     build) setup; exec "$VENV/bin/aggregator" build "$@" ;;
     run) setup; exec "$VENV/bin/aggregator" run "$@" ;;
+    serve) setup; exec "$VENV/bin/aggregator" serve "$@" ;;
     test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
     lint) setup; "$VENV/bin/ruff" check aggregator tests bench; exec "$VENV/bin/mypy" ;;
     bench) setup; exec "$VENV/bin/python" bench/build.py "$@" ;;

@@ -14,19 +14,22 @@ A bad file is recorded and reported, never fatal: the other files and feeds go o
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
 import json
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, astuple, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aggregator import __version__
 from aggregator.catalog import (
@@ -38,7 +41,8 @@ from aggregator.catalog import (
     parse_date,
 )
 from aggregator.config import Settings
-from aggregator.errors import AggregatorError, ArticleError, ConfigError
+from aggregator.errors import AggregatorError, ArticleError, CatalogError, ConfigError
+from aggregator.faults import crash_point
 from aggregator.model import (
     Article,
     BuildFinished,
@@ -50,6 +54,7 @@ from aggregator.model import (
     WriteFailed,
 )
 from aggregator.plan import (
+    FeedListing,
     PlanSettings,
     added_updated_removed,
     feed_name,
@@ -57,7 +62,7 @@ from aggregator.plan import (
     plan_feed,
     summaries,
 )
-from aggregator.publish import PublishBatch, publish_all
+from aggregator.publish import PublishBatch, publish_all, remove_stale_temps
 from aggregator.sources import FileStat, SourceFilter, scan_sources, stat_source
 
 if TYPE_CHECKING:
@@ -67,18 +72,22 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger("aggregator.build")
 
 _INDEXES = ("index.opml", "index.html")
+_INDEX_RENDERER = "index_renderer"  # catalog meta: the fingerprint of the indexes' code
 
 # Below these, starting worker processes costs more than it saves.
 PARALLEL_FILES = 200
 PARALLEL_FEEDS = 24
 # Rendered entries the main process keeps between builds (about 20 kB each).
 MAIN_PROCESS_ENTRIES = 2048
+# Headlines of the all feed shown on index.html.
+INDEX_HEADLINES = 10
 # Parsed files are synced in batches of this many while the workers read the next ones.
 SYNC_BATCH = 1000
 
 
 class Progress(Protocol):
-    """Told how far parsing has got (a progress bar on a terminal, nothing otherwise)."""
+    """Told how far a stage has got (a progress bar on a terminal, nothing otherwise):
+    the files parsed, or the feeds rendered and written."""
 
     def start(self, total: int) -> None: ...
 
@@ -101,47 +110,160 @@ class BuildReport:
     seconds: float
 
 
+# Lock descriptors held by this process, closed in every forked child (see `_close_in_child`).
+_HELD_LOCKS: set[int] = set()
+
+
+def _close_in_child() -> None:
+    """A forked child (a worker) must never hold the build lock: flock belongs to the open
+    file description, which a fork shares, so a worker outliving a killed build would keep
+    every later build out. Closing the child's copy drops only its reference; unlocking
+    would drop the parent's lock too."""
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
+
+def lock_holder(state: Path) -> str:
+    """Who holds the lock on `state`, as a user would name it (from the PID it wrote)."""
+    try:
+        pid = int((state / "lock").read_text(encoding="ascii").split()[0])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return "another aggregator process"
+    words = [w.decode(errors="replace") for w in command if w]
+    if "run" in words:
+        return f"the daemon (`aggregator run`, PID {pid})"
+    if "build" in words:
+        return f"a build (`aggregator build`, PID {pid})"
+    return f"another aggregator process (PID {pid})"
+
+
 class BuildLock:
-    """One writer per state folder: an exclusive `flock` on `<state>/lock`."""
+    """One writer per state folder: an exclusive `flock` on the state folder itself.
+
+    The folder, not a file in it: deleting a lock file would let a second writer in beside
+    the first. A folder deleted or replaced as a whole is noticed by `check`, before each
+    build. `<state>/lock` only says which process holds the lock, for the message a second
+    one gets.
+    """
 
     def __init__(self, state: Path) -> None:
+        self.state = state
         self.path = state / "lock"
-        self._handle: IO[str] | None = None
+        self._fd: int | None = None
+        self._inode: tuple[int, int] | None = None
 
     def acquire(self, timeout: float = 30.0) -> None:
-        """Take the lock, waiting up to `timeout` seconds for another process to finish."""
+        """Take the lock, waiting up to `timeout` seconds for another process to finish.
+
+        Says at once, on the log, who holds it and that it waits.
+        """
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = self.path.open("a+")
+            self.state.mkdir(parents=True, exist_ok=True)
+            # Opened close-on-exec (Python's default): a spawned process never inherits it.
+            fd = os.open(self.state, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
-            raise ConfigError(
-                "state", [f"state: cannot use the folder {self.path.parent}: {exc.strerror}"]
+            raise CatalogError(
+                str(self.state), f"cannot use the state folder: {_os_reason(exc)}"
             ) from exc
         deadline = time.monotonic() + timeout
+        said = False
         while True:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    handle.close()
-                    raise AggregatorError(
-                        f"another aggregator process holds {self.path}; stop it, or wait for "
-                        "its build to finish"
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise CatalogError(
+                        str(self.state), f"cannot lock the state folder: {_os_reason(exc)}"
                     ) from exc
+                holder = lock_holder(self.state)
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise AggregatorError(_held_message(self.state, holder, timeout)) from exc
+                if not said:
+                    LOGGER.warning(
+                        "%s holds the lock on %s; waiting up to %g s for it",
+                        holder,
+                        self.state,
+                        timeout,
+                    )
+                    said = True
                 time.sleep(0.05)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._handle = handle
+        status = os.fstat(fd)
+        self._fd = fd
+        self._inode = (status.st_dev, status.st_ino)
+        _HELD_LOCKS.add(fd)
+        try:
+            # Only informative: a full disk must not stop a build that holds the lock.
+            self.path.write_text(f"{os.getpid()}\n", encoding="ascii")
+        except OSError as exc:
+            LOGGER.debug("cannot record the lock holder in %s: %s", self.path, exc)
+
+    def check(self) -> None:
+        """Raise if the state folder was deleted or replaced since the lock was taken (the
+        lock would then no longer keep another writer out)."""
+        try:
+            status = self.state.stat()
+        except OSError:
+            status = None
+        if status is None or (status.st_dev, status.st_ino) != self._inode:
+            raise CatalogError(
+                str(self.state),
+                "the state folder was deleted or replaced while this process held it; "
+                "restart this process (it builds everything again from the files)",
+            )
 
     def release(self) -> None:
         """Let another process build."""
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        if self._fd is not None:
+            _HELD_LOCKS.discard(self._fd)
+            os.close(self._fd)  # closing the last descriptor releases the flock
+            self._fd = None
+
+
+def lock_held(state: Path) -> bool | None:
+    """Whether some process holds the lock on `state` (None: there is no such folder).
+
+    Only probed: a shared, non-blocking attempt released at once, so it never delays a
+    build.
+    """
+    try:
+        fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also releases the probe's lock, if it got one
+    return False
+
+
+def _held_message(state: Path, holder: str, waited: float) -> str:
+    if holder.startswith("the daemon"):
+        advice = (
+            "it keeps the feeds current by itself, so a manual build is not needed; "
+            "to build by hand anyway, stop it first"
+        )
+    else:
+        advice = "try again when it has finished, or wait longer with --wait SECONDS"
+    return f"{holder} holds the lock on {state} (waited {waited:g} s); {advice}"
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full; free some space and try again"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{exc.strerror}; check the folder's permissions (or the mount is read-only)"
+    return exc.strerror or str(exc)
 
 
 _Read = tuple[str, StoredArticle | None, str | None, bool]
@@ -151,10 +273,10 @@ def _read_stored(root: str, rel: str, max_bytes: int) -> _Read:
     """One file → (path, its stored form, error, withdrawn): the boundary of one file's work.
 
     Whatever goes wrong while the file is read, parsed, converted to an `Article` or put in
-    the form the catalog stores, comes back as an error naming the file with a plain reason,
-    never as an exception: one file is the unit of failure. Both results can always be
-    stored (valid UTF-8: a lone surrogate from a YAML escape makes the stored form fail
-    here, not the catalog's transaction). `withdrawn`: the rejected file says it is not
+    the form the catalog stores, comes back as a plain reason (the event that reports it
+    names the file), never as an exception: one file is the unit of failure. Both results
+    can always be stored (valid UTF-8: a lone surrogate from a YAML escape makes the stored
+    form fail here, not the catalog's transaction). `withdrawn`: the rejected file says it is not
     published (see `ArticleError.withdrawn`). In a worker for big builds, so the main
     process only inserts what it gets.
     """
@@ -165,12 +287,12 @@ def _read_stored(root: str, rel: str, max_bytes: int) -> _Read:
         # Encodes the JSON as UTF-8 (for its fingerprint): what SQLite cannot store fails here.
         return rel, StoredArticle.of(article), None, False
     except ArticleError as exc:
-        return rel, None, storable_text(str(exc)), exc.withdrawn
+        # The reason alone: the event that reports it names the file already.
+        return rel, None, storable_text(exc.detail), exc.withdrawn
     except Exception as exc:  # anything else, at this one boundary (not KeyboardInterrupt)
         LOGGER.debug("unexpected error storing %r", rel, exc_info=True)
-        shown = storable_text(rel)
         reason = storable_text(f"{type(exc).__name__}: {exc}")[:200]
-        return rel, None, f"{shown}: cannot be stored as an article ({reason}); check it", False
+        return rel, None, f"cannot be stored as an article ({reason}); check it", False
 
 
 def storable_text(text: str) -> str:
@@ -315,6 +437,41 @@ def start_worker_server() -> None:
     forkserver.ensure_running()
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _worker_start(owner: int) -> None:
+    """Worker initializer: die with the build (or daemon) process `owner` that uses it.
+
+    A worker blocked on its task queue never learns that a killed build is gone; it would
+    live on holding the caller's output pipes. Two guards:
+    - Linux kills the worker (SIGKILL) when its parent dies: that is the build itself for
+      forked workers, the forkserver for the daemon's;
+    - a thread waits on a pidfd of `owner` and ends the worker when it exits. Forkserver
+      workers need it: each holds the server's "clients alive" pipe, so the server outlives
+      a killed daemon as long as its workers do, and they it.
+    """
+    if sys.platform == "linux":
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    try:
+        owner_fd = os.pidfd_open(owner)
+    except ProcessLookupError:
+        os._exit(1)  # gone before we started
+    except (AttributeError, OSError):
+        return  # no pidfd (not Linux 5.3+): the parent-death signal is all there is
+
+    def exit_with_owner() -> None:
+        import select
+
+        select.select([owner_fd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=exit_with_owner, name="aggregator-owner", daemon=True).start()
+
+
 class _Workers:
     """A process pool started on first use and shut down with the build."""
 
@@ -328,7 +485,12 @@ class _Workers:
             # Imported on first use: a build with nothing to read never starts workers.
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=_context())
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.count,
+                mp_context=_context(),
+                initializer=_worker_start,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def close(self) -> None:
@@ -353,16 +515,25 @@ class Builder:
         if settings.output.resolve() == input_dir:
             raise ConfigError("output", ["output: must not be the input folder itself"])
         self.filter = SourceFilter(
-            input_dir, settings.patterns, excluded=(settings.output, settings.state)
+            input_dir,
+            settings.patterns,
+            excluded=(settings.output, settings.state),
+            follow_external_links=settings.follow_external_links,
         )
         self.output = settings.output
         self.lock = BuildLock(settings.state)
-        self.lock.acquire()
+        self.lock.acquire(settings.lock_wait_seconds)
         try:
             self.catalog = Catalog(settings.catalog_path)
         except BaseException:
             self.lock.release()
             raise
+        # Under the lock, so no other writer's temp files are live.
+        removed = remove_stale_temps(self.output)
+        if removed:
+            LOGGER.info(
+                "removed %d temp file(s) left in %s by an interrupted build", removed, self.output
+            )
         self.plan_settings = PlanSettings(
             base_url=settings.base_url,
             titles=settings.titles,
@@ -385,17 +556,24 @@ class Builder:
     # --- the stages ------------------------------------------------------------------
 
     def build(
-        self, changed: Iterable[str] | None = None, progress: Progress | None = None
+        self,
+        changed: Iterable[str] | None = None,
+        progress: Progress | None = None,
+        render_progress: Progress | None = None,
     ) -> BuildReport:
         """Bring the feeds up to date.
 
         `changed`: paths (relative to the input folder, or absolute) that may have changed;
         None scans the whole input folder. Either way only files whose size or mtime differ
         from what the catalog saw are read, and only feeds whose items changed are rendered.
+        `progress` follows the reading, `render_progress` the rendering and writing (apart,
+        so the daemon can stop in the first and never in the second).
         """
         started = time.perf_counter()
+        self.lock.check()
         full_scan = changed is None
         to_read, gone = self._find_changes(changed)
+        crash_point("after-scan")
         workers = _Workers(self.settings.worker_count)
         try:
             sync = self.catalog.sync(
@@ -403,6 +581,7 @@ class Builder:
                 self.now,
                 expected=len(to_read) + len(gone),
             )
+            crash_point("after-sync")
             events: list[ChangeEvent] = list(sync.events)
             synced = time.perf_counter()
 
@@ -415,7 +594,7 @@ class Builder:
             missing = self._missing_outputs(known) if full_scan else []
             keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
             written, unchanged, failed = self._render_and_publish(
-                keys, sync.changed_guids, events, workers
+                keys, sync.changed_guids, events, workers, render_progress
             )
         finally:
             workers.close()
@@ -500,6 +679,7 @@ class Builder:
                 if progress is not None:
                     progress.advance(len(batch))
                 yield batch
+                crash_point("after-first-sync-batch")
                 batch = []
         if batch:
             if progress is not None:
@@ -569,20 +749,29 @@ class Builder:
         changed_guids: set[str],
         events: list[ChangeEvent],
         workers: _Workers,
+        progress: Progress | None = None,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
-        batch = PublishBatch(self.output)
+        batch = PublishBatch(self.output, gzip=self.settings.gzip_sidecars)
         rendered: list[RenderedFeed] = []
+        if progress is not None:
+            progress.start(len(keys))
         try:
             # Staged as they arrive, so writing overlaps the workers' rendering.
             for feed in self._render(keys, workers):
                 rendered.append(feed)
                 for file in feed.files:
                     batch.stage(file)
+                if progress is not None:
+                    progress.advance(1)
         except BaseException:
             batch.abandon()
+            if progress is not None:
+                progress.finish()
             raise
         results = {r.path: r for r in batch.commit()}
+        if progress is not None:
+            progress.finish()
         written = unchanged = 0
         done: list[FeedRecord] = []
         failed: list[FeedKey] = []
@@ -605,22 +794,51 @@ class Builder:
             else:
                 unchanged += 1
                 events.append(FeedUnchanged(feed.record.key))
+        # Feeds written mark the indexes pending in the same transaction; they stay pending
+        # until both are written, so a crash between the two cannot leave one stale.
         self.catalog.finish_feeds(done, failed)
-        if done or not all((self.output / name).is_file() for name in _INDEXES):
-            self._publish_indexes(events)
+        crash_point("after-feeds-recorded")
+        stale = (
+            self.catalog.indexes_pending()
+            or not all((self.output / name).is_file() for name in _INDEXES)
+            or self.catalog.meta(_INDEX_RENDERER) != _index_renderer()
+        )
+        if stale and self._publish_indexes(events):
+            self.catalog.finish_indexes()
         return written, unchanged, len(failed)
 
-    def _publish_indexes(self, events: list[ChangeEvent]) -> None:
+    def _publish_indexes(self, events: list[ChangeEvent]) -> bool:
+        """Write index.opml and index.html; whether both are now current."""
         from aggregator.indexes import render_indexes
 
-        feeds = [(r.key, r.name, len(r.guids)) for r in self.catalog.feed_records()]
+        counts = self.catalog.membership_counts()
+        feeds = [
+            FeedListing(r.key, r.name, len(r.guids), counts.get(r.key, 0), r.updated)
+            for r in self.catalog.feed_records()
+        ]
         base = self.settings.base_url
         opml, html = render_indexes(
             summaries(feeds, self.plan_settings),
             title=self.settings.titles.site,
             home_url=base + "index.html",
             opml_url=base + "index.opml",
+            headlines=self.catalog.newest(
+                FeedKey.everything(), min(INDEX_HEADLINES, self.settings.max_items)
+            ),
         )
-        for result in publish_all(self.output, [opml, html]):
+        ok = True
+        for result in publish_all(self.output, [opml, html], gzip=self.settings.gzip_sidecars):
             if result.error is not None:
+                ok = False
                 events.append(WriteFailed(result.error.path, result.error.reason))
+        if ok:
+            self.catalog.set_meta(_INDEX_RENDERER, _index_renderer())
+        return ok
+
+
+def _index_renderer() -> str:
+    """Which renderer made the indexes: a new version of the page is published at the next
+    build after an upgrade, not only once some feed changes."""
+    from aggregator.indexes import renderer_fingerprint
+
+    return renderer_fingerprint()

@@ -9,9 +9,11 @@ and answers which feeds they touched; `Catalog.newest` answers what a feed lists
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -19,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from aggregator.errors import CatalogError
 from aggregator.model import (
@@ -41,6 +43,8 @@ from aggregator.slugs import feeds_of
 from aggregator.sources import FileStat
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 LOGGER = logging.getLogger("aggregator.catalog")
 
@@ -107,6 +111,15 @@ _MIGRATIONS: dict[int, str] = {
     """,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
+# Every table a catalog of SCHEMA_VERSION has, and the columns each must have.
+_TABLES = {
+    "meta": ("key", "value"),
+    "files": ("path", "size", "mtime_ns", "url", "article", "error"),
+    "identities": ("guid", "url", "path", "first_published"),
+    "items": ("guid", "url", "path", "date", "fingerprint", "feeds"),
+    "memberships": ("feed", "date", "guid"),
+    "feeds": ("feed", "name", "updated", "guids"),
+}
 
 
 # --- Article <-> JSON ---------------------------------------------------------------------
@@ -276,6 +289,24 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _storage_errors(
+    method: Callable[Concatenate[Catalog, P], R],
+) -> Callable[Concatenate[Catalog, P], R]:
+    """Turn SQLite's errors (and undecodable stored JSON) into a `CatalogError` that says
+    what to do: the catalog's public methods are its boundary; nothing above sees sqlite3."""
+
+    def wrapper(self: Catalog, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise CatalogError(str(self.path), _storage_reason(exc)) from exc
+        except json.JSONDecodeError as exc:
+            raise CatalogError(str(self.path), _damaged(f"a stored record: {exc}")) from exc
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
 class Catalog:
     """An open catalog file. One writer at a time (the build lock sees to that)."""
 
@@ -298,10 +329,24 @@ class Catalog:
             self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer: threading.Thread | None = None
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+            # A damaged file must fail here, with what to do, not halfway through a build.
+            missing = schema_problems(self._db)
+            if missing:
+                raise CatalogError(str(path), _damaged("; ".join(missing)))
+        except sqlite3.Error as exc:
+            self._close_quietly()
             raise CatalogError(str(path), _storage_reason(exc)) from exc
+        except CatalogError:
+            self._close_quietly()
+            raise
         except OSError as exc:
             raise CatalogError(str(path), f"cannot create its folder: {exc.strerror}") from exc
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
 
     def close(self) -> None:
         """Close the file; the catalog cannot be used afterwards."""
@@ -355,29 +400,36 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error: all of a sync or none."""
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error: all of a sync or none.
+
+        SQLite errors become a `CatalogError` naming the real cause: some (a full disk)
+        roll the transaction back themselves, and a second ROLLBACK would fail with "no
+        transaction is active", hiding it.
+        """
         try:
             self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
             raise CatalogError(str(self.path), _storage_reason(exc)) from exc
         try:
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        try:
             self._db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            self._db.execute("ROLLBACK")
-            raise CatalogError(str(self.path), _storage_reason(exc)) from exc
+        except BaseException as exc:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise CatalogError(str(self.path), _storage_reason(exc)) from exc
+            raise
 
     # --- reads -------------------------------------------------------------------------
 
+    @_storage_errors
     def meta(self, key: str) -> str | None:
         """A stored setting of the catalog itself (e.g. what the feeds were rendered with)."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    @_storage_errors
     def set_meta(self, key: str, value: str) -> None:
         """Store a catalog setting (inside or outside a transaction)."""
         self._db.execute(
@@ -386,10 +438,12 @@ class Catalog:
             (key, value),
         )
 
+    @_storage_errors
     def file_signatures(self) -> dict[str, str]:
         """The `FileStat.signature` the catalog last saw for every known file."""
         return dict(self._db.execute("SELECT path, size || ':' || mtime_ns FROM files"))
 
+    @_storage_errors
     def file_stat(self, path: str) -> FileStat | None:
         """The size and mtime last seen for one file, or None if it is not known."""
         row = self._db.execute(
@@ -397,6 +451,7 @@ class Catalog:
         ).fetchone()
         return None if row is None else FileStat(row[0], row[1])
 
+    @_storage_errors
     def newest(
         self,
         key: FeedKey,
@@ -420,6 +475,7 @@ class Catalog:
             items.append(FeedItem(guid=guid, date=parse_date(date), article=article))
         return items
 
+    @_storage_errors
     def feed_record(self, key: FeedKey) -> FeedRecord | None:
         """The feed as it was last written, or None if it never was."""
         row = self._db.execute(
@@ -429,6 +485,7 @@ class Catalog:
             return None
         return FeedRecord(key, row[0], parse_date(row[1]), tuple(json.loads(row[2])))
 
+    @_storage_errors
     def feed_records(self) -> list[FeedRecord]:
         """Every feed ever written, in path order."""
         rows = self._db.execute("SELECT feed, name, updated, guids FROM feeds ORDER BY feed")
@@ -437,11 +494,19 @@ class Catalog:
             for f, t, u, g in rows
         ]
 
+    @_storage_errors
+    def membership_counts(self) -> dict[FeedKey, int]:
+        """How many items each feed covers in all (a feed lists only the newest of them)."""
+        rows = self._db.execute("SELECT feed, count(*) FROM memberships GROUP BY feed")
+        return {FeedKey.parse(feed): int(count) for feed, count in rows}
+
+    @_storage_errors
     def published_count(self) -> int:
         """How many items the feeds list (published articles, one per webUrl)."""
         (items,) = self._db.execute("SELECT count(*) FROM items").fetchone()
         return int(items)
 
+    @_storage_errors
     def rejected_files(self) -> list[tuple[str, str]]:
         """(path, reason) of every file whose current bytes were rejected."""
         return list(
@@ -450,23 +515,41 @@ class Catalog:
 
     # --- writes ------------------------------------------------------------------------
 
+    @_storage_errors
     def pending_feeds(self) -> set[FeedKey]:
         """Feeds whose items changed and that were not yet written (kept across crashes)."""
         text = self.meta("pending_feeds")
         return {FeedKey.parse(f) for f in json.loads(text)} if text else set()
 
+    @_storage_errors
     def add_pending(self, keys: Collection[FeedKey]) -> None:
         """Mark feeds as needing a render; stays until `finish_feeds` clears them."""
         if keys:
             pending = {str(k) for k in self.pending_feeds()} | {str(k) for k in keys}
             self.set_meta("pending_feeds", json.dumps(sorted(pending)))
 
+    @_storage_errors
     def finish_feeds(self, written: Sequence[FeedRecord], failed: Collection[FeedKey]) -> None:
-        """Remember feeds as written; the failed ones stay pending for the next build."""
+        """Remember feeds as written; the failed ones stay pending for the next build.
+
+        Feeds written make the indexes (which list them) pending, until `finish_indexes`.
+        """
         with self.transaction():
             for record in written:
                 self._save_feed(record)
             self.set_meta("pending_feeds", json.dumps(sorted(str(k) for k in failed)))
+            if written:
+                self.set_meta("pending_indexes", "1")
+
+    @_storage_errors
+    def indexes_pending(self) -> bool:
+        """Whether index.opml and index.html must be written again (kept across crashes)."""
+        return self.meta("pending_indexes") == "1"
+
+    @_storage_errors
+    def finish_indexes(self) -> None:
+        """Remember that both indexes were written."""
+        self.set_meta("pending_indexes", "0")
 
     def _save_feed(self, record: FeedRecord) -> None:
         self._db.execute(
@@ -476,6 +559,7 @@ class Catalog:
             (str(record.key), record.name, format_date(record.updated), json.dumps(record.guids)),
         )
 
+    @_storage_errors
     def sync(
         self,
         batches: Iterable[Sequence[FileChange]],
@@ -843,6 +927,16 @@ class _Sync:
         )
 
 
+_REBUILD_ADVICE = (
+    "run `aggregator catalog check` to see what is wrong and `aggregator catalog rebuild` "
+    "to make a new catalog from the article files (it keeps the GUIDs it can still read)"
+)
+
+
+def _damaged(detail: str) -> str:
+    return f"the catalog is damaged ({detail}); {_REBUILD_ADVICE}"
+
+
 def _storable(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -854,12 +948,147 @@ def _storable(text: str) -> bool:
 def _storage_reason(exc: sqlite3.Error) -> str:
     """Storage errors a user can act on, said so that they can."""
     message = str(exc)
-    if "locked" in message:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or ("disk" in message and "full" in message):
+        return (
+            "the disk holding the catalog is full; free some space (nothing was changed: the "
+            "next build does the work again)"
+        )
+    if "locked" in message or "busy" in message:
         return "the database is locked by another process; wait for it or stop it"
-    if "not a database" in message or "malformed" in message:
-        return f"the file is damaged ({message}); delete the state folder to rebuild from files"
+    if (
+        "not a database" in message
+        or "malformed" in message
+        or "no such table" in message
+        or "no such column" in message
+        or "decode" in message
+        or code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    ):
+        return _damaged(message)
     if "readonly" in message or "unable to open" in message:
         return f"cannot open it for writing ({message}); check the state folder's permissions"
-    if "disk" in message and "full" in message:
-        return "the disk is full; free some space"
+    if "disk I/O" in message:
+        return f"the disk failed to read or write it ({message}); check the disk and its space"
     return message
+
+
+def schema_problems(db: sqlite3.Connection) -> list[str]:
+    """What the catalog's schema lacks (tables, columns), in words; empty if complete."""
+    problems = []
+    for table, columns in _TABLES.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if not present:
+            problems.append(f"no such table: {table}")
+            continue
+        lacking = [c for c in columns if c not in present]
+        if lacking:
+            problems.append(f"table {table} lacks column(s) {', '.join(lacking)}")
+    return problems
+
+
+def check_catalog(path: Path) -> list[str]:
+    """Everything wrong with a catalog file (SQLite's integrity check, then the schema);
+    an empty list means it is sound. Reads only; never changes the file."""
+    if not path.exists():
+        return [f"{path} does not exist (the next build makes a new one)"]
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, isolation_level=None)
+        ) as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                return [f"made by a newer aggregator (schema {version}); upgrade to check it"]
+            problems = [
+                str(row[0]) for row in db.execute("PRAGMA integrity_check") if str(row[0]) != "ok"
+            ]
+            problems += schema_problems(db)
+            if not problems:
+                # Reading every stored text catches bytes that are not UTF-8.
+                for table, columns in _TABLES.items():
+                    for _ in db.execute(f"SELECT {', '.join(columns)} FROM {table}"):
+                        pass
+            return problems
+    except sqlite3.Error as exc:
+        return [str(exc)]
+
+
+@dataclass(frozen=True, slots=True)
+class Salvage:
+    """What `rebuild_catalog` kept from a damaged catalog."""
+
+    moved_to: Path | None
+    identities: int
+    feeds: int
+    problems: tuple[str, ...]
+
+
+def rebuild_catalog(path: Path, stamp: str) -> Salvage:
+    """Replace a (damaged) catalog with a new one holding what can still be read of it.
+
+    The GUIDs (`identities`) are carried over, so articles keep their ids; so are the feed
+    records, and every feed is marked pending, so a feed that now lists nothing is written
+    empty rather than left stale. Everything else comes back from the article files at the
+    next full build. The new catalog is made beside the old one and renamed into place
+    after the old one is moved aside (as `<name>.damaged-<stamp>`): a crash leaves one or
+    the other, never neither. The caller holds the build lock.
+    """
+    identities: list[tuple[Any, ...]] = []
+    feeds: list[tuple[Any, ...]] = []
+    problems: list[str] = []
+    if path.exists():
+        identities = _salvage_rows(path, "identities", problems)
+        feeds = _salvage_rows(path, "feeds", problems)
+    fresh = path.with_name(f"{path.name}.new")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{fresh}{suffix}").unlink(missing_ok=True)
+    catalog = Catalog(fresh)
+    try:
+        with catalog.transaction():
+            catalog._db.executemany(
+                "INSERT OR IGNORE INTO identities (guid, url, path, first_published) "
+                "VALUES (?, ?, ?, ?)",
+                identities,
+            )
+            catalog._db.executemany(
+                "INSERT OR IGNORE INTO feeds (feed, name, updated, guids) VALUES (?, ?, ?, ?)",
+                feeds,
+            )
+            catalog.set_meta("pending_feeds", json.dumps(sorted({str(f[0]) for f in feeds})))
+            catalog.set_meta("pending_indexes", "1")
+    finally:
+        catalog.close()  # the last connection: its write-ahead log is merged and removed
+    moved_to = None
+    if path.exists():
+        moved_to = path.with_name(f"{path.name}.damaged-{stamp}")
+        # The log first: a new catalog must never find an old log beside it.
+        for suffix in ("-wal", "-shm", ""):
+            source = Path(f"{path}{suffix}")
+            if source.exists():
+                os.replace(source, Path(f"{moved_to}{suffix}"))
+    os.replace(fresh, path)
+    return Salvage(moved_to, len(identities), len(feeds), tuple(problems))
+
+
+def _salvage_rows(path: Path, table: str, problems: list[str]) -> list[tuple[Any, ...]]:
+    """The rows of `table` that a damaged file still gives, in order, up to the first bad
+    one; rows whose values are not all text are skipped."""
+    rows: list[tuple[Any, ...]] = []
+    query = f"SELECT {', '.join(_TABLES[table])} FROM {table}"
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, isolation_level=None)
+        ) as db:
+            cursor = db.execute(query)
+            while True:
+                try:
+                    row = cursor.fetchone()
+                except sqlite3.Error as exc:
+                    problems.append(f"{table}: stopped reading at a bad row ({exc})")
+                    break
+                if row is None:
+                    break
+                if all(isinstance(v, str) or v is None for v in row):
+                    rows.append(tuple(row))
+    except sqlite3.Error as exc:
+        problems.append(f"{table}: unreadable ({exc})")
+    return rows

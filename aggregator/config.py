@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ import yaml
 
 from aggregator.errors import ConfigError
 
-DEFAULT_CONFIG = Path("config/aggregator.yaml")
+# Looked for in this order when no --config is given.
+DEFAULT_CONFIGS = (Path("aggregator.yaml"), Path("config/aggregator.yaml"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,14 @@ class Settings:
     reconcile_seconds: float = 300.0
     poll: bool = False
     poll_seconds: float = 1.0
+    # serving (`aggregator serve`, `run --serve`)
+    bind: str = "127.0.0.1"
+    port: int = 8000
+    max_age: int = 60
+    gzip_sidecars: bool = True
+    # reliability
+    lock_wait_seconds: float = 30.0
+    follow_external_links: bool = False
 
     @property
     def catalog_path(self) -> Path:
@@ -80,29 +90,139 @@ _FLOAT_KEYS = {
     "reconcile_seconds": 1.0,
     "poll_seconds": 0.05,
 }
+_SERVE_KEYS = ("bind", "port", "max_age", "gzip_sidecars")
+# Settings fields that live in a section of the file: field → dotted key.
+_SECTION_OF = {
+    "log_level": "logging.level",
+    "log_format": "logging.format",
+    "poll": "daemon.poll",
+    **{key: f"daemon.{key}" for key in _FLOAT_KEYS},
+    **{key: f"serve.{key}" for key in _SERVE_KEYS},
+}
+# The top-level keys the template documents (flat forms of section keys are accepted too,
+# as the command line gives them, but never suggested).
+_DOCUMENTED_KEYS = (
+    "input",
+    "output",
+    "state",
+    "base_url",
+    "max_items",
+    "patterns",
+    "max_file_bytes",
+    "max_excerpt_chars",
+    "language",
+    "workers",
+    "feed_titles",
+    "logging",
+    "daemon",
+    "serve",
+)
+
+DEFAULT = "default"
+
+
+def file_origin(path: Path) -> str:
+    """How `aggregator config` and error messages name a value read from `path`."""
+    return f"file:{path}"
+
+
+def flag_origin(key: str) -> str:
+    """How a value given on the command line is named: its flag (`base_url` → --base-url)."""
+    return "flag:--" + key.replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """Validated settings, the file they came from, and where each value came from."""
+
+    settings: Settings
+    file: Path | None
+    # dotted key (`base_url`, `logging.level`, `feed_titles.topic`) → `default`,
+    # `file:<path>` or `flag:--<name>`; only keys not at their default are listed.
+    origins: Mapping[str, str]
+
+    def origin(self, key: str) -> str:
+        """Where the value of a dotted key came from."""
+        return self.origins.get(key, DEFAULT)
+
+
+def default_config_file() -> Path | None:
+    """The config read when no --config is given: ./aggregator.yaml (what `aggregator init`
+    writes), else config/aggregator.yaml (this repository's); None if neither exists."""
+    for candidate in DEFAULT_CONFIGS:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> LoadedConfig:
+    """Read the YAML config (the default file only if it exists) and apply CLI overrides.
+
+    Relative paths in the file are taken relative to the working directory, as the CLI's are.
+    Raises `ConfigError` listing every problem found, each with its key and, for a value
+    given on the command line, its flag.
+    """
+    path = config_path if config_path is not None else default_config_file()
+    raw: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    if path is not None:
+        raw = _read_yaml(path)
+        origins.update(_dotted_keys(raw, file_origin(path)))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw[key] = value
+            origins[_SECTION_OF.get(key, key)] = flag_origin(key)
+    settings = _validate(raw, origins, str(path) if path is not None else "defaults")
+    return LoadedConfig(settings, path, origins)
 
 
 def load_settings(
     config_path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Read the YAML config (the default file only if it exists) and apply CLI overrides.
+    """`load_config(...).settings`: the validated settings alone."""
+    return load_config(config_path, overrides).settings
 
-    Relative paths in the file are taken relative to the working directory, as the CLI's are.
-    Raises `ConfigError` listing every problem found, each with its key.
-    """
-    source = "defaults"
-    raw: dict[str, Any] = {}
-    path = config_path
-    if path is None and DEFAULT_CONFIG.is_file():
-        path = DEFAULT_CONFIG
-    if path is not None:
-        source = str(path)
-        raw = _read_yaml(path)
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            raw[key] = value
-    return _validate(raw, source)
+
+def _dotted_keys(raw: Mapping[str, Any], origin: str) -> dict[str, str]:
+    """Every key of the file, sections flattened (`logging.level`), mapped to `origin`."""
+    keys: dict[str, str] = {}
+    for name, value in raw.items():
+        key = str(name)
+        if key in ("logging", "daemon", "serve", "feed_titles") and isinstance(value, dict):
+            keys.update({f"{key}.{inner}": origin for inner in value})
+        else:
+            keys[_SECTION_OF.get(key, key)] = origin
+    return keys
+
+
+def effective_values(settings: Settings) -> list[tuple[str, Any]]:
+    """(dotted key, value) of every setting, in the order the config template lists them."""
+    values: list[tuple[str, Any]] = []
+    for f in dataclasses.fields(Settings):
+        value = getattr(settings, f.name)
+        if f.name == "titles":
+            values.extend(
+                (f"feed_titles.{t.name}", getattr(value, t.name))
+                for t in dataclasses.fields(FeedTitles)
+            )
+        elif isinstance(value, Path):
+            values.append((f.name, str(value)))
+        elif isinstance(value, tuple):
+            values.append((f.name, list(value)))
+        else:
+            values.append((_SECTION_OF.get(f.name, f.name), value))
+    order = {key: i for i, key in enumerate(_DOCUMENTED_KEYS)}
+    return sorted(values, key=lambda kv: order.get(kv[0].split(".")[0], len(order)))
+
+
+def yaml_value(value: object) -> str:
+    """`value` as YAML on one line, as it would be written in the config file."""
+    text: str = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -115,7 +235,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
+        raise ConfigError(str(path), [_yaml_problem(path, exc)]) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -123,13 +243,35 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return dict(data)
 
 
-def _validate(raw: Mapping[str, Any], source: str) -> Settings:
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    """The YAML error at its line and column of the config file (PyYAML's own text names
+    a "<unicode string>", which tells the user nothing)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "cannot be parsed"
+    context = getattr(exc, "context", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+    detail = f"{problem} ({context})" if context else problem
+    return (
+        f"not valid YAML at {where}: {detail}; check the indentation, and quote values "
+        "holding ': ' or ' #'"
+    )
+
+
+def _suggest(key: str, known: Collection[str]) -> str:
+    """`; did you mean 'input'?` for a key close to a known one, else a pointer to the keys."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return f"unknown key (known: {', '.join(known)})"
+
+
+def _validate(raw: Mapping[str, Any], origins: Mapping[str, str], source: str) -> Settings:
     problems: list[str] = []
     values: dict[str, Any] = {}
-    known = {f.name for f in dataclasses.fields(Settings)} | {"logging", "feed_titles", "daemon"}
+    accepted = {f.name for f in dataclasses.fields(Settings)} | set(_DOCUMENTED_KEYS)
     for key in raw:
-        if key not in known:
-            problems.append(f"{key}: unknown key (see config/aggregator.yaml for the keys)")
+        if key not in accepted:
+            problems.append(f"{key}: {_suggest(str(key), _DOCUMENTED_KEYS)}")
 
     for key in _PATH_KEYS:
         if key in raw:
@@ -185,19 +327,67 @@ def _validate(raw: Mapping[str, Any], source: str) -> Settings:
         else:
             values["language"] = value.strip()
 
+    if "lock_wait_seconds" in raw:
+        value = raw["lock_wait_seconds"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            problems.append(f"lock_wait_seconds: must be a number of seconds ≥ 0, got {value!r}")
+        else:
+            values["lock_wait_seconds"] = float(value)
+
+    if "follow_external_links" in raw:
+        value = raw["follow_external_links"]
+        if not isinstance(value, bool):
+            problems.append(f"follow_external_links: must be true or false, got {value!r}")
+        else:
+            values["follow_external_links"] = value
+
     _validate_logging(raw, values, problems)
     _validate_daemon(raw, values, problems)
+    _validate_serve(raw, values, problems)
     _validate_titles(raw, values, problems)
 
+    if settings_problem := _cross_check(values):
+        problems.append(settings_problem)
     if problems:
-        raise ConfigError(source, problems)
-    settings = Settings(**values)
-    if settings.debounce_max_seconds < settings.debounce_seconds:
-        raise ConfigError(
-            source,
-            ["daemon.debounce_max_seconds: must be at least daemon.debounce_seconds"],
+        raise _config_error(problems, origins, source)
+    return Settings(**values)
+
+
+def _cross_check(values: Mapping[str, Any]) -> str | None:
+    defaults = Settings()
+    debounce = values.get("debounce_seconds", defaults.debounce_seconds)
+    ceiling = values.get("debounce_max_seconds", defaults.debounce_max_seconds)
+    if ceiling < debounce:
+        return (
+            f"daemon.debounce_max_seconds: must be at least daemon.debounce_seconds "
+            f"({ceiling:g} < {debounce:g})"
         )
-    return settings
+    return None
+
+
+def _config_error(problems: list[str], origins: Mapping[str, str], source: str) -> ConfigError:
+    """Each problem blamed on where its value came from: the file (by key) or a flag.
+
+    Every problem is written `<dotted key>: <what is wrong>`; a value given on the command
+    line is reported under its flag instead, so a bad --base-url is not called an error of
+    the config file.
+    """
+    blamed: list[str] = []
+    sources: list[str] = []
+    for problem in problems:
+        key, _, detail = problem.partition(": ")
+        origin = origins.get(key, "")
+        if origin.startswith("flag:"):
+            blamed.append(f"{origin.removeprefix('flag:')}: {detail}")
+            where = "command line"
+        else:
+            blamed.append(problem)
+            where = source
+        if where not in sources:
+            sources.append(where)
+    # The file first, then the command line, whichever problem came first.
+    sources.sort(key=lambda where: where == "command line")
+    return ConfigError(" and ".join(sources), blamed)
 
 
 def _section(raw: Mapping[str, Any], name: str, problems: list[str]) -> Mapping[str, Any]:
@@ -218,15 +408,16 @@ def _validate_logging(raw: Mapping[str, Any], values: dict[str, Any], problems: 
             section[inner] = raw[flat]
     for key in section:
         if key not in ("level", "format"):
-            problems.append(f"logging.{key}: unknown key (known: level, format)")
+            problems.append(f"logging.{key}: {_suggest(str(key), ('level', 'format'))}")
     if "level" in section:
         level = section["level"]
         if not isinstance(level, str) or level.upper() not in _LOG_LEVELS:
-            problems.append(f"logging.level: must be one of {', '.join(_LOG_LEVELS)}")
+            problems.append(f"logging.level: must be one of {', '.join(_LOG_LEVELS)} (any case)")
         else:
             values["log_level"] = level.upper()
     if "format" in section:
         fmt = section["format"]
+        fmt = fmt.lower() if isinstance(fmt, str) else fmt
         if fmt not in _LOG_FORMATS:
             problems.append(f"logging.format: must be one of {', '.join(_LOG_FORMATS)}")
         else:
@@ -251,8 +442,45 @@ def _validate_daemon(raw: Mapping[str, Any], values: dict[str, Any], problems: l
             else:
                 values[key] = float(value)
         else:
-            known = ", ".join(("poll", *_FLOAT_KEYS))
-            problems.append(f"daemon.{key}: unknown key (known: {known})")
+            problems.append(f"daemon.{key}: {_suggest(str(key), ('poll', *_FLOAT_KEYS))}")
+
+
+def _validate_serve(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
+    section = dict(_section(raw, "serve", problems))
+    # Flat keys (`port`, as the CLI gives them) win over the section.
+    for key in _SERVE_KEYS:
+        if key in raw:
+            section[key] = raw[key]
+    for key, value in section.items():
+        if key == "bind":
+            if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+                problems.append(
+                    f"serve.bind: must be an address to listen on such as 127.0.0.1 or "
+                    f"0.0.0.0, got {value!r}"
+                )
+            else:
+                values["bind"] = value
+        elif key == "port":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+                problems.append(
+                    f"serve.port: must be a TCP port 1-65535 (0: any free port), got {value!r}"
+                )
+            else:
+                values["port"] = value
+        elif key == "max_age":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(
+                    f"serve.max_age: must be a whole number of seconds ≥ 0, got {value!r}"
+                )
+            else:
+                values["max_age"] = value
+        elif key == "gzip_sidecars":
+            if not isinstance(value, bool):
+                problems.append(f"serve.gzip_sidecars: must be true or false, got {value!r}")
+            else:
+                values["gzip_sidecars"] = value
+        else:
+            problems.append(f"serve.{key}: {_suggest(str(key), _SERVE_KEYS)}")
 
 
 def _validate_titles(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
@@ -261,7 +489,7 @@ def _validate_titles(raw: Mapping[str, Any], values: dict[str, Any], problems: l
     titles: dict[str, str] = {}
     for key, value in section.items():
         if key not in known:
-            problems.append(f"feed_titles.{key}: unknown key (known: {', '.join(sorted(known))})")
+            problems.append(f"feed_titles.{key}: {_suggest(str(key), sorted(known))}")
         elif not isinstance(value, str) or not value.strip():
             problems.append(f"feed_titles.{key}: must be non-empty text")
         else:

@@ -34,7 +34,7 @@ from aggregator.build import Builder, BuildReport, start_worker_server
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.model import ArticleRejected
-from aggregator.notify import Notifier, Sink, log_sink
+from aggregator.notify import Notifier, Sink, lifecycle, log_sink
 from aggregator.watch import ChangeBatch, Debouncer, Watcher
 
 LOGGER = logging.getLogger("aggregator.daemon")
@@ -51,6 +51,7 @@ RETRY_MAX_SECONDS = 60.0
 _REBUILD = "rebuild"
 _RECONCILE = "reconcile"
 _RETRY = "retry-writes"
+_RETRY_BUILD = "retry-build"
 
 
 class BuildCancelled(Exception):
@@ -126,6 +127,11 @@ class Daemon:
         self._idle = threading.Event()
         self._idle.set()
         self._retry_seconds = RETRY_FIRST_SECONDS
+        # A build that failed as a whole (full state disk, damaged catalog): retried with the
+        # same backoff; its reason is logged when it changes, not once per try.
+        self._failure_retry_seconds = RETRY_FIRST_SECONDS
+        self._failure: str | None = None
+        self._failures = 0
         self.builds = 0
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -172,6 +178,12 @@ class Daemon:
                 settings.debounce_seconds,
                 settings.debounce_max_seconds,
                 settings.reconcile_seconds,
+                extra=lifecycle(
+                    "watching",
+                    input=str(self.builder.filter.root),
+                    output=str(settings.output),
+                    mode=self.watcher.mode,
+                ),
             )
             self.debouncer.add(full_scan=True)
         except BaseException:
@@ -300,16 +312,58 @@ class Daemon:
         except BuildCancelled:
             LOGGER.info("build abandoned: stopping (nothing was written)")
             return
-        except Exception:
-            # A bug or an environment problem (catalog unreadable, …): the daemon goes on.
-            # The batch's paths ride along with the next batch; the reconcile scan also
-            # catches them, since the catalog still has their old sizes and mtimes.
-            LOGGER.exception("build failed (%s); retrying with the next batch", batch.describe())
-            self.debouncer.hold(batch)
+        except Exception as exc:
+            # An environment problem (full disk, damaged catalog) or a bug: the daemon goes
+            # on. The batch is kept (paths, or the full scan) and retried with backoff.
+            self._failed(batch, exc)
             return
+        if self._failure is not None:
+            LOGGER.info("build succeeded again after %d failed attempt(s)", self._failures)
+            self._failure = None
+            self._failures = 0
+            self._failure_retry_seconds = RETRY_FIRST_SECONDS
         self.builds += 1
-        self.notifier.publish(report.events)
+        # The first build catches up with what changed while the daemon was stopped: the log
+        # summarises it; every later build is a live change, logged item by item.
+        self.notifier.publish(report.events, catch_up=self.builds == 1)
         self._after(report)
+
+    def _failed(self, batch: ChangeBatch, exc: Exception) -> None:
+        """Keep a failed batch, schedule its retry, and log the reason if it is new."""
+        self.debouncer.hold(batch)
+        self._failures += 1
+        delay = self._failure_retry_seconds
+        self._failure_retry_seconds = min(RETRY_MAX_SECONDS, delay * 2)
+        reason = str(exc) if isinstance(exc, AggregatorError) else repr(exc)
+        if reason != self._failure:
+            self._failure = reason
+            if isinstance(exc, AggregatorError):
+                LOGGER.error(
+                    "build failed: %s; retrying in %g s, then less and less often (at most "
+                    "every %g s) until it works; logged again only if the reason changes",
+                    exc,
+                    delay,
+                    RETRY_MAX_SECONDS,
+                )
+            else:  # not one of ours: a bug, whose traceback is worth having once
+                LOGGER.exception(
+                    "build failed (%s); retrying in %g s, then with backoff",
+                    batch.describe(),
+                    delay,
+                )
+        else:
+            LOGGER.debug("build failed again (%s); next try in %g s", reason, delay)
+        with self._lock:
+            if self._closing:
+                return
+        self._scheduler.add_job(
+            self.debouncer.kick,
+            "date",
+            run_date=_utc_in(delay),
+            id=_RETRY_BUILD,
+            executor="timers",
+            replace_existing=True,
+        )
 
     def _after(self, report: BuildReport) -> None:
         """Follow-ups: re-check half-written files, retry feeds that failed to write."""
@@ -361,7 +415,8 @@ def run_daemon(settings: Settings) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        LOGGER.info("%s received: stopping", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        LOGGER.info("%s received: stopping", name, extra=lifecycle("stopping", signal=name))
         stop.set()
 
     previous: dict[signal.Signals, Any] = {
@@ -379,8 +434,8 @@ def run_daemon(settings: Settings) -> int:
     if not finished:
         # The build thread cannot be interrupted and the interpreter would wait for it at
         # exit: leave now. Its writes are atomic and its catalog transaction rolls back.
-        LOGGER.info("stopped")
+        LOGGER.info("stopped", extra=lifecycle("stopped"))
         logging.shutdown()
         os._exit(0)
-    LOGGER.info("stopped")
+    LOGGER.info("stopped", extra=lifecycle("stopped"))
     return 0

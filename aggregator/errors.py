@@ -30,9 +30,13 @@ class ArticleError(AggregatorError):
         # Pickled across the worker boundary with the keyword-only flag.
         return (_article_error, (self.path, self.reason, self.field, self.withdrawn))
 
+    @property
+    def detail(self) -> str:
+        """What is wrong without the file name: the field (if any) and the reason."""
+        return f"field {self.field!r}: {self.reason}" if self.field else self.reason
+
     def __str__(self) -> str:
-        where = f"{self.path}: field {self.field!r}" if self.field else self.path
-        return f"{where}: {self.reason}"
+        return f"{self.path}: {self.detail}"
 
 
 def _article_error(path: str, reason: str, field: str | None, withdrawn: bool) -> ArticleError:

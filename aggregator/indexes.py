@@ -6,14 +6,17 @@ feeds gives unchanged bytes (and no rewrite). `render.py` re-exports `render_ind
 
 from __future__ import annotations
 
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from datetime import datetime
 from html import escape
+from pathlib import Path
 
-from aggregator.model import FeedKind, FeedSummary, RenderedFile
+from aggregator.model import FeedItem, FeedKind, FeedSummary, RenderedFile
 
-__all__ = ["HTML_PATH", "OPML_PATH", "render_indexes", "xml_safe"]
+__all__ = ["HTML_PATH", "OPML_PATH", "render_indexes", "renderer_fingerprint", "xml_safe"]
 
 OPML_PATH = "index.opml"
 HTML_PATH = "index.html"
@@ -35,21 +38,33 @@ def xml_safe(text: str) -> str:
     return _NOT_XML.sub("", text)
 
 
+def renderer_fingerprint() -> str:
+    """A digest of this module's code: it changes whenever the pages it makes could."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 def render_indexes(
-    feeds: Sequence[FeedSummary], *, title: str, home_url: str, opml_url: str
+    feeds: Sequence[FeedSummary],
+    *,
+    title: str,
+    home_url: str,
+    opml_url: str,
+    headlines: Sequence[FeedItem] = (),
 ) -> tuple[RenderedFile, RenderedFile]:
     """Render (`index.opml`, `index.html`) listing `feeds`, grouped All / Topics / Providers.
 
     Within a group feeds are sorted by title, then key, whatever order they come in. OPML
-    outlines point to the RSS files (the format every reader takes); the HTML page links both
-    formats and carries autodiscovery `<link>` tags for every feed. `home_url` is the page the
-    feeds belong to (`htmlUrl` in OPML), `opml_url` where the OPML is published (linked from
-    the page). Every text is escaped: a feed title cannot add markup to either file.
+    outlines point to the RSS files (the format every reader takes). The HTML page is for a
+    person choosing what to subscribe to: `headlines` (the all feed's newest items), each
+    feed's formats with a copy button, its item and article counts and its last update, a
+    filter, and autodiscovery links for the all feed only. `home_url` is the page the feeds
+    belong to (`htmlUrl` in OPML), `opml_url` where the OPML is published (linked from the
+    page). Every text is escaped: a feed title cannot add markup to either file.
     """
     groups = _grouped(feeds)
     return (
         RenderedFile(OPML_PATH, _opml(groups, title=title, home_url=home_url)),
-        RenderedFile(HTML_PATH, _html(groups, title=title, opml_url=opml_url)),
+        RenderedFile(HTML_PATH, _html(groups, title=title, opml_url=opml_url, headlines=headlines)),
     )
 
 
@@ -98,37 +113,225 @@ def _opml_text(value: str) -> str:
     return escape(xml_safe(value), quote=False)
 
 
-def _html(groups: list[tuple[str, list[FeedSummary]]], *, title: str, opml_url: str) -> bytes:
-    """A small HTML5 page: autodiscovery links in the head, a list per group in the body."""
+# --- index.html -------------------------------------------------------------------------
+# One self-contained page: inline CSS and script, no external asset, no clock. Without
+# scripts every feed is listed with plain links (the filter and copy buttons stay hidden,
+# since they would do nothing); the script only adds them.
 
-    def attr(value: str) -> str:
-        return escape(xml_safe(value), quote=True)
+_CSS = """\
+:root{color-scheme:light dark;--bg:#fff;--fg:#1b1b1f;--muted:#5d5d66;--line:#dcdce3;\
+--card:#f6f6f9;--accent:#0b57d0;--ok:#137333}
+@media (prefers-color-scheme:dark){:root{--bg:#121216;--fg:#e8e8ee;--muted:#a3a3ae;\
+--line:#34343d;--card:#1c1c22;--accent:#8ab4f8;--ok:#81c995}}
+*{box-sizing:border-box}
+[hidden]{display:none!important}
+body{margin:0;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,\
+"Segoe UI",Roboto,sans-serif}
+main{max-width:52rem;margin:0 auto;padding:1rem}
+h1{font-size:1.6rem;margin:.5rem 0}
+h2{font-size:1.2rem;margin:1.5rem 0 .5rem;border-bottom:1px solid var(--line);\
+padding-bottom:.25rem}
+a{color:var(--accent)}
+.muted,.meta{color:var(--muted)}
+.meta{font-size:.875rem}
+ol.headlines{padding-left:1.5rem}
+ol.headlines li{margin:.35rem 0}
+ul.feeds{list-style:none;margin:0;padding:0}
+li.feed{display:flex;flex-wrap:wrap;align-items:baseline;justify-content:space-between;\
+gap:.25rem 1rem;padding:.6rem .75rem;margin:.4rem 0;background:var(--card);\
+border:1px solid var(--line);border-radius:.5rem}
+.feed .name{font-weight:600;overflow-wrap:anywhere}
+.formats{display:flex;flex-wrap:wrap;gap:.4rem}
+.format{display:inline-flex;border:1px solid var(--line);border-radius:.4rem;overflow:hidden}
+.format a{padding:.15rem .5rem;text-decoration:none}
+.format button{font:inherit;font-size:.8rem;border:0;border-left:1px solid var(--line);\
+background:transparent;color:var(--muted);padding:.15rem .5rem;cursor:pointer}
+.format button.done{color:var(--ok)}
+.filter{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap;margin:.5rem 0}
+.filter input{font:inherit;flex:1 1 12rem;padding:.4rem .6rem;border:1px solid var(--line);\
+border-radius:.4rem;background:var(--bg);color:var(--fg)}
+@media (max-width:30rem){main{padding:.6rem}li.feed{display:block}.formats{margin-top:.3rem}}
+"""
 
-    def text(value: str) -> str:
-        return escape(xml_safe(value), quote=False)
+_SCRIPT = """\
+(function () {
+  "use strict";
+  var form = document.getElementById("filter");
+  var input = document.getElementById("q");
+  var shown = document.getElementById("shown");
+  var feeds = Array.prototype.slice.call(document.querySelectorAll("li.feed"));
+  var groups = Array.prototype.slice.call(document.querySelectorAll("section.group"));
+  function apply() {
+    var words = input.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    var count = 0;
+    feeds.forEach(function (li) {
+      var name = li.getAttribute("data-name");
+      var hit = words.every(function (w) { return name.indexOf(w) >= 0; });
+      li.hidden = !hit;
+      if (hit) { count += 1; }
+    });
+    groups.forEach(function (g) { g.hidden = !g.querySelector("li.feed:not([hidden])"); });
+    shown.textContent = count === feeds.length ? "" : count + " of " + feeds.length + " feeds";
+  }
+  var query = /[?&#]q=([^&]*)/.exec(location.search + location.hash);
+  if (query) { input.value = decodeURIComponent(query[1].replace(/\\+/g, " ")); }
+  form.hidden = false;
+  form.addEventListener("submit", function (e) { e.preventDefault(); });
+  input.addEventListener("input", apply);
+  apply();
+  function copied(button, ok) {
+    button.textContent = ok ? "copied" : "press Ctrl+C";
+    button.classList.toggle("done", ok);
+    setTimeout(function () { button.textContent = "copy"; button.classList.remove("done"); },
+      1500);
+  }
+  function fallback(url, button) {
+    var area = document.createElement("textarea");
+    area.value = url;
+    document.body.appendChild(area);
+    area.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (err) { ok = false; }
+    document.body.removeChild(area);
+    copied(button, ok);
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("button.copy"), function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var url = button.previousElementSibling.href;
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(url).then(function () { copied(button, true); },
+          function () { fallback(url, button); });
+      } else {
+        fallback(url, button);
+      }
+    });
+  });
+})();
+"""
 
-    head_links = []
-    sections = []
+
+def _attr(value: str) -> str:
+    return escape(xml_safe(value), quote=True)
+
+
+def _text(value: str) -> str:
+    return escape(xml_safe(value), quote=False)
+
+
+def _time(moment: datetime, *, with_time: bool = True) -> str:
+    """A `<time>` of a content date, in UTC (the page must not depend on who renders it)."""
+    iso = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    shown = moment.strftime("%Y-%m-%d %H:%M UTC" if with_time else "%Y-%m-%d")
+    return f'<time datetime="{iso}">{shown}</time>'
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+
+
+def _formats(feed: FeedSummary) -> list[tuple[str, str, str]]:
+    """(label, MIME type, URL) of each format the feed is published in."""
+    formats = [
+        ("RSS", "application/rss+xml", feed.rss_url),
+        ("Atom", "application/atom+xml", feed.atom_url),
+    ]
+    if feed.json_url:
+        formats.append(("JSON", "application/feed+json", feed.json_url))
+    return formats
+
+
+def _feed_item(feed: FeedSummary) -> str:
+    if feed.articles is not None and feed.articles > feed.items:
+        counts = f"newest {feed.items:,} of {_plural(feed.articles, 'article')}"
+    else:
+        counts = _plural(feed.items, "article")
+    if feed.updated is not None and feed.items:
+        counts += f" · updated {_time(feed.updated)}"
+    # The copy button copies the link just before it: the URL is written once per format
+    # (a 2,000-article corpus has some 270 feeds; the page stays small).
+    links = "".join(
+        f'<span class="format"><a href="{_attr(url)}" type="{mime}">{label}</a>'
+        f'<button type="button" class="copy" hidden '
+        f'aria-label="copy the {label} URL of {_attr(feed.title)}">copy</button></span>'
+        for label, mime, url in _formats(feed)
+    )
+    name = f"{feed.title} {feed.key}".casefold()
+    return (
+        f'<li class="feed" data-name="{_attr(name)}"><div><div class="name">'
+        f'{_text(feed.title)}</div><div class="meta">{counts}</div></div>'
+        f'<div class="formats">{links}</div></li>'
+    )
+
+
+def _headline(item: FeedItem) -> str:
+    article = item.article
+    provider = article.provider.name if article.provider else ""
+    meta = f"{_text(provider)} · " if provider else ""
+    return (
+        f'<li><a href="{_attr(article.url)}">{_text(article.title)}</a> '
+        f'<span class="meta">{meta}{_time(item.date, with_time=False)}</span></li>'
+    )
+
+
+def _html(
+    groups: list[tuple[str, list[FeedSummary]]],
+    *,
+    title: str,
+    opml_url: str,
+    headlines: Sequence[FeedItem],
+) -> bytes:
+    """The subscription page: headlines, then every feed by group with a filter."""
+    everything = [f for _, members in groups for f in members if f.key.kind is FeedKind.ALL]
+    # Autodiscovery for the main feed only: a reader offered 542 feeds offers none.
+    head_links = [
+        f'<link rel="alternate" type="{mime}" title="{_attr(feed.title)} ({label})" '
+        f'href="{_attr(url)}">'
+        for feed in everything
+        for label, mime, url in _formats(feed)
+    ]
+    total = sum(len(members) for _, members in groups)
+    labels = [label for label, _, _ in _formats(everything[0])] if everything else ["RSS", "Atom"]
+    formats = ", ".join(labels[:-1]) + " and " + labels[-1]
+    body: list[str] = [
+        "<main>",
+        f"<h1>{_text(title)}</h1>",
+        f'<p class="muted">{_plural(total, "feed")} of published articles, in {formats}. '
+        "Add one to your feed reader (copy its link), or import them all at once: "
+        f'<a href="{_attr(opml_url)}" type="text/x-opml">OPML</a>.</p>',
+    ]
+    if headlines:
+        body += [
+            '<section aria-labelledby="latest">',
+            '<h2 id="latest">Latest headlines</h2>',
+            '<ol class="headlines">',
+            *(_headline(item) for item in headlines),
+            "</ol>",
+            "</section>",
+        ]
+    body += [
+        '<section aria-labelledby="feeds-heading">',
+        '<h2 id="feeds-heading">Feeds</h2>',
+        '<form id="filter" class="filter" role="search" hidden>',
+        '<label for="q">Filter</label>',
+        '<input id="q" name="q" type="search" placeholder="a topic or provider" '
+        'autocomplete="off">',
+        '<span id="shown" class="meta" aria-live="polite"></span>',
+        "</form>",
+        '<noscript><p class="meta">Every feed is listed below; your browser\'s Find '
+        "(Ctrl+F) searches them.</p></noscript>",
+    ]
     for label, members in groups:
-        items = []
-        for feed in members:
-            head_links.append(
-                f'<link rel="alternate" type="application/rss+xml" '
-                f'title="{attr(feed.title)} (RSS)" href="{attr(feed.rss_url)}">'
-            )
-            head_links.append(
-                f'<link rel="alternate" type="application/atom+xml" '
-                f'title="{attr(feed.title)} (Atom)" href="{attr(feed.atom_url)}">'
-            )
-            count = "1 item" if feed.items == 1 else f"{feed.items} items"
-            items.append(
-                f"<li>{text(feed.title)}: "
-                f'<a href="{attr(feed.rss_url)}" type="application/rss+xml">RSS</a>, '
-                f'<a href="{attr(feed.atom_url)}" type="application/atom+xml">Atom</a> '
-                f"({count})</li>"
-            )
-        sections.append(f"<h2>{text(label)}</h2>\n<ul>\n" + "\n".join(items) + "\n</ul>")
-
+        slug = label.lower()
+        body += [
+            f'<section class="group" aria-labelledby="group-{slug}">',
+            f'<h2 id="group-{slug}">{_text(label)}</h2>',
+            '<ul class="feeds">',
+            *(_feed_item(feed) for feed in members),
+            "</ul>",
+            "</section>",
+        ]
+    body += ["</section>", "</main>"]
     page = "\n".join(
         [
             "<!DOCTYPE html>",
@@ -136,14 +339,14 @@ def _html(groups: list[tuple[str, list[FeedSummary]]], *, title: str, opml_url: 
             "<head>",
             '<meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{text(title)}</title>",
+            '<meta name="color-scheme" content="light dark">',
+            f"<title>{_text(title)}</title>",
             *head_links,
+            f"<style>\n{_CSS}</style>",
             "</head>",
             "<body>",
-            f"<h1>{text(title)}</h1>",
-            f'<p>Every feed below, as one file for feed readers: <a href="{attr(opml_url)}" '
-            f'type="text/x-opml">OPML</a>.</p>',
-            *sections,
+            *body,
+            f"<script>\n{_SCRIPT}</script>",
             "</body>",
             "</html>",
             "",

@@ -161,7 +161,10 @@ class FeedSummary:
     title: str
     rss_url: str
     atom_url: str
-    items: int
+    items: int  # listed in the feed (at most max_items)
+    articles: int | None = None  # every published article the feed covers; None: unknown
+    updated: datetime | None = None  # its newest item's date (from content, never the clock)
+    json_url: str | None = None  # when a JSON Feed is published too
 
 
 # --- change events ------------------------------------------------------------------------

@@ -158,22 +158,33 @@ def added_updated_removed(
     )
 
 
-def summaries(
-    feeds: Iterable[tuple[FeedKey, str, int]], settings: PlanSettings
-) -> list[FeedSummary]:
+@dataclass(frozen=True, slots=True)
+class FeedListing:
+    """What the catalog knows of one written feed, for the indexes."""
+
+    key: FeedKey
+    name: str
+    items: int  # listed now
+    articles: int  # every published article in it (the feed lists the newest max_items)
+    updated: datetime
+
+
+def summaries(feeds: Iterable[FeedListing], settings: PlanSettings) -> list[FeedSummary]:
     """The index entries: every feed that lists something, plus `all` always; in path order."""
     listed = []
-    for key, name, count in sorted(feeds):
-        if count == 0 and key.kind is not FeedKind.ALL:
+    for feed in sorted(feeds, key=lambda f: f.key):
+        if feed.items == 0 and feed.key.kind is not FeedKind.ALL:
             continue
-        title, _ = titles_of(key, name, settings.titles)
+        title, _ = titles_of(feed.key, feed.name, settings.titles)
         listed.append(
             FeedSummary(
-                key=key,
+                key=feed.key,
                 title=title,
-                rss_url=settings.base_url + key.rss_path,
-                atom_url=settings.base_url + key.atom_path,
-                items=count,
+                rss_url=settings.base_url + feed.key.rss_path,
+                atom_url=settings.base_url + feed.key.atom_path,
+                items=feed.items,
+                articles=feed.articles,
+                updated=feed.updated if feed.items else None,
             )
         )
     return listed

@@ -5,6 +5,19 @@ the old one, so a reader sees the old bytes or the new bytes and nothing in betw
 whose bytes would not change is not touched at all (its mtime stays, so HTTP caches and
 readers' conditional requests keep working).
 
+Every file whose bytes change gets an mtime at least one whole second after its previous
+version's (`next_mtime_ns`): HTTP dates have one-second resolution, and two versions in one
+second would share a `Last-Modified`, so a reader polling with `If-Modified-Since` would be
+told 304 for the second one by any server that validates on dates (http.server) or on
+mtime-size ETags (nginx) and would never see it.
+
+With `gzip` on (the default), each file gets a sidecar `NAME.gz` beside it: its bytes
+gzipped deterministically (`gzip_bytes`), with the same mtime, written in the same step (the
+sidecar renamed first, then the original; if the original's rename fails the new sidecar is
+removed), so a server that serves sidecars (ours, nginx `gzip_static`) never pairs a file
+with another version's sidecar for long. With it off, a file's old sidecar is removed before
+the file is replaced, as it would go stale.
+
 A `PublishBatch` stages many files (temp files, fsynced in a background thread while the
 caller renders the next ones) and renames them all at the end; one fsync often commits the
 filesystem journal for many files at once (measured here: 674 feeds fsynced in 0.16 s
@@ -14,15 +27,26 @@ staged together, 0.27 s one after another).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.errors import PublishError
+from aggregator.faults import crash_point
 from aggregator.model import RenderedFile
+
+# The temp files `PublishBatch.stage` makes: `.` + the target's name + mkstemp's eight
+# random characters + `.tmp`. Only names of this exact shape are ever cleaned up, so a
+# file someone else put in the output folder is never touched.
+_TEMP_NAME = re.compile(r"\.[^/]+\.(?:xml|opml|html|json)(?:\.gz)?\.[a-z0-9_]{8}\.tmp\Z")
+_TEMP_PREFIX = "."
+_TEMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +56,37 @@ class PublishResult:
     path: str
     written: bool
     error: PublishError | None = None
+
+
+GZIP_SUFFIX = ".gz"
+_SECOND_NS = 1_000_000_000
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """`data` gzipped the same way every time: no name, mtime 0, level 6.
+
+    Equal input gives equal output (on one zlib), so a sidecar and an on-the-fly compression
+    of the same feed carry the same strong ETag on every machine. Level 6 (zlib's default):
+    on a 46 kB feed level 9 took 3.2 ms for 2 % fewer bytes, level 6 0.85 ms.
+    """
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def sidecar_of(target: Path) -> Path:
+    """The gzip sidecar of `target` (`all.rss.xml` → `all.rss.xml.gz`)."""
+    return target.with_name(target.name + GZIP_SUFFIX)
+
+
+def next_mtime_ns(previous_ns: int | None, now_ns: int) -> int:
+    """The mtime for new bytes: now, but at least the whole second after the previous one's.
+
+    So the new version's `Last-Modified` (whole seconds) is later than the previous one's,
+    even when both are written within one second. The mtime may then run up to a second
+    ahead of the clock per extra write in that second; it never goes backwards.
+    """
+    if previous_ns is None:
+        return now_ns
+    return max(now_ns, (previous_ns // _SECOND_NS + 1) * _SECOND_NS)
 
 
 def safe_target(root: Path, relative: str) -> Path:
@@ -55,8 +110,12 @@ def _error(target: Path, exc: OSError) -> PublishError:
 class _Staged:
     path: str
     target: Path
-    temp: str
+    temp: str | None  # None: the target keeps its bytes; only its sidecar is new
+    sidecar_temp: str | None
     synced: Future[None]
+
+    def temps(self) -> list[str]:
+        return [t for t in (self.temp, self.sidecar_temp) if t is not None]
 
 
 class PublishBatch:
@@ -66,67 +125,94 @@ class PublishBatch:
     published, and the failed one keeps its previous bytes.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, gzip: bool = True) -> None:
         self.root = root
+        self.gzip = gzip
         self._staged: list[_Staged] = []
         self._results: list[PublishResult] = []
         # fsyncs run in a thread while the caller stages (renders) the next files.
         self._syncer: ThreadPoolExecutor | None = None
 
     def stage(self, file: RenderedFile) -> None:
-        """Write `file` to a temp file beside its target, unless the target has its bytes."""
+        """Write `file` to a temp file beside its target, unless the target has its bytes.
+
+        With `gzip`, its sidecar is staged too (also when only the sidecar is missing or
+        stale). New bytes get their mtime from `next_mtime_ns`.
+        """
         try:
             target = safe_target(self.root, file.path)
         except PublishError as exc:
             self._results.append(PublishResult(file.path, False, exc))
             return
         try:
-            if target.read_bytes() == file.data:
-                self._results.append(PublishResult(file.path, False))
-                return
-        except FileNotFoundError:
-            pass
+            previous = _current(target)
         except OSError as exc:
             self._results.append(PublishResult(file.path, False, _error(target, exc)))
             return
-        temp = None
+        unchanged = previous is not None and previous[0] == file.data
+        if unchanged:
+            assert previous is not None
+            if not self.gzip or _sidecar_matches(target, previous[1]):
+                self._results.append(PublishResult(file.path, False))
+                return
+            mtime_ns = previous[1].st_mtime_ns
+        else:
+            before = None if previous is None else previous[1].st_mtime_ns
+            mtime_ns = next_mtime_ns(before, time.time_ns())
+        temp = sidecar_temp = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            try:
-                view = memoryview(file.data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                # mkstemp makes 0600 files; feeds are for a web server to read.
-                os.fchmod(fd, 0o644)
-            finally:
-                # Closed now, reopened to fsync: thousands of feeds must not need
-                # thousands of open descriptors.
-                os.close(fd)
+            if not unchanged:
+                temp = _write_temp(target, file.data, mtime_ns)
+            if self.gzip:
+                sidecar_temp = _write_temp(sidecar_of(target), gzip_bytes(file.data), mtime_ns)
         except OSError as exc:
-            if temp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
+            for path in (temp, sidecar_temp):
+                if path is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
             self._results.append(PublishResult(file.path, False, _error(target, exc)))
             return
         if self._syncer is None:
             self._syncer = ThreadPoolExecutor(1, thread_name_prefix="aggregator-fsync")
-        self._staged.append(_Staged(file.path, target, temp, self._syncer.submit(_fsync, temp)))
+        temps = [t for t in (temp, sidecar_temp) if t is not None]
+        synced = self._syncer.submit(_fsync_each, temps)
+        self._staged.append(_Staged(file.path, target, temp, sidecar_temp, synced))
+        crash_point(f"after-stage:{file.path}")
 
     def commit(self) -> list[PublishResult]:
-        """fsync every staged file, rename each over its target, fsync the folders."""
+        """fsync every staged file, rename each over its target, fsync the folders.
+
+        A sidecar is renamed before its original; a stale sidecar is removed before its
+        original is replaced.
+        """
         renamed: list[Path] = []
         for staged in self._staged:
+            sidecar = sidecar_of(staged.target)
+            sidecar_renamed = False
             try:
                 staged.synced.result()
-                os.replace(staged.temp, staged.target)
+                if staged.sidecar_temp is not None:
+                    os.replace(staged.sidecar_temp, sidecar)
+                    sidecar_renamed = True
+                elif staged.temp is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(sidecar)
+                if staged.temp is not None:
+                    os.replace(staged.temp, staged.target)
             except OSError as exc:
-                with contextlib.suppress(OSError):
-                    os.unlink(staged.temp)
+                for path in staged.temps():
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                if sidecar_renamed and staged.temp is not None:
+                    # Both or neither: the new sidecar must not outlive a failed original.
+                    with contextlib.suppress(OSError):
+                        os.unlink(sidecar)
                 self._results.append(PublishResult(staged.path, False, _error(staged.target, exc)))
                 continue
             renamed.append(staged.target)
-            self._results.append(PublishResult(staged.path, True))
+            self._results.append(PublishResult(staged.path, staged.temp is not None))
+            crash_point(f"after-rename:{staged.path}")
         self._staged = []
         self._stop_syncer()
         _sync_folders({target.parent for target in renamed})
@@ -142,15 +228,59 @@ class PublishBatch:
         """Drop everything staged: the targets keep their bytes, no temp file stays."""
         self._stop_syncer()
         for staged in self._staged:
-            with contextlib.suppress(OSError):
-                os.unlink(staged.temp)
+            for path in staged.temps():
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
         self._staged = []
         self._results = []
 
 
-def publish_all(root: Path, files: Iterable[RenderedFile]) -> list[PublishResult]:
+def _current(target: Path) -> tuple[bytes, os.stat_result] | None:
+    """The target's bytes and status, from one open file; None if there is none yet."""
+    try:
+        with target.open("rb") as handle:
+            return handle.read(), os.fstat(handle.fileno())
+    except FileNotFoundError:
+        return None
+
+
+def _sidecar_matches(target: Path, status: os.stat_result) -> bool:
+    """Whether `target` has a sidecar with its mtime (written with it, so of its bytes)."""
+    try:
+        return os.stat(sidecar_of(target)).st_mtime_ns == status.st_mtime_ns
+    except OSError:
+        return False
+
+
+def _write_temp(target: Path, data: bytes, mtime_ns: int) -> str:
+    """`data` in a new hidden temp file beside `target`, mode 0644, mtime `mtime_ns`."""
+    fd, temp = tempfile.mkstemp(
+        prefix=f"{_TEMP_PREFIX}{target.name}.", suffix=_TEMP_SUFFIX, dir=target.parent
+    )
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        # mkstemp makes 0600 files; feeds are for a web server to read.
+        os.fchmod(fd, 0o644)
+        # Set before the rename, which keeps it: the file never shows another mtime.
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+    except OSError:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    # Closed now, reopened to fsync: thousands of feeds must not need thousands of open
+    # descriptors.
+    os.close(fd)
+    return temp
+
+
+def publish_all(
+    root: Path, files: Iterable[RenderedFile], *, gzip: bool = True
+) -> list[PublishResult]:
     """Publish files atomically; one failure does not stop the others."""
-    batch = PublishBatch(root)
+    batch = PublishBatch(root, gzip=gzip)
     try:
         for file in files:
             batch.stage(file)
@@ -168,8 +298,38 @@ def _fsync(path: str | Path) -> None:
         os.close(fd)
 
 
+def _fsync_each(paths: list[str]) -> None:
+    for path in paths:
+        _fsync(path)
+
+
 def _sync_folders(folders: Iterable[Path]) -> None:
     """fsync the folders whose entries changed, so the renames survive a power cut."""
     for folder in folders:
         with contextlib.suppress(OSError):
             _fsync(folder)
+
+
+def remove_stale_temps(root: Path) -> int:
+    """Delete the temp files a killed build left in the output tree; how many were removed.
+
+    Call it only while holding the build lock: another writer's temp files are live.
+    """
+    removed = 0
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue  # vanished, or not ours to delete: the next build tries again
+    return removed

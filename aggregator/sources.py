@@ -41,8 +41,20 @@ class FileStat(NamedTuple):
 class SourceFilter:
     """Decides whether a path below the input folder is an article file."""
 
-    def __init__(self, root: Path, patterns: Iterable[str], excluded: Iterable[Path] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        patterns: Iterable[str],
+        excluded: Iterable[Path] = (),
+        *,
+        follow_external_links: bool = False,
+    ) -> None:
         self.root = root.resolve()
+        # Whether a symbolic link may lead outside the input folder. By default it may not:
+        # anyone who can write in the input folder could otherwise publish any file this
+        # process can read (a key, a password file).
+        self.follow_external_links = follow_external_links
+        self._root_prefix = os.path.join(str(self.root), "")
         # One regex per name: not hidden, not an editor leftover, and matching a pattern,
         # case-insensitively (`*.txt` takes `NOTE.TXT` too). A scan runs it 100,000 times.
         wanted = "|".join(translate(p) for p in patterns)
@@ -77,6 +89,17 @@ class SourceFilter:
         folder, _, name = rel.rpartition("/")
         return bool(name) and self.name_matches(name) and self.dir_allowed(folder)
 
+    def link_allowed(self, path: str) -> bool:
+        """Whether the file at `path` (absolute, below the root) may be read: it resolves
+        to an allowed place inside the input folder, or links may lead anywhere."""
+        if self.follow_external_links:
+            return True
+        real = os.path.realpath(path)
+        if not real.startswith(self._root_prefix):
+            return False
+        folder = os.path.dirname(real[len(self._root_prefix) :])
+        return self.dir_allowed(folder.replace(os.sep, "/"))
+
     def relative(self, path: Path | str) -> str | None:
         """The `/`-separated path relative to the input folder, or None if outside it."""
         path = Path(path)
@@ -92,8 +115,9 @@ class SourceFilter:
 def scan_sources(source_filter: SourceFilter) -> dict[str, str]:
     """Every article file below the input folder, with its `FileStat.signature`.
 
-    Folder symlinks are not followed (no loops); file symlinks are. Files that vanish
-    during the scan are simply not listed.
+    Folder symlinks are not followed (no loops); file symlinks are, only to files inside
+    the input folder unless `follow_external_links`. Files that vanish during the scan are
+    simply not listed.
     """
     found: dict[str, str] = {}
     root = source_filter.root
@@ -116,6 +140,8 @@ def scan_sources(source_filter: SourceFilter) -> dict[str, str]:
                         continue
                     if not name_matches(name):
                         continue
+                    if entry.is_symlink() and not source_filter.link_allowed(entry.path):
+                        continue
                     info = entry.stat()
                 except OSError:
                     continue
@@ -125,9 +151,13 @@ def scan_sources(source_filter: SourceFilter) -> dict[str, str]:
 
 
 def stat_source(source_filter: SourceFilter, rel: str) -> FileStat | None:
-    """The size and mtime of one article file, or None if it is gone or not a file."""
+    """The size and mtime of one article file, or None if it is gone, not a file, or a link
+    (itself or a folder on its way) that leads where files may not be read from."""
+    path = source_filter.root / rel
+    if not source_filter.link_allowed(str(path)):
+        return None
     try:
-        info = (source_filter.root / rel).stat()
+        info = path.stat()
     except OSError:
         return None
     if not stat.S_ISREG(info.st_mode):

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -36,6 +39,10 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
+
+if sys.platform == "linux":
+    from watchdog.observers.inotify import InotifyEmitter, InotifyObserver, InotifyWatchGroup
+    from watchdog.observers.inotify_c import InotifyFD
 
 from aggregator.sources import SourceFilter
 
@@ -116,6 +123,7 @@ class Debouncer:
         # Paths of a batch whose build failed: they ride along with the next batch, but do
         # not start one on their own (a persistent failure would otherwise loop).
         self._held: set[str] = set()
+        self._held_full_scan = False
 
     def add(self, paths: Iterable[str] = (), *, full_scan: bool = False) -> None:
         """Record changed paths (or a request for a full scan)."""
@@ -144,10 +152,11 @@ class Debouncer:
             self.on_pending()
 
     def hold(self, batch: ChangeBatch) -> None:
-        """Keep a failed batch's paths for the next batch (a full scan is simply retried
-        by the next full scan: the catalog still has the old sizes and mtimes)."""
+        """Keep a failed batch (its paths, or its full scan) for the next batch; it does
+        not start one on its own (`kick` does, when a retry is due)."""
         with self._lock:
             self._held |= batch.paths
+            self._held_full_scan = self._held_full_scan or batch.full_scan
 
     @property
     def pending(self) -> bool:
@@ -171,9 +180,12 @@ class Debouncer:
             due = self._due()
             if due is None or (not force and self.clock() < due):
                 return None
-            batch = ChangeBatch(frozenset(self._paths | self._held), self._full_scan)
+            batch = ChangeBatch(
+                frozenset(self._paths | self._held), self._full_scan or self._held_full_scan
+            )
             self._paths = set()
             self._held = set()
+            self._held_full_scan = False
             self._full_scan = self._kicked = False
             self._first = self._last = None
             return batch
@@ -240,6 +252,69 @@ def inotify_limit_message(exc: OSError) -> str | None:
     )
 
 
+# --- inotify queue overflow ---------------------------------------------------------------
+# When more events arrive than the kernel queues (fs.inotify.max_queued_events), it drops
+# the rest and queues one IN_Q_OVERFLOW. watchdog 7.x hands that to each watch group's
+# `on_queue_overflow` (which re-adds the recursive watches) and logs a warning, but emits
+# nothing to event handlers: without the hook below, the lost files waited for the
+# reconcile scan (300 s). The hook is the group's own overflow callback, not the log line:
+# it does not depend on watchdog's wording, and it runs after the watches are back, so a
+# file dropped after the scan starts is seen by the watcher again.
+
+if sys.platform == "linux":
+
+    @dataclass
+    class _OverflowReportingGroup(InotifyWatchGroup):
+        """watchdog's watch group, telling `on_overflow` when the kernel dropped events."""
+
+        on_overflow: Callable[[], None] | None = None
+
+        def on_queue_overflow(self) -> None:
+            super().on_queue_overflow()
+            if self.on_overflow is not None:
+                self.on_overflow()
+
+    class _OverflowReportingEmitter(InotifyEmitter):
+        """watchdog's emitter, with a watch group that reports overflows."""
+
+        def __init__(self, *args: Any, on_overflow: Callable[[], None], **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._on_overflow = on_overflow
+
+        def on_thread_start(self) -> None:
+            # As InotifyEmitter.on_thread_start, with our group class.
+            self._inotify = _OverflowReportingGroup(
+                self._inotify_fd,
+                os.fsencode(self.watch.path),
+                is_recursive=self.watch.is_recursive,
+                event_mask=self.get_event_mask_from_filter(),
+                follow_symlink=self.watch.follow_symlink,
+                on_overflow=self._on_overflow,
+            )
+
+    class _OverflowReportingObserver(InotifyObserver):
+        """watchdog's inotify observer, whose emitters report queue overflows."""
+
+        def __init__(self, on_overflow: Callable[[], None]) -> None:
+            # As InotifyObserver.__init__, with our emitter class.
+            self._inotify_fd = InotifyFD()
+            self._inotify_fd.start()
+            BaseObserver.__init__(
+                self,
+                _OverflowReportingEmitter,
+                inotify_fd=self._inotify_fd,
+                on_overflow=on_overflow,
+            )
+
+
+def _inotify_observer(on_overflow: Callable[[], None]) -> BaseObserver:
+    """An inotify observer that calls `on_overflow` when events were lost (Linux), or the
+    platform's own observer elsewhere."""
+    if sys.platform == "linux":
+        return _OverflowReportingObserver(on_overflow)
+    return Observer()
+
+
 class Watcher:
     """The observer over the input folder: inotify, or polling when asked to (network
     mounts) or when the kernel refuses inotify watches."""
@@ -253,7 +328,10 @@ class Watcher:
         poll_seconds: float = 1.0,
     ) -> None:
         self.filter = source_filter
+        self.debouncer = debouncer
         self.handler = ChangeHandler(source_filter, debouncer)
+        self.overflows = 0
+        self._overflow_logged: float | None = None
         self.poll = poll
         self.poll_seconds = poll_seconds
         self._observer: BaseObserver | None = None
@@ -282,7 +360,7 @@ class Watcher:
         )
         if not self.poll:
             try:
-                self._start(Observer())
+                self._start(_inotify_observer(self._overflowed))
                 return
             except OSError as exc:
                 message = inotify_limit_message(exc)
@@ -291,6 +369,22 @@ class Watcher:
                 LOGGER.error(message)
                 self.poll = True
         self._start(PollingObserver(timeout=self.poll_seconds))
+
+    def _overflowed(self) -> None:
+        """The kernel dropped events: only a full scan can tell what changed."""
+        self.overflows += 1
+        self.debouncer.add(full_scan=True)
+        # A flood overflows the queue again and again: one warning a minute says it.
+        now = time.monotonic()
+        if self._overflow_logged is not None and now - self._overflow_logged < 60:
+            LOGGER.debug("the inotify queue overflowed again: full scan")
+            return
+        self._overflow_logged = now
+        LOGGER.warning(
+            "the inotify queue overflowed (events were lost): full scan now. If this "
+            "recurs, raise the queue with `sysctl fs.inotify.max_queued_events=65536` "
+            "(and a file in /etc/sysctl.d/ to keep it)"
+        )
 
     def _start(self, observer: BaseObserver) -> None:
         try:

@@ -9,8 +9,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 
 # Position in the chain: a module may import only modules at a lower position.
 ORDER = [
-    ["errors", "model"],
+    ["errors", "model", "faults"],
     ["slugs", "config", "sources"],
+    ["starter"],
     ["front_matter"],
     ["articles"],
     ["catalog"],
@@ -18,10 +19,14 @@ ORDER = [
     ["indexes"],
     ["render"],
     ["publish"],
+    # Serves what publish wrote: reads the output folder only, never writes.
+    ["serve"],
     ["notify"],
     ["build"],
     ["watch"],
     ["daemon"],
+    ["completion"],
+    ["manpage"],
     ["cli"],
     ["__main__"],
 ]
@@ -34,6 +39,7 @@ OWNERS = {
     "apscheduler": {"daemon"},
     "sqlite3": {"catalog"},
     "yaml": {"front_matter", "articles", "config"},
+    "aiohttp": {"serve"},
 }
 
 
@@ -69,3 +75,17 @@ def test_each_library_is_imported_by_its_one_module() -> None:
             library = name.split(".")[0]
             if library in OWNERS:
                 assert path.stem in OWNERS[library], f"{path.stem} imports {library}"
+
+
+def test_the_server_only_reads() -> None:
+    """serve.py opens files read-only and calls nothing that writes, moves or deletes."""
+    tree = ast.parse((PACKAGE / "serve.py").read_text(encoding="utf-8"))
+    writers = {
+        "O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND", "write_bytes", "write_text",
+        "unlink", "remove", "rename", "replace", "mkdir", "rmdir", "utime", "chmod", "mkstemp",
+        "PublishBatch", "publish_all",
+    }  # fmt: skip
+    names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert not names & writers, sorted(names & writers)

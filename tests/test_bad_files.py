@@ -86,7 +86,7 @@ def test_build_rejects_the_bad_file_and_publishes_the_rest(tmp_path: Path, name:
     done = run_build(tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    assert f"rejected {name}: {name}" in done.stderr
+    assert f"rejected {name}: " in done.stderr
     assert "2 article files read, 1 published, 1 rejected" in done.stdout
     assert listed(tmp_path) == {"https://good.example.com/1"}
     strict = run_build(tmp_path, "--strict")
@@ -107,7 +107,7 @@ def test_build_in_worker_processes_rejects_each_bad_file_alone(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     for name in BAD:
-        assert f"rejected {name}: {name}" in done.stderr
+        assert f"rejected {name}: " in done.stderr
     assert "rejected not-utf8-\\udcff.txt: the file name is not valid UTF-8" in done.stderr
     odd = {f"https://bad.example.com/{name}" for name in ODD_BUT_GOOD}
     assert listed(tmp_path) == good | odd

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -221,7 +222,9 @@ def test_a_bad_file_is_reported_and_the_rest_goes_on(folders: Settings) -> None:
     report = build(folders)
     (rejected,) = [e for e in report.events if isinstance(e, ArticleRejected)]
     assert rejected.source == "bad.txt"
-    assert "bad.txt" in rejected.reason
+    # The event names the file in `source`; the reason does not say it again.
+    assert "bad.txt" not in rejected.reason
+    assert "YAML" in rejected.reason
     assert [e.link for e in entries(folders)] == ["https://a.example.com/1"]
 
 
@@ -261,7 +264,7 @@ def test_slugs_never_leave_the_output_folder(folders: Settings) -> None:
     build(folders)
     outside = [p for p in folders.output.parent.rglob("*.xml") if folders.output not in p.parents]
     assert outside == []
-    topics = sorted(p.name for p in (folders.output / "topics").iterdir())
+    topics = sorted(p.name for p in (folders.output / "topics").glob("*.xml"))
     assert topics == sorted(
         f"{slug}.{fmt}.xml"
         for slug in ("escape", "etc-passwd", "realite-augmentee", "dongjing")
@@ -402,3 +405,41 @@ def test_a_new_article_never_takes_a_guid_another_one_has(folders: Settings) -> 
     build(folders)
     ids = {e.title: e.id for e in entries(folders)}
     assert ids == {"A": "https://a.example.com/x", "B": "https://a.example.com/x#2"}
+
+
+def test_a_link_to_an_article_outside_the_input_is_not_published(
+    folders: Settings, tmp_path: Path
+) -> None:
+    outside = write_article(tmp_path, "elsewhere.txt", "https://a.example.com/outside")
+    write_article(folders.input, "inside.txt", "https://a.example.com/inside")
+    (folders.input / "link.txt").symlink_to(outside)
+    build(folders)
+    assert [e.link for e in entries(folders)] == ["https://a.example.com/inside"]
+    # The setting lets it in.
+    build(dataclasses.replace(folders, follow_external_links=True))
+    assert sorted(e.link for e in entries(folders)) == [
+        "https://a.example.com/inside",
+        "https://a.example.com/outside",
+    ]
+
+
+def test_stale_temp_files_of_every_kind_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    """A kill after staging leaves temp files of feeds, sidecars and indexes; the next build
+    removes exactly those (`remove_stale_temps`), never a file someone else put there."""
+    from aggregator.model import RenderedFile
+    from aggregator.publish import PublishBatch, remove_stale_temps
+
+    out = tmp_path / "out"
+    batch = PublishBatch(out, gzip=True)
+    for path in ("all.rss.xml", "topics/ai.atom.xml", "all.json", "index.opml", "index.html"):
+        batch.stage(RenderedFile(path, b"<x/>\n"))
+    staged = sorted(p.name for p in out.rglob(".*.tmp"))
+    # Five files and five sidecars staged, never renamed: what a kill leaves behind.
+    assert len(staged) == 10, staged
+    assert any(name.startswith(".all.rss.xml.gz.") for name in staged)
+    others = [out / ".keep.tmp", out / "notes.tmp", out / "topics" / ".x.xml.tmp"]
+    for other in others:
+        other.write_text("not ours")
+    assert remove_stale_temps(out) == 10
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == sorted(others)
+    batch.abandon()

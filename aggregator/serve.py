@@ -1,0 +1,589 @@
+"""`aggregator serve`: the output folder over HTTP, for feed readers. The only user of aiohttp.
+
+The server reads the output folder and nothing else, never writes, and never follows a link:
+each request opens its path one folder at a time below the output folder with `O_NOFOLLOW`
+and serves only regular, non-hidden files (temp files and a state folder inside the output
+are hidden or refused). It opens the file first and takes its size and mtime from that open
+file (`fstat`), so a feed replaced mid-request (publish's `os.replace`) is sent whole: old
+bytes or new bytes, never a mix, and its ETag is of the bytes sent.
+
+Per file:
+- `ETag`: strong, a hash of the bytes sent (not of mtime and size), so identical files give
+  identical ETags on every machine serving them, and new bytes always give a new one. Hashes
+  are kept per (inode, size, mtime, ctime), so a 304 costs an open and an `fstat`.
+- `Last-Modified` from the mtime; publish moves it at least a second per change.
+- 304 on `If-None-Match` (weak comparison, lists, `*`), or else on `If-Modified-Since`; 412
+  on `If-Match` / `If-Unmodified-Since`; `Range` (one range: 206; unsatisfiable: 416) with
+  `If-Range`; `HEAD`.
+- gzip when the request accepts it: the `NAME.gz` sidecar publish wrote when its mtime is
+  the file's (same step, so same bytes), else compressed here; its own ETag, and
+  `Vary: Accept-Encoding` on every file response.
+- explicit Content-Types (never the host's /etc/mime.types), `Cache-Control: public,
+  max-age=N`, `X-Content-Type-Options: nosniff`.
+
+Files are small (feeds hold at most `max_items` items) and in the page cache, so they are
+read in the event loop: handing each read to a thread pool would cost more than the read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import logging
+import os
+import re
+import signal
+import socket
+import stat
+import threading
+from base64 import urlsafe_b64encode
+from collections.abc import Mapping
+from email.utils import formatdate, mktime_tz, parsedate_tz
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from aggregator.config import Settings
+from aggregator.errors import AggregatorError
+from aggregator.publish import GZIP_SUFFIX, gzip_bytes
+
+LOGGER = logging.getLogger("aggregator.serve")
+
+# Longest suffix first: `all.rss.xml` is RSS, not plain XML.
+CONTENT_TYPES: tuple[tuple[str, str], ...] = (
+    (".rss.xml", "application/rss+xml"),
+    (".atom.xml", "application/atom+xml"),
+    (".json", "application/feed+json"),
+    (".opml", "text/x-opml"),
+    (".html", "text/html; charset=utf-8"),
+    (".xml", "application/xml"),
+    (GZIP_SUFFIX, "application/gzip"),
+)
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+INDEX = "index.html"
+ALLOWED_METHODS = "GET, HEAD"
+
+# How long a stop waits for requests in flight (they take milliseconds).
+STOP_SECONDS = 1.0
+# ETags remembered (one short string each).
+_ETAG_CACHE_SIZE = 4096
+
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO must not hang the server (it is then refused as not a file).
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_RANGE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
+_ENTITY_TAG = re.compile(r'(W/)?("[^"]*")')
+
+
+def content_type(name: str) -> str:
+    """The Content-Type a file is served with, from its name alone."""
+    for suffix, kind in CONTENT_TYPES:
+        if name.endswith(suffix):
+            return kind
+    return DEFAULT_CONTENT_TYPE
+
+
+def entity_tag(data: bytes) -> str:
+    """The strong ETag of `data`: a quoted 128-bit BLAKE2b hash, base64url."""
+    digest = hashlib.blake2b(data, digest_size=16).digest()
+    return '"' + urlsafe_b64encode(digest).rstrip(b"=").decode("ascii") + '"'
+
+
+class FolderApp:
+    """Answers requests for the files of one folder (the aiohttp handler)."""
+
+    def __init__(self, root: Path, *, max_age: int, hidden: tuple[str, ...] = ()) -> None:
+        self.root = root
+        self.cache_control = f"public, max-age={max_age}"
+        # Paths inside the folder that are never served (a state folder inside the output).
+        self.hidden = hidden
+        self._etags: dict[tuple[int, ...], str] = {}
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        """aiohttp's request handler: one response, never an exception."""
+        try:
+            response = self.respond(request)
+        except Exception as exc:  # a bug must not become a traceback page
+            LOGGER.error("%s %s: %s: %s", request.method, request.raw_path, type(exc).__name__, exc)
+            response = _plain(500, "500: Internal Server Error")
+        if LOGGER.isEnabledFor(logging.DEBUG):
+            LOGGER.debug("%s %s %d", request.method, request.raw_path, response.status)
+        return response
+
+    def respond(self, request: web.BaseRequest) -> web.Response:
+        """The response to `request` (a plain function of the request and the folder)."""
+        if request.method not in ("GET", "HEAD"):
+            return _plain(405, "405: Method Not Allowed", {"Allow": ALLOWED_METHODS})
+        parts = self._parts(request.raw_path)
+        if parts is None:
+            return _not_found()
+        folder_fd = self._open_folder(parts[:-1])
+        if folder_fd is None:
+            return _not_found()
+        try:
+            return self._respond_in(folder_fd, parts[-1], request)
+        finally:
+            os.close(folder_fd)
+
+    # --- which file -----------------------------------------------------------------------
+
+    def _parts(self, raw_path: str) -> list[str] | None:
+        """The decoded path segments, or None when the path may not be served.
+
+        Works on the raw (still percent-encoded) path, so an encoded `/` (`%2F`) is one
+        segment holding a slash, refused, not a separator.
+        """
+        path = raw_path.split("?", 1)[0].split("#", 1)[0]
+        if not path.startswith("/"):
+            return None
+        if path == "/":
+            return [INDEX]
+        parts = []
+        for raw in path[1:].split("/"):
+            try:
+                part = unquote(raw, errors="strict")
+            except UnicodeDecodeError:
+                return None
+            if not part or part.startswith(".") or any(c in part for c in "/\\\0"):
+                return None
+            parts.append(part)
+        if self.hidden and tuple(parts[: len(self.hidden)]) == self.hidden:
+            return None
+        return parts
+
+    def _open_folder(self, parts: list[str]) -> int | None:
+        """A descriptor of the folder `parts` names, opened without following any link."""
+        try:
+            # The folder itself may be a link (/srv/feeds -> /data/feeds); nothing below it.
+            fd = os.open(self.root, _OPEN_DIR & ~os.O_NOFOLLOW)
+        except OSError:
+            return None
+        for part in parts:
+            try:
+                child = os.open(part, _OPEN_DIR, dir_fd=fd)
+            except OSError:
+                os.close(fd)
+                return None
+            os.close(fd)
+            fd = child
+        return fd
+
+    def _respond_in(self, folder_fd: int, name: str, request: web.BaseRequest) -> web.Response:
+        try:
+            fd = os.open(name, _OPEN_FILE, dir_fd=folder_fd)
+        except OSError:
+            return _not_found()
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                return _not_found()
+            kind = content_type(name)
+            wants_gzip = not name.endswith(GZIP_SUFFIX) and _accepts_gzip(
+                request.headers.get("Accept-Encoding", "")
+            )
+            if wants_gzip:
+                sidecar = _open_sidecar(folder_fd, name, status)
+                if sidecar is not None:
+                    try:
+                        return self._answer(request, kind, sidecar, gzip=True, compress=False)
+                    finally:
+                        os.close(sidecar)
+            return self._answer(request, kind, fd, gzip=wants_gzip, compress=wants_gzip)
+        finally:
+            os.close(fd)
+
+    def _etag(self, fd: int, status: os.stat_result, compress: bool) -> tuple[str, bytes | None]:
+        """The ETag of the file open as `fd` (gzipped if `compress`), and its bytes if read."""
+        key = (
+            status.st_dev,
+            status.st_ino,
+            status.st_size,
+            status.st_mtime_ns,
+            status.st_ctime_ns,
+            compress,
+        )
+        etag = self._etags.get(key)
+        if etag is not None:
+            return etag, None
+        data = _body(fd, compress)
+        etag = entity_tag(data)
+        if len(self._etags) >= _ETAG_CACHE_SIZE:
+            # Oldest first: the entries of replaced versions are never asked for again.
+            del self._etags[next(iter(self._etags))]
+        self._etags[key] = etag
+        return etag, data
+
+    # --- what to answer -------------------------------------------------------------------
+
+    def _answer(
+        self, request: web.BaseRequest, kind: str, fd: int, *, gzip: bool, compress: bool
+    ) -> web.Response:
+        """The response for the open file `fd`: gzip-coded if `gzip`, compressed here if
+        `compress` (else `fd` is the identity file or a sidecar, sent as it is)."""
+        status = os.fstat(fd)
+        etag, data = self._etag(fd, status, compress)
+        mtime = status.st_mtime_ns // 1_000_000_000
+        headers = {
+            "ETag": etag,
+            "Last-Modified": formatdate(mtime, usegmt=True),
+            "Cache-Control": self.cache_control,
+            "Vary": "Accept-Encoding",
+        }
+        if _precondition_failed(request.headers, etag, mtime):
+            return web.Response(status=412, headers=headers)
+        if _not_modified(request.headers, etag, mtime):
+            return web.Response(status=304, headers=headers)
+        if data is None:
+            # From this descriptor: the bytes of the version the ETag was found for.
+            data = _body(fd, compress)
+        headers["Content-Type"] = kind
+        headers["Accept-Ranges"] = "bytes"
+        headers["X-Content-Type-Options"] = "nosniff"
+        if gzip:
+            headers["Content-Encoding"] = "gzip"
+        range_header = request.headers.get("Range")
+        if range_header is not None and request.method == "GET":
+            span = _byte_range(range_header, len(data))
+            if span == "unsatisfiable":
+                return _plain(
+                    416,
+                    "416: Range Not Satisfiable",
+                    {"Content-Range": f"bytes */{len(data)}", "Accept-Ranges": "bytes"},
+                )
+            if isinstance(span, tuple) and _if_range_holds(request.headers, etag, mtime):
+                start, end = span
+                headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                return web.Response(status=206, body=data[start : end + 1], headers=headers)
+        return web.Response(status=200, body=data, headers=headers)
+
+
+def _open_sidecar(folder_fd: int, name: str, original: os.stat_result) -> int | None:
+    """The gzip sidecar of `name`, open, if publish wrote it with this version of the file.
+
+    Publish gives a sidecar the mtime of the file it was made from; one with another mtime
+    belongs to another version (or was left behind) and is not used.
+    """
+    try:
+        fd = os.open(name + GZIP_SUFFIX, _OPEN_FILE, dir_fd=folder_fd)
+    except OSError:
+        return None
+    status = os.fstat(fd)
+    if stat.S_ISREG(status.st_mode) and status.st_mtime_ns == original.st_mtime_ns:
+        return fd
+    os.close(fd)
+    return None
+
+
+def _body(fd: int, compress: bool) -> bytes:
+    """The whole content of the open file `fd`, gzipped if `compress`."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks: list[bytes] = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    return gzip_bytes(data) if compress else data
+
+
+def _plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=text + "\n", headers=headers)
+
+
+def _not_found() -> web.Response:
+    return _plain(404, "404: Not Found")
+
+
+def _accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding value accepts gzip (`gzip`, `x-gzip` or `*`, q > 0)."""
+    if "gzip" not in header and "*" not in header:
+        return False
+    weights: dict[str, float] = {}
+    for item in header.split(","):
+        coding, _, params = item.partition(";")
+        weight = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = 0.0
+        weights[coding.strip().lower()] = weight
+    for coding in ("gzip", "x-gzip", "*"):
+        if coding in weights:
+            return weights[coding] > 0
+    return False
+
+
+def _http_date(value: str | None) -> int | None:
+    if value is None:
+        return None
+    parsed = parsedate_tz(value)
+    if parsed is None:
+        return None
+    try:
+        return mktime_tz(parsed)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _tags(header: str) -> list[tuple[bool, str]] | None:
+    """(weak, tag) pairs of an If-Match / If-None-Match value; None for `*`."""
+    if header.strip() == "*":
+        return None
+    return [(bool(weak), tag) for weak, tag in _ENTITY_TAG.findall(header)]
+
+
+def _precondition_failed(headers: Mapping[str, str], etag: str, mtime: int) -> bool:
+    """If-Match (strong comparison), or else If-Unmodified-Since (RFC 9110 13.2.2)."""
+    if_match = headers.get("If-Match")
+    if if_match is not None:
+        tags = _tags(if_match)
+        return tags is not None and not any(not weak and tag == etag for weak, tag in tags)
+    since = _http_date(headers.get("If-Unmodified-Since"))
+    return since is not None and mtime > since
+
+
+def _not_modified(headers: Mapping[str, str], etag: str, mtime: int) -> bool:
+    """If-None-Match (weak comparison), or else If-Modified-Since."""
+    if_none_match = headers.get("If-None-Match")
+    if if_none_match is not None:
+        tags = _tags(if_none_match)
+        return tags is None or any(tag == etag for _, tag in tags)
+    since = _http_date(headers.get("If-Modified-Since"))
+    return since is not None and mtime <= since
+
+
+def _if_range_holds(headers: Mapping[str, str], etag: str, mtime: int) -> bool:
+    """Whether a Range applies: no If-Range, or it names this version (strong match)."""
+    value = headers.get("If-Range")
+    if value is None:
+        return True
+    value = value.strip()
+    if value.startswith(('"', "W/")):
+        return value == etag
+    return _http_date(value) == mtime
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | str | None:
+    """(first, last) byte of a one-range `Range`; "unsatisfiable"; None to send it all.
+
+    Other units and several ranges are ignored (RFC 9110 allows sending the whole file);
+    a malformed or unsatisfiable byte range is "unsatisfiable" (416).
+    """
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes":
+        return None
+    if "," in spec:
+        return None
+    match = _RANGE.fullmatch(spec)
+    if match is None or not (match[1] or match[2]):
+        return "unsatisfiable"
+    if not match[1]:
+        suffix = int(match[2])
+        if suffix == 0 or size == 0:
+            return "unsatisfiable"
+        return max(0, size - suffix), size - 1
+    first = int(match[1])
+    last = int(match[2]) if match[2] else size - 1
+    if last < first or first >= size:
+        return "unsatisfiable"
+    return first, min(last, size - 1)
+
+
+class _OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log without tracebacks: a bad request is one DEBUG line.
+
+    aiohttp logs a request it cannot parse (huge headers, bad syntax) with a traceback at
+    ERROR; those are the client's mistakes, answered 400 already.
+    """
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        exc = kwargs.pop("exc_info", None)
+        if isinstance(exc, BaseException):
+            if isinstance(exc, HttpProcessingError):
+                level = logging.DEBUG
+            msg = f"{msg}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        kwargs.pop("stack_info", None)
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, msg, *args, **kwargs)
+
+
+class FeedServer:
+    """The HTTP server for the output folder, running its own event loop in a thread.
+
+    `start()` binds (raising `AggregatorError` when it cannot, e.g. the port is taken) and
+    returns once it is listening; `stop()` closes it within about a second. Used as a context
+    manager by `aggregator serve` and `aggregator run --serve`.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = FolderApp(
+            settings.output,
+            max_age=settings.max_age,
+            hidden=_hidden_prefix(settings.output, settings.state),
+        )
+        self.port = settings.port
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+
+    @property
+    def url(self) -> str:
+        """Where the server listens, as a URL (the actual port when 0 was asked)."""
+        host = self.settings.bind
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> None:
+        """Listen on `bind`:`port`; raises `AggregatorError` if that is not possible."""
+        self._thread = threading.Thread(target=self._run, name="aggregator-serve", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            self._thread = None
+            raise _bind_error(self.settings, self._error)
+        LOGGER.info(
+            "serving %s at %s (Cache-Control max-age %d s)",
+            self.settings.output,
+            self.url,
+            self.settings.max_age,
+        )
+        _check_base_url(self.settings.base_url, self.port)
+
+    def stop(self) -> None:
+        """Close the listening socket and the connections; wait for the thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None:
+            loop.call_soon_threadsafe(event.set)
+        thread.join(STOP_SECONDS + 2)
+
+    def __enter__(self) -> FeedServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stop_event = asyncio.Event()
+        server = web.Server(
+            self.app,
+            access_log=None,
+            logger=_OneLineLog(logging.getLogger("aggregator.serve.http"), {}),
+        )
+        runner = web.ServerRunner(server, shutdown_timeout=STOP_SECONDS)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.settings.bind, self.settings.port)
+            await site.start()
+        except (OSError, socket.gaierror) as exc:
+            self._error = exc
+            await runner.cleanup()
+            self._ready.set()
+            return
+        self.port = _bound_port(runner, self.settings.port)
+        self._ready.set()
+        try:
+            await self._stop_event.wait()
+        finally:
+            await runner.cleanup()
+
+
+def _bound_port(runner: web.BaseRunner, asked: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return asked
+
+
+def _bind_error(settings: Settings, exc: BaseException) -> AggregatorError:
+    where = f"{settings.bind}:{settings.port}"
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return AggregatorError(
+            f"cannot serve on {where}: the address is already in use (another server, or "
+            f"another aggregator); stop it or choose another port with --port or serve.port"
+        )
+    if isinstance(exc, OSError) and exc.errno == errno.EACCES:
+        return AggregatorError(
+            f"cannot serve on {where}: permission denied (ports below 1024 need root); "
+            f"choose a port ≥ 1024 with --port or serve.port"
+        )
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return AggregatorError(
+        f"cannot serve on {where}: {reason}; check --bind / serve.bind (an address of this "
+        f"machine, such as 127.0.0.1 or 0.0.0.0)"
+    )
+
+
+def _check_base_url(base_url: str, port: int) -> None:
+    """Warn when base_url names this machine but another port: the links would miss us."""
+    parts = urlsplit(base_url)
+    if parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        LOGGER.info("the feeds' links and index.opml point at base_url %s", base_url)
+        return
+    if (parts.port or (443 if parts.scheme == "https" else 80)) != port:
+        LOGGER.warning(
+            "base_url is %s but this server listens on port %d: the feeds' links and "
+            "index.opml will not reach it; set base_url (or --base-url) to match and rebuild",
+            base_url,
+            port,
+        )
+
+
+def _hidden_prefix(output: Path, state: Path) -> tuple[str, ...]:
+    """The state folder's path inside the output folder, if it is there (never served)."""
+    try:
+        inside = state.resolve().relative_to(output.resolve())
+    except ValueError:
+        return ()
+    return inside.parts
+
+
+def serve(settings: Settings) -> int:
+    """`aggregator serve`: serve the output folder until SIGTERM or SIGINT; exit code 0."""
+    if not settings.output.is_dir():
+        raise AggregatorError(
+            f"the output folder {settings.output} does not exist: build the feeds first "
+            f"(aggregator build), or point --output at them"
+        )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        LOGGER.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with FeedServer(settings):
+            while not stop.wait(1.0):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    LOGGER.info("stopped")
+    return 0
