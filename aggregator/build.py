@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aggregator import __version__
 from aggregator.catalog import (
     Catalog,
+    DueItem,
     FeedRecord,
     FileChange,
     StoredArticle,
@@ -45,9 +46,11 @@ from aggregator.errors import AggregatorError, ArticleError, CatalogError, Confi
 from aggregator.faults import crash_point
 from aggregator.model import (
     Article,
+    ArticleReleased,
     BuildFinished,
     ChangeEvent,
     FeedKey,
+    FeedKind,
     FeedUnchanged,
     FeedWritten,
     RenderedFile,
@@ -62,7 +65,8 @@ from aggregator.plan import (
     plan_feed,
     summaries,
 )
-from aggregator.publish import PublishBatch, publish_all, remove_stale_temps
+from aggregator.publish import PublishBatch, publish_all, remove_stale_temps, sidecar_of
+from aggregator.slugs import FeedRules
 from aggregator.sources import FileStat, SourceFilter, scan_sources, stat_source
 
 if TYPE_CHECKING:
@@ -108,6 +112,9 @@ class BuildReport:
     unchanged: int
     failed: int
     seconds: float
+    # When the next embargoed article falls due or the next item ages out of a windowed
+    # feed, after this build's cut-off (None: nothing is scheduled).
+    next_due: datetime | None = None
 
 
 # Lock descriptors held by this process, closed in every forked child (see `_close_in_child`).
@@ -269,23 +276,23 @@ def _os_reason(exc: OSError) -> str:
 _Read = tuple[str, StoredArticle | None, str | None, bool]
 
 
-def _read_stored(root: str, rel: str, max_bytes: int) -> _Read:
+def _read_stored(root: str, rel: str, max_bytes: int, rules: FeedRules) -> _Read:
     """One file → (path, its stored form, error, withdrawn): the boundary of one file's work.
 
     Whatever goes wrong while the file is read, parsed, converted to an `Article` or put in
     the form the catalog stores, comes back as a plain reason (the event that reports it
     names the file), never as an exception: one file is the unit of failure. Both results
     can always be stored (valid UTF-8: a lone surrogate from a YAML escape makes the stored
-    form fail here, not the catalog's transaction). `withdrawn`: the rejected file says it is not
-    published (see `ArticleError.withdrawn`). In a worker for big builds, so the main
-    process only inserts what it gets.
+    form fail here, not the catalog's transaction). `withdrawn`: the rejected file says
+    it is not published (see `ArticleError.withdrawn`). In a worker for big builds, so the
+    main process only inserts what it gets.
     """
     from aggregator.articles import read_article
 
     try:
         article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
         # Encodes the JSON as UTF-8 (for its fingerprint): what SQLite cannot store fails here.
-        return rel, StoredArticle.of(article), None, False
+        return rel, StoredArticle.of(article, rules=rules), None, False
     except ArticleError as exc:
         # The reason alone: the event that reports it names the file already.
         return rel, None, storable_text(exc.detail), exc.withdrawn
@@ -306,12 +313,12 @@ def storable_text(text: str) -> str:
 
 
 def _read_chunk(
-    root: str, rels: list[str], max_bytes: int
+    root: str, rels: list[str], max_bytes: int, rules: FeedRules
 ) -> list[tuple[str, tuple[Any, ...] | None, str | None, bool]]:
     """Worker: `_read_stored` for many files. Plain tuples cross the process boundary
     several times faster than pickled dataclasses."""
     results = []
-    for rel, stored, error, withdrawn in (_read_stored(root, r, max_bytes) for r in rels):
+    for rel, stored, error, withdrawn in (_read_stored(root, r, max_bytes, rules) for r in rels):
         results.append((rel, None if stored is None else astuple(stored), error, withdrawn))
     return results
 
@@ -322,7 +329,7 @@ class RenderedFeed:
 
     record: FeedRecord  # what the catalog remembers once the files are written
     previous_guids: tuple[str, ...]
-    files: tuple[RenderedFile, RenderedFile]  # RSS, Atom
+    files: tuple[RenderedFile, ...]  # RSS, Atom (those of the feed's formats)
 
 
 def render_feeds(
@@ -330,8 +337,12 @@ def render_feeds(
     keys: Sequence[FeedKey],
     settings: PlanSettings,
     cache: dict[str, Article],
+    now: datetime,
+    *,
+    embargo: bool = True,
 ) -> list[RenderedFeed]:
-    """Plan and render feeds from the catalog's current items."""
+    """Plan and render feeds from the catalog's items visible at `now` (the build's
+    cut-off: no later item when `embargo`, and none older than a feed's window)."""
     # Imported here, not at the top: feedgen and lxml take longer to import than a
     # build with nothing to render takes to run.
     from aggregator.render import render_feed
@@ -339,9 +350,17 @@ def render_feeds(
     rendered = []
     for key in keys:
         previous = catalog.feed_record(key)
-        items = catalog.newest(key, settings.max_items, cache)
-        if not items and previous is None:
-            continue  # never listed anything: no feed to keep valid
+        items = catalog.newest(
+            key,
+            settings.limit(key),
+            cache,
+            until=now if embargo else None,
+            since=settings.window_start(key, now),
+        )
+        if not items and previous is None and key.kind is not FeedKind.CUSTOM:
+            # Never listed anything: no feed to keep valid. A feed of the config exists
+            # from its definition on, so readers can subscribe before its first item.
+            continue
         previous_name = previous.name if previous else None
         plan = plan_feed(
             key,
@@ -368,11 +387,20 @@ def render_feeds(
 _Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], str, bytes, str, bytes]
 
 
-def _render_chunk(catalog_path: str, keys: list[str], settings: PlanSettings) -> list[_Wire]:
+def _render_chunk(
+    catalog_path: str, keys: list[str], settings: PlanSettings, now: str, embargo: bool
+) -> list[_Wire]:
     """Worker: render some feeds from a read-only view of the committed catalog."""
     catalog = Catalog(Path(catalog_path), readonly=True)
     try:
-        rendered = render_feeds(catalog, [FeedKey.parse(k) for k in keys], settings, {})
+        rendered = render_feeds(
+            catalog,
+            [FeedKey.parse(k) for k in keys],
+            settings,
+            {},
+            parse_date(now),
+            embargo=embargo,
+        )
     finally:
         catalog.close()
     # Plain tuples: cheap to send back across the process boundary.
@@ -399,6 +427,27 @@ def _from_wire(wire: _Wire) -> RenderedFeed:
         previous,
         (RenderedFile(rss_path, rss), RenderedFile(atom_path, atom)),
     )
+
+
+def _ordered(
+    a: datetime | None, b: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """(earlier, later); None is the end of time (no embargo: everything visible)."""
+    if a is None:
+        return b, None
+    if b is None:
+        return a, None
+    return min(a, b), max(a, b)
+
+
+def _remove_output(path: Path) -> None:
+    """Delete a feed file that no longer exists, and its gzip sidecar."""
+    path.unlink(missing_ok=True)
+    sidecar_of(path).unlink(missing_ok=True)
+
+
+def _released(item: DueItem) -> ArticleReleased:
+    return ArticleReleased(item.path, item.title, item.url, item.feeds)
 
 
 def _utcnow() -> datetime:
@@ -524,7 +573,7 @@ class Builder:
         self.lock = BuildLock(settings.state)
         self.lock.acquire(settings.lock_wait_seconds)
         try:
-            self.catalog = Catalog(settings.catalog_path)
+            self.catalog = Catalog(settings.catalog_path, rules=settings.feed_rules)
         except BaseException:
             self.lock.release()
             raise
@@ -540,6 +589,7 @@ class Builder:
             language=settings.language,
             max_items=settings.max_items,
             max_excerpt_chars=settings.max_excerpt_chars,
+            custom=settings.feeds,
         )
 
     def close(self) -> None:
@@ -572,6 +622,11 @@ class Builder:
         started = time.perf_counter()
         self.lock.check()
         full_scan = changed is None
+        # The one cut-off of this build: every feed, count and index agrees on what is
+        # visible. Nothing else in the build asks the clock.
+        now = self.now()
+        embargo = self.settings.embargo
+        self._apply_definitions()
         to_read, gone = self._find_changes(changed)
         crash_point("after-scan")
         workers = _Workers(self.settings.worker_count)
@@ -580,9 +635,11 @@ class Builder:
                 self._changes(to_read, gone, workers, progress),
                 self.now,
                 expected=len(to_read) + len(gone),
+                cutoff=now if embargo else None,
             )
             crash_point("after-sync")
             events: list[ChangeEvent] = list(sync.events)
+            events.extend(self._advance_cutoff(now, sync.changed_guids))
             synced = time.perf_counter()
 
             fingerprint = self._settings_fingerprint()
@@ -594,14 +651,20 @@ class Builder:
             missing = self._missing_outputs(known) if full_scan else []
             keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
             written, unchanged, failed = self._render_and_publish(
-                keys, sync.changed_guids, events, workers, render_progress
+                keys,
+                sync.changed_guids,
+                events,
+                workers,
+                now,
+                progress=render_progress,
             )
         finally:
             workers.close()
         if settings_changed and not failed:
             self.catalog.set_meta("render_settings", fingerprint)
 
-        published = self.catalog.published_count()
+        published = self.catalog.published_count(now if embargo else None)
+        next_due = self._next_due(now)
         seconds = time.perf_counter() - started
         LOGGER.debug(
             "build: %d files read and synced in %.3f s, %d feeds rendered in %.3f s",
@@ -629,6 +692,130 @@ class Builder:
             unchanged=unchanged,
             failed=failed,
             seconds=seconds,
+            next_due=next_due,
+        )
+
+    # --- what is visible when: embargo and time windows ------------------------------
+
+    def _advance_cutoff(self, now: datetime, synced: set[str]) -> list[ArticleReleased]:
+        """Mark the feeds whose visible items differ between the last build's cut-off and
+        this one's: embargoed items that fell due, items that aged out of a window.
+
+        Stored as pending with the new cut-off in one transaction, so a crash cannot lose a
+        release. Returns a `released` event for each item that fell due (not for those
+        this build's sync already reported).
+        """
+        catalog = self.catalog
+        previous_text = catalog.meta("cutoff")
+        previous = parse_date(previous_text) if previous_text else None
+        embargo_before = catalog.meta("embargo") != "off"
+        # Before the first build of this version every item was listed, whatever its date.
+        visible_before = previous if embargo_before and previous is not None else None
+        visible_now = now if self.settings.embargo else None
+        dirty: set[FeedKey] = set()
+        released: list[ArticleReleased] = []
+        if visible_before != visible_now:
+            low, high = _ordered(visible_before, visible_now)
+            for item in catalog.falling_due(low, high):
+                dirty.update(item.feeds)
+                if high == visible_now and item.guid not in synced:
+                    released.append(_released(item))
+        for key, length in self.plan_settings.windows():
+            if previous is None or catalog.lists_between(
+                key, min(previous, now) - length, max(previous, now) - length
+            ):
+                dirty.add(key)
+        with catalog.transaction():
+            catalog.add_pending(dirty)
+            catalog.set_meta("cutoff", format_date(now))
+            catalog.set_meta("embargo", "on" if self.settings.embargo else "off")
+        return released
+
+    def _next_due(self, now: datetime) -> datetime | None:
+        """When a feed next changes by the clock alone: the next embargoed date, or the
+        next item to age out of a windowed feed."""
+        candidates = []
+        if self.settings.embargo:
+            candidates.append(self.catalog.next_due(now))
+        for key, length in self.plan_settings.windows():
+            oldest = self.catalog.oldest_after(key, now - length)
+            if oldest is not None:
+                candidates.append(oldest + length)
+        return min((c for c in candidates if c is not None), default=None)
+
+    # --- the config's feeds -----------------------------------------------------------
+
+    def _apply_definitions(self) -> list[FeedKey]:
+        """Bring the catalog in line with the feeds the config defines; returns the feeds
+        removed (their files are deleted).
+
+        A fingerprint of each definition is stored: when one changes (or a feed comes or
+        goes, or a built-in group is switched), every stored article's feeds are decided
+        again from the catalog (no file is read) and only the feeds that gained or lost
+        items, or whose definition changed, are rendered.
+        """
+        catalog = self.catalog
+        rules = self.settings.feed_rules
+        current = {
+            "builtin": f"{rules.all},{rules.topics},{rules.providers}",
+            **{str(d.key): d.membership_fingerprint() for d in self.settings.feeds},
+        }
+        stored_text = catalog.meta("feed_definitions")
+        stored = json.loads(stored_text) if stored_text else {"builtin": "True,True,True"}
+        if stored == current:
+            return []
+        catalog.reassign_feeds(rules)
+        changed = {
+            FeedKey.parse(name)
+            for name, fingerprint in current.items()
+            if name != "builtin" and stored.get(name) != fingerprint
+        }
+        switched_off = {
+            kind
+            for kind, on in (
+                (FeedKind.ALL, rules.all),
+                (FeedKind.TOPIC, rules.topics),
+                (FeedKind.PROVIDER, rules.providers),
+            )
+            if not on
+        }
+        removed = [
+            record.key
+            for record in catalog.feed_records()
+            if record.key.kind in switched_off
+            or (record.key.kind is FeedKind.CUSTOM and str(record.key) not in current)
+        ]
+        removed += [
+            key
+            for key in catalog.pending_feeds()
+            if key.kind in switched_off or (key.kind is FeedKind.CUSTOM and str(key) not in current)
+        ]
+        catalog.forget_feeds(removed)
+        for key in removed:
+            # A feed no longer defined is deleted, not left frozen: a reader polling it
+            # gets a 404 instead of a feed that silently stopped.
+            for path in (key.rss_path, key.atom_path):
+                _remove_output(self.output / path)
+        for definition in self.settings.feeds:
+            # A format dropped from a definition: its file goes too.
+            for fmt, path in (("rss", definition.key.rss_path), ("atom", definition.key.atom_path)):
+                if fmt not in definition.formats:
+                    _remove_output(self.output / path)
+        with catalog.transaction():
+            catalog.add_pending(changed)
+            catalog.set_meta("feed_definitions", json.dumps(current, sort_keys=True))
+        if removed:
+            LOGGER.info("feeds no longer defined, files deleted: %s", ", ".join(map(str, removed)))
+        return removed
+
+    def _paths_of(self, key: FeedKey) -> tuple[str, ...]:
+        """The files a feed is written to (a feed of the config may choose its formats)."""
+        definition = self.plan_settings.definition(key)
+        formats = definition.formats if definition is not None else ("rss", "atom")
+        return tuple(
+            path
+            for fmt, path in (("rss", key.rss_path), ("atom", key.atom_path))
+            if fmt in formats
         )
 
     def _find_changes(self, changed: Iterable[str] | None) -> tuple[dict[str, FileStat], set[str]]:
@@ -694,39 +881,50 @@ class Builder:
             return  # nothing to read: not even the parser is imported
         root = str(self.filter.root)
         max_bytes = self.settings.max_file_bytes
+        rules = self.settings.feed_rules
         if len(paths) < PARALLEL_FILES or workers.count <= 1:
             for rel in paths:
-                yield _read_stored(root, rel, max_bytes)
+                yield _read_stored(root, rel, max_bytes, rules)
             return
         size = max(16, min(256, len(paths) // (workers.count * 8)))
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
         results = workers.pool.map(
-            _read_chunk, [root] * len(chunks), chunks, [max_bytes] * len(chunks)
+            _read_chunk,
+            [root] * len(chunks),
+            chunks,
+            [max_bytes] * len(chunks),
+            [rules] * len(chunks),
         )
         for chunk in results:
             for rel, fields, error, withdrawn in chunk:
                 yield rel, None if fields is None else StoredArticle(*fields), error, withdrawn
 
     def _settings_fingerprint(self) -> str:
-        data = json.dumps([__version__, asdict(self.plan_settings)], sort_keys=True, default=str)
+        shaping = asdict(self.plan_settings)
+        del shaping["custom"]  # each definition has its own fingerprint (`_apply_definitions`)
+        data = json.dumps([__version__, shaping], sort_keys=True, default=str)
         return hashlib.sha256(data.encode()).hexdigest()
 
     def _missing_outputs(self, known: Iterable[FeedKey]) -> list[FeedKey]:
         return [
             key
             for key in known
-            if not (self.output / key.rss_path).is_file()
-            or not (self.output / key.atom_path).is_file()
+            if not all((self.output / path).is_file() for path in self._paths_of(key))
         ]
 
-    def _render(self, keys: list[FeedKey], workers: _Workers) -> Iterator[RenderedFeed]:
+    def _render(
+        self, keys: list[FeedKey], workers: _Workers, now: datetime
+    ) -> Iterator[RenderedFeed]:
         """Rendered feeds, as they are ready (from worker processes when many)."""
         if not keys:
             return  # nothing to render: feedgen is not even imported
+        embargo = self.settings.embargo
         if len(keys) < PARALLEL_FEEDS or workers.count <= 1:
             from aggregator.render import limit_cache
 
-            yield from render_feeds(self.catalog, keys, self.plan_settings, {})
+            yield from render_feeds(
+                self.catalog, keys, self.plan_settings, {}, now, embargo=embargo
+            )
             # This process may live for weeks (the daemon): keep its share of the entry
             # cache small; workers, which die with the build, keep theirs whole.
             limit_cache(MAIN_PROCESS_ENTRIES)
@@ -738,6 +936,8 @@ class Builder:
             [str(self.catalog.path)] * len(chunks),
             chunks,
             [self.plan_settings] * len(chunks),
+            [format_date(now)] * len(chunks),
+            [embargo] * len(chunks),
         )
         for chunk in results:
             for wire in chunk:
@@ -749,6 +949,8 @@ class Builder:
         changed_guids: set[str],
         events: list[ChangeEvent],
         workers: _Workers,
+        now: datetime,
+        *,
         progress: Progress | None = None,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
@@ -758,7 +960,13 @@ class Builder:
             progress.start(len(keys))
         try:
             # Staged as they arrive, so writing overlaps the workers' rendering.
-            for feed in self._render(keys, workers):
+            for made in self._render(keys, workers, now):
+                paths = self._paths_of(made.record.key)
+                feed = RenderedFeed(
+                    made.record,
+                    made.previous_guids,
+                    tuple(f for f in made.files if f.path in paths),
+                )
                 rendered.append(feed)
                 for file in feed.files:
                     batch.stage(file)
@@ -803,15 +1011,20 @@ class Builder:
             or not all((self.output / name).is_file() for name in _INDEXES)
             or self.catalog.meta(_INDEX_RENDERER) != _index_renderer()
         )
-        if stale and self._publish_indexes(events):
+        if stale and self._publish_indexes(events, now):
             self.catalog.finish_indexes()
         return written, unchanged, len(failed)
 
-    def _publish_indexes(self, events: list[ChangeEvent]) -> bool:
+    def _publish_indexes(self, events: list[ChangeEvent], now: datetime) -> bool:
         """Write index.opml and index.html; whether both are now current."""
         from aggregator.indexes import render_indexes
 
-        counts = self.catalog.membership_counts()
+        # Counted at this build's cut-off, as the feeds were: embargoed and aged-out
+        # items are in no count.
+        windows = {key: now - length for key, length in self.plan_settings.windows()}
+        counts = self.catalog.membership_counts(
+            now if self.settings.embargo else None, windows
+        )
         feeds = [
             FeedListing(r.key, r.name, len(r.guids), counts.get(r.key, 0), r.updated)
             for r in self.catalog.feed_records()
@@ -823,7 +1036,9 @@ class Builder:
             home_url=base + "index.html",
             opml_url=base + "index.opml",
             headlines=self.catalog.newest(
-                FeedKey.everything(), min(INDEX_HEADLINES, self.settings.max_items)
+                FeedKey.everything(),
+                min(INDEX_HEADLINES, self.settings.max_items),
+                until=now if self.settings.embargo else None,
             ),
         )
         ok = True

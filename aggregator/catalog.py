@@ -16,10 +16,11 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -29,6 +30,7 @@ from aggregator.model import (
     ArticleAdded,
     ArticleRejected,
     ArticleRemoved,
+    ArticleScheduled,
     ArticleUnpublished,
     ArticleUpdated,
     ChangeEvent,
@@ -39,7 +41,7 @@ from aggregator.model import (
     Provider,
     RelatedLink,
 )
-from aggregator.slugs import feeds_of
+from aggregator.slugs import DEFAULT_RULES, FeedRules, feeds_of
 from aggregator.sources import FileStat
 
 T = TypeVar("T")
@@ -109,6 +111,10 @@ _MIGRATIONS: dict[int, str] = {
         guids TEXT NOT NULL
     );
     """,
+    # Embargo: what falls due between two builds' cut-offs, and the next due date.
+    2: """
+    CREATE INDEX items_date ON items (date);
+    """,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 # Every table a catalog of SCHEMA_VERSION has, and the columns each must have.
@@ -176,6 +182,11 @@ def article_from_json(text: str) -> Article:
     )
 
 
+@lru_cache(maxsize=8192)  # few distinct feeds, named once per article each
+def _feed_name(key: FeedKey) -> str:
+    return str(key)
+
+
 def _fingerprint(article_json: str) -> str:
     return hashlib.blake2b(article_json.encode(), digest_size=12).hexdigest()
 
@@ -197,23 +208,26 @@ class StoredArticle:
     fingerprint: str
 
     @classmethod
-    def of(cls, article: Article, article_json: str | None = None) -> StoredArticle:
-        """The stored form of a parsed article (`article_json` if already made)."""
+    def of(
+        cls, article: Article, article_json: str | None = None, rules: FeedRules = DEFAULT_RULES
+    ) -> StoredArticle:
+        """The stored form of a parsed article (`article_json` if already made); `rules`
+        say which feeds exist."""
         text = article_json if article_json is not None else article_to_json(article)
         return cls(
             url=article.url,
             title=article.title,
             published=article.published,
             date=format_date(article.published_at) if article.published_at else None,
-            feeds=tuple(str(k) for k in feeds_of(article)),
+            feeds=tuple(_feed_name(k) for k in feeds_of(article, rules)),
             json=text,
             fingerprint=_fingerprint(text),
         )
 
     @classmethod
-    def from_json(cls, text: str) -> StoredArticle:
+    def from_json(cls, text: str, rules: FeedRules = DEFAULT_RULES) -> StoredArticle:
         """The stored form of a catalog row's JSON."""
-        return cls.of(article_from_json(text), text)
+        return cls.of(article_from_json(text), text, rules)
 
 
 # --- what a sync takes and gives ------------------------------------------------------------
@@ -253,9 +267,9 @@ class _FileRow:
     article_json: str | None
     stored: StoredArticle | None = None  # when this batch read the file
 
-    def stored_form(self) -> StoredArticle:
+    def stored_form(self, rules: FeedRules) -> StoredArticle:
         assert self.article_json is not None
-        return self.stored or StoredArticle.from_json(self.article_json)
+        return self.stored or StoredArticle.from_json(self.article_json, rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +281,17 @@ class _ItemRow:
     fingerprint: str
     feeds: str  # the feeds it is listed in, one per line
     article_json: str | None  # the version listed, for the title of a leaving article
+
+
+@dataclass(frozen=True, slots=True)
+class DueItem:
+    """An item whose date a cut-off crossed: it enters (or leaves) its feeds."""
+
+    guid: str
+    path: str
+    title: str
+    url: str
+    feeds: tuple[FeedKey, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,8 +335,11 @@ def _storage_errors(
 class Catalog:
     """An open catalog file. One writer at a time (the build lock sees to that)."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, readonly: bool = False, rules: FeedRules = DEFAULT_RULES
+    ) -> None:
         self.path = path
+        self.rules = rules
         try:
             if readonly:
                 # Worker processes that render feeds only read; WAL lets them read while
@@ -457,13 +485,21 @@ class Catalog:
         key: FeedKey,
         limit: int,
         cache: dict[str, Article] | None = None,
+        *,
+        until: datetime | None = None,
+        since: datetime | None = None,
     ) -> list[FeedItem]:
-        """The newest `limit` items of a feed, newest first (ties broken by GUID)."""
+        """The newest `limit` items of a feed, newest first (ties broken by GUID).
+
+        Only items dated at or before `until` (the build's cut-off: later ones are
+        embargoed) and after `since` (the feed's time window), when given.
+        """
         rows = self._db.execute(
             "SELECT m.guid, m.date, i.path, f.article FROM memberships m "
             "JOIN items i ON i.guid = m.guid JOIN files f ON f.path = i.path "
-            "WHERE m.feed = ? ORDER BY m.date DESC, m.guid DESC LIMIT ?",
-            (str(key), limit),
+            "WHERE m.feed = ? AND m.date <= ? AND m.date > ? "
+            "ORDER BY m.date DESC, m.guid DESC LIMIT ?",
+            (str(key), _upper(until), _lower(since), limit),
         ).fetchall()
         items = []
         for guid, date, path, article_json in rows:
@@ -495,16 +531,77 @@ class Catalog:
         ]
 
     @_storage_errors
-    def membership_counts(self) -> dict[FeedKey, int]:
-        """How many items each feed covers in all (a feed lists only the newest of them)."""
-        rows = self._db.execute("SELECT feed, count(*) FROM memberships GROUP BY feed")
-        return {FeedKey.parse(feed): int(count) for feed, count in rows}
+    def membership_counts(
+        self,
+        until: datetime | None = None,
+        since: Mapping[FeedKey, datetime] | None = None,
+    ) -> dict[FeedKey, int]:
+        """How many items each feed covers in all (a feed lists only the newest of them):
+        those dated at or before `until` (the build's cut-off), and after `since[feed]`
+        for a feed with a time window."""
+        rows = self._db.execute(
+            "SELECT feed, count(*) FROM memberships WHERE date <= ? GROUP BY feed",
+            (_upper(until),),
+        )
+        counts = {FeedKey.parse(feed): int(count) for feed, count in rows}
+        for key, start in (since or {}).items():
+            (count,) = self._db.execute(
+                "SELECT count(*) FROM memberships WHERE feed = ? AND date <= ? AND date > ?",
+                (str(key), _upper(until), format_date(start)),
+            ).fetchone()
+            counts[key] = int(count)
+        return counts
 
     @_storage_errors
-    def published_count(self) -> int:
-        """How many items the feeds list (published articles, one per webUrl)."""
-        (items,) = self._db.execute("SELECT count(*) FROM items").fetchone()
+    def published_count(self, until: datetime | None = None) -> int:
+        """How many items the feeds list (published articles, one per webUrl), counting
+        only those dated at or before `until` (the others are embargoed)."""
+        (items,) = self._db.execute(
+            "SELECT count(*) FROM items WHERE date <= ?", (_upper(until),)
+        ).fetchone()
         return int(items)
+
+    @_storage_errors
+    def falling_due(self, after: datetime | None, until: datetime | None) -> list[DueItem]:
+        """Items dated in (`after`, `until`]: those a cut-off moving from one to the other
+        releases (or, moving back, hides again). None: no bound on that side."""
+        rows = self._db.execute(
+            "SELECT i.guid, i.path, i.url, i.feeds, f.article FROM items i "
+            "JOIN files f ON f.path = i.path WHERE i.date > ? AND i.date <= ? ORDER BY i.date",
+            (_lower(after), _upper(until)),
+        )
+        due = []
+        for guid, path, url, feeds, article_json in rows:
+            title = json.loads(article_json)["title"] if article_json else url
+            keys = tuple(FeedKey.parse(name) for name in feeds.split("\n") if name)
+            due.append(DueItem(guid, path, title, url, keys))
+        return due
+
+    @_storage_errors
+    def next_due(self, after: datetime) -> datetime | None:
+        """The earliest item date later than `after` (the next embargo to lift), if any."""
+        (date,) = self._db.execute(
+            "SELECT min(date) FROM items WHERE date > ?", (format_date(after),)
+        ).fetchone()
+        return None if date is None else parse_date(date)
+
+    @_storage_errors
+    def lists_between(self, key: FeedKey, after: datetime, until: datetime) -> bool:
+        """Whether a feed has an item dated in (`after`, `until`] (one b-tree probe)."""
+        row = self._db.execute(
+            "SELECT 1 FROM memberships WHERE feed = ? AND date > ? AND date <= ? LIMIT 1",
+            (str(key), format_date(after), format_date(until)),
+        ).fetchone()
+        return row is not None
+
+    @_storage_errors
+    def oldest_after(self, key: FeedKey, after: datetime) -> datetime | None:
+        """The oldest date of a feed's items dated later than `after` (one b-tree probe)."""
+        (date,) = self._db.execute(
+            "SELECT min(date) FROM memberships WHERE feed = ? AND date > ?",
+            (str(key), format_date(after)),
+        ).fetchone()
+        return None if date is None else parse_date(date)
 
     @_storage_errors
     def rejected_files(self) -> list[tuple[str, str]]:
@@ -514,6 +611,57 @@ class Catalog:
         )
 
     # --- writes ------------------------------------------------------------------------
+
+    @_storage_errors
+    def reassign_feeds(self, rules: FeedRules) -> set[FeedKey]:
+        """Decide every listed item's feeds again under `rules` (the config's feeds changed);
+        returns the feeds that gained or lost items, which are also marked pending.
+
+        Every item's last good version is in the catalog, so no file is read again.
+        """
+        self.rules = rules
+        dirty: set[str] = set()
+        with self.transaction():
+            rows = self._db.execute(
+                "SELECT i.guid, i.date, i.feeds, f.article FROM items i "
+                "JOIN files f ON f.path = i.path"
+            ).fetchall()
+            item_updates = []
+            removed: list[tuple[str, str, str]] = []
+            added: list[tuple[str, str, str]] = []
+            for guid, date, feeds, article_json in rows:
+                old = [name for name in feeds.split("\n") if name]
+                new = [str(k) for k in feeds_of(article_from_json(article_json), rules)]
+                if old == new:
+                    continue
+                item_updates.append(("\n".join(new), guid))
+                removed.extend((name, date, guid) for name in set(old) - set(new))
+                added.extend((name, date, guid) for name in set(new) - set(old))
+                dirty.update(set(old) ^ set(new))
+            self._db.executemany("UPDATE items SET feeds = ? WHERE guid = ?", item_updates)
+            self._db.executemany(
+                "DELETE FROM memberships WHERE feed = ? AND date = ? AND guid = ?", removed
+            )
+            self._db.executemany(
+                "INSERT INTO memberships (feed, date, guid) VALUES (?, ?, ?)", sorted(added)
+            )
+            keys = {FeedKey.parse(name) for name in dirty}
+            self.add_pending(keys)
+        return keys
+
+    @_storage_errors
+    def forget_feeds(self, keys: Collection[FeedKey]) -> None:
+        """Drop feeds that no longer exist (a config feed removed): their record, their
+        memberships (already none after `reassign_feeds`) and any pending render."""
+        if not keys:
+            return
+        names = {str(k) for k in keys}
+        with self.transaction():
+            self._db.executemany("DELETE FROM feeds WHERE feed = ?", [(n,) for n in names])
+            self._db.executemany("DELETE FROM memberships WHERE feed = ?", [(n,) for n in names])
+            pending = {str(k) for k in self.pending_feeds()} - names
+            self.set_meta("pending_feeds", json.dumps(sorted(pending)))
+            self.set_meta("pending_indexes", "1")  # they list the feeds removed
 
     @_storage_errors
     def pending_feeds(self) -> set[FeedKey]:
@@ -566,6 +714,7 @@ class Catalog:
         now: Callable[[], datetime],
         *,
         expected: int = 0,
+        cutoff: datetime | None = None,
     ) -> SyncResult:
         """Apply file changes; say which articles entered, changed or left which feeds.
 
@@ -573,24 +722,29 @@ class Catalog:
         the next; all batches run in one transaction: a failure leaves the catalog as it
         was. `now` is asked only for the first-published time of a never-seen article.
         `expected` (how many changes are coming) lets a big sync use a big page cache.
+        `cutoff`: items dated later are embargoed: said `scheduled`, and no feed is
+        marked for them (None: no embargo).
         """
         bulk = expected >= _BULK_CHANGES
         if bulk:
             self._db.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
         try:
-            return self._sync(batches, now)
+            return self._sync(batches, now, cutoff)
         finally:
             if bulk:
                 self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
                 self._db.execute("PRAGMA shrink_memory")
 
     def _sync(
-        self, batches: Iterable[Sequence[FileChange]], now: Callable[[], datetime]
+        self,
+        batches: Iterable[Sequence[FileChange]],
+        now: Callable[[], datetime],
+        cutoff: datetime | None,
     ) -> SyncResult:
         total = SyncResult()
         with self.transaction():
             for batch in batches:
-                result = _Sync(self._db, now).run(batch)
+                result = _Sync(self._db, now, self.rules, cutoff).run(batch)
                 total.events.extend(result.events)
                 total.dirty_feeds |= result.dirty_feeds
                 total.changed_guids |= result.changed_guids
@@ -605,9 +759,17 @@ class Catalog:
 class _Sync:
     """One batch: load what the changes touch, decide winners and GUIDs, write, diff."""
 
-    def __init__(self, db: sqlite3.Connection, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        now: Callable[[], datetime],
+        rules: FeedRules,
+        cutoff: datetime | None,
+    ) -> None:
         self.db = db
         self.now = now
+        self.rules = rules
+        self.cutoff = _upper(cutoff)
         self.result = SyncResult()
         self._keys: dict[str, FeedKey] = {}
 
@@ -723,7 +885,7 @@ class _Sync:
                 self.result.events.append(
                     DuplicateUrl(url, winner.path, tuple(r.path for r in candidates[1:]))
                 )
-            stored = winner.stored_form()
+            stored = winner.stored_form(self.rules)
             if stored.published:
                 winners[url] = (winner, stored)
         return winners
@@ -866,27 +1028,38 @@ class _Sync:
             old = before.get(guid)
             old_set = old_feeds.get(guid, set())
             keys = tuple(self._key(name) for name in stored.feeds)
-            if old is None:
+            if old is not None and (
+                old.fingerprint == stored.fingerprint and old.date == date and old.path == row.path
+            ):
+                continue  # touched, not changed: no feed needs rendering
+            was_listed = old is not None and old.date <= self.cutoff
+            if date > self.cutoff:
+                # Embargoed: in no feed until its date (the build that crosses it says so).
+                due = parse_date(date)
+                result.events.append(
+                    ArticleScheduled(row.path, stored.title, stored.url, due, keys)
+                )
+            elif not was_listed:
                 result.events.append(ArticleAdded(row.path, stored.title, stored.url, keys))
-            elif old.fingerprint != stored.fingerprint or old.date != date or old.path != row.path:
+            else:
                 entered = tuple(self._key(n) for n in stored.feeds if n not in old_set)
                 left = tuple(self._key(n) for n in sorted(old_set.difference(stored.feeds)))
                 result.events.append(
                     ArticleUpdated(row.path, stored.title, stored.url, keys, entered, left)
                 )
-            else:
-                continue  # touched, not changed: no feed needs rendering
             result.changed_guids.add(guid)
-            dirty.update(stored.feeds)
-            dirty.update(old_set)
+            if date <= self.cutoff:
+                dirty.update(stored.feeds)
+            if was_listed:
+                dirty.update(old_set)
 
         gone_guids = []
         for guid, old in before.items():
             if guid in after_by_guid:
                 continue
             gone_guids.append((guid,))
-            names = sorted(old_feeds.get(guid, ()))
-            keys = tuple(self._key(name) for name in names)
+            names = sorted(old_feeds.get(guid, ())) if old.date <= self.cutoff else []
+            keys = tuple(self._key(name) for name in names)  # an embargoed item left none
             dirty.update(names)
             result.changed_guids.add(guid)
             title = json.loads(old.article_json)["title"] if old.article_json else old.url
@@ -925,6 +1098,19 @@ class _Sync:
         self.db.executemany(
             "INSERT INTO memberships (feed, date, guid) VALUES (?, ?, ?)", member_rows
         )
+
+
+# Bounds of date ranges as the catalog's text: every stored date sorts between them.
+_NO_UPPER = "9999"
+_NO_LOWER = ""
+
+
+def _upper(value: datetime | None) -> str:
+    return _NO_UPPER if value is None else format_date(value)
+
+
+def _lower(value: datetime | None) -> str:
+    return _NO_LOWER if value is None else format_date(value)
 
 
 _REBUILD_ADVICE = (

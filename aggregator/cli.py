@@ -316,6 +316,11 @@ def _build(args: argparse.Namespace) -> int:
         + f"; feeds: {report.written} written, {report.unchanged} unchanged"
         + (f", {report.failed} failed" if report.failed else "")
         + f"; {report.seconds:.2f} s"
+        + (
+            f"; next scheduled change at {report.next_due.isoformat().replace('+00:00', 'Z')}"
+            if report.next_due is not None
+            else ""
+        )
     )
     if nothing_matched:
         _warn_nothing_matched(settings)

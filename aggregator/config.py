@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from aggregator.errors import ConfigError
+from aggregator.feeddefs import FeedDefinition, parse_feed_definitions
+from aggregator.slugs import FeedRules
 
 # Looked for in this order when no --config is given.
 DEFAULT_CONFIGS = (Path("aggregator.yaml"), Path("config/aggregator.yaml"))
@@ -37,6 +39,15 @@ DEFAULT_MAX_EXCERPT_CHARS = 4000
 
 
 @dataclass(frozen=True, slots=True)
+class BuiltinFeeds:
+    """Which groups of built-in feeds are built (`builtin_feeds:` in the config)."""
+
+    all: bool = True
+    topics: bool = True
+    providers: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a build or the daemon needs to know, already validated."""
 
@@ -51,6 +62,10 @@ class Settings:
     language: str = "en"
     workers: int = 0  # 0: one per core
     titles: FeedTitles = field(default_factory=FeedTitles)
+    # Hold back published articles dated in the future until their date.
+    embargo: bool = True
+    feeds: tuple[FeedDefinition, ...] = ()
+    builtin_feeds: BuiltinFeeds = field(default_factory=BuiltinFeeds)
     log_level: str = "INFO"
     log_format: str = "text"
     # daemon
@@ -72,6 +87,16 @@ class Settings:
     def catalog_path(self) -> Path:
         """The SQLite file that remembers articles between runs."""
         return self.state / "catalog.sqlite3"
+
+    @property
+    def feed_rules(self) -> FeedRules:
+        """Which feeds an article can be in: the built-in groups on, and the config's feeds."""
+        return FeedRules(
+            all=self.builtin_feeds.all,
+            topics=self.builtin_feeds.topics,
+            providers=self.builtin_feeds.providers,
+            custom=self.feeds,
+        )
 
     @property
     def worker_count(self) -> int:
@@ -113,6 +138,9 @@ _DOCUMENTED_KEYS = (
     "language",
     "workers",
     "feed_titles",
+    "embargo",
+    "builtin_feeds",
+    "feeds",
     "logging",
     "daemon",
     "serve",
@@ -192,7 +220,9 @@ def _dotted_keys(raw: Mapping[str, Any], origin: str) -> dict[str, str]:
     keys: dict[str, str] = {}
     for name, value in raw.items():
         key = str(name)
-        if key in ("logging", "daemon", "serve", "feed_titles") and isinstance(value, dict):
+        if key in ("logging", "daemon", "serve", "feed_titles", "builtin_feeds") and isinstance(
+            value, dict
+        ):
             keys.update({f"{key}.{inner}": origin for inner in value})
         else:
             keys[_SECTION_OF.get(key, key)] = origin
@@ -209,6 +239,13 @@ def effective_values(settings: Settings) -> list[tuple[str, Any]]:
                 (f"feed_titles.{t.name}", getattr(value, t.name))
                 for t in dataclasses.fields(FeedTitles)
             )
+        elif f.name == "builtin_feeds":
+            values.extend(
+                (f"builtin_feeds.{b.name}", getattr(value, b.name))
+                for b in dataclasses.fields(BuiltinFeeds)
+            )
+        elif f.name == "feeds":
+            values.append(("feeds", [definition.name for definition in value]))
         elif isinstance(value, Path):
             values.append((f.name, str(value)))
         elif isinstance(value, tuple):
@@ -340,6 +377,19 @@ def _validate(raw: Mapping[str, Any], origins: Mapping[str, str], source: str) -
             problems.append(f"follow_external_links: must be true or false, got {value!r}")
         else:
             values["follow_external_links"] = value
+
+    if "embargo" in raw:
+        value = raw["embargo"]
+        if not isinstance(value, bool):
+            problems.append(f"embargo: must be true or false, got {value!r}")
+        else:
+            values["embargo"] = value
+
+    if "feeds" in raw:
+        definitions, feed_problems = parse_feed_definitions(raw["feeds"])
+        problems.extend(feed_problems)
+        values["feeds"] = definitions
+    _validate_builtins(raw, values, problems)
 
     _validate_logging(raw, values, problems)
     _validate_daemon(raw, values, problems)
@@ -503,3 +553,18 @@ def _validate_titles(raw: Mapping[str, Any], values: dict[str, Any], problems: l
             titles[key] = value
     if titles:
         values["titles"] = FeedTitles(**titles)
+
+
+def _validate_builtins(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
+    section = _section(raw, "builtin_feeds", problems)
+    known = [f.name for f in dataclasses.fields(BuiltinFeeds)]
+    switches: dict[str, bool] = {}
+    for key, value in section.items():
+        if key not in known:
+            problems.append(f"builtin_feeds.{key}: {_suggest(str(key), known)}")
+        elif not isinstance(value, bool):
+            problems.append(f"builtin_feeds.{key}: must be true or false, got {value!r}")
+        else:
+            switches[key] = value
+    if switches:
+        values["builtin_feeds"] = BuiltinFeeds(**switches)

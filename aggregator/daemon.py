@@ -7,6 +7,10 @@
     "rebuild" job (one thread, the only writer): when a batch is due, Builder.build(batch)
       → Notifier (one log line per change) → schedule the next batch if one is gathering
     "reconcile" job: every reconcile_seconds, ask for a full scan (through the same writer)
+    "embargo-next" job: one date job at the next time a feed changes by the clock alone (an
+      embargoed article falls due, an item ages out of a windowed feed), re-armed after every
+      build (the first one is at start-up); it asks for a build with no changed path, at
+      once, whose cut-off releases what is due
     SIGTERM / SIGINT: stop the observer, finish or abandon the build in flight, stop the
     scheduler, close the builder, exit 0
 
@@ -52,6 +56,7 @@ _REBUILD = "rebuild"
 _RECONCILE = "reconcile"
 _RETRY = "retry-writes"
 _RETRY_BUILD = "retry-build"
+_RELEASE = "embargo-next"
 
 
 class BuildCancelled(Exception):
@@ -121,6 +126,7 @@ class Daemon:
         self._scheduler.add_listener(self._on_lost_run, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._lock = threading.Lock()
         self._job_pending = False  # a "rebuild" run is scheduled or queued, not yet started
+        self._release_now = False  # the next rebuild runs at once, without debouncing
         self._building = False
         self._closing = False
         self._stopping = threading.Event()
@@ -235,14 +241,19 @@ class Daemon:
 
         Never two at once: while one is scheduled or running, nothing is added, and the
         running one schedules the next batch when it ends. So APScheduler never sees a run
-        fire while the previous one is still going (which it would skip).
+        fire while the previous one is still going (which it would skip). A release moves
+        a scheduled run to now (the same job id is replaced).
         """
         with self._lock:
-            if self._closing or self._job_pending or self._building:
+            if self._closing or self._building:
+                return
+            if self._job_pending and not self._release_now:
                 return
             due = self.debouncer.due_at()
             if due is None:
                 return
+            if self._release_now:
+                due = min(due, time.monotonic())
             self._job_pending = True
         delay = due - time.monotonic()
         LOGGER.debug("rebuild scheduled in %.3f s", max(0.0, delay))
@@ -275,6 +286,39 @@ class Daemon:
         LOGGER.debug("reconcile: full scan requested")
         self.debouncer.add(full_scan=True)
 
+    def release(self) -> None:
+        """The "embargo-next" job: a build now, with no changed path; its cut-off releases
+        what fell due (and drops what aged out). Tests with a fake clock call it directly."""
+        LOGGER.debug("release: a scheduled article or window expiry is due")
+        with self._lock:
+            self._release_now = True
+        self.debouncer.kick()
+        self._request()
+
+    def _arm(self, due: datetime | None) -> None:
+        """(Re)arm the one "embargo-next" job at `due` (on the builder's clock)."""
+        builder = self.builder
+        with self._lock:
+            if self._closing or builder is None:
+                return
+        if due is None:
+            if self._scheduler.get_job(_RELEASE) is not None:
+                self._scheduler.remove_job(_RELEASE)
+            return
+        delay = (due - builder.now()).total_seconds()
+        LOGGER.debug("next release at %s (in %.3f s)", due.isoformat(), max(0.0, delay))
+        self._scheduler.add_job(
+            self.release,
+            "date",
+            run_date=_utc_in(delay),
+            id=_RELEASE,
+            executor="timers",
+            replace_existing=True,
+            # Due while the daemon was busy or the machine asleep: run it anyway, once.
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+
     def _retry_writes(self) -> None:
         LOGGER.debug("retrying feeds that failed to write")
         self.debouncer.kick()
@@ -287,8 +331,9 @@ class Daemon:
             self._job_pending = False
             if self._closing:
                 return
-            batch = self.debouncer.take()
+            batch = self.debouncer.take(force=self._release_now)
             if batch is not None:
+                self._release_now = False
                 self._building = True
                 self._idle.clear()
         if batch is None:
@@ -326,6 +371,7 @@ class Daemon:
         # The first build catches up with what changed while the daemon was stopped: the log
         # summarises it; every later build is a live change, logged item by item.
         self.notifier.publish(report.events, catch_up=self.builds == 1)
+        self._arm(report.next_due)
         self._after(report)
 
     def _failed(self, batch: ChangeBatch, exc: Exception) -> None:

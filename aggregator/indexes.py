@@ -24,6 +24,7 @@ HTML_PATH = "index.html"
 # The groups, in the order both indexes show them.
 _GROUPS: tuple[tuple[FeedKind, str], ...] = (
     (FeedKind.ALL, "All"),
+    (FeedKind.CUSTOM, "Selections"),
     (FeedKind.TOPIC, "Topics"),
     (FeedKind.PROVIDER, "Providers"),
 )
@@ -51,7 +52,8 @@ def render_indexes(
     opml_url: str,
     headlines: Sequence[FeedItem] = (),
 ) -> tuple[RenderedFile, RenderedFile]:
-    """Render (`index.opml`, `index.html`) listing `feeds`, grouped All / Topics / Providers.
+    """Render (`index.opml`, `index.html`) listing `feeds`, grouped All / Selections
+    (the config's feeds) / Topics / Providers.
 
     Within a group feeds are sorted by title, then key, whatever order they come in. OPML
     outlines point to the RSS files (the format every reader takes). The HTML page is for a

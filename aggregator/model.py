@@ -65,14 +65,19 @@ class Article:
 
 
 class FeedKind(StrEnum):
-    """The three families of feeds."""
+    """The families of feeds: the built-in ones, and those defined in the config."""
 
     ALL = "all"
     TOPIC = "topic"
     PROVIDER = "provider"
+    CUSTOM = "custom"
 
 
-_FOLDERS: dict[FeedKind, str] = {FeedKind.TOPIC: "topics", FeedKind.PROVIDER: "providers"}
+_FOLDERS: dict[FeedKind, str] = {
+    FeedKind.TOPIC: "topics",
+    FeedKind.PROVIDER: "providers",
+    FeedKind.CUSTOM: "custom",
+}
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -111,7 +116,7 @@ class FeedKey:
 
     @classmethod
     def parse(cls, text: str) -> FeedKey:
-        """Inverse of `str()`: `all`, `topics/ai`, `providers/forbes-com`."""
+        """Inverse of `str()`: `all`, `topics/ai`, `providers/forbes-com`, `custom/x`."""
         if text == cls.ALL_SLUG:
             return cls.everything()
         folder, _, slug = text.partition("/")
@@ -176,6 +181,33 @@ class ArticleAdded:
     """A published article entered feeds for the first time (or again after it had left)."""
 
     kind: ClassVar[str] = "article_added"
+    source: str
+    title: str
+    url: str
+    feeds: tuple[FeedKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleScheduled:
+    """A published article dated in the future: held back from every feed until `due`.
+
+    Also said when an edit moves a listed article's date into the future (it leaves its
+    feeds until then).
+    """
+
+    kind: ClassVar[str] = "article_scheduled"
+    source: str
+    title: str
+    url: str
+    due: datetime
+    feeds: tuple[FeedKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleReleased:
+    """A scheduled article's date came: it entered its feeds (readers see it as new)."""
+
+    kind: ClassVar[str] = "article_released"
     source: str
     title: str
     url: str
@@ -281,6 +313,8 @@ class BuildFinished:
 
 ChangeEvent = (
     ArticleAdded
+    | ArticleScheduled
+    | ArticleReleased
     | ArticleUpdated
     | ArticleUnpublished
     | ArticleRemoved

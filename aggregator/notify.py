@@ -16,7 +16,9 @@ from typing import Any
 from aggregator.model import (
     ArticleAdded,
     ArticleRejected,
+    ArticleReleased,
     ArticleRemoved,
+    ArticleScheduled,
     ArticleUnpublished,
     ArticleUpdated,
     BuildFinished,
@@ -42,6 +44,13 @@ def describe(event: ChangeEvent) -> str:
     match event:
         case ArticleAdded():
             return f"added {event.source}: {event.title!r} to {_feeds(event.feeds)}"
+        case ArticleScheduled():
+            return (
+                f"scheduled {event.source}: {event.title!r} for "
+                f"{event.due.isoformat().replace('+00:00', 'Z')}, then in {_feeds(event.feeds)}"
+            )
+        case ArticleReleased():
+            return f"released {event.source}: {event.title!r} to {_feeds(event.feeds)}"
         case ArticleUpdated():
             line = f"updated {event.source}: {event.title!r} in {_feeds(event.feeds)}"
             if event.entered:
@@ -94,6 +103,8 @@ def _plain(value: object) -> object:
         return [_plain(v) for v in value]
     if isinstance(value, float):
         return round(value, 6)
+    if isinstance(value, datetime):
+        return value.isoformat()
     return value
 
 
@@ -110,6 +121,8 @@ def _level(event: ChangeEvent) -> int:
 # Item-level events: one line each for a live change, counted in a catch-up summary.
 _ITEM_EVENTS = (
     ArticleAdded,
+    ArticleScheduled,
+    ArticleReleased,
     ArticleUpdated,
     ArticleUnpublished,
     ArticleRemoved,
@@ -149,12 +162,15 @@ class LogSink:
                 "updated": counts["article_updated"],
                 "unpublished": counts["article_unpublished"],
                 "removed": counts["article_removed"],
+                "released": counts["article_released"],
+                "scheduled": counts["article_scheduled"],
                 "feeds_written": counts["feed_written"],
                 "feeds_unchanged": counts["feed_unchanged"],
             }
             message = (
                 "catch-up scan: {added} added, {updated} updated, {unpublished} unpublished, "
-                "{removed} removed; {feeds_written} feeds written, {feeds_unchanged} unchanged "
+                "{removed} removed, {released} released, {scheduled} scheduled; "
+                "{feeds_written} feeds written, {feeds_unchanged} unchanged "
                 "(each change is logged from now on)"
             ).format(**fields)
             self.logger.info(message, extra={"change": {"event": "catch_up", **fields}})

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aggregator.config import DEFAULT_MAX_EXCERPT_CHARS, FeedTitles
+from aggregator.feeddefs import FeedDefinition
 from aggregator.model import Article, FeedItem, FeedKey, FeedKind, FeedPlan, FeedSummary
 from aggregator.slugs import display_name
 
@@ -32,6 +33,39 @@ class PlanSettings:
     language: str
     max_items: int
     max_excerpt_chars: int = DEFAULT_MAX_EXCERPT_CHARS
+    # The config's feeds. Not part of what re-renders every feed: a change to one
+    # definition re-renders that feed only (the catalog keeps a fingerprint of each).
+    custom: tuple[FeedDefinition, ...] = ()
+
+    def definition(self, key: FeedKey) -> FeedDefinition | None:
+        """The config's definition of a custom feed (None for the built-in feeds)."""
+        if key.kind is FeedKind.CUSTOM:
+            for definition in self.custom:
+                if definition.name == key.slug:
+                    return definition
+        return None
+
+    def limit(self, key: FeedKey) -> int:
+        """How many items the feed lists at most."""
+        definition = self.definition(key)
+        if definition is not None and definition.max_items is not None:
+            return definition.max_items
+        return self.max_items
+
+    def window_start(self, key: FeedKey, now: datetime) -> datetime | None:
+        """Items dated at or before this have aged out of the feed (None: no window)."""
+        definition = self.definition(key)
+        if definition is None or definition.max_age_days is None:
+            return None
+        return now - timedelta(days=definition.max_age_days)
+
+    def windows(self) -> list[tuple[FeedKey, timedelta]]:
+        """Every feed with a time window, and its length."""
+        return [
+            (d.key, timedelta(days=d.max_age_days))
+            for d in self.custom
+            if d.max_age_days is not None
+        ]
 
 
 def feed_name(key: FeedKey, items: Sequence[FeedItem], previous_name: str | None) -> str:
@@ -58,7 +92,7 @@ def plan_feed(
 ) -> FeedPlan:
     """Everything a feed shows, decided from its items (newest first) and its last state."""
     name = feed_name(key, items, previous_name)
-    title, description = titles_of(key, name, settings.titles)
+    title, description = _titles(key, name, settings)
     updated = max(item.date for item in items) if items else previous_updated or EPOCH
     return FeedPlan(
         key=key,
@@ -119,6 +153,13 @@ def cut(text: str, limit: int) -> str:
     return head.rstrip() + ELLIPSIS
 
 
+def _titles(key: FeedKey, name: str, settings: PlanSettings) -> tuple[str, str]:
+    definition = settings.definition(key)
+    if definition is not None:
+        return definition.title, definition.description
+    return titles_of(key, name, settings.titles)
+
+
 def titles_of(key: FeedKey, name: str, titles: FeedTitles) -> tuple[str, str]:
     """(title, description) of a feed, from the configured templates."""
     if key.kind is FeedKind.TOPIC:
@@ -165,17 +206,18 @@ class FeedListing:
     key: FeedKey
     name: str
     items: int  # listed now
-    articles: int  # every published article in it (the feed lists the newest max_items)
+    articles: int  # every visible published article in it (the feed lists the newest max_items)
     updated: datetime
 
 
 def summaries(feeds: Iterable[FeedListing], settings: PlanSettings) -> list[FeedSummary]:
-    """The index entries: every feed that lists something, plus `all` always; in path order."""
+    """The index entries: every feed that lists something, plus `all` and the config's
+    feeds always; in path order."""
     listed = []
     for feed in sorted(feeds, key=lambda f: f.key):
-        if feed.items == 0 and feed.key.kind is not FeedKind.ALL:
+        if feed.items == 0 and feed.key.kind not in (FeedKind.ALL, FeedKind.CUSTOM):
             continue
-        title, _ = titles_of(feed.key, feed.name, settings.titles)
+        title, _ = _titles(feed.key, feed.name, settings)
         listed.append(
             FeedSummary(
                 key=feed.key,

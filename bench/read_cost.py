@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from aggregator.build import _read_stored
+from aggregator.slugs import DEFAULT_RULES
 
 LIMIT = 1_048_576
 SIZE = LIMIT - 200
@@ -58,7 +59,7 @@ def main(names: list[str]) -> None:
         data = (HEAD + text)[: SIZE - 10].encode() + b"\n---\n"
         (folder / "a.md").write_bytes(data)
         started = time.process_time()
-        _, _, error, _ = _read_stored(str(folder), "a.md", LIMIT)
+        _, _, error, _ = _read_stored(str(folder), "a.md", LIMIT, DEFAULT_RULES)
         spent = time.process_time() - started
         outcome = "read" if error is None else "rejected: " + error.split(": ", 1)[1][:48]
         print(f"{name:34} {spent:7.3f}  {outcome}")

@@ -10,7 +10,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 # Position in the chain: a module may import only modules at a lower position.
 ORDER = [
     ["errors", "model", "faults"],
-    ["slugs", "config", "sources"],
+    ["slugs", "sources"],
+    ["feeddefs"],
+    ["config"],
     ["starter"],
     ["front_matter"],
     ["articles"],

@@ -1201,6 +1201,7 @@ _READ = {"sexagesimal", "sexagesimal-float", "decimal", "hex", "float", "related
 def test_reading_one_file_costs_at_most_a_second_of_cpu(tmp_path: Path, case: str) -> None:
     """Through the whole per-file boundary (read, parse, Article, stored form)."""
     from aggregator.build import _read_stored
+    from aggregator.slugs import DEFAULT_RULES
 
     content = f"---\n{MINIMAL}{_COSTLY[case]}\n---\n".encode()[: articles.DEFAULT_MAX_BYTES - 10]
     if not content.endswith(b"\n---\n"):
@@ -1208,7 +1209,9 @@ def test_reading_one_file_costs_at_most_a_second_of_cpu(tmp_path: Path, case: st
     (tmp_path / "costly.md").write_bytes(content)
     assert len(content) <= articles.DEFAULT_MAX_BYTES
     started = time.process_time()
-    rel, _, error, _ = _read_stored(str(tmp_path), "costly.md", articles.DEFAULT_MAX_BYTES)
+    rel, _, error, _ = _read_stored(
+        str(tmp_path), "costly.md", articles.DEFAULT_MAX_BYTES, DEFAULT_RULES
+    )
     spent = time.process_time() - started
     assert rel == "costly.md"
     if case in _READ:  # the costly constructor really ran (not a scanner error first)

@@ -40,12 +40,13 @@ BAD = {
     "title-list.txt": "title: !!str [a]\n",
 }
 # Fields holding numbers too long to be numbers: kept as text, so the file is published.
+_DATED = "publishedDateTime: 2021-12-22T13:00:00Z\n"
 ODD_BUT_GOOD = {
-    "hex-provider.txt": f"provider: {{name: {HEX}}}\n",
-    "hex-width.txt": f"images: [{{url: 'https://e.com/i.jpg', width: {HEX}}}]\n",
-    "hex-related.txt": f"related: [{{title: {HEX}, webUrl: 'https://e.com/r'}}]\n",
-    "hex-topic.txt": f"topics: [{HEX}]\n",
-    "sexagesimal.txt": "x: 1" + ":0" * 20_000 + "\n",
+    "hex-provider.txt": f"{_DATED}provider: {{name: {HEX}}}\n",
+    "hex-width.txt": f"{_DATED}images: [{{url: 'https://e.com/i.jpg', width: {HEX}}}]\n",
+    "hex-related.txt": f"{_DATED}related: [{{title: {HEX}, webUrl: 'https://e.com/r'}}]\n",
+    "hex-topic.txt": f"{_DATED}topics: [{HEX}]\n",
+    "sexagesimal.txt": _DATED + "x: 1" + ":0" * 20_000 + "\n",
 }
 
 
