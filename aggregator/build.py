@@ -275,29 +275,53 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _read_stored(
-    root: str, rel: str, max_bytes: int, rules: FeedRules
-) -> tuple[str, StoredArticle | None, str | None]:
-    """One file → (path, its stored form, error). In a worker for big builds, so the main
-    process only inserts what it gets."""
+_Read = tuple[str, StoredArticle | None, str | None, bool]
+
+
+def _read_stored(root: str, rel: str, max_bytes: int, rules: FeedRules) -> _Read:
+    """One file → (path, its stored form, error, withdrawn): the boundary of one file's work.
+
+    Whatever goes wrong while the file is read, parsed, converted to an `Article` or put in
+    the form the catalog stores, comes back as a plain reason (the event that reports it
+    names the file), never as an exception: one file is the unit of failure. Both results
+    can always be stored (valid UTF-8: a lone surrogate from a YAML escape makes the stored
+    form fail here, not the catalog's transaction). `withdrawn`: the rejected file says
+    it is not published (see `ArticleError.withdrawn`). In a worker for big builds, so the
+    main process only inserts what it gets.
+    """
     from aggregator.articles import read_article
 
     try:
         article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
+        # Encodes the JSON as UTF-8 (for its fingerprint): what SQLite cannot store fails here.
+        return rel, StoredArticle.of(article, rules=rules), None, False
     except ArticleError as exc:
         # The reason alone: the event that reports it names the file already.
-        return rel, None, exc.detail
-    return rel, StoredArticle.of(article, rules=rules), None
+        return rel, None, storable_text(exc.detail), exc.withdrawn
+    except Exception as exc:  # anything else, at this one boundary (not KeyboardInterrupt)
+        LOGGER.debug("unexpected error storing %r", rel, exc_info=True)
+        reason = storable_text(f"{type(exc).__name__}: {exc}")[:200]
+        return rel, None, f"cannot be stored as an article ({reason}); check it", False
+
+
+def storable_text(text: str) -> str:
+    """`text` as valid UTF-8: lone surrogates (undecodable file names, YAML escapes) are
+    written as `\\udcff`, so that SQLite, JSON and log lines can all carry it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _read_chunk(
     root: str, rels: list[str], max_bytes: int, rules: FeedRules
-) -> list[tuple[str, tuple[Any, ...] | None, str | None]]:
+) -> list[tuple[str, tuple[Any, ...] | None, str | None, bool]]:
     """Worker: `_read_stored` for many files. Plain tuples cross the process boundary
     several times faster than pickled dataclasses."""
     results = []
-    for rel, stored, error in (_read_stored(root, r, max_bytes, rules) for r in rels):
-        results.append((rel, None if stored is None else astuple(stored), error))
+    for rel, stored, error, withdrawn in (_read_stored(root, r, max_bytes, rules) for r in rels):
+        results.append((rel, None if stored is None else astuple(stored), error, withdrawn))
     return results
 
 
@@ -563,6 +587,7 @@ class Builder:
             titles=settings.titles,
             language=settings.language,
             max_items=settings.max_items,
+            max_excerpt_chars=settings.max_excerpt_chars,
             custom=settings.feeds,
             formats=settings.formats,
             hubs=settings.hubs,
@@ -826,11 +851,11 @@ class Builder:
         # Deletions ride with the first files read: a move (old path gone, new path
         # read) that lands in one batch is one update that keeps its GUID.
         batch = [FileChange(path, None) for path in sorted(gone)]
-        for rel, stored, error in self._parse(list(to_read), workers):
+        for rel, stored, error, withdrawn in self._parse(list(to_read), workers):
             stat: FileStat | None = to_read[rel]
             if error is not None and stat_source(self.filter, rel) is None:
                 stat = None  # vanished while being read: it is a deletion
-            batch.append(FileChange(rel, stat, stored, error))
+            batch.append(FileChange(rel, stat, stored, error, withdrawn=withdrawn))
             if len(batch) >= SYNC_BATCH:
                 if progress is not None:
                     progress.advance(len(batch))
@@ -844,10 +869,8 @@ class Builder:
         if progress is not None:
             progress.finish()
 
-    def _parse(
-        self, paths: list[str], workers: _Workers
-    ) -> Iterator[tuple[str, StoredArticle | None, str | None]]:
-        """(path, stored article, error) for each file, in worker processes if many."""
+    def _parse(self, paths: list[str], workers: _Workers) -> Iterator[_Read]:
+        """(path, stored article, error, withdrawn) for each file, in worker processes if many."""
         if not paths:
             return  # nothing to read: not even the parser is imported
         root = str(self.filter.root)
@@ -867,8 +890,8 @@ class Builder:
             [rules] * len(chunks),
         )
         for chunk in results:
-            for rel, fields, error in chunk:
-                yield rel, None if fields is None else StoredArticle(*fields), error
+            for rel, fields, error, withdrawn in chunk:
+                yield rel, None if fields is None else StoredArticle(*fields), error, withdrawn
 
     def _settings_fingerprint(self) -> str:
         shaping = asdict(self.plan_settings)

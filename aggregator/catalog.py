@@ -250,13 +250,15 @@ class FileChange:
     """One article file as a build found it.
 
     `stat is None` means the file is gone. Otherwise exactly one of `article` (it parsed)
-    and `error` (why it was rejected) is set.
+    and `error` (why it was rejected) is set. `withdrawn`: the rejected file says it is not
+    published, so its last good version leaves the feeds instead of staying listed.
     """
 
     path: str
     stat: FileStat | None
     article: StoredArticle | None = None
     error: str | None = None
+    withdrawn: bool = False
 
 
 @dataclass(slots=True)
@@ -830,6 +832,7 @@ class _Sync:
 
     def run(self, changes: Sequence[FileChange]) -> SyncResult:
         result = self.result
+        changes = self._recordable(changes)
         paths = {c.path for c in changes}
         old_files = {
             r[0]: _FileRow(*r)
@@ -855,16 +858,18 @@ class _Sync:
                 affected_urls.add(stored.url)
             else:
                 result.rejected += 1
-                kept = old is not None and old.article_json is not None
+                # The last good version stays listed until the file is fixed or deleted,
+                # unless what could be read of the file says it is not published: a
+                # takedown wins over any mistake saved with it.
+                kept = old is not None and old.article_json is not None and not change.withdrawn
                 result.events.append(
                     ArticleRejected(change.path, change.error or "rejected", kept_previous=kept)
                 )
-                # The last good version stays listed until the file is fixed or deleted.
                 new_files[change.path] = _FileRow(
                     change.path,
                     change.stat.mtime_ns,
-                    old.url if old else None,
-                    old.article_json if old else None,
+                    old.url if old and kept else None,
+                    old.article_json if old and kept else None,
                 )
 
         # Other files that share a URL with a changed one compete for the same item.
@@ -883,6 +888,31 @@ class _Sync:
         self._write_files(changes, new_files)
         self._apply_items(before, after, new_files)
         return result
+
+    def _recordable(self, changes: Sequence[FileChange]) -> Sequence[FileChange]:
+        """The changes whose path SQLite can store; the others are reported as rejected.
+
+        A file name that is not valid UTF-8 reaches us with lone surrogates in it
+        (`os.fsdecode`): it cannot be a key of the catalog, so it is rejected, unrecorded,
+        at every build until it is renamed, and the other files are not held back by it.
+        """
+        if all(_storable(c.path) for c in changes):
+            return changes
+        kept = []
+        for change in changes:
+            if _storable(change.path):
+                kept.append(change)
+            elif change.stat is not None:
+                self.result.rejected += 1
+                shown = change.path.encode("utf-8", "backslashreplace").decode("utf-8")
+                self.result.events.append(
+                    ArticleRejected(
+                        shown,
+                        "the file name is not valid UTF-8, so it cannot be recorded:"
+                        " rename the file (it is rejected at every build until then)",
+                    )
+                )
+        return kept
 
     def _items_before(self, urls: Collection[str], paths: Collection[str]) -> dict[str, _ItemRow]:
         columns = "i.guid, i.url, i.path, i.date, i.fingerprint, i.feeds, f.article"
@@ -1142,6 +1172,14 @@ _REBUILD_ADVICE = (
 
 def _damaged(detail: str) -> str:
     return f"the catalog is damaged ({detail}); {_REBUILD_ADVICE}"
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _storage_reason(exc: sqlite3.Error) -> str:

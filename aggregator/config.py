@@ -35,6 +35,10 @@ class FeedTitles:
     provider_description: str = "Published articles from {name}, newest first."
 
 
+DEFAULT_MAX_EXCERPT_CHARS = 4000
+"""Characters of an excerpt shown in an item: about 600 words, more than any reader shows."""
+
+
 @dataclass(frozen=True, slots=True)
 class BuiltinFeeds:
     """Which groups of built-in feeds are built (`builtin_feeds:` in the config)."""
@@ -55,6 +59,7 @@ class Settings:
     max_items: int = 50
     patterns: tuple[str, ...] = ("*.txt", "*.md")
     max_file_bytes: int = 1_048_576
+    max_excerpt_chars: int = DEFAULT_MAX_EXCERPT_CHARS
     language: str = "en"
     workers: int = 0  # 0: one per core
     formats: tuple[FeedFormat, ...] = ALL_FORMATS
@@ -134,6 +139,7 @@ _DOCUMENTED_KEYS = (
     "max_items",
     "patterns",
     "max_file_bytes",
+    "max_excerpt_chars",
     "language",
     "workers",
     "formats",
@@ -340,7 +346,12 @@ def _validate(raw: Mapping[str, Any], origins: Mapping[str, str], source: str) -
         else:
             values["base_url"] = base if base.endswith("/") else base + "/"
 
-    for key, minimum in (("max_items", 1), ("max_file_bytes", 1), ("workers", 0)):
+    for key, minimum in (
+        ("max_items", 1),
+        ("max_file_bytes", 1),
+        ("max_excerpt_chars", 100),
+        ("workers", 0),
+    ):
         if key in raw:
             value = raw[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
