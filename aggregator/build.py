@@ -634,7 +634,10 @@ class Builder:
         try:
             sync = self.catalog.sync(
                 self._changes(to_read, gone, workers, progress),
-                self.now,
+                # An article without a date is listed under its first publication, which
+                # is this build's cut-off: a later clock reading would embargo it until
+                # the next build.
+                lambda: now,
                 expected=len(to_read) + len(gone),
                 cutoff=now if embargo else None,
             )
