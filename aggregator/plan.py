@@ -23,8 +23,10 @@ from aggregator.model import (
 )
 from aggregator.slugs import display_name
 
-# The date of a feed that has never listed anything: fixed, so its bytes are stable.
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The date of a feed that has never listed anything (a feed of the config that matches no
+# article yet): fixed, so its bytes are stable, and after 1990, before which the W3C
+# validator calls a date implausible.
+NEVER_LISTED = datetime(2000, 1, 1, tzinfo=UTC)
 
 MAX_RELATED_LINKS = 20
 """Related links shown per item; the others are left out of the feeds."""
@@ -111,7 +113,7 @@ def plan_feed(
     """Everything a feed shows, decided from its items (newest first) and its last state."""
     name = feed_name(key, items, previous_name)
     title, description = _titles(key, name, settings)
-    updated = max(item.date for item in items) if items else previous_updated or EPOCH
+    updated = max(item.date for item in items) if items else previous_updated or NEVER_LISTED
     return FeedPlan(
         key=key,
         title=title,
