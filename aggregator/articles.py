@@ -11,15 +11,20 @@ worker processes.
 
 PyYAML is the reference for what the YAML means (`safe_load`, YAML 1.1). It is only reached for
 files the fast parser declines, and only after the event stream has shown the document holds no
-anchors or aliases (billion-laughs), no nesting deeper than `MAX_DEPTH` and no tags beyond the
-core schema (`!!python/object/apply:...` and friends are rejected before anything is built).
+anchors or aliases (billion-laughs), no nesting deeper than `MAX_DEPTH`, no more than
+`MAX_VALUES` values, and no tags beyond the core schema (`!!python/object/apply:...` and
+friends are rejected before anything is built). Numbers longer than `MAX_NUMERAL_CHARS` stay
+text. So no file under the size limit costs more than a fraction of a second to read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,7 +33,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import ArticleError
-from .front_matter import MAX_DEPTH, parse_fast
+from .front_matter import MAX_DEPTH, MAX_VALUES, parse_fast
 from .model import Article, Image, Provider, RelatedLink
 
 __all__ = [
@@ -41,20 +46,75 @@ __all__ = [
 
 DEFAULT_MAX_BYTES = 1_048_576
 
+LOGGER = logging.getLogger("aggregator.articles")
 
-def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
-    # PyYAML raises a bare ValueError for `2021-02-30` or `25:00` and the whole file would be
-    # reported as malformed YAML; keeping the text lets the field check name the field instead.
+MAX_NUMERAL_CHARS = 100
+"""A number written with more characters than this is kept as its text.
+
+No article field needs such a number, and PyYAML's cost for some is quadratic in their length
+(a sexagesimal `1:0:0:...` of 1 MiB took 15 s of CPU); a huge integer also cannot be turned
+into text (Python refuses more than 4,300 digits) nor stored as JSON.
+"""
+
+MAX_TOPICS = 100
+"""Most topics one article may name: each is a feed of its own, so one file of 20,000
+topics would make 20,000 feeds. More is a field error, not a silent cut."""
+
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The dates accepted: RFC 822 (RSS) and RFC 3339 (Atom) write four-digit years, and no
+article predates 1900. A date outside is a field error (for a related link: no date)."""
+
+
+def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+    # PyYAML raises a bare ValueError for `2021-02-30` or `25:00` (and a TypeError for
+    # `!!timestamp x`), and the whole file would be reported as malformed YAML; keeping the
+    # text lets the field check name the field instead.
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, "a list or mapping is not a valid !!timestamp", node.start_mark
+        )
     try:
         return loader.construct_yaml_timestamp(node)
-    except ValueError:
+    except Exception:
         return node.value
 
 
+def _guarded(
+    tag: str, construct: Callable[[yaml.SafeLoader, yaml.Node], object], *, numeral: bool
+) -> Callable[[yaml.SafeLoader, yaml.Node], object]:
+    """`construct` with bounded cost, and with its failures said as YAML errors with a place.
+
+    PyYAML's scalar constructors fail with bare KeyError, IndexError or ValueError for a value
+    their explicit tag cannot take (`!!bool x`, an empty `!!int`).
+    """
+
+    def run(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+        if numeral and isinstance(node, yaml.ScalarNode) and len(node.value) > MAX_NUMERAL_CHARS:
+            return node.value
+        try:
+            return construct(loader, node)
+        except yaml.YAMLError:
+            raise
+        except Exception:
+            shown = _shown(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{shown} is not a valid !!{tag}", node.start_mark
+            ) from None
+
+    return run
+
+
 def _loader_class(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
-    """`base` with invalid timestamps kept as text (a subclass: the base stays untouched)."""
+    """`base` with invalid timestamps kept as text, over-long numbers kept as text, and
+    constructor failures made YAML errors (a subclass: the base stays untouched)."""
     loader: type[yaml.SafeLoader] = type("_Loader", (base,), {})
     loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+    for tag, numeral in (("int", True), ("float", True), ("bool", False), ("null", False)):
+        construct = base.yaml_constructors[f"tag:yaml.org,2002:{tag}"]
+        loader.add_constructor(
+            f"tag:yaml.org,2002:{tag}", _guarded(tag, construct, numeral=numeral)
+        )
     return loader
 
 
@@ -90,6 +150,18 @@ _SIMPLE_HOST = re.compile(
 )
 _URL_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _DIGITS = re.compile(r"[0-9]{1,9}")  # more is no pixel size (and int() refuses 4,300 digits)
+# A top-level `published:` line, read from a file whose YAML cannot be parsed (a takedown
+# saved with a mistake): its value, without quotes' meaning or a trailing comment. Only a
+# whole line counts: a file cut short inside `published: true` must not read as `tr`.
+_PUBLISHED_LINE = re.compile(
+    rb"""^["']?published["']?[ \t]*:(?:[ \t]+([^#\r\n]*?))?[ \t]*(?:[ \t]#[^\r\n]*)?(?=\r?\n)""",
+    re.MULTILINE,
+)
+# What YAML 1.1 reads as the boolean true (the only `published` value that lists an article).
+_YAML_TRUE = frozenset({b"true", b"True", b"TRUE", b"yes", b"Yes", b"YES", b"on", b"On", b"ON"})
+# Format characters (Unicode Cf) other than the joiners, which spell words in Persian and
+# Indic scripts and emoji, and cannot reorder text.
+_JOINERS = frozenset("\u200c\u200d")
 
 
 def read_article(path: Path, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Article:
@@ -132,15 +204,46 @@ def _read_up_to(fd: int, expected: int, limit: int) -> bytes:
 
 
 def parse_article(data: bytes, source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Article:
-    """Turn the bytes of an article file into an `Article`; raises `ArticleError`.
+    """Turn the bytes of an article file into an `Article`; raises `ArticleError`, only.
 
     `source` is the file's path relative to the input folder: it becomes `Article.source` and
-    is named in every error.
+    is named in every error. Whatever goes wrong in here, however unexpected, comes out as an
+    `ArticleError` with a plain reason (the unexpected ones are logged at DEBUG with their
+    traceback); its `withdrawn` says whether the text says the article is not published.
     """
     if len(data) > max_bytes:
         raise ArticleError(source, _too_big(len(data), max_bytes))
-    text = front_matter_text(data, source)
-    return _article(load_front_matter(text, source), source, text)
+    fields: dict[str, object] | None = None
+    try:
+        text = front_matter_text(data, source)
+        fields = load_front_matter(text, source)
+        return _article(fields, source, text)
+    except ArticleError as exc:
+        exc.withdrawn = _says_unpublished(data, fields)
+        raise
+    except Exception as exc:  # the boundary: one file's failure is that file's alone
+        LOGGER.debug("unexpected error reading %s", source, exc_info=True)
+        raise ArticleError(
+            source,
+            f"cannot be read as an article ({type(exc).__name__}: {_shown(str(exc))});"
+            " check its front matter",
+            withdrawn=_says_unpublished(data, fields),
+        ) from None
+
+
+def _says_unpublished(data: bytes, fields: dict[str, object] | None) -> bool:
+    """Whether a rejected file's text says its article is not published.
+
+    Its fields, if the YAML parsed: `published` is not true. Otherwise its top-level
+    `published:` lines in the front matter: one whose value is not a YAML true. With no such
+    line nothing can be told (a file cut short mid-copy), and the answer is False.
+    """
+    if fields is not None:
+        return fields.get("published") is not True
+    start = data.find(b"\n") + 1 if data.startswith((b"---", _BOM + b"---")) else 0
+    end = _closing_line(data, start)
+    region = data[start:end] if end >= 0 else data[start:]
+    return any(match.group(1) not in _YAML_TRUE for match in _PUBLISHED_LINE.finditer(region))
 
 
 def front_matter_text(data: bytes, source: str) -> str:
@@ -264,10 +367,18 @@ def _check_events(text: str, source: str) -> None:
         # nesting limit, worded differently from one release to the next) before our check
         # sees the offence. The pure-Python parser streams the same events lazily: if it
         # meets one of our offences first, that is the reason given; if not, libyaml's is.
+        # It is some 10 times slower: only the first _PURE_SCAN_CHARS are scanned again
+        # (an error at the end of 1 MiB took it 4 s), which holds any nesting libyaml's
+        # limit can refuse.
         c_loader = getattr(yaml, "CSafeLoader", None)
         if c_loader is not None and issubclass(_Loader, c_loader):
-            _scan_events(text, source, _PURE_LOADER)
+            # An error of the text (or of its cut) there: libyaml's is the one to give.
+            with contextlib.suppress(yaml.YAMLError):
+                _scan_events(text[:_PURE_SCAN_CHARS], source, _PURE_LOADER)
         raise
+
+
+_PURE_SCAN_CHARS = 65_536
 
 
 _PURE_LOADER = _loader_class(yaml.SafeLoader)
@@ -275,6 +386,7 @@ _PURE_LOADER = _loader_class(yaml.SafeLoader)
 
 def _scan_events(text: str, source: str, loader: type[yaml.SafeLoader]) -> None:
     depth = 0
+    values = 0
     for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.AliasEvent):
             raise ArticleError(
@@ -283,6 +395,14 @@ def _scan_events(text: str, source: str, loader: type[yaml.SafeLoader]) -> None:
                 " not allowed in articles; write the value out in full",
             )
         if isinstance(event, _NODE_EVENTS):
+            values += 1
+            if values > MAX_VALUES:
+                raise ArticleError(
+                    source,
+                    f"front matter holds more than {MAX_VALUES:,} keys and values (line"
+                    f" {_line(event)});"
+                    " an article needs a few hundred at most: move the rest out of the file",
+                )
             if event.anchor is not None:
                 raise ArticleError(
                     source,
@@ -381,6 +501,13 @@ def _article(fields: dict[str, object], source: str, text: str) -> Article:
     published_at = fields.get("publishedDateTime")
     try:
         when = _utc(published_at)
+    except _OutOfRange:
+        raise ArticleError(
+            source,
+            f"{_shown(published_at)} is outside the dates accepted (years"
+            f" {EARLIEST.year} to {LATEST.year}, in UTC): correct the year",
+            field="publishedDateTime",
+        ) from None
     except ValueError:
         raise ArticleError(
             source,
@@ -443,6 +570,8 @@ def _topics(value: object, source: str, text: str, clean: _Clean) -> tuple[str, 
             continue
         if isinstance(item, str):
             topic = clean(item).strip()
+            if not topic.isprintable():
+                topic = _name(topic)
         elif isinstance(item, (list, dict)):
             raise ArticleError(
                 source,
@@ -455,22 +584,41 @@ def _topics(value: object, source: str, text: str, clean: _Clean) -> tuple[str, 
                 written = node.value if isinstance(node, yaml.SequenceNode) else []
             node = written[index] if index < len(written) else None
             topic = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else str(item)
+            if not topic.isprintable():
+                topic = _name(topic)
         folded = topic.casefold()
         if topic and folded not in seen:
             seen.add(folded)
             topics.append(topic)
+            if len(topics) > MAX_TOPICS:
+                raise ArticleError(
+                    source,
+                    f"names more than {MAX_TOPICS} topics; each topic is a feed: keep the"
+                    " ones readers follow",
+                    field="topics",
+                )
     return tuple(topics)
 
 
 def _provider(value: object, clean: _Clean) -> Provider | None:
     if isinstance(value, str):
-        text = clean(value).strip()
+        text = _name(clean(value))
         return Provider(text) if text else None
     if not isinstance(value, dict):
         return None
-    domain = _optional_text(value.get("domain"), clean)
-    name = _optional_text(value.get("name"), clean) or domain
+    domain = _name(_optional_text(value.get("domain"), clean) or "") or None
+    name = _name(_optional_text(value.get("name"), clean) or "") or domain
     return Provider(name, domain) if name else None
+
+
+def _name(text: str) -> str:
+    """A topic's or provider's name as it may title a shared feed: no invisible format
+    characters (bidirectional overrides and isolates, zero-width spaces, BOM …: they would
+    reorder or hide the feed's title for every subscriber) and single spaces, trimmed."""
+    if text.isprintable():  # nearly every name: no format character, no odd space
+        return text.strip()
+    kept = "".join(char for char in text if char in _JOINERS or unicodedata.category(char) != "Cf")
+    return " ".join(kept.split())
 
 
 def _images(value: object, clean: _Clean) -> tuple[Image, ...]:
@@ -512,7 +660,7 @@ def _related(value: object, clean: _Clean) -> tuple[RelatedLink, ...]:
         else:
             name = _optional_text(provider, clean)
         when = item.get("publishedDateTime")
-        if not (isinstance(when, datetime) and when.tzinfo is UTC):
+        if not (isinstance(when, datetime) and when.tzinfo is UTC and EARLIEST <= when <= LATEST):
             try:
                 when = _utc(when)
             except ValueError:
@@ -609,21 +757,28 @@ def _utc(value: object) -> datetime | None:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+        moment = datetime(value.year, value.month, value.day, tzinfo=UTC)
     elif isinstance(value, str):
         if not value.strip():
             return None
         moment = datetime.fromisoformat(value.strip())
     else:
         raise ValueError(value)
-    if moment.tzinfo is UTC:
-        return moment
-    if moment.utcoffset() is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC time
-        raise ValueError(value) from None
+    if moment.tzinfo is not UTC:
+        if moment.utcoffset() is None:
+            moment = moment.replace(tzinfo=UTC)
+        else:
+            try:
+                moment = moment.astimezone(UTC)
+            except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC time
+                raise _OutOfRange(value) from None
+    if not EARLIEST <= moment <= LATEST:
+        raise _OutOfRange(value)
+    return moment
+
+
+class _OutOfRange(ValueError):
+    """A date-time that is one, but outside EARLIEST..LATEST."""
 
 
 def _kind(value: object) -> str:
@@ -635,5 +790,5 @@ def _kind(value: object) -> str:
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
+    text = repr(value.isoformat()) if isinstance(value, date) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

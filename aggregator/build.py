@@ -5,8 +5,9 @@
       | read + parse, in worker processes when there are many          (articles)
       | sync: winners per webUrl, permanent GUIDs, which feeds changed (catalog)
       | plan each changed feed from its newest items                   (plan)
-      | render RSS 2.0 and Atom 1.0 bytes                              (render)
+      | render RSS 2.0, Atom 1.0 and JSON Feed 1.1 bytes               (render)
       | write atomically, skipping unchanged bytes                     (publish)
+      | record the WebSub pings the new bytes owe                      (→ websub)
       | change events                                                  (→ notify)
 
 A bad file is recorded and reported, never fatal: the other files and feeds go on.
@@ -45,6 +46,7 @@ from aggregator.config import Settings
 from aggregator.errors import AggregatorError, ArticleError, CatalogError, ConfigError
 from aggregator.faults import crash_point
 from aggregator.model import (
+    ALL_FORMATS,
     Article,
     ArticleReleased,
     BuildFinished,
@@ -273,29 +275,53 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _read_stored(
-    root: str, rel: str, max_bytes: int, rules: FeedRules
-) -> tuple[str, StoredArticle | None, str | None]:
-    """One file → (path, its stored form, error). In a worker for big builds, so the main
-    process only inserts what it gets."""
+_Read = tuple[str, StoredArticle | None, str | None, bool]
+
+
+def _read_stored(root: str, rel: str, max_bytes: int, rules: FeedRules) -> _Read:
+    """One file → (path, its stored form, error, withdrawn): the boundary of one file's work.
+
+    Whatever goes wrong while the file is read, parsed, converted to an `Article` or put in
+    the form the catalog stores, comes back as a plain reason (the event that reports it
+    names the file), never as an exception: one file is the unit of failure. Both results
+    can always be stored (valid UTF-8: a lone surrogate from a YAML escape makes the stored
+    form fail here, not the catalog's transaction). `withdrawn`: the rejected file says
+    it is not published (see `ArticleError.withdrawn`). In a worker for big builds, so the
+    main process only inserts what it gets.
+    """
     from aggregator.articles import read_article
 
     try:
         article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
+        # Encodes the JSON as UTF-8 (for its fingerprint): what SQLite cannot store fails here.
+        return rel, StoredArticle.of(article, rules=rules), None, False
     except ArticleError as exc:
         # The reason alone: the event that reports it names the file already.
-        return rel, None, exc.detail
-    return rel, StoredArticle.of(article, rules=rules), None
+        return rel, None, storable_text(exc.detail), exc.withdrawn
+    except Exception as exc:  # anything else, at this one boundary (not KeyboardInterrupt)
+        LOGGER.debug("unexpected error storing %r", rel, exc_info=True)
+        reason = storable_text(f"{type(exc).__name__}: {exc}")[:200]
+        return rel, None, f"cannot be stored as an article ({reason}); check it", False
+
+
+def storable_text(text: str) -> str:
+    """`text` as valid UTF-8: lone surrogates (undecodable file names, YAML escapes) are
+    written as `\\udcff`, so that SQLite, JSON and log lines can all carry it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _read_chunk(
     root: str, rels: list[str], max_bytes: int, rules: FeedRules
-) -> list[tuple[str, tuple[Any, ...] | None, str | None]]:
+) -> list[tuple[str, tuple[Any, ...] | None, str | None, bool]]:
     """Worker: `_read_stored` for many files. Plain tuples cross the process boundary
     several times faster than pickled dataclasses."""
     results = []
-    for rel, stored, error in (_read_stored(root, r, max_bytes, rules) for r in rels):
-        results.append((rel, None if stored is None else astuple(stored), error))
+    for rel, stored, error, withdrawn in (_read_stored(root, r, max_bytes, rules) for r in rels):
+        results.append((rel, None if stored is None else astuple(stored), error, withdrawn))
     return results
 
 
@@ -305,7 +331,7 @@ class RenderedFeed:
 
     record: FeedRecord  # what the catalog remembers once the files are written
     previous_guids: tuple[str, ...]
-    files: tuple[RenderedFile, ...]  # RSS, Atom (those of the feed's formats)
+    files: tuple[RenderedFile, ...]  # one per format, in the settings' order
 
 
 def render_feeds(
@@ -360,7 +386,7 @@ def render_feeds(
     return rendered
 
 
-_Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], str, bytes, str, bytes]
+_Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, bytes], ...]]
 
 
 def _render_chunk(
@@ -392,21 +418,18 @@ def _render_chunk(
             format_date(r.record.updated),
             r.record.guids,
             r.previous_guids,
-            r.files[0].path,
-            r.files[0].data,
-            r.files[1].path,
-            r.files[1].data,
+            tuple((f.path, f.data) for f in r.files),
         )
         for r in rendered
     ]
 
 
 def _from_wire(wire: _Wire) -> RenderedFeed:
-    key, name, updated, guids, previous, rss_path, rss, atom_path, atom = wire
+    key, name, updated, guids, previous, files = wire
     return RenderedFeed(
         FeedRecord(FeedKey.parse(key), name, parse_date(updated), guids),
         previous,
-        (RenderedFile(rss_path, rss), RenderedFile(atom_path, atom)),
+        tuple(RenderedFile(path, data) for path, data in files),
     )
 
 
@@ -571,7 +594,10 @@ class Builder:
             titles=settings.titles,
             language=settings.language,
             max_items=settings.max_items,
+            max_excerpt_chars=settings.max_excerpt_chars,
             custom=settings.feeds,
+            formats=settings.formats,
+            hubs=settings.hubs,
         )
 
     def close(self) -> None:
@@ -615,7 +641,10 @@ class Builder:
         try:
             sync = self.catalog.sync(
                 self._changes(to_read, gone, workers, progress),
-                self.now,
+                # An article without a date is listed under its first publication, which
+                # is this build's cut-off: a later clock reading would embargo it until
+                # the next build.
+                lambda: now,
                 expected=len(to_read) + len(gone),
                 cutoff=now if embargo else None,
             )
@@ -632,6 +661,8 @@ class Builder:
             known = {r.key for r in self.catalog.feed_records()} | dirty
             missing = self._missing_outputs(known) if full_scan else []
             keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
+            if settings_changed:
+                self._remove_turned_off(known)
             written, unchanged, failed = self._render_and_publish(
                 keys,
                 sync.changed_guids,
@@ -776,13 +807,10 @@ class Builder:
         for key in removed:
             # A feed no longer defined is deleted, not left frozen: a reader polling it
             # gets a 404 instead of a feed that silently stopped.
-            for path in (key.rss_path, key.atom_path):
-                _remove_output(self.output / path)
-        for definition in self.settings.feeds:
-            # A format dropped from a definition: its file goes too.
-            for fmt, path in (("rss", definition.key.rss_path), ("atom", definition.key.atom_path)):
-                if fmt not in definition.formats:
-                    _remove_output(self.output / path)
+            for fmt in ALL_FORMATS:
+                _remove_output(self.output / key.path(fmt))
+        # A format dropped from a definition: its file goes too.
+        self._remove_turned_off(definition.key for definition in self.settings.feeds)
         with catalog.transaction():
             catalog.add_pending(changed)
             catalog.set_meta("feed_definitions", json.dumps(current, sort_keys=True))
@@ -792,13 +820,7 @@ class Builder:
 
     def _paths_of(self, key: FeedKey) -> tuple[str, ...]:
         """The files a feed is written to (a feed of the config may choose its formats)."""
-        definition = self.plan_settings.definition(key)
-        formats = definition.formats if definition is not None else ("rss", "atom")
-        return tuple(
-            path
-            for fmt, path in (("rss", key.rss_path), ("atom", key.atom_path))
-            if fmt in formats
-        )
+        return tuple(key.path(fmt) for fmt in self.plan_settings.formats_of(key))
 
     def _find_changes(self, changed: Iterable[str] | None) -> tuple[dict[str, FileStat], set[str]]:
         """(files to read with their stat, files gone) — by size and mtime against the catalog."""
@@ -839,11 +861,11 @@ class Builder:
         # Deletions ride with the first files read: a move (old path gone, new path
         # read) that lands in one batch is one update that keeps its GUID.
         batch = [FileChange(path, None) for path in sorted(gone)]
-        for rel, stored, error in self._parse(list(to_read), workers):
+        for rel, stored, error, withdrawn in self._parse(list(to_read), workers):
             stat: FileStat | None = to_read[rel]
             if error is not None and stat_source(self.filter, rel) is None:
                 stat = None  # vanished while being read: it is a deletion
-            batch.append(FileChange(rel, stat, stored, error))
+            batch.append(FileChange(rel, stat, stored, error, withdrawn=withdrawn))
             if len(batch) >= SYNC_BATCH:
                 if progress is not None:
                     progress.advance(len(batch))
@@ -857,10 +879,8 @@ class Builder:
         if progress is not None:
             progress.finish()
 
-    def _parse(
-        self, paths: list[str], workers: _Workers
-    ) -> Iterator[tuple[str, StoredArticle | None, str | None]]:
-        """(path, stored article, error) for each file, in worker processes if many."""
+    def _parse(self, paths: list[str], workers: _Workers) -> Iterator[_Read]:
+        """(path, stored article, error, withdrawn) for each file, in worker processes if many."""
         if not paths:
             return  # nothing to read: not even the parser is imported
         root = str(self.filter.root)
@@ -880,8 +900,8 @@ class Builder:
             [rules] * len(chunks),
         )
         for chunk in results:
-            for rel, fields, error in chunk:
-                yield rel, None if fields is None else StoredArticle(*fields), error
+            for rel, fields, error, withdrawn in chunk:
+                yield rel, None if fields is None else StoredArticle(*fields), error, withdrawn
 
     def _settings_fingerprint(self) -> str:
         shaping = asdict(self.plan_settings)
@@ -895,6 +915,31 @@ class Builder:
             for key in known
             if not all((self.output / path).is_file() for path in self._paths_of(key))
         ]
+
+    def _remove_turned_off(self, known: Iterable[FeedKey]) -> None:
+        """Delete the files of formats the settings no longer ask for.
+
+        A file left behind would be served for ever and never updated: its readers would
+        see a feed that silently stopped. Gone, they get a 404 and can move to another
+        format (index.html lists only those written). Only the paths the build itself
+        writes are touched.
+        """
+        for key in known:
+            kept = self.plan_settings.formats_of(key)
+            for fmt in ALL_FORMATS:
+                if fmt in kept:
+                    continue
+                target = self.output / key.path(fmt)
+                # The gzip sidecar first: a server must never find it without its file.
+                for path in (sidecar_of(target), target):
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        continue
+                    except OSError as exc:
+                        LOGGER.warning("cannot remove %s (format turned off): %s", path, exc)
+                        continue
+                    LOGGER.info("removed %s: the %s format is turned off", path, fmt.value)
 
     def _render(
         self, keys: list[FeedKey], workers: _Workers, now: datetime
@@ -961,6 +1006,15 @@ class Builder:
             if progress is not None:
                 progress.finish()
             raise
+        # The pings are owed before the files are renamed: a crash after the rename but before
+        # the feeds are recorded would re-render the same bytes next time, find nothing to
+        # write and owe nothing. A ping for a rename that then failed only makes a hub fetch
+        # the old bytes again.
+        if self.settings.hubs:
+            topics = [self.settings.base_url + path for path in batch.staged_paths]
+            self.catalog.owe_pings(
+                [(hub, topic) for topic in topics for hub in self.settings.hubs], self.now()
+            )
         results = {r.path: r for r in batch.commit()}
         if progress is not None:
             progress.finish()

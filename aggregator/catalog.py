@@ -116,6 +116,18 @@ _MIGRATIONS: dict[int, str] = {
     2: """
     CREATE INDEX items_date ON items (date);
     """,
+    # WebSub pings owed: one row per (hub, topic) whose new bytes the hub was not yet told
+    # of. A new change of the topic replaces the row (a new id, never reused), so a ping in
+    # flight for older bytes cannot clear the obligation for newer ones.
+    3: """
+    CREATE TABLE pending_pings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        hub TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        since TEXT NOT NULL,
+        UNIQUE (hub, topic)
+    );
+    """,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 # Every table a catalog of SCHEMA_VERSION has, and the columns each must have.
@@ -239,13 +251,15 @@ class FileChange:
     """One article file as a build found it.
 
     `stat is None` means the file is gone. Otherwise exactly one of `article` (it parsed)
-    and `error` (why it was rejected) is set.
+    and `error` (why it was rejected) is set. `withdrawn`: the rejected file says it is not
+    published, so its last good version leaves the feeds instead of staying listed.
     """
 
     path: str
     stat: FileStat | None
     article: StoredArticle | None = None
     error: str | None = None
+    withdrawn: bool = False
 
 
 @dataclass(slots=True)
@@ -301,6 +315,16 @@ class FeedRecord:
     name: str
     updated: datetime
     guids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OwedPing:
+    """A hub not yet told that `topic` (a feed file's URL) has new bytes, since `since`."""
+
+    id: int
+    hub: str
+    topic: str
+    since: datetime
 
 
 def _chunks(values: Collection[T]) -> Iterator[list[T]]:
@@ -831,6 +855,35 @@ class Catalog:
         """Remember that both indexes were written."""
         self.set_meta("pending_indexes", "0")
 
+    def owe_pings(self, pings: Collection[tuple[str, str]], since: datetime) -> None:
+        """Record that each (hub, topic) must be pinged; replaces an older obligation."""
+        if not pings:
+            return
+        with self.transaction():
+            for hub, topic in pings:
+                self._db.execute(
+                    "DELETE FROM pending_pings WHERE hub = ? AND topic = ?", (hub, topic)
+                )
+                self._db.execute(
+                    "INSERT INTO pending_pings (hub, topic, since) VALUES (?, ?, ?)",
+                    (hub, topic, format_date(since)),
+                )
+
+    def owed_pings(self) -> list[OwedPing]:
+        """Every ping still owed, oldest first."""
+        rows = self._db.execute("SELECT id, hub, topic, since FROM pending_pings ORDER BY id")
+        return [OwedPing(i, h, t, parse_date(s)) for i, h, t, s in rows]
+
+    def forget_pings(self, ids: Collection[int]) -> None:
+        """Drop owed pings that were sent (or given up); unknown ids are ignored."""
+        if not ids:
+            return
+        with self.transaction():
+            for chunk in _chunks(ids):
+                self._db.execute(
+                    f"DELETE FROM pending_pings WHERE id IN ({_marks(len(chunk))})", chunk
+                )
+
     def _save_feed(self, record: FeedRecord) -> None:
         self._db.execute(
             "INSERT INTO feeds (feed, name, updated, guids) VALUES (?, ?, ?, ?) "
@@ -951,6 +1004,7 @@ class _Sync:
 
     def run(self, changes: Sequence[FileChange]) -> SyncResult:
         result = self.result
+        changes = self._recordable(changes)
         paths = {c.path for c in changes}
         old_files = {
             r[0]: _FileRow(*r)
@@ -976,16 +1030,18 @@ class _Sync:
                 affected_urls.add(stored.url)
             else:
                 result.rejected += 1
-                kept = old is not None and old.article_json is not None
+                # The last good version stays listed until the file is fixed or deleted,
+                # unless what could be read of the file says it is not published: a
+                # takedown wins over any mistake saved with it.
+                kept = old is not None and old.article_json is not None and not change.withdrawn
                 result.events.append(
                     ArticleRejected(change.path, change.error or "rejected", kept_previous=kept)
                 )
-                # The last good version stays listed until the file is fixed or deleted.
                 new_files[change.path] = _FileRow(
                     change.path,
                     change.stat.mtime_ns,
-                    old.url if old else None,
-                    old.article_json if old else None,
+                    old.url if old and kept else None,
+                    old.article_json if old and kept else None,
                 )
 
         # Other files that share a URL with a changed one compete for the same item.
@@ -1004,6 +1060,31 @@ class _Sync:
         self._write_files(changes, new_files)
         self._apply_items(before, after, new_files)
         return result
+
+    def _recordable(self, changes: Sequence[FileChange]) -> Sequence[FileChange]:
+        """The changes whose path SQLite can store; the others are reported as rejected.
+
+        A file name that is not valid UTF-8 reaches us with lone surrogates in it
+        (`os.fsdecode`): it cannot be a key of the catalog, so it is rejected, unrecorded,
+        at every build until it is renamed, and the other files are not held back by it.
+        """
+        if all(_storable(c.path) for c in changes):
+            return changes
+        kept = []
+        for change in changes:
+            if _storable(change.path):
+                kept.append(change)
+            elif change.stat is not None:
+                self.result.rejected += 1
+                shown = change.path.encode("utf-8", "backslashreplace").decode("utf-8")
+                self.result.events.append(
+                    ArticleRejected(
+                        shown,
+                        "the file name is not valid UTF-8, so it cannot be recorded:"
+                        " rename the file (it is rejected at every build until then)",
+                    )
+                )
+        return kept
 
     def _items_before(self, urls: Collection[str], paths: Collection[str]) -> dict[str, _ItemRow]:
         columns = "i.guid, i.url, i.path, i.date, i.fingerprint, i.feeds, f.article"
@@ -1263,6 +1344,14 @@ _REBUILD_ADVICE = (
 
 def _damaged(detail: str) -> str:
     return f"the catalog is damaged ({detail}); {_REBUILD_ADVICE}"
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _storage_reason(exc: sqlite3.Error) -> str:

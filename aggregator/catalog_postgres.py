@@ -111,6 +111,8 @@ def _ddl(statement: str) -> str:
     """A CREATE statement in PostgreSQL's types: 64-bit integers (mtimes in ns), byte-order
     text (SQLite compares text by bytes; a locale collation would reorder ties)."""
     text = statement.replace("WITHOUT ROWID", "")
+    # SQLite's INTEGER PRIMARY KEY is the rowid: assigned when an insert leaves it out.
+    text = re.sub(r"\bINTEGER PRIMARY KEY( AUTOINCREMENT)?", "BIGSERIAL PRIMARY KEY", text)
     text = re.sub(r"\bINTEGER\b", "BIGINT", text)
     return re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', text)
 
@@ -343,9 +345,12 @@ class Leadership:
     and a follower polling every second takes over.
     """
 
-    def __init__(self, url: str, node: str) -> None:
+    def __init__(
+        self, url: str, node: str, on_elected: Callable[[], None] | None = None
+    ) -> None:
         self.url = url
         self.node = node
+        self.on_elected = on_elected
         self.epoch: int | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -403,6 +408,8 @@ class Leadership:
                     LOGGER.info(
                         "leader: %s took over from %s (epoch %d)", self.node, before, self.epoch
                     )
+                    if self.on_elected is not None:
+                        self.on_elected()  # once-only work the old leader left undone
             else:
                 conn.execute("SELECT 1")  # a dead link raises: leadership ends with it
             self._stopping.wait(LEADER_POLL_SECONDS)

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator import __version__
 from aggregator.config import (
@@ -29,6 +29,10 @@ from aggregator.config import (
     yaml_value,
 )
 from aggregator.errors import AggregatorError, ConfigError
+
+if TYPE_CHECKING:
+    from aggregator.build import Builder
+    from aggregator.model import ChangeEvent
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -334,7 +338,10 @@ def _build(args: argparse.Namespace) -> int:
         nothing_matched = report.read == 0 and report.published == 0 and not rejected_now
         if nothing_matched:
             nothing_matched = not builder.catalog.file_signatures()
+        # The new bytes are in place: tell the hubs now, once; a failure stays owed.
+        pings = _send_pings(settings, builder)
     Notifier([log_sink(changes)]).publish(report.events)
+    Notifier([log_sink(changes)]).publish(pings)
     this_build = {e.source for e in report.events if isinstance(e, ArticleRejected)}
     earlier = [path for path, _ in rejected_now if path not in this_build]
     print(
@@ -343,6 +350,7 @@ def _build(args: argparse.Namespace) -> int:
         + (f" ({len(earlier)} more still rejected from earlier builds)" if earlier else "")
         + f"; feeds: {report.written} written, {report.unchanged} unchanged"
         + (f", {report.failed} failed" if report.failed else "")
+        + _pings_summary(pings)
         + f"; {report.seconds:.2f} s"
         + (
             f"; next scheduled change at {report.next_due.isoformat().replace('+00:00', 'Z')}"
@@ -363,6 +371,21 @@ def _build(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _pings_summary(pings: list[ChangeEvent]) -> str:
+    from aggregator.model import HubPinged
+
+    if not pings:
+        return ""
+    sent = sum(isinstance(p, HubPinged) for p in pings)
+    return f"; WebSub: {sent} ping(s) sent, {len(pings) - sent} failed"
+
+
+def _send_pings(settings: Settings, builder: Builder) -> list[ChangeEvent]:
+    from aggregator.websub import send_owed
+
+    return send_owed(builder.catalog, settings.hubs, builder.now)
 
 
 def _warn_nothing_matched(settings: Settings) -> None:

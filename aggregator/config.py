@@ -17,6 +17,7 @@ import yaml
 
 from aggregator.errors import ConfigError
 from aggregator.feeddefs import FeedDefinition, parse_feed_definitions
+from aggregator.model import ALL_FORMATS, FeedFormat
 from aggregator.slugs import FeedRules
 
 # Looked for in this order when no --config is given.
@@ -44,6 +45,10 @@ class FeedTitles:
     provider_description: str = "Published articles from {name}, newest first."
 
 
+DEFAULT_MAX_EXCERPT_CHARS = 4000
+"""Characters of an excerpt shown in an item: about 600 words, more than any reader shows."""
+
+
 @dataclass(frozen=True, slots=True)
 class BuiltinFeeds:
     """Which groups of built-in feeds are built (`builtin_feeds:` in the config)."""
@@ -64,8 +69,12 @@ class Settings:
     max_items: int = 50
     patterns: tuple[str, ...] = ("*.txt", "*.md")
     max_file_bytes: int = 1_048_576
+    max_excerpt_chars: int = DEFAULT_MAX_EXCERPT_CHARS
     language: str = "en"
     workers: int = 0  # 0: one per core
+    formats: tuple[FeedFormat, ...] = ALL_FORMATS
+    # WebSub hubs every feed advertises and that are told of each change (none: no pings).
+    hubs: tuple[str, ...] = ()
     titles: FeedTitles = field(default_factory=FeedTitles)
     # Hold back published articles dated in the future until their date.
     embargo: bool = True
@@ -135,6 +144,7 @@ _SECTION_OF = {
     "log_format": "logging.format",
     "poll": "daemon.poll",
     **{key: f"daemon.{key}" for key in _FLOAT_KEYS},
+    "hubs": "websub.hubs",
     **{key: f"serve.{key}" for key in _SERVE_KEYS},
 }
 # The top-level keys the template documents (flat forms of section keys are accepted too,
@@ -149,8 +159,11 @@ _DOCUMENTED_KEYS = (
     "max_items",
     "patterns",
     "max_file_bytes",
+    "max_excerpt_chars",
     "language",
     "workers",
+    "formats",
+    "websub",
     "feed_titles",
     "embargo",
     "builtin_feeds",
@@ -234,7 +247,14 @@ def _dotted_keys(raw: Mapping[str, Any], origin: str) -> dict[str, str]:
     keys: dict[str, str] = {}
     for name, value in raw.items():
         key = str(name)
-        if key in ("logging", "daemon", "serve", "feed_titles", "builtin_feeds") and isinstance(
+        if key in (
+            "logging",
+            "daemon",
+            "serve",
+            "feed_titles",
+            "builtin_feeds",
+            "websub",
+        ) and isinstance(
             value, dict
         ):
             keys.update({f"{key}.{inner}": origin for inner in value})
@@ -263,7 +283,8 @@ def effective_values(settings: Settings) -> list[tuple[str, Any]]:
         elif isinstance(value, Path):
             values.append((f.name, str(value)))
         elif isinstance(value, tuple):
-            values.append((f.name, list(value)))
+            # str(): formats are StrEnum members, which YAML should show as plain text.
+            values.append((_SECTION_OF.get(f.name, f.name), [str(v) for v in value]))
         else:
             values.append((_SECTION_OF.get(f.name, f.name), value))
     order = {key: i for i, key in enumerate(_DOCUMENTED_KEYS)}
@@ -319,7 +340,9 @@ def _suggest(key: str, known: Collection[str]) -> str:
 def _validate(raw: Mapping[str, Any], origins: Mapping[str, str], source: str) -> Settings:
     problems: list[str] = []
     values: dict[str, Any] = {}
-    accepted = {f.name for f in dataclasses.fields(Settings)} | set(_DOCUMENTED_KEYS)
+    # `hubs` is written inside `websub:` only.
+    accepted = {f.name for f in dataclasses.fields(Settings)} - {"hubs"}
+    accepted |= set(_DOCUMENTED_KEYS)
     for key in raw:
         if key not in accepted:
             problems.append(f"{key}: {_suggest(str(key), _DOCUMENTED_KEYS)}")
@@ -343,7 +366,12 @@ def _validate(raw: Mapping[str, Any], origins: Mapping[str, str], source: str) -
         else:
             values["base_url"] = base if base.endswith("/") else base + "/"
 
-    for key, minimum in (("max_items", 1), ("max_file_bytes", 1), ("workers", 0)):
+    for key, minimum in (
+        ("max_items", 1),
+        ("max_file_bytes", 1),
+        ("max_excerpt_chars", 100),
+        ("workers", 0),
+    ):
         if key in raw:
             value = raw[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -418,6 +446,8 @@ def _validate(raw: Mapping[str, Any], origins: Mapping[str, str], source: str) -
         values["feeds"] = definitions
     _validate_builtins(raw, values, problems)
 
+    _validate_formats(raw, values, problems)
+    _validate_websub(raw, values, problems)
     _validate_logging(raw, values, problems)
     _validate_daemon(raw, values, problems)
     _validate_serve(raw, values, problems)
@@ -475,6 +505,60 @@ def _section(raw: Mapping[str, Any], name: str, problems: list[str]) -> Mapping[
         problems.append(f"{name}: must be a mapping, got {value!r}")
         return {}
     return value
+
+
+def _validate_formats(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
+    if "formats" not in raw:
+        return
+    value = raw["formats"]
+    if isinstance(value, str):
+        value = [value]
+    names = [f.value for f in ALL_FORMATS]
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v.strip().lower() in names for v in value)
+    ):
+        problems.append(
+            f"formats: must be a non-empty list of {', '.join(names)} "
+            f"(at least one stays on), got {value!r}"
+        )
+        return
+    chosen = {v.strip().lower() for v in value}
+    # Always in the one order, whatever order the file lists them: the bytes of the
+    # indexes and the settings fingerprint must not depend on it.
+    values["formats"] = tuple(f for f in ALL_FORMATS if f.value in chosen)
+
+
+def _validate_websub(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:
+    section = _section(raw, "websub", problems)
+    for key in section:
+        if key != "hubs":
+            problems.append(f"websub.{key}: unknown key (known: hubs)")
+    hubs = section.get("hubs")
+    if hubs is None:
+        return
+    if isinstance(hubs, str):
+        hubs = [hubs]
+    if not isinstance(hubs, list):
+        problems.append(f"websub.hubs: must be a list of hub URLs, got {hubs!r}")
+        return
+    good: list[str] = []
+    for hub in hubs:
+        parts = urlsplit(hub) if isinstance(hub, str) else None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or any(c.isspace() or c in "<>\"" for c in hub)
+        ):
+            problems.append(
+                f"websub.hubs: each hub must be an absolute http(s) URL such as "
+                f"https://pubsubhubbub.appspot.com/, got {hub!r}"
+            )
+        elif hub not in good:
+            good.append(hub)
+    values["hubs"] = tuple(good)
 
 
 def _validate_logging(raw: Mapping[str, Any], values: dict[str, Any], problems: list[str]) -> None:

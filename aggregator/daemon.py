@@ -11,6 +11,10 @@
       embargoed article falls due, an item ages out of a windowed feed), re-armed after every
       build (the first one is at start-up); it asks for a build with no changed path, at
       once, whose cut-off releases what is due
+    WebSub pings (with hubs configured): after each build (and at start, for what a stop left
+    owed) the writer reads the owed pings from the catalog and hands them to the "pings"
+    threads, which POST them and retry failures with backoff (date jobs), never holding up
+    a build; the writer then forgets the sent ones in the catalog (its only writer)
     SIGTERM / SIGINT: stop the observer, finish or abandon the build in flight, stop the
     scheduler, close the builder, exit 0
     shared (PostgreSQL) catalog: a listener thread asks for a build with no changed path
@@ -35,12 +39,15 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from aggregator import websub
 from aggregator.build import Builder, BuildReport, start_worker_server
+from aggregator.catalog import OwedPing
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
-from aggregator.model import ArticleRejected
+from aggregator.model import ArticleRejected, HubPingFailed
 from aggregator.notify import Notifier, Sink, lifecycle, log_sink
 from aggregator.watch import ChangeBatch, Debouncer, Watcher
 
@@ -63,6 +70,9 @@ _RECONCILE = "reconcile"
 _RETRY = "retry-writes"
 _RETRY_BUILD = "retry-build"
 _RELEASE = "embargo-next"
+
+# Pings sent at once: a build that changed many feeds owes one per file and hub.
+PING_THREADS = 4
 
 
 class BuildCancelled(Exception):
@@ -124,8 +134,13 @@ class Daemon:
         )
         # One thread for builds: the single writer. A second one for the timers (reconcile,
         # write retries), which only ask for builds, so they never queue behind a long one.
+        # WebSub pings have threads of their own: a slow hub never delays a build.
         self._scheduler = BackgroundScheduler(
-            executors={"writer": ThreadPoolExecutor(1), "timers": ThreadPoolExecutor(1)},
+            executors={
+                "writer": ThreadPoolExecutor(1),
+                "timers": ThreadPoolExecutor(1),
+                "pings": ThreadPoolExecutor(PING_THREADS),
+            },
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -145,6 +160,11 @@ class Daemon:
         self._failure: str | None = None
         self._failures = 0
         self.builds = 0
+        # WebSub: the newest obligation per (hub, topic), which of them a ping job is
+        # handling (sending, or waiting to retry), and the tries each obligation had.
+        self._owed: dict[tuple[str, str], OwedPing] = {}
+        self._pinging: set[tuple[str, str]] = set()
+        self._attempts: dict[int, int] = {}
         self.listener: ChangeListener | None = None
         # The node doing once-only work on a shared catalog (None: SQLite, always this one).
         self.leadership: Leadership | None = None
@@ -200,6 +220,9 @@ class Daemon:
                     mode=self.watcher.mode,
                 ),
             )
+            # Pings a stop left owed go out now, not after the first build; on the writer
+            # thread, the catalog's only user.
+            self._schedule(self._dispatch_pings, executor="writer")
             self.debouncer.add(full_scan=True)
             if settings.catalog is not None:
                 self._join_cluster(settings.catalog, settings.node)
@@ -220,25 +243,34 @@ class Daemon:
             lambda: self.debouncer.add(full_scan=True),
         )
         self.listener.start()
-        self.leadership = Leadership(url, node)
+        self.leadership = Leadership(
+            url, node, lambda: self._schedule(self._dispatch_pings, executor="writer")
+        )
         self.leadership.start()
         LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
 
     def as_leader(self, what: str, action: Callable[[], None]) -> bool:
-        """Run once-only work (a WebSub ping, an embargo release) if this node leads.
+        """Run once-only work (anything that acts outside this node) if this node leads.
 
         Always on SQLite (one node). On a shared catalog, only the leader runs it, and only
         if its fencing epoch is still the current one right now: a node that stalled and
         lost its session cannot act on a stale belief. False if the action was left to the
         leader.
         """
-        leadership = self.leadership
-        if leadership is not None:
-            epoch = leadership.epoch
-            if epoch is None or not leadership.still_leader(epoch):
-                LOGGER.debug("%s: left to the leader", what)
-                return False
+        if not self._leading(what):
+            return False
         action()
+        return True
+
+    def _leading(self, what: str) -> bool:
+        """Whether this node may do once-only work now (see `as_leader`)."""
+        leadership = self.leadership
+        if leadership is None:
+            return True
+        epoch = leadership.epoch
+        if epoch is None or not leadership.still_leader(epoch):
+            LOGGER.debug("%s: left to the leader", what)
+            return False
         return True
 
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
@@ -421,7 +453,88 @@ class Daemon:
         # summarises it; every later build is a live change, logged item by item.
         self.notifier.publish(report.events, catch_up=self.builds == 1)
         self._arm(report.next_due)
+        self._dispatch_pings()
         self._after(report)
+
+    # --- WebSub pings -----------------------------------------------------------------------
+
+    def _dispatch_pings(self) -> None:
+        """Writer thread: start a ping job for each owed ping no job is handling yet."""
+        builder = self.builder
+        if builder is None:
+            return
+        if not self._leading("WebSub pings"):
+            return  # on a shared catalog the leader pings for every node
+        try:
+            owed = websub.owed_to(builder.catalog, self.settings.hubs)
+        except AggregatorError as exc:  # the catalog is busy or broken: the next build retries
+            LOGGER.warning("cannot read the owed WebSub pings: %s", exc)
+            return
+        for row in owed:
+            key = (row.hub, row.topic)
+            with self._lock:
+                if self._closing:
+                    return
+                self._owed[key] = row
+                if key in self._pinging:
+                    continue  # its job picks the newest obligation up when it runs again
+                self._pinging.add(key)
+            self._schedule(self._ping, key, executor="pings")
+
+    def _ping(self, key: tuple[str, str]) -> None:
+        """A "pings" thread: send the newest obligation of `key`; retry, resend or finish."""
+        if self.leadership is not None and not self._leading("WebSub ping"):
+            with self._lock:  # the obligation stays in the catalog for the new leader
+                self._owed.pop(key, None)
+                self._pinging.discard(key)
+            return
+        with self._lock:
+            row = self._owed[key]
+            attempts = self._attempts.get(row.id, 0) + 1
+            self._attempts[row.id] = attempts
+        result = websub.ping(row.hub, row.topic, websub.PING_TIMEOUT_SECONDS)
+        event, over = websub.outcome(row, result, attempts, datetime.now(UTC), retry=True)
+        self.notifier.publish([event])
+        with self._lock:
+            if over:
+                self._attempts.pop(row.id, None)
+            if self._closing:
+                return  # what is still owed stays in the catalog for the next start
+            newer = self._owed[key].id != row.id
+            if newer:
+                self._attempts.pop(row.id, None)  # replaced: its tries no longer count
+            if over and not newer:
+                del self._owed[key]
+                self._pinging.discard(key)
+        if over:
+            self._schedule(self._forget_ping, row.id, executor="writer")
+        if newer:
+            # The topic changed again while this ping was out: the hub must fetch again.
+            self._schedule(self._ping, key, executor="pings")
+        elif not over:
+            delay = event.retry_seconds if isinstance(event, HubPingFailed) else None
+            self._schedule(self._ping, key, executor="pings", delay=delay or 0.0)
+
+    def _schedule(
+        self, job: Callable[..., None], *args: object, executor: str, delay: float = 0.0
+    ) -> None:
+        """Run `job(*args)` on `executor` after `delay` seconds, unless the daemon stopped."""
+        try:
+            self._scheduler.add_job(
+                job, "date", run_date=_utc_in(delay), args=list(args), executor=executor
+            )
+        except SchedulerNotRunningError:
+            LOGGER.debug("stopping: %s not scheduled (the catalog keeps what is owed)", job)
+
+    def _forget_ping(self, ping_id: int) -> None:
+        """Writer thread: the ping was sent (or given up); an obligation replaced by a newer
+        change meanwhile has another id and stays."""
+        if self.builder is None:
+            return
+        try:
+            self.builder.catalog.forget_pings([ping_id])
+        except AggregatorError as exc:  # resent at the next start: a duplicate ping is harmless
+            LOGGER.warning("cannot record a sent WebSub ping: %s", exc)
 
     def _failed(self, batch: ChangeBatch, exc: Exception) -> None:
         """Keep a failed batch, schedule its retry, and log the reason if it is new."""

@@ -11,13 +11,24 @@ class AggregatorError(Exception):
 
 
 class ArticleError(AggregatorError):
-    """An article file cannot be used: the file, the field (if any) and the reason."""
+    """An article file cannot be used: the file, the field (if any) and the reason.
 
-    def __init__(self, path: str, reason: str, field: str | None = None) -> None:
+    `withdrawn`: what could be read of the file says it is not published (a takedown saved
+    together with a mistake), so its last good version must leave the feeds.
+    """
+
+    def __init__(
+        self, path: str, reason: str, field: str | None = None, *, withdrawn: bool = False
+    ) -> None:
         self.path = path
         self.reason = reason
         self.field = field
+        self.withdrawn = withdrawn
         super().__init__(path, reason, field)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled across the worker boundary with the keyword-only flag.
+        return (_article_error, (self.path, self.reason, self.field, self.withdrawn))
 
     @property
     def detail(self) -> str:
@@ -26,6 +37,10 @@ class ArticleError(AggregatorError):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.detail}"
+
+
+def _article_error(path: str, reason: str, field: str | None, withdrawn: bool) -> ArticleError:
+    return ArticleError(path, reason, field, withdrawn=withdrawn)
 
 
 class ConfigError(AggregatorError):

@@ -16,10 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aggregator.model import Article, FeedKey, FeedKind
+from aggregator.model import ALL_FORMATS, Article, FeedFormat, FeedKey, FeedKind
 from aggregator.slugs import ArticleFacts, slugify
-
-FORMATS = ("rss", "atom")
 
 _KNOWN_KEYS = (
     "name",
@@ -56,7 +54,7 @@ class FeedDefinition:
     has_image: bool | None = None
     max_age_days: float | None = None
     max_items: int | None = None
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[FeedFormat, ...] | None = None  # None: the site's `formats`
     # `custom/<name>`; made once: every article read asks every definition for it.
     key: FeedKey = field(init=False, compare=False)
 
@@ -97,7 +95,7 @@ class FeedDefinition:
             "has_image": self.has_image,
             "max_age_days": self.max_age_days,
             "max_items": self.max_items,
-            "formats": list(self.formats),
+            "formats": None if self.formats is None else [f.value for f in self.formats],
         }
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -278,19 +276,22 @@ def _days(raw: Mapping[str, Any], where: str, problems: list[str]) -> float | No
     return next(iter(found.values()), None)
 
 
-def _formats(raw: Mapping[str, Any], where: str, problems: list[str]) -> tuple[str, ...]:
+def _formats(
+    raw: Mapping[str, Any], where: str, problems: list[str]
+) -> tuple[FeedFormat, ...] | None:
     value = raw.get("formats")
     if value is None:
-        return FORMATS
+        return None
     if isinstance(value, str):
         value = [value]
+    names = [fmt.value for fmt in ALL_FORMATS]
     if (
         not isinstance(value, list)
         or not value
-        or not all(isinstance(v, str) and v in FORMATS for v in value)
+        or not all(isinstance(v, str) and v in names for v in value)
     ):
         problems.append(
-            f"{where}.formats: must be a non-empty list of {', '.join(FORMATS)}, got {value!r}"
+            f"{where}.formats: must be a non-empty list of {', '.join(names)}, got {value!r}"
         )
-        return FORMATS
-    return tuple(f for f in FORMATS if f in value)
+        return None
+    return tuple(fmt for fmt in ALL_FORMATS if fmt.value in value)

@@ -20,10 +20,10 @@ What it accepts:
 
 What it declines: flow collections, block scalars (`|`, `>`), anchors, aliases, tags,
 directives, multi-line scalars, tabs, CR, unusual line breaks, unexpected indentation,
-sequences not indented under their key, duplicate keys, quoted or complex keys, nesting
-deeper than MAX_DEPTH, and every plain scalar YAML 1.1 could read as something other than a
-string (yes/no/on/off/y/n/null/~/true/false in other spellings, 0x1F, 012, 1_000, 1e3, .inf,
-1:20, `2021-1-5 10:00`, ...).
+sequences not indented under their key, duplicate keys, quoted or complex keys, keys longer
+than MAX_KEY_CHARS, nesting deeper than MAX_DEPTH, and every plain scalar YAML 1.1 could read
+as something other than a string (yes/no/on/off/y/n/null/~/true/false in other spellings,
+0x1F, 012, 1_000, 1e3, .inf, 1:20, `2021-1-5 10:00`, ...).
 
 No PyYAML here on purpose: `articles` is the one module that imports yaml.
 """
@@ -35,6 +35,16 @@ from datetime import date, datetime
 
 MAX_DEPTH = 32
 """Deepest nesting of collections accepted; real articles use three or four levels."""
+
+MAX_VALUES = 20_000
+"""Most keys and values (scalars, lists, mappings) in one front matter; real articles have a
+few hundred. Building each costs PyYAML 10-20 µs, so this bounds a file's reading time (a
+1 MiB file of 130,000 values took 1.5 s of CPU). A line here holds at most three of them:
+texts of more lines than a third of this are declined, and PyYAML's checks count."""
+
+MAX_KEY_CHARS = 1000
+"""Longer keys are declined: YAML allows an implicit key of at most 1,024 characters, and
+PyYAML refuses a longer one (with a margin, so that where the count starts cannot matter)."""
 
 # One line: indentation, an optional sequence dash (with the spaces after it), an optional
 # `key:` (the colon must be followed by a space or the end of the line, as in YAML), the rest.
@@ -93,6 +103,8 @@ def parse_fast(text: str) -> dict[str, object] | None:
     order and value types included; None means "ask PyYAML", never "invalid": the text may still
     be valid YAML, or hold an error PyYAML will explain.
     """
+    if text.count("\n") >= MAX_VALUES // 3:
+        return None  # maybe more values than PyYAML may build: let its checks count them
     if text.isascii():
         # Most files are ASCII: deleting the expected bytes is far quicker than a regex scan.
         if text.encode().translate(None, _PLAIN_ASCII):
@@ -214,7 +226,7 @@ def _parse(text: str) -> dict[str, object] | None:
 
 
 def _key_ok(key: str) -> bool:
-    if key.lower() in _SPECIAL_WORDS:
+    if len(key) > MAX_KEY_CHARS or key.lower() in _SPECIAL_WORDS:
         return False
     if len(_good_keys) < _CACHE_LIMIT:
         _good_keys.add(key)

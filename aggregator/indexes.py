@@ -14,7 +14,7 @@ from datetime import datetime
 from html import escape
 from pathlib import Path
 
-from aggregator.model import FeedItem, FeedKind, FeedSummary, RenderedFile
+from aggregator.model import FeedFormat, FeedItem, FeedKind, FeedSummary, RenderedFile
 
 __all__ = ["HTML_PATH", "OPML_PATH", "render_indexes", "renderer_fingerprint", "xml_safe"]
 
@@ -56,7 +56,8 @@ def render_indexes(
     (the config's feeds) / Topics / Providers.
 
     Within a group feeds are sorted by title, then key, whatever order they come in. OPML
-    outlines point to the RSS files (the format every reader takes). The HTML page is for a
+    outlines point to the RSS files (the format every reader takes; Atom, then JSON Feed,
+    when RSS is turned off). The HTML page is for a
     person choosing what to subscribe to: `headlines` (the all feed's newest items), each
     feed's formats with a copy button, its item and article counts and its last update, a
     filter, and autodiscovery links for the all feed only. `home_url` is the page the feeds
@@ -100,7 +101,8 @@ def _opml(groups: list[tuple[str, list[FeedSummary]]], *, title: str, home_url: 
                 type="rss",
                 text=name,
                 title=name,
-                xmlUrl=xml_safe(feed.rss_url),
+                # RSS, the format every reader takes; the first one left when it is off.
+                xmlUrl=xml_safe(_formats(feed)[0][2]),
                 htmlUrl=xml_safe(home_url),
             )
     ET.indent(root, space="  ")
@@ -233,14 +235,14 @@ def _plural(count: int, word: str) -> str:
 
 
 def _formats(feed: FeedSummary) -> list[tuple[str, str, str]]:
-    """(label, MIME type, URL) of each format the feed is published in."""
-    formats = [
-        ("RSS", "application/rss+xml", feed.rss_url),
-        ("Atom", "application/atom+xml", feed.atom_url),
-    ]
+    """(label, MIME type, URL) of each format the feed is published in (`feed.formats`)."""
+    formats = {
+        FeedFormat.RSS: ("RSS", "application/rss+xml", feed.rss_url),
+        FeedFormat.ATOM: ("Atom", "application/atom+xml", feed.atom_url),
+    }
     if feed.json_url:
-        formats.append(("JSON", "application/feed+json", feed.json_url))
-    return formats
+        formats[FeedFormat.JSON] = ("JSON", "application/feed+json", feed.json_url)
+    return [formats[f] for f in feed.formats if f in formats]
 
 
 def _feed_item(feed: FeedSummary) -> str:

@@ -64,6 +64,28 @@ class Article:
     related: tuple[RelatedLink, ...] = ()
 
 
+class FeedFormat(StrEnum):
+    """The file formats every feed is published in (a site may turn any off, not all)."""
+
+    RSS = "rss"
+    ATOM = "atom"
+    JSON = "json"
+
+
+ALL_FORMATS: tuple[FeedFormat, ...] = (FeedFormat.RSS, FeedFormat.ATOM, FeedFormat.JSON)
+
+# The file name ending of each format.
+_SUFFIXES: dict[FeedFormat, str] = {
+    FeedFormat.RSS: ".rss.xml",
+    FeedFormat.ATOM: ".atom.xml",
+    FeedFormat.JSON: ".json",
+}
+
+
+FEED_SUFFIXES: tuple[str, ...] = tuple(_SUFFIXES.values())
+"""How the name of every feed file ends (`.rss.xml`, `.atom.xml`, `.json`)."""
+
+
 class FeedKind(StrEnum):
     """The families of feeds: the built-in ones, and those defined in the config."""
 
@@ -111,6 +133,15 @@ class FeedKey:
         """Relative path of the Atom 1.0 file."""
         return f"{self.stem}.atom.xml"
 
+    @property
+    def json_path(self) -> str:
+        """Relative path of the JSON Feed 1.1 file."""
+        return f"{self.stem}.json"
+
+    def path(self, fmt: FeedFormat) -> str:
+        """Relative path of the file in format `fmt`."""
+        return self.stem + _SUFFIXES[fmt]
+
     def __str__(self) -> str:
         return self.stem
 
@@ -148,6 +179,15 @@ class FeedPlan:
     atom_url: str  # absolute, rel="self" of the Atom file
     home_url: str  # absolute, the page that lists the feeds (index.html)
     language: str = "en"
+    json_url: str = ""  # absolute, `feed_url` of the JSON Feed file
+    formats: tuple[FeedFormat, ...] = ALL_FORMATS  # which files to render, in this order
+    hubs: tuple[str, ...] = ()  # WebSub hubs every format advertises
+
+    def url(self, fmt: FeedFormat) -> str:
+        """The absolute URL of the file in format `fmt` (its rel="self", its WebSub topic)."""
+        return {FeedFormat.RSS: self.rss_url, FeedFormat.ATOM: self.atom_url}.get(
+            fmt, self.json_url
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +210,7 @@ class FeedSummary:
     articles: int | None = None  # every published article the feed covers; None: unknown
     updated: datetime | None = None  # its newest item's date (from content, never the clock)
     json_url: str | None = None  # when a JSON Feed is published too
+    formats: tuple[FeedFormat, ...] = ALL_FORMATS  # the files the feed has, in this order
 
 
 # --- change events ------------------------------------------------------------------------
@@ -311,6 +352,30 @@ class BuildFinished:
     unchanged: int
 
 
+@dataclass(frozen=True, slots=True)
+class HubPinged:
+    """A WebSub hub accepted the news that a topic (one feed file's URL) has new bytes."""
+
+    kind: ClassVar[str] = "hub_pinged"
+    hub: str
+    topic: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class HubPingFailed:
+    """A hub could not be told. `retry_seconds`: when the next try comes (None: at the next
+    run, or never when `given_up`, which happens once the change is an hour old)."""
+
+    kind: ClassVar[str] = "hub_ping_failed"
+    hub: str
+    topic: str
+    reason: str
+    attempts: int
+    retry_seconds: float | None = None
+    given_up: bool = False
+
+
 ChangeEvent = (
     ArticleAdded
     | ArticleScheduled
@@ -324,4 +389,6 @@ ChangeEvent = (
     | FeedUnchanged
     | WriteFailed
     | BuildFinished
+    | HubPinged
+    | HubPingFailed
 )

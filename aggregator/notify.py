@@ -27,6 +27,8 @@ from aggregator.model import (
     FeedKey,
     FeedUnchanged,
     FeedWritten,
+    HubPinged,
+    HubPingFailed,
     WriteFailed,
 )
 
@@ -85,6 +87,16 @@ def describe(event: ChangeEvent) -> str:
                 f"{event.published} published, {event.rejected} rejected, "
                 f"{event.written} feeds written, {event.unchanged} unchanged"
             )
+        case HubPinged():
+            return f"hub pinged {event.hub}: {event.topic} (HTTP {event.status})"
+        case HubPingFailed():
+            line = f"hub ping failed {event.hub}: {event.topic}: {event.reason}"
+            tries = "1 try" if event.attempts == 1 else f"{event.attempts} tries"
+            if event.given_up:
+                return f"{line}; given up after {tries} (the change is over an hour old)"
+            if event.retry_seconds is not None:
+                return f"{line}; retrying in {event.retry_seconds:g} s ({tries} so far)"
+            return f"{line}; owed until the next run (aggregator build or run)"
     raise TypeError(f"not a change event: {event!r}")  # pragma: no cover
 
 
@@ -109,6 +121,8 @@ def _plain(value: object) -> object:
 
 
 def _level(event: ChangeEvent) -> int:
+    if isinstance(event, HubPingFailed):
+        return logging.ERROR if event.given_up else logging.WARNING
     if isinstance(event, ArticleRejected | WriteFailed):
         return logging.WARNING
     if isinstance(event, DuplicateUrl):

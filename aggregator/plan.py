@@ -6,16 +6,33 @@ Like a decider in lemon24/reader: it only processes data, so it is tested withou
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from aggregator.config import FeedTitles
+from aggregator.config import DEFAULT_MAX_EXCERPT_CHARS, FeedTitles
 from aggregator.feeddefs import FeedDefinition
-from aggregator.model import FeedItem, FeedKey, FeedKind, FeedPlan, FeedSummary
+from aggregator.model import (
+    ALL_FORMATS,
+    Article,
+    FeedFormat,
+    FeedItem,
+    FeedKey,
+    FeedKind,
+    FeedPlan,
+    FeedSummary,
+)
 from aggregator.slugs import display_name
 
-# The date of a feed that has never listed anything: fixed, so its bytes are stable.
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The date of a feed that has never listed anything (a feed of the config that matches no
+# article yet): fixed, so its bytes are stable, and after 1990, before which the W3C
+# validator calls a date implausible.
+NEVER_LISTED = datetime(2000, 1, 1, tzinfo=UTC)
+
+MAX_RELATED_LINKS = 20
+"""Related links shown per item; the others are left out of the feeds."""
+MAX_TITLE_CHARS = 1000
+"""Longest title (of an item or of a related link) shown; longer ones are cut like excerpts."""
+ELLIPSIS = "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +43,9 @@ class PlanSettings:
     titles: FeedTitles
     language: str
     max_items: int
+    formats: tuple[FeedFormat, ...] = ALL_FORMATS
+    hubs: tuple[str, ...] = ()  # WebSub hubs the feeds advertise (they are in the bytes)
+    max_excerpt_chars: int = DEFAULT_MAX_EXCERPT_CHARS
     # The config's feeds. Not part of what re-renders every feed: a change to one
     # definition re-renders that feed only (the catalog keeps a fingerprint of each).
     custom: tuple[FeedDefinition, ...] = ()
@@ -37,6 +57,13 @@ class PlanSettings:
                 if definition.name == key.slug:
                     return definition
         return None
+
+    def formats_of(self, key: FeedKey) -> tuple[FeedFormat, ...]:
+        """The formats a feed is written in: its definition's, else the site's."""
+        definition = self.definition(key)
+        if definition is not None and definition.formats is not None:
+            return definition.formats
+        return self.formats
 
     def limit(self, key: FeedKey) -> int:
         """How many items the feed lists at most."""
@@ -86,18 +113,67 @@ def plan_feed(
     """Everything a feed shows, decided from its items (newest first) and its last state."""
     name = feed_name(key, items, previous_name)
     title, description = _titles(key, name, settings)
-    updated = max(item.date for item in items) if items else previous_updated or EPOCH
+    updated = max(item.date for item in items) if items else previous_updated or NEVER_LISTED
     return FeedPlan(
         key=key,
         title=title,
         description=description,
-        items=tuple(items),
+        items=tuple(_bounded_item(item, settings.max_excerpt_chars) for item in items),
         updated=updated,
         rss_url=settings.base_url + key.rss_path,
         atom_url=settings.base_url + key.atom_path,
         home_url=settings.base_url + "index.html",
         language=settings.language,
+        json_url=settings.base_url + key.json_path,
+        formats=settings.formats_of(key),
+        hubs=settings.hubs,
     )
+
+
+def _bounded_item(item: FeedItem, max_excerpt_chars: int) -> FeedItem:
+    article = bounded(item.article, max_excerpt_chars)
+    return item if article is item.article else replace(item, article=article)
+
+
+def bounded(article: Article, max_excerpt_chars: int) -> Article:
+    """The article as one item may show it, so that one file cannot swell every feed it is in
+    (60 articles of 900 kB excerpts made 1.1 GB of feeds): the excerpt cut at a word boundary
+    to at most `max_excerpt_chars` characters with "…" at the end, titles likewise to
+    `MAX_TITLE_CHARS`, and the first `MAX_RELATED_LINKS` related links. The article itself,
+    in the catalog, stays whole. Returns `article` itself when nothing needs cutting."""
+    if (
+        len(article.excerpt) <= max_excerpt_chars
+        and len(article.title) <= MAX_TITLE_CHARS
+        and len(article.related) <= MAX_RELATED_LINKS
+        and all(len(link.title) <= MAX_TITLE_CHARS for link in article.related)
+    ):
+        return article
+    related = tuple(
+        link
+        if len(link.title) <= MAX_TITLE_CHARS
+        else replace(link, title=cut(link.title, MAX_TITLE_CHARS))
+        for link in article.related[:MAX_RELATED_LINKS]
+    )
+    return replace(
+        article,
+        title=cut(article.title, MAX_TITLE_CHARS),
+        excerpt=cut(article.excerpt, max_excerpt_chars),
+        related=related,
+    )
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` if at most `limit` characters, else its start up to the last word boundary that
+    fits, with "…": at most `limit` characters in all. A single word longer than half the
+    limit is cut inside it."""
+    if len(text) <= limit:
+        return text
+    if limit <= len(ELLIPSIS):
+        return ELLIPSIS[:limit]
+    head = text[: limit - len(ELLIPSIS) + 1]  # one more: is the character after a space?
+    space = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    head = head[:space] if space > limit // 2 else head[:-1]
+    return head.rstrip() + ELLIPSIS
 
 
 def _titles(key: FeedKey, name: str, settings: PlanSettings) -> tuple[str, str]:
@@ -165,6 +241,7 @@ def summaries(feeds: Iterable[FeedListing], settings: PlanSettings) -> list[Feed
         if feed.items == 0 and feed.key.kind not in (FeedKind.ALL, FeedKind.CUSTOM):
             continue
         title, _ = _titles(feed.key, feed.name, settings)
+        formats = settings.formats_of(feed.key)
         listed.append(
             FeedSummary(
                 key=feed.key,
@@ -174,6 +251,12 @@ def summaries(feeds: Iterable[FeedListing], settings: PlanSettings) -> list[Feed
                 items=feed.items,
                 articles=feed.articles,
                 updated=feed.updated if feed.items else None,
+                json_url=(
+                    settings.base_url + feed.key.json_path
+                    if FeedFormat.JSON in formats
+                    else None
+                ),
+                formats=formats,
             )
         )
     return listed

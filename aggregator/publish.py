@@ -180,6 +180,12 @@ class PublishBatch:
         self._staged.append(_Staged(file.path, target, temp, sidecar_temp, synced))
         crash_point(f"after-stage:{file.path}")
 
+    @property
+    def staged_paths(self) -> list[str]:
+        """The files whose bytes `commit` will change (a file whose only new part is its
+        gzip sidecar is not one of them)."""
+        return [staged.path for staged in self._staged if staged.temp is not None]
+
     def commit(self) -> list[PublishResult]:
         """fsync every staged file, rename each over its target, fsync the folders.
 

@@ -36,18 +36,22 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from feedgen.entry import FeedEntry
+from feedgen.ext.base import BaseExtension
 from feedgen.ext.dc import DcEntryExtension, DcExtension
 from feedgen.ext.media import MediaEntryExtension, MediaExtension
 from feedgen.feed import FeedGenerator
+from feedgen.util import xml_elem
 
+from aggregator.content import content_html, item_title, summary_html, unique
 from aggregator.indexes import render_indexes, xml_safe
-from aggregator.model import FeedItem, FeedPlan, RelatedLink, RenderedFile
+from aggregator.jsonfeed import render_json_feed
+from aggregator.model import FeedFormat, FeedItem, FeedPlan, RenderedFile
 
 __all__ = ["GENERATOR", "clear_cache", "render_feed", "render_indexes"]
 
@@ -64,18 +68,51 @@ ATOM_TYPE = "application/atom+xml"
 _ENTRY_CACHE_SIZE = 8192
 
 
-def render_feed(plan: FeedPlan) -> tuple[RenderedFile, RenderedFile]:
-    """Render `plan` as (RSS 2.0 at `plan.key.rss_path`, Atom 1.0 at `plan.key.atom_path`).
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+class _HubLinks(BaseExtension):  # type: ignore[misc]  # feedgen has no type hints
+    """`<atom:link rel="hub" href=…/>` in the RSS `<channel>`, one per WebSub hub.
+
+    feedgen's RSS writer keeps only the `rel="self"` link of `fg.link()` (python-feedgen
+    #122) and takes the channel's `<link>` from the last link given: an extension adds the
+    hub links without patching feedgen, and the site's page stays the channel's `<link>`.
+    Google's hub and websub.rocks look for these under `/rss/channel`.
+    """
+
+    def __init__(self) -> None:
+        self.hubs: tuple[str, ...] = ()
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"atom": ATOM_NS}
+
+    def extend_rss(self, feed: Any) -> Any:
+        channel = feed[0]
+        for hub in self.hubs:
+            xml_elem("{%s}link" % ATOM_NS, channel, href=hub, rel="hub")  # noqa: UP031
+        return feed
+
+
+def render_feed(plan: FeedPlan) -> tuple[RenderedFile, ...]:
+    """Render `plan` in each of `plan.formats`, in that order (RSS 2.0 at
+    `plan.key.rss_path`, Atom 1.0 at `plan.key.atom_path`, JSON Feed 1.1 at
+    `plan.key.json_path`).
 
     Items keep the plan's order (newest first). Nothing depends on the clock: the same plan
     gives the same bytes. Raises `ValueError` for a naive datetime.
     """
-    with _LOCK:
-        _Round.current += 1
-        return _render(plan)
+    files: dict[FeedFormat, RenderedFile] = {}
+    xml_formats: list[FeedFormat] = [f for f in plan.formats if f is not FeedFormat.JSON]
+    if xml_formats:
+        with _LOCK:
+            _Round.current += 1
+            files.update(_render(plan, xml_formats))
+    if FeedFormat.JSON in plan.formats:
+        files[FeedFormat.JSON] = render_json_feed(plan)
+    return tuple(files[f] for f in plan.formats)
 
 
-def _render(plan: FeedPlan) -> tuple[RenderedFile, RenderedFile]:
+def _render(plan: FeedPlan, formats: list[FeedFormat]) -> dict[FeedFormat, RenderedFile]:
     fg = _feed(plan)
     # One generator serves both formats; what differs is set before each is serialised:
     # - the rel="self" link. RSS takes its <link> from the last link given, so the alternate
@@ -84,15 +121,23 @@ def _render(plan: FeedPlan) -> tuple[RenderedFile, RenderedFile]:
     #   there, while Atom's subtitle (feedgen writes no type) is plain text.
     description = xml_safe(plan.description).strip() or fg.title()  # RSS requires one
     home = {"href": xml_safe(plan.home_url), "rel": "alternate", "type": "text/html"}
-    rss_self = {"href": xml_safe(plan.rss_url), "rel": "self", "type": RSS_TYPE}
-    fg.link([rss_self, home], replace=True)
-    fg.description(html.escape(description, quote=False))
-    rss = _hex_refs(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
-    atom_self = {"href": xml_safe(plan.atom_url), "rel": "self", "type": ATOM_TYPE}
-    fg.link([atom_self, home], replace=True)
-    fg.description(description)
-    atom = _hex_refs(fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True))
-    return RenderedFile(plan.key.rss_path, rss), RenderedFile(plan.key.atom_path, atom)
+    # - the WebSub hubs: Atom writes every link given (self, then the hubs); RSS gets them
+    #   from the `_HubLinks` extension, since its writer would drop them.
+    hubs = [{"href": xml_safe(hub), "rel": "hub"} for hub in plan.hubs]
+    files = {}
+    if FeedFormat.RSS in formats:
+        rss_self = {"href": xml_safe(plan.rss_url), "rel": "self", "type": RSS_TYPE}
+        fg.link([rss_self, home], replace=True)
+        fg.description(html.escape(description, quote=False))
+        rss = _hex_refs(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
+        files[FeedFormat.RSS] = RenderedFile(plan.key.rss_path, rss)
+    if FeedFormat.ATOM in formats:
+        atom_self = {"href": xml_safe(plan.atom_url), "rel": "self", "type": ATOM_TYPE}
+        fg.link([atom_self, *hubs, home], replace=True)
+        fg.description(description)
+        atom = _hex_refs(fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True))
+        files[FeedFormat.ATOM] = RenderedFile(plan.key.atom_path, atom)
+    return files
 
 
 def _hex_refs(xml: bytes) -> bytes:
@@ -115,6 +160,10 @@ def _feed(plan: FeedPlan) -> Any:
     fg.register_extension("media", MediaExtension, MediaEntryExtension, atom=True, rss=True)
     # dc:creator is the provider's name in RSS only: Atom has <author><name> for that.
     fg.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
+    if plan.hubs:
+        # No entry class: entries have nothing of their own to add (feedgen skips them).
+        fg.register_extension("websub", _HubLinks, None, atom=False, rss=True)
+        fg.websub.hubs = tuple(xml_safe(hub) for hub in plan.hubs)
     title = xml_safe(plan.title).strip() or plan.key.stem
     fg.title(title)
     fg.id(xml_safe(plan.atom_url))
@@ -188,23 +237,22 @@ def _entry(item: FeedItem) -> Any:
     entry.register_extension("media", MediaEntryExtension, atom=True, rss=True)
     entry.register_extension("dc", DcEntryExtension, atom=False, rss=True)
     entry.guid(xml_safe(item.guid), permalink=False)
-    entry.title(xml_safe(article.title).strip() or xml_safe(article.url))
+    entry.title(item_title(article))
     entry.link(href=xml_safe(article.url), rel="alternate")
     date = _utc(item.date)
     entry.published(date)
     entry.updated(date)  # feedgen's default is the clock
 
-    excerpt = xml_safe(article.excerpt).strip()
-    # RSS description is HTML to every reader: escape so the text shows as written. Atom gets
-    # the same value as type="html" so both formats carry the very same string. Without an
-    # excerpt or related links the title stands in: an Atom entry with neither summary nor
-    # content makes the W3C validator warn (MissingTextualContent).
-    if excerpt or not article.related:
-        entry.summary(html.escape(excerpt or entry.title(), quote=False), type="html")
-    if article.related:
-        entry.content(_content_html(excerpt, article.related), type="html")
+    # RSS description is HTML to every reader: escaped so the text shows as written. Atom gets
+    # the same value as type="html" so both formats carry the very same string (content.py).
+    summary = summary_html(article)
+    if summary is not None:
+        entry.summary(summary, type="html")
+    body = content_html(article)
+    if body is not None:
+        entry.content(body, type="html")
 
-    for topic in _unique(xml_safe(t).strip() for t in article.topics):
+    for topic in unique(xml_safe(t).strip() for t in article.topics):
         entry.category(term=topic)
 
     if article.provider is not None:
@@ -227,44 +275,11 @@ def _entry(item: FeedItem) -> Any:
     return entry
 
 
-def _content_html(excerpt: str, related: Iterable[RelatedLink]) -> str:
-    """The item body: the (XML-safe) excerpt, then the related articles as a list of links.
-
-    Every piece of article text is HTML-escaped (attribute values with quotes too), so no
-    article can inject markup; only http(s) URLs become links, never `javascript:` and such.
-    """
-    lines = []
-    for link in related:
-        url = link.url.strip()
-        title = html.escape(link.title.strip() or url, quote=False)
-        if url.startswith(("https://", "http://")):
-            line = f'<a href="{html.escape(url)}">{title}</a>'
-        else:
-            line = title
-        details = []
-        if link.provider and link.provider.strip():
-            details.append(html.escape(link.provider.strip(), quote=False))
-        if link.published_at is not None:
-            details.append(link.published_at.astimezone(UTC).date().isoformat())
-        if details:
-            line += f" ({', '.join(details)})"
-        lines.append(f"<li>{line}</li>")
-    # One pass for the characters XML cannot carry, rather than one per piece.
-    items = xml_safe("\n".join(lines))
-    intro = f"<p>{html.escape(excerpt, quote=False)}</p>\n" if excerpt else ""
-    return f"{intro}<p>Related:</p>\n<ul>\n{items}\n</ul>"
-
-
 def _utc(when: datetime) -> datetime:
     """`when` in UTC, whole seconds: RSS dates have no fractions, and Atom should agree."""
     if when.tzinfo is None:
         raise ValueError(f"naive datetime {when.isoformat()}: feed dates must be UTC-aware")
     return when.astimezone(UTC).replace(microsecond=0)
-
-
-def _unique(values: Iterable[str]) -> list[str]:
-    """Non-empty values in order, each once (a repeated category is noise to readers)."""
-    return [v for v in dict.fromkeys(values) if v]
 
 
 def clear_cache() -> None:

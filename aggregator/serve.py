@@ -20,6 +20,9 @@ Per file:
   `Vary: Accept-Encoding` on every file response.
 - explicit Content-Types (never the host's /etc/mime.types), `Cache-Control: public,
   max-age=N`, `X-Content-Type-Options: nosniff`.
+- with WebSub hubs configured, feed files also carry `Link: <hub>; rel="hub", <self>;
+  rel="self"` (WebSub §4: hubs such as flask-websub refuse to distribute without it); the
+  self URL is the file's URL under `base_url`, the topic the publisher pings.
 
 Files are small (feeds hold at most `max_items` items) and in the page cache, so they are
 read in the event loop: handing each read to a thread pool would cost more than the read.
@@ -43,13 +46,14 @@ from email.utils import formatdate, mktime_tz, parsedate_tz
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
+from aggregator.model import FEED_SUFFIXES
 from aggregator.publish import GZIP_SUFFIX, gzip_bytes
 
 LOGGER = logging.getLogger("aggregator.serve")
@@ -97,8 +101,19 @@ def entity_tag(data: bytes) -> str:
 class FolderApp:
     """Answers requests for the files of one folder (the aiohttp handler)."""
 
-    def __init__(self, root: Path, *, max_age: int, hidden: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_age: int,
+        hidden: tuple[str, ...] = (),
+        hubs: tuple[str, ...] = (),
+        base_url: str = "",
+    ) -> None:
         self.root = root
+        # WebSub discovery: the hubs named in each feed response's Link header.
+        self.hubs = hubs
+        self.base_url = base_url
         self.cache_control = f"public, max-age={max_age}"
         # Paths inside the folder that are never served (a state folder inside the output).
         self.hidden = hidden
@@ -126,9 +141,17 @@ class FolderApp:
         if folder_fd is None:
             return _not_found()
         try:
-            return self._respond_in(folder_fd, parts[-1], request)
+            response = self._respond_in(folder_fd, parts[-1], request)
         finally:
             os.close(folder_fd)
+        if self.hubs and response.status in (200, 206, 304) and parts[-1].endswith(FEED_SUFFIXES):
+            response.headers["Link"] = self._websub_links(parts)
+        return response
+
+    def _websub_links(self, parts: list[str]) -> str:
+        """`<hub>; rel="hub", …, <self>; rel="self"` for the feed file at `parts`."""
+        topic = self.base_url + "/".join(quote(part) for part in parts)
+        return ", ".join([*(f'<{hub}>; rel="hub"' for hub in self.hubs), f'<{topic}>; rel="self"'])
 
     # --- which file -----------------------------------------------------------------------
 
@@ -426,6 +449,8 @@ class FeedServer:
             settings.output,
             max_age=settings.max_age,
             hidden=_hidden_prefix(settings.output, settings.state),
+            hubs=settings.hubs,
+            base_url=settings.base_url,
         )
         self.port = settings.port
         self._thread: threading.Thread | None = None

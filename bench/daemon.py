@@ -237,7 +237,8 @@ def make_target(path: Path, index: int, output: Path) -> Target:
     from aggregator.articles import parse_article
     from aggregator.slugs import feeds_of
 
-    newest = dt.datetime(2030, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=index)
+    # Past (an embargo would hold a future date back) but newer than any corpus date.
+    newest = dt.datetime(2025, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=index)
     text = path.read_text(encoding="utf-8")
     text = _DATE_RE.sub(f"publishedDateTime: {newest:%Y-%m-%dT%H:%M:%SZ}", text, count=1)
     text = _PUBLISHED_RE.sub("published: true", text, count=1)

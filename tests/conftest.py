@@ -24,9 +24,7 @@ def _must_not_outlive_a_test(thread: threading.Thread) -> bool:
     if not thread.daemon:
         return True
     module = type(thread).__module__ or ""
-    return module.startswith(("watchdog.", "apscheduler.")) or thread.name.startswith(
-        "APScheduler"
-    )
+    return module.startswith(("watchdog.", "apscheduler.")) or thread.name.startswith("APScheduler")
 
 
 def _leftover_threads(before: set[threading.Thread]) -> list[threading.Thread]:
@@ -93,3 +91,21 @@ def catalog_backend(request: pytest.FixtureRequest) -> str | None:
         return None
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+# --- hypothesis (tests/test_fuzz.py) ------------------------------------------------------
+# `ci` (the default, and what CI runs): a small budget that keeps the suite quick.
+# `long`: a local hunt, HYPOTHESIS_PROFILE=long ./run.sh test tests/test_fuzz.py (minutes).
+# No deadline per example: the reader's time bound is asserted in CPU time by the tests.
+
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
+hypothesis_settings.register_profile(
+    "ci", max_examples=150, deadline=None, database=None, suppress_health_check=_SLOW_OK
+)
+hypothesis_settings.register_profile(
+    "long", max_examples=20_000, deadline=None, suppress_health_check=_SLOW_OK
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -14,6 +14,7 @@ import pickle
 import random
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -671,10 +672,53 @@ def test_images_numbers_as_text_and_bad_items_dropped(tmp_path: Path) -> None:
     )
 
 
-def test_integer_too_long_for_python_is_malformed_yaml(tmp_path: Path) -> None:
-    # PyYAML's int() refuses more than 4,300 digits; the file is refused, nothing crashes.
-    error = rejected(tmp_path, article_file(MINIMAL + f"quality: {'9' * 5000}\n"), "n.md")
-    assert error.reason.startswith("malformed YAML: Exceeds the limit (4300 digits)")
+@pytest.mark.parametrize("digits", ["9" * 5000, "0x" + "f" * 5000, "1" + ":0" * 3000])
+def test_numbers_too_long_to_be_numbers_are_kept_as_text(tmp_path: Path, digits: str) -> None:
+    # Python's int() refuses more than 4,300 digits and str() a bigger int; a sexagesimal one
+    # costs PyYAML quadratic time. No field needs one: over MAX_NUMERAL_CHARS, it is text.
+    body = (
+        f"title: {digits}\nwebUrl: https://example.com/a\nquality: {digits}\n"
+        f"provider: {{name: {digits}}}\n"
+        f"images: [{{url: 'https://example.com/i.jpg', width: {digits}}}]\n"
+        f"related: [{{title: {digits}, webUrl: 'https://example.com/r', provider: {digits}}}]\n"
+    )
+    article = read(tmp_path, article_file(body))
+    assert article.title == digits
+    assert article.provider == Provider(digits)
+    assert article.images == (Image("https://example.com/i.jpg"),)
+    assert article.related == (RelatedLink(digits, "https://example.com/r", digits),)
+
+
+@pytest.mark.parametrize(
+    ("value", "tag"),
+    [("!!bool x", "bool"), ("!!int", "int"), ("!!int 0x", "int"), ("!!float", "float"),
+     ("!!float x", "float"), ("!!null [1]", None), ("!!int [1]", None)],
+)  # fmt: skip
+def test_explicit_tag_its_type_cannot_take_is_malformed_yaml(
+    tmp_path: Path, value: str, tag: str | None, fallback: None
+) -> None:
+    error = rejected(tmp_path, article_file(MINIMAL + f"extra: {value}\n"))
+    assert error.reason.startswith("malformed YAML at line 4, column 8:")
+    if tag is not None:  # a scalar: our wording names the tag (a list: PyYAML's own)
+        assert f"is not a valid !!{tag}" in error.reason
+
+
+@pytest.mark.parametrize("value", ["!!timestamp x", "!!timestamp 2021-13-45"])
+def test_explicit_timestamp_that_is_no_date_is_a_field_error(
+    tmp_path: Path, value: str, fallback: None
+) -> None:
+    error = rejected(tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"))
+    assert error.field == "publishedDateTime"
+
+
+def test_implicit_key_longer_than_yaml_allows_is_refused(tmp_path: Path) -> None:
+    # YAML caps implicit keys at 1,024 characters; the fast parser must not accept more.
+    key = "k" * 1100
+    assert parse_fast(f"{MINIMAL}{key}: v\n") is None
+    error = rejected(tmp_path, article_file(MINIMAL + f"{key}: v\n"))
+    assert error.reason.startswith("malformed YAML at line 4")
+    text = f"{MINIMAL}{'k' * 1000}: v\n"
+    assert_fast_matches_pyyaml(text, must_be_fast=True)
 
 
 def test_related_items(tmp_path: Path) -> None:
@@ -1116,3 +1160,123 @@ def test_the_fast_parser_does_not_confuse_timestamp_zones() -> None:
     assert fast["a"] == datetime(2021, 12, 22, 13, tzinfo=UTC)
     assert fast["b"] == datetime(2021, 12, 22, 13, tzinfo=timezone(timedelta(hours=2)))
     assert type(fast["c"]) is date
+
+
+# --- bounded cost: no file under max_file_bytes costs more than about a second ------------
+
+_MIB = 1_048_576 - 100
+_COSTLY = {
+    # PyYAML's base-60 constructor is quadratic in the digits (15 s of CPU before).
+    "sexagesimal": "x: 1" + ":0" * (_MIB // 2 - 100),
+    "sexagesimal-float": "x: 1" + ":0" * (_MIB // 2 - 100) + ".5",
+    "decimal": "x: " + "1" * _MIB,
+    "hex": "x: 0x" + "f" * _MIB,
+    "float": "x: 1." + "0" * _MIB + "e5",
+    # Many values: 10-20 µs each in PyYAML (1.5 s for 130,000 before the cap).
+    "many-keys": "".join(f"k{i}: v\n" for i in range(_MIB // 12)),
+    "many-flow-keys": "x: {" + ", ".join(f"k{i}: {i}" for i in range(_MIB // 14)) + "}",
+    "many-empty-lists": "".join(f"x{i}: " + "[" * 30 + "]" * 30 + "\n" for i in range(_MIB // 70)),
+    "related-near-the-cap": "related:\n"
+    + "".join(
+        f"  - {{title: t{i}, webUrl: 'https://e.com/{i}',"
+        f" publishedDateTime: 2021-01-01T10:00:00.123+05:30}}\n"
+        for i in range(2800)
+    ),
+    "dates-near-the-cap": "x: ["
+    + ", ".join(f"2021-01-01 10:00:00.{i}" for i in range(19_900))
+    + "]",
+    # A YAML error at the end: the pure-Python re-scan of the whole text took 4 s.
+    "error-at-the-end": "x: [" + ", ".join("a" for _ in range(_MIB // 3)) + "\n]]]",
+    "error-at-the-end-few-values": "x: '" + "a" * _MIB + "'\n]",
+    "long-keys": "".join(f"{'k' * 1000}{i}: v\n" for i in range(_MIB // 1010)),
+    "escapes": 'excerpt: "' + "\\ud83d\\ude00\\x01" * (_MIB // 16) + '"',
+    "published-lines-and-broken": "published: false\n" * (_MIB // 17) + "[",
+}
+
+
+_READ = {"sexagesimal", "sexagesimal-float", "decimal", "hex", "float", "related-near-the-cap"}
+
+
+@pytest.mark.parametrize("case", sorted(_COSTLY))
+def test_reading_one_file_costs_at_most_a_second_of_cpu(tmp_path: Path, case: str) -> None:
+    """Through the whole per-file boundary (read, parse, Article, stored form)."""
+    from aggregator.build import _read_stored
+    from aggregator.slugs import DEFAULT_RULES
+
+    content = f"---\n{MINIMAL}{_COSTLY[case]}\n---\n".encode()[: articles.DEFAULT_MAX_BYTES - 10]
+    if not content.endswith(b"\n---\n"):
+        content = content[: -len("\n---\n")] + b"\n---\n"
+    (tmp_path / "costly.md").write_bytes(content)
+    assert len(content) <= articles.DEFAULT_MAX_BYTES
+    started = time.process_time()
+    rel, _, error, _ = _read_stored(
+        str(tmp_path), "costly.md", articles.DEFAULT_MAX_BYTES, DEFAULT_RULES
+    )
+    spent = time.process_time() - started
+    assert rel == "costly.md"
+    if case in _READ:  # the costly constructor really ran (not a scanner error first)
+        assert error is None, error
+    assert error is None or error.strip()
+    assert spent < 1.0, f"{case}: {spent:.2f} s of CPU"
+
+
+# --- output hygiene: dates a feed can carry, names that cannot retitle a feed ---------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0001-01-01T00:00:00Z", "0999-12-31", "1899-12-31T23:59:59Z",
+     "1900-01-01T00:30:00+01:00", '"0001-01-01T00:00:00"', "9999-12-31T23:00:00-05:00"],
+)  # fmt: skip
+def test_dates_outside_the_accepted_range_are_a_field_error(
+    tmp_path: Path, value: str, fallback: None
+) -> None:
+    error = rejected(tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"))
+    assert error.field == "publishedDateTime"
+    assert "years 1900 to 9999" in error.reason
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1900-01-01T00:00:00Z", datetime(1900, 1, 1, tzinfo=UTC)),
+     ("9999-12-31T23:59:59Z", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+     ("9999-12-31", datetime(9999, 12, 31, tzinfo=UTC))],
+)  # fmt: skip
+def test_dates_at_the_ends_of_the_range_are_accepted(
+    tmp_path: Path, value: str, expected: datetime
+) -> None:
+    article = read(tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"))
+    assert article.published_at == expected
+
+
+def test_a_related_link_dated_out_of_range_keeps_no_date(tmp_path: Path) -> None:
+    body = MINIMAL + (
+        "related:\n  - title: Old\n    webUrl: https://e.com/r\n"
+        "    publishedDateTime: 0001-01-01T00:00:00Z\n"
+    )
+    (link,) = read(tmp_path, article_file(body)).related
+    assert link.published_at is None
+
+
+def test_invisible_format_characters_are_dropped_from_names(tmp_path: Path) -> None:
+    # U+202E would show "Topic: AI" as reversed text in every reader of the shared feed.
+    body = MINIMAL + (
+        'topics: ["A\\u202eI\\u202c", "\\u2066Robotics\\u2069\\u200b", "\\ufeff"]\n'
+        'provider: {name: "For\\u200ebes\\u00ad", domain: "forbes.com\\u2067"}\n'
+        'excerpt: "\\u202b\\u05e9\\u05dc\\u05d5\\u05dd\\u202c"\n'
+    )
+    article = read(tmp_path, article_file(body))
+    assert article.topics == ("AI", "Robotics")
+    assert article.provider == Provider("Forbes", "forbes.com")
+    # Titles and excerpts belong to their item alone and may need bidi marks: kept.
+    assert article.excerpt == "\u202b\u05e9\u05dc\u05d5\u05dd\u202c"
+
+
+def test_names_keep_joiners_and_get_single_spaces(tmp_path: Path) -> None:
+    # ZWNJ spells Persian words, ZWJ joins emoji: neither can reorder a title.
+    body = (
+        MINIMAL
+        + 'topics: ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "a\\n\\t b\\u2028c"]\n'
+    )
+    article = read(tmp_path, article_file(body))
+    assert article.topics == ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "a b c")

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import feedparser
@@ -22,6 +23,7 @@ from aggregator.model import (
     ArticleUnpublished,
     ArticleUpdated,
     DuplicateUrl,
+    FeedFormat,
     FeedKey,
     FeedKind,
     FeedWritten,
@@ -264,13 +266,19 @@ def test_slugs_never_leave_the_output_folder(folders: Settings) -> None:
         provider={"name": "../../x", "domain": "../.."},
     )
     build(folders)
-    outside = [p for p in folders.output.parent.rglob("*.xml") if folders.output not in p.parents]
+    outside = [
+        p
+        for p in folders.output.parent.rglob("*")
+        if p.suffix in (".xml", ".json") and folders.output not in p.parents
+    ]
     assert outside == []
-    topics = sorted(p.name for p in (folders.output / "topics").glob("*.xml"))
+    topics = sorted(
+        p.name for p in (folders.output / "topics").iterdir() if p.suffix in (".xml", ".json")
+    )
     assert topics == sorted(
-        f"{slug}.{fmt}.xml"
+        f"{slug}{suffix}"
         for slug in ("escape", "etc-passwd", "realite-augmentee", "dongjing")
-        for fmt in ("rss", "atom")
+        for suffix in (".rss.xml", ".atom.xml", ".json")
     )
     assert not (folders.output / "providers").exists()
 
@@ -407,6 +415,49 @@ def test_a_new_article_never_takes_a_guid_another_one_has(folders: Settings) -> 
     build(folders)
     ids = {e.title: e.id for e in entries(folders)}
     assert ids == {"A": "https://a.example.com/x", "B": "https://a.example.com/x#2"}
+
+
+def test_every_feed_has_a_json_feed_and_a_format_turned_off_is_removed(
+    folders: Settings,
+) -> None:
+    write_article(folders.input, "a.txt", "https://a.example.com/1", topics=["AI"])
+    build(folders)
+    for stem in ("all", "topics/ai"):
+        for suffix in (".rss.xml", ".atom.xml", ".json"):
+            assert (folders.output / (stem + suffix)).is_file()
+    page = (folders.output / "index.html").read_text(encoding="utf-8")
+    assert (
+        f'type="application/feed+json" title="All articles (JSON)" href="{BASE}all.json"'
+        in page
+    )
+    before = snapshot(folders.output)
+
+    rss_only = replace(folders, formats=(FeedFormat.RSS,))
+    report = build(rss_only)
+    assert report.failed == 0
+    after = snapshot(folders.output)
+    assert sorted(after) == sorted(
+        name
+        for name in before
+        if not name.endswith((".atom.xml", ".json", ".atom.xml.gz", ".json.gz"))
+    )
+    assert any(name.endswith(".json.gz") for name in before)  # the sidecars went too
+    # The RSS files were re-rendered (the settings changed) to the same bytes: not rewritten.
+    assert all(after[n] == before[n] for n in after if n.endswith(".rss.xml"))
+    page = (folders.output / "index.html").read_text(encoding="utf-8")
+    assert "atom" not in page
+    assert ".json" not in page
+    opml = (folders.output / "index.opml").read_text(encoding="utf-8")
+    assert f'xmlUrl="{BASE}all.rss.xml"' in opml
+
+    atom_only = replace(folders, formats=(FeedFormat.ATOM,))
+    build(atom_only)
+    assert not list(folders.output.rglob("*.rss.xml*"))  # files and sidecars
+    opml = (folders.output / "index.opml").read_text(encoding="utf-8")
+    assert f'xmlUrl="{BASE}all.atom.xml"' in opml
+
+    build(folders)  # all three back
+    assert sorted(snapshot(folders.output)) == sorted(before)
 
 
 def test_a_link_to_an_article_outside_the_input_is_not_published(

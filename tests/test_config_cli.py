@@ -30,9 +30,11 @@ def test_the_shipped_config_is_valid_and_documents_every_key() -> None:
     assert settings.max_items == 50
     text = (ROOT / "config/aggregator.yaml").read_text(encoding="utf-8")
     for name in Settings.__dataclass_fields__:
-        key = {"titles": "feed_titles", "log_level": "level", "log_format": "format"}.get(
-            name, name
-        )
+        key = {
+            "titles": "feed_titles",
+            "log_level": "level",
+            "log_format": "format",
+        }.get(name, name)
         assert f"{key}:" in text, f"config/aggregator.yaml does not document {key}"
 
 
@@ -58,6 +60,36 @@ def test_a_bad_config_lists_every_problem_with_its_key(tmp_path: Path) -> None:
     ):
         assert key in problems
     assert str(config) in str(caught.value)
+
+
+def test_formats_and_websub_hubs_are_read_and_checked(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "formats: [JSON, rss]\nwebsub:\n  hubs: [https://hub.example.org/, "
+        "'http://127.0.0.1:8080/hub', https://hub.example.org/]\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    assert [f.value for f in settings.formats] == ["rss", "json"]  # the one fixed order
+    assert settings.hubs == ("https://hub.example.org/", "http://127.0.0.1:8080/hub")
+    assert load_settings(tmp_path / "c.yaml", {}).formats == settings.formats
+    assert [f.value for f in Settings().formats] == ["rss", "atom", "json"]
+    assert Settings().hubs == ()
+
+    config.write_text(
+        "formats: []\nwebsub: {hubs: [ftp://hub.example.org/, /hub, 'http://a b/'], x: 1}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    problems = caught.value.problems
+    assert sum(p.startswith("formats:") for p in problems) == 1
+    assert sum(p.startswith("websub.hubs:") for p in problems) == 3
+    assert any(p.startswith("websub.x:") for p in problems)
+    for bad in ("formats: [rss, xml]", "formats: 3", "websub: {hubs: 3}", "websub: []"):
+        config.write_text(bad + "\n", encoding="utf-8")
+        with pytest.raises(ConfigError):
+            load_settings(config)
 
 
 def test_cli_flags_override_the_file(tmp_path: Path) -> None:

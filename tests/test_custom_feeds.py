@@ -82,6 +82,9 @@ def test_a_custom_feed_is_built_titled_and_indexed(tmp_path: Path) -> None:
     feed = feedparser.parse((out / "custom/ai-at-forbes.atom.xml").read_bytes()).feed
     assert feed.title == "AI at Forbes"
     assert links(out, "custom/robots") == []  # defined: exists before its first item
+    # Its date is fixed (byte-stable) and plausible: validators warn before 1990.
+    empty = feedparser.parse((out / "custom/robots.atom.xml").read_bytes()).feed
+    assert 1990 <= empty.updated_parsed.tm_year <= 2000
     opml = ET.parse(out / "index.opml").getroot()
     urls = [o.get("xmlUrl") for o in opml.iter("outline") if o.get("xmlUrl")]
     assert BASE + "custom/ai-at-forbes.rss.xml" in urls

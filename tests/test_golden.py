@@ -13,6 +13,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from jsonfeedcheck import check_json_feed
 
 from aggregator.build import Builder
 from aggregator.config import Settings
@@ -81,3 +82,21 @@ def test_the_golden_feeds_parse_back(built: dict[str, bytes]) -> None:
         assert entry.link == entry.id
         assert entry.published_parsed[:6] == (2021, 12, 22, 13, 0, 0)
         assert [t.term for t in entry.tags] == ["Computer Vision", "AI"]
+
+
+def test_the_golden_json_feeds_are_valid_and_match_the_xml_feeds(built: dict[str, bytes]) -> None:
+    feeds = sorted(name for name in built if name.endswith(".json"))
+    assert feeds == [
+        "all.json",
+        "providers/forbes-com.json",
+        "topics/ai.json",
+        "topics/computer-vision.json",
+    ]
+    for name in feeds:
+        atom = feedparser.parse(built[name.removesuffix(".json") + ".atom.xml"])
+        feed = check_json_feed(
+            built[name],
+            url="https://feeds.example.org/" + name,
+            guids=[e.id for e in atom.entries],
+        )
+        assert [i["date_published"] for i in feed["items"]] == ["2021-12-22T13:00:00Z"]

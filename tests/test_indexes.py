@@ -138,7 +138,7 @@ def test_each_feed_shows_its_newest_item_date_not_the_clock(page: str) -> None:
 def test_every_format_has_a_link_and_a_copy_button(page: str) -> None:
     for name, li in feed_rows(page).items():
         links = [(a.text, a.get("href")) for a in li.iter("a")]
-        assert [label for label, _ in links] == ["RSS", "Atom"], name
+        assert [label for label, _ in links] == ["RSS", "Atom", "JSON"], name
         # Each format: its link, then the button that copies it.
         pairs = [[child.tag for child in span] for span in li.iter("span")]
         assert pairs == [["a", "button"]] * len(links), name
@@ -156,6 +156,7 @@ def test_autodiscovery_is_for_the_all_feed_only(page: str) -> None:
     assert alternates == [
         ("application/rss+xml", BASE + "all.rss.xml"),
         ("application/atom+xml", BASE + "all.atom.xml"),
+        ("application/feed+json", BASE + "all.json"),
     ]
 
 
@@ -468,7 +469,7 @@ def test_with_scripts_off_every_feed_and_link_is_there(chromium: DevTools, site:
             "Array.from(document.querySelectorAll('button.copy')).every(b => !b.offsetParent)"
         )
         links = chromium.evaluate("document.querySelectorAll('li.feed a').length")
-        assert links == 2 * (1 + len(TOPICS) + len(PROVIDERS))
+        assert links == 3 * (1 + len(TOPICS) + len(PROVIDERS))  # RSS, Atom, JSON Feed
     finally:
         chromium.call("Emulation.setScriptExecutionDisabled", session=True, value=False)
 

@@ -20,6 +20,7 @@ import pytest
 from aggregator import render
 from aggregator.model import (
     Article,
+    FeedFormat,
     FeedItem,
     FeedKey,
     FeedKind,
@@ -80,6 +81,10 @@ def plan(items: tuple[FeedItem, ...] = (), key: FeedKey | None = None, **changes
         atom_url=BASE + key.atom_path,
         home_url=BASE + "index.html",
         language="en",
+        json_url=BASE + key.json_path,
+        # The XML formats only: the tests below index the files as (RSS, Atom);
+        # tests/test_jsonfeed.py renders all three.
+        formats=(FeedFormat.RSS, FeedFormat.ATOM),
     )
     return replace(base, **changes)
 
@@ -390,7 +395,10 @@ def test_naive_datetime_is_refused() -> None:
 
 def summaries() -> list[FeedSummary]:
     def summary(key: FeedKey, title: str, items: int) -> FeedSummary:
-        return FeedSummary(key, title, BASE + key.rss_path, BASE + key.atom_path, items)
+        return FeedSummary(
+            key, title, BASE + key.rss_path, BASE + key.atom_path, items,
+            json_url=BASE + key.json_path,
+        )  # fmt: skip
 
     return [
         summary(FeedKey(FeedKind.PROVIDER, "forbes-com"), "Forbes", 3),
@@ -449,7 +457,7 @@ def test_html_links_both_formats_of_every_feed() -> None:
     parsed = _html(text)
     anchors = {attrs["href"] for tag, attrs in parsed.tags if tag == "a"}
     for feed in summaries():
-        assert {feed.rss_url, feed.atom_url} <= anchors
+        assert {feed.rss_url, feed.atom_url, feed.json_url} <= anchors
     assert BASE + "index.opml" in anchors
     # Titles are text: "<Sight>" and "<more>" did not become elements.
     assert "sight" not in {tag for tag, _ in parsed.tags}

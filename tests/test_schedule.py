@@ -425,3 +425,17 @@ def test_build_says_when_the_next_article_falls_due(
     out = capsys.readouterr().out
     assert "0 published" in out
     assert f"next scheduled change at {iso(future)}" in out
+
+
+def test_an_article_without_a_date_is_listed_by_the_build_that_first_reads_it(
+    settings: Settings,
+) -> None:
+    """Its date is its first publication: the build's own cut-off, not a later clock reading
+    (which would hold it back as scheduled until the next build)."""
+    clock = Clock()
+    write_article(settings.input, "a.txt", "https://x.test/undated", date=None)
+    with Builder(settings, now=clock) as builder:
+        report = builder.build()
+    assert links(settings) == ["https://x.test/undated"]
+    assert report.next_due is None
+    assert report.published == 1

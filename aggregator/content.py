@@ -1,0 +1,77 @@
+"""An item's text as every format carries it: its title, its summary and its body as HTML.
+
+RSS, Atom and JSON Feed all show the same strings, so a reader sees one article the same way
+whichever format it subscribed to; this module is where those strings are made.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from datetime import UTC
+
+from aggregator.indexes import xml_safe
+from aggregator.model import Article, RelatedLink
+
+
+def item_title(article: Article) -> str:
+    """The item's title; its URL when the title is blank (every format wants a title)."""
+    return xml_safe(article.title).strip() or xml_safe(article.url)
+
+
+def item_excerpt(article: Article) -> str:
+    """The excerpt as plain text, without the characters XML cannot carry."""
+    return xml_safe(article.excerpt).strip()
+
+
+def summary_html(article: Article) -> str | None:
+    """The summary as HTML (RSS `description`, Atom `summary type="html"`), or None.
+
+    The text is HTML-escaped, so `<b>new</b>` in an excerpt shows as those characters. Without
+    an excerpt or related links the title stands in: an Atom entry with neither summary nor
+    content makes the W3C validator warn (MissingTextualContent).
+    """
+    excerpt = item_excerpt(article)
+    if excerpt or not article.related:
+        return html.escape(excerpt or item_title(article), quote=False)
+    return None
+
+
+def content_html(article: Article) -> str | None:
+    """The body as HTML when there are related links (the excerpt, then the links), or None."""
+    if not article.related:
+        return None
+    return _related_html(item_excerpt(article), article.related)
+
+
+def _related_html(excerpt: str, related: Iterable[RelatedLink]) -> str:
+    """The item body: the (XML-safe) excerpt, then the related articles as a list of links.
+
+    Every piece of article text is HTML-escaped (attribute values with quotes too), so no
+    article can inject markup; only http(s) URLs become links, never `javascript:` and such.
+    """
+    lines = []
+    for link in related:
+        url = link.url.strip()
+        title = html.escape(link.title.strip() or url, quote=False)
+        if url.startswith(("https://", "http://")):
+            line = f'<a href="{html.escape(url)}">{title}</a>'
+        else:
+            line = title
+        details = []
+        if link.provider and link.provider.strip():
+            details.append(html.escape(link.provider.strip(), quote=False))
+        if link.published_at is not None:
+            details.append(link.published_at.astimezone(UTC).date().isoformat())
+        if details:
+            line += f" ({', '.join(details)})"
+        lines.append(f"<li>{line}</li>")
+    # One pass for the characters XML cannot carry, rather than one per piece.
+    items = xml_safe("\n".join(lines))
+    intro = f"<p>{html.escape(excerpt, quote=False)}</p>\n" if excerpt else ""
+    return f"{intro}<p>Related:</p>\n<ul>\n{items}\n</ul>"
+
+
+def unique(values: Iterable[str]) -> list[str]:
+    """Non-empty values in order, each once (a repeated category is noise to readers)."""
+    return [v for v in dict.fromkeys(values) if v]
