@@ -67,7 +67,13 @@ from aggregator.plan import (
     plan_feed,
     summaries,
 )
-from aggregator.publish import PublishBatch, publish_all, remove_stale_temps, sidecar_of
+from aggregator.publish import (
+    PublishBatch,
+    gzip_bytes,
+    publish_all,
+    remove_stale_temps,
+    sidecar_of,
+)
 from aggregator.slugs import FeedRules
 from aggregator.sources import FileStat, SourceFilter, scan_sources, stat_source
 
@@ -386,27 +392,38 @@ def render_feeds(
     return rendered
 
 
-_Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, bytes], ...]]
+_Wire = tuple[
+    str, str, str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, bytes, bytes | None], ...]
+]
 
 
-def _render_chunk(
-    catalog: tuple[str, str],
-    keys: list[str],
-    settings: PlanSettings,
-    now: str,
-    embargo: bool,
-) -> list[_Wire]:
-    """Worker: render some feeds from a read-only view of the committed catalog."""
-    location, node = catalog  # the catalog to open and this node's name in it
-    view = Catalog(location, readonly=True, node=node)
+@dataclass(frozen=True, slots=True)
+class _RenderJob:
+    """What every render worker of one build needs besides its feeds."""
+
+    location: str  # the catalog to open
+    node: str  # this node's name in it
+    settings: PlanSettings
+    now: str  # the build's cut-off
+    embargo: bool
+    gzip: bool  # compress the sidecars too
+
+
+def _render_chunk(job: _RenderJob, keys: list[str]) -> list[_Wire]:
+    """Worker: render some feeds from a read-only view of the committed catalog.
+
+    With `job.gzip`, each file's sidecar is compressed here too: the workers compress in
+    parallel what the main process would otherwise compress alone, one file after another.
+    """
+    view = Catalog(job.location, readonly=True, node=job.node)
     try:
         rendered = render_feeds(
             view,
             [FeedKey.parse(k) for k in keys],
-            settings,
+            job.settings,
             {},
-            parse_date(now),
-            embargo=embargo,
+            parse_date(job.now),
+            embargo=job.embargo,
         )
     finally:
         view.close()
@@ -418,7 +435,7 @@ def _render_chunk(
             format_date(r.record.updated),
             r.record.guids,
             r.previous_guids,
-            tuple((f.path, f.data) for f in r.files),
+            tuple((f.path, f.data, gzip_bytes(f.data) if job.gzip else None) for f in r.files),
         )
         for r in rendered
     ]
@@ -429,7 +446,7 @@ def _from_wire(wire: _Wire) -> RenderedFeed:
     return RenderedFeed(
         FeedRecord(FeedKey.parse(key), name, parse_date(updated), guids),
         previous,
-        tuple(RenderedFile(path, data) for path, data in files),
+        tuple(RenderedFile(path, data, gzipped) for path, data, gzipped in files),
     )
 
 
@@ -960,14 +977,15 @@ class Builder:
             return
         # Small chunks balance the load: a few feeds (all, the big topics) are far larger.
         chunks = [[str(k) for k in keys[i : i + 8]] for i in range(0, len(keys), 8)]
-        results = workers.pool.map(
-            _render_chunk,
-            [(self.catalog.location, self.settings.node)] * len(chunks),
-            chunks,
-            [self.plan_settings] * len(chunks),
-            [format_date(now)] * len(chunks),
-            [embargo] * len(chunks),
+        job = _RenderJob(
+            self.catalog.location,
+            self.settings.node,
+            self.plan_settings,
+            format_date(now),
+            embargo,
+            self.settings.gzip_sidecars,
         )
+        results = workers.pool.map(_render_chunk, [job] * len(chunks), chunks)
         for chunk in results:
             for wire in chunk:
                 yield _from_wire(wire)

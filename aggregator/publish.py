@@ -165,7 +165,8 @@ class PublishBatch:
             if not unchanged:
                 temp = _write_temp(target, file.data, mtime_ns)
             if self.gzip:
-                sidecar_temp = _write_temp(sidecar_of(target), gzip_bytes(file.data), mtime_ns)
+                gzipped = file.gzipped if file.gzipped is not None else gzip_bytes(file.data)
+                sidecar_temp = _write_temp(sidecar_of(target), gzipped, mtime_ns)
         except OSError as exc:
             for path in (temp, sidecar_temp):
                 if path is not None:
