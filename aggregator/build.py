@@ -1002,21 +1002,19 @@ class Builder:
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
         batch = PublishBatch(self.output, gzip=self.settings.gzip_sidecars)
-        rendered: list[RenderedFeed] = []
+        # What commit's results are matched with; the bytes (and sidecars) are not kept: once
+        # staged they are in the temp files, and holding every feed's would raise peak memory.
+        rendered: list[tuple[FeedRecord, tuple[str, ...], tuple[str, ...]]] = []
         if progress is not None:
             progress.start(len(keys))
         try:
             # Staged as they arrive, so writing overlaps the workers' rendering.
             for made in self._render(keys, workers, now):
                 paths = self._paths_of(made.record.key)
-                feed = RenderedFeed(
-                    made.record,
-                    made.previous_guids,
-                    tuple(f for f in made.files if f.path in paths),
-                )
-                rendered.append(feed)
-                for file in feed.files:
+                files = [f for f in made.files if f.path in paths]
+                for file in files:
                     batch.stage(file)
+                rendered.append((made.record, made.previous_guids, tuple(f.path for f in files)))
                 if progress is not None:
                     progress.advance(1)
         except BaseException:
@@ -1039,25 +1037,23 @@ class Builder:
         written = unchanged = 0
         done: list[FeedRecord] = []
         failed: list[FeedKey] = []
-        for feed in rendered:
-            pair = [results[file.path] for file in feed.files]
+        for record, previous_guids, written_to in rendered:
+            pair = [results[path] for path in written_to]
             errors = [r.error for r in pair if r.error is not None]
             if errors:
-                failed.append(feed.record.key)
+                failed.append(record.key)
                 events.extend(WriteFailed(error.path, error.reason) for error in errors)
                 continue
-            done.append(feed.record)
+            done.append(record)
             if any(r.written for r in pair):
                 written += 1
                 added, updated, removed = added_updated_removed(
-                    feed.previous_guids, feed.record.guids, changed_guids
+                    previous_guids, record.guids, changed_guids
                 )
-                events.append(
-                    FeedWritten(feed.record.key, added, updated, removed, len(feed.record.guids))
-                )
+                events.append(FeedWritten(record.key, added, updated, removed, len(record.guids)))
             else:
                 unchanged += 1
-                events.append(FeedUnchanged(feed.record.key))
+                events.append(FeedUnchanged(record.key))
         # Feeds written mark the indexes pending in the same transaction; they stay pending
         # until both are written, so a crash between the two cannot leave one stale.
         self.catalog.finish_feeds(done, failed)
