@@ -117,7 +117,9 @@ class Daemon:
         builder_factory: Callable[[Settings], Builder] = Builder,
     ) -> None:
         self.settings = settings
-        self.notifier = Notifier(list(sinks) if sinks is not None else [log_sink(CHANGES)])
+        self.notifier = Notifier(
+            list(sinks) if sinks is not None else [log_sink(CHANGES, live=True)]
+        )
         self._builder_factory = builder_factory
         self.builder: Builder | None = None
         self.watcher: Watcher | None = None

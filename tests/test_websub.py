@@ -3,6 +3,7 @@ nothing owed is lost (failures retried, a stop resumed at the next start, bounde
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 import time
@@ -74,7 +75,7 @@ def settings(tmp_path: Path, hub: RecordingHub) -> Settings:
     )
 
 
-def cli_build(settings: Settings, tmp_path: Path) -> int:
+def cli_build(settings: Settings, tmp_path: Path, *flags: str) -> int:
     config = tmp_path / "aggregator.yaml"
     hubs = "".join(f"\n    - {h}" for h in settings.hubs)
     config.write_text(
@@ -82,7 +83,7 @@ def cli_build(settings: Settings, tmp_path: Path) -> int:
         f"base_url: {settings.base_url}\nworkers: 1\nwebsub:\n  hubs:{hubs}\n",
         encoding="utf-8",
     )
-    return main(["build", "--config", str(config)])
+    return main(["build", "--config", str(config), *flags])
 
 
 # --- the ping itself -------------------------------------------------------------------------
@@ -148,7 +149,7 @@ def test_a_failed_ping_stays_owed_and_the_next_build_sends_it(
     assert cli_build(settings, tmp_path) == 0  # the feeds are written: the build succeeded
     captured = capsys.readouterr()
     assert "0 ping(s) sent, 12 failed" in captured.out
-    assert "owed until the next run" in captured.err
+    assert "sent at the next run" in captured.err
     assert owed(settings) == sorted(f"{hub.url} {t}" for t in SEED_TOPICS)
     before = {p: p.read_bytes() for p in settings.output.rglob("*") if p.is_file()}
 
@@ -299,6 +300,141 @@ def test_ping_events_read_well_in_the_log() -> None:
         "retry_seconds": None,
         "given_up": True,
     }
+
+
+# --- the log: one line per hub's state, not one per ping --------------------------------------
+
+
+def hub_lines(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[str]:
+    """The log lines at `level` or above about hubs (by the event they carry)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= level and str(getattr(r, "change", {}).get("event", "")).startswith("hub")
+    ]
+
+
+def stderr_lines(capsys: pytest.CaptureFixture[str], hub: str, level: str) -> list[str]:
+    """The log lines `aggregator build` printed about `hub` at `level` (the log's format is
+    "time LEVEL message")."""
+    return [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if hub in line and f" {level} " in line
+    ]
+
+
+def test_a_build_logs_one_line_for_an_unreachable_hub_not_one_per_topic(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = closed_port_url()
+    capsys.readouterr()
+    assert cli_build(replace(settings, hubs=(gone,)), tmp_path) == 0
+    assert len(owed(settings)) == 12
+    (line,) = stderr_lines(capsys, gone, "WARNING")
+    assert "12" in line
+
+
+def test_a_build_logs_one_line_for_the_pings_a_hub_took(
+    settings: Settings, hub: RecordingHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert cli_build(settings, tmp_path, "--verbose") == 0
+    assert len(hub.pings) == 12
+    err = capsys.readouterr().err.splitlines()
+    (line,) = [x for x in err if hub.url in x and " INFO " in x]
+    assert "12" in line
+    # Each ping keeps its own line, at DEBUG (shown with --verbose).
+    assert len([x for x in err if hub.url in x and " DEBUG " in x]) == 12
+
+
+def test_the_daemon_logs_a_failing_hub_once_and_its_recovery_once(
+    settings: Settings,
+    hub: RecordingHub,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aggregator.notify import log_sink
+
+    caplog.set_level(logging.DEBUG, logger="aggregator")
+    monkeypatch.setattr(websub, "RETRY_FIRST_SECONDS", 0.05)
+    hub.status = 500
+    events = Events()
+    daemon = Daemon(
+        settings, sinks=[events, log_sink(logging.getLogger("aggregator.changes"), live=True)]
+    )
+    daemon.start()
+    try:
+        wait_for(lambda: len(hub.pings) >= 4 * 12, "four tries of every topic")
+        (failing,) = hub_lines(caplog)  # not one per ping, nor one per retry
+        assert "HTTP 500" in failing
+        hub.status = 202
+        wait_for(lambda: pinged(events) == SEED_TOPICS, "every topic pinged")
+        wait_for(lambda: len(hub_lines(caplog)) == 2, "the recovery line")
+        assert "12" in hub_lines(caplog)[1]
+
+        # Once recovered, a live change's pings are logged as usual.
+        write_article(settings.input, "new.txt", "https://a.example.com/n", topics=["Robotics"])
+        wait_for(lambda: len(pinged(events)) == 12 + 9, "the new article's pings")
+        wait_for(lambda: len(hub_lines(caplog)) == 2 + 9, "a line per live ping")
+    finally:
+        assert daemon.stop(), "the daemon did not stop in time"
+    assert len(hub_lines(caplog)) == 2 + 9
+
+
+def test_a_hub_that_keeps_failing_is_summarised_at_most_once_per_period(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aggregator.notify import log_sink
+
+    caplog.set_level(logging.INFO, logger="aggregator")
+    monkeypatch.setattr(websub, "RETRY_FIRST_SECONDS", 0.02)
+    monkeypatch.setattr(websub, "RETRY_MAX_SECONDS", 0.05)
+    period = 0.5
+    sink = log_sink(logging.getLogger("aggregator.changes"), live=True, hub_summary_seconds=period)
+    events = Events()
+    daemon = Daemon(replace(settings, hubs=(closed_port_url(),)), sinks=[events, sink])
+    started = time.monotonic()
+    daemon.start()
+    try:
+        wait_for(lambda: len(hub_lines(caplog)) >= 3, "two summaries after the first line")
+        failures = len(events.of(HubPingFailed))
+    finally:
+        assert daemon.stop(), "the daemon did not stop in time"
+    elapsed = time.monotonic() - started
+    lines = hub_lines(caplog)
+    assert failures > 10 * len(lines)  # many failed tries, few lines
+    assert len(lines) <= 1 + elapsed / period + 1
+
+
+def test_pings_given_up_are_logged_per_hub(
+    settings: Settings,
+    hub: RecordingHub,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aggregator.notify import log_sink
+
+    caplog.set_level(logging.INFO, logger="aggregator")
+    monkeypatch.setattr(websub, "GIVE_UP_SECONDS", 0.0)
+    hub.status = 500
+    events = Events()
+    daemon = Daemon(
+        settings, sinks=[events, log_sink(logging.getLogger("aggregator.changes"), live=True)]
+    )
+    daemon.start()
+    try:
+        wait_for(
+            lambda: len([e for e in events.of(HubPingFailed) if e.given_up]) == 12,
+            "every ping given up",
+        )  # type: ignore[attr-defined]
+        wait_for(lambda: len(hub_lines(caplog)) == 2, "failing, giving up")
+    finally:
+        assert daemon.stop(), "the daemon did not stop in time"
+    assert [r.levelno for r in caplog.records if r.getMessage() in hub_lines(caplog)] == [
+        logging.WARNING,
+        logging.ERROR,
+    ]
 
 
 # --- discovery over HTTP: aggregator serve's Link header --------------------------------------
