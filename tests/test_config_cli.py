@@ -157,6 +157,25 @@ def test_missing_input_folder_is_a_clear_error(
     assert "nope" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("key", ["output", "state"])
+def test_a_file_where_a_folder_goes_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    write_article(tmp_path / "in", "a.md", "https://a.example.com/a")
+    folders = {"output": tmp_path / "o", "state": tmp_path / "s"}
+    folders[key].write_text("not a folder\n", encoding="utf-8")
+    args = ["build", "--input", str(tmp_path / "in")]
+    for name, folder in folders.items():
+        args += [f"--{name}", str(folder)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    # One sentence naming the path and the setting, not one warning per feed file.
+    assert len(err.strip().splitlines()) == 2  # the heading and the one problem
+    assert str(folders[key]) in err
+    assert f"--{key}" in err
+    assert folders[key].read_text(encoding="utf-8") == "not a folder\n"
+
+
 def test_python_dash_m_builds_the_seeds_like_the_quick_start(tmp_path: Path) -> None:
     """The README's first command, minus the venv set-up: the config's seeds → feeds."""
     work = tmp_path / "work"
