@@ -285,6 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"aggregator: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
+        # Ctrl-C: say so (a bare exit looked like a crash); feed and catalog writes are
+        # atomic, so what was written is whole and the next run finishes the rest.
+        print(
+            f"aggregator {args.command}: interrupted (Ctrl-C); nothing is half-written: "
+            f"run `aggregator {args.command}` again to finish",
+            file=sys.stderr,
+        )
         return 130
 
 

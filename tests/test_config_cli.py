@@ -176,6 +176,39 @@ def test_a_file_where_a_folder_goes_is_one_clear_error(
     assert folders[key].read_text(encoding="utf-8") == "not a folder\n"
 
 
+def test_ctrl_c_during_a_build_says_so_and_exits_130(tmp_path: Path) -> None:
+    from aggregator.build import Builder
+
+    write_article(tmp_path / "in", "a.md", "https://a.example.com/a")
+    settings = Settings(input=tmp_path / "in", output=tmp_path / "o", state=tmp_path / "s")
+    err = tmp_path / "stderr.txt"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # A build waiting for the lock another build holds: a build in progress, deterministic.
+    with Builder(settings), err.open("w", encoding="utf-8") as err_file:
+        command = ["build", "--input", "in", "--output", "o", "--state", "s", "--wait", "60"]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", *command],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not err.read_text(encoding="utf-8"):  # the line saying it waits
+                assert process.poll() is None, err.read_text()
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 130
+        finally:
+            process.kill()
+            process.wait()
+    lines = err.read_text(encoding="utf-8").strip().splitlines()
+    assert "Traceback" not in "\n".join(lines)
+    assert lines[-1].startswith("aggregator build: ")
+
+
 def test_python_dash_m_builds_the_seeds_like_the_quick_start(tmp_path: Path) -> None:
     """The README's first command, minus the venv set-up: the config's seeds → feeds."""
     work = tmp_path / "work"
