@@ -390,7 +390,19 @@ def _check(args: argparse.Namespace) -> int:
         follow_external_links=settings.follow_external_links,
     )
     if paths:
-        targets = [(str(p), p) for p in paths]
+        targets = []
+        for path in paths:
+            if path.is_dir():  # its article files, as a build would find them there
+                folder = SourceFilter(
+                    path,
+                    settings.patterns,
+                    excluded=(settings.output, settings.state),
+                    follow_external_links=settings.follow_external_links,
+                )
+                found = sorted(scan_sources(folder))
+                targets += [(str(path / rel), path / rel) for rel in found]
+            else:
+                targets.append((str(path), path))
     else:
         if not settings.input.is_dir():
             raise ConfigError("input", [f"input: the folder {settings.input} does not exist"])
@@ -580,7 +592,8 @@ COMMANDS: tuple[Command, ...] = (
                     "nargs": "*",
                     "type": Path,
                     "metavar": "FILE",
-                    "help": "files to check (default: every article file of the input)",
+                    "help": "files to check, or folders: their article files (default: every "
+                    "article file of the input)",
                 },
             ),
         ),

@@ -440,6 +440,21 @@ def test_check_of_a_missing_file_says_it_does_not_exist(tmp_path: Path) -> None:
     assert "vanished" not in done.stdout
 
 
+def test_check_of_a_folder_checks_its_article_files(tmp_path: Path) -> None:
+    write_article(tmp_path / "in" / "batch", "good.md", "https://a.example.com/g")
+    write_article(tmp_path / "in" / "batch" / "deeper", "also.md", "https://a.example.com/a")
+    (tmp_path / "in" / "batch" / "bad.md").write_text("no front matter\n", encoding="utf-8")
+    (tmp_path / "in" / "batch" / "notes.bin").write_bytes(b"\0")  # no pattern matches it
+    done = cli("check", "--input", "in", "in/batch", cwd=tmp_path)
+    assert done.returncode == 1
+    rejected = [line for line in done.stdout.splitlines() if line.startswith("rejected ")]
+    assert len(rejected) == 1
+    assert "bad.md" in rejected[0]
+    assert done.stdout.splitlines()[-1].startswith("3 article files checked")
+    (tmp_path / "in" / "batch" / "bad.md").unlink()
+    assert cli("check", "--input", "in", "in/batch", cwd=tmp_path).returncode == 0
+
+
 def test_a_rejection_names_the_file_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
