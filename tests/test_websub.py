@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import feedparser
 import pytest
 from articlefiles import write_article
 from hubs import RecordingHub, closed_port_url, recording_hub
+from waiting import Recorder
+from waiting import wait_for as _wait_for
 
 from aggregator import websub
 from aggregator.build import Builder
@@ -23,12 +25,13 @@ from aggregator.catalog import Catalog
 from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
-from aggregator.model import ChangeEvent, HubPinged, HubPingFailed
+from aggregator.model import HubPinged, HubPingFailed
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "https://feeds.example.org/"
 TIMEOUT = 15.0
 FORMATS = (".rss.xml", ".atom.xml", ".json")
+wait_for = partial(_wait_for, timeout=TIMEOUT)
 
 
 def topics_of(*stems: str) -> list[str]:
@@ -36,14 +39,6 @@ def topics_of(*stems: str) -> list[str]:
 
 
 SEED_TOPICS = topics_of("all", "topics/ai", "topics/computer-vision", "providers/forbes-com")
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def owed(settings: Settings) -> list[str]:
@@ -199,23 +194,9 @@ def test_pings_owed_to_a_hub_no_longer_configured_are_dropped(
 # --- the daemon --------------------------------------------------------------------------------
 
 
-class Events:
-    def __init__(self) -> None:
-        self._events: list[ChangeEvent] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: ChangeEvent) -> None:
-        with self._lock:
-            self._events.append(event)
-
-    def of(self, kind: type[ChangeEvent]) -> list[ChangeEvent]:
-        with self._lock:
-            return [e for e in self._events if isinstance(e, kind)]
-
-
 @contextmanager
-def running(settings: Settings) -> Iterator[Events]:
-    events = Events()
+def running(settings: Settings) -> Iterator[Recorder]:
+    events = Recorder()
     daemon = Daemon(settings, sinks=[events])
     daemon.start()
     try:
@@ -224,7 +205,7 @@ def running(settings: Settings) -> Iterator[Events]:
         assert daemon.stop(), "the daemon did not stop in time"
 
 
-def pinged(events: Events) -> list[str]:
+def pinged(events: Recorder) -> list[str]:
     return sorted(e.topic for e in events.of(HubPinged))  # type: ignore[attr-defined]
 
 
@@ -359,7 +340,7 @@ def test_the_daemon_logs_a_failing_hub_once_and_its_recovery_once(
     caplog.set_level(logging.DEBUG, logger="aggregator")
     monkeypatch.setattr(websub, "RETRY_FIRST_SECONDS", 0.05)
     hub.status = 500
-    events = Events()
+    events = Recorder()
     daemon = Daemon(
         settings, sinks=[events, log_sink(logging.getLogger("aggregator.changes"), live=True)]
     )
@@ -392,7 +373,7 @@ def test_a_hub_that_keeps_failing_is_summarised_at_most_once_per_period(
     monkeypatch.setattr(websub, "RETRY_MAX_SECONDS", 0.05)
     period = 0.5
     sink = log_sink(logging.getLogger("aggregator.changes"), live=True, hub_summary_seconds=period)
-    events = Events()
+    events = Recorder()
     daemon = Daemon(replace(settings, hubs=(closed_port_url(),)), sinks=[events, sink])
     started = time.monotonic()
     daemon.start()
@@ -418,7 +399,7 @@ def test_pings_given_up_are_logged_per_hub(
     caplog.set_level(logging.INFO, logger="aggregator")
     monkeypatch.setattr(websub, "GIVE_UP_SECONDS", 0.0)
     hub.status = 500
-    events = Events()
+    events = Recorder()
     daemon = Daemon(
         settings, sinks=[events, log_sink(logging.getLogger("aggregator.changes"), live=True)]
     )
