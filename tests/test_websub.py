@@ -26,6 +26,7 @@ from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
 from aggregator.model import HubPinged, HubPingFailed
+from aggregator.notify import LogSink, Sink, log_sink
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "https://feeds.example.org/"
@@ -195,9 +196,10 @@ def test_pings_owed_to_a_hub_no_longer_configured_are_dropped(
 
 
 @contextmanager
-def running(settings: Settings) -> Iterator[Recorder]:
+def running(settings: Settings, *sinks: Sink) -> Iterator[Recorder]:
+    """The daemon, its events recorded (and handed to `sinks` too)."""
     events = Recorder()
-    daemon = Daemon(settings, sinks=[events])
+    daemon = Daemon(settings, sinks=[events, *sinks])
     daemon.start()
     try:
         yield events
@@ -286,6 +288,11 @@ def test_ping_events_read_well_in_the_log() -> None:
 # --- the log: one line per hub's state, not one per ping --------------------------------------
 
 
+def live_log(**options: float) -> LogSink:
+    """The daemon's own log sink, logging to aggregator.changes (caplog sees it)."""
+    return log_sink(logging.getLogger("aggregator.changes"), live=True, **options)
+
+
 def hub_lines(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[str]:
     """The log lines at `level` or above about hubs (by the event they carry)."""
     return [
@@ -335,17 +342,10 @@ def test_the_daemon_logs_a_failing_hub_once_and_its_recovery_once(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from aggregator.notify import log_sink
-
     caplog.set_level(logging.DEBUG, logger="aggregator")
     monkeypatch.setattr(websub, "RETRY_FIRST_SECONDS", 0.05)
     hub.status = 500
-    events = Recorder()
-    daemon = Daemon(
-        settings, sinks=[events, log_sink(logging.getLogger("aggregator.changes"), live=True)]
-    )
-    daemon.start()
-    try:
+    with running(settings, live_log()) as events:
         wait_for(lambda: len(hub.pings) >= 4 * 12, "four tries of every topic")
         (failing,) = hub_lines(caplog)  # not one per ping, nor one per retry
         assert "HTTP 500" in failing
@@ -358,30 +358,21 @@ def test_the_daemon_logs_a_failing_hub_once_and_its_recovery_once(
         write_article(settings.input, "new.txt", "https://a.example.com/n", topics=["Robotics"])
         wait_for(lambda: len(pinged(events)) == 12 + 9, "the new article's pings")
         wait_for(lambda: len(hub_lines(caplog)) == 2 + 9, "a line per live ping")
-    finally:
-        assert daemon.stop(), "the daemon did not stop in time"
     assert len(hub_lines(caplog)) == 2 + 9
 
 
 def test_a_hub_that_keeps_failing_is_summarised_at_most_once_per_period(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from aggregator.notify import log_sink
-
     caplog.set_level(logging.INFO, logger="aggregator")
     monkeypatch.setattr(websub, "RETRY_FIRST_SECONDS", 0.02)
     monkeypatch.setattr(websub, "RETRY_MAX_SECONDS", 0.05)
     period = 0.5
-    sink = log_sink(logging.getLogger("aggregator.changes"), live=True, hub_summary_seconds=period)
-    events = Recorder()
-    daemon = Daemon(replace(settings, hubs=(closed_port_url(),)), sinks=[events, sink])
+    unreachable = replace(settings, hubs=(closed_port_url(),))
     started = time.monotonic()
-    daemon.start()
-    try:
+    with running(unreachable, live_log(hub_summary_seconds=period)) as events:
         wait_for(lambda: len(hub_lines(caplog)) >= 3, "two summaries after the first line")
         failures = len(events.of(HubPingFailed))
-    finally:
-        assert daemon.stop(), "the daemon did not stop in time"
     elapsed = time.monotonic() - started
     lines = hub_lines(caplog)
     assert failures > 10 * len(lines)  # many failed tries, few lines
@@ -394,24 +385,15 @@ def test_pings_given_up_are_logged_per_hub(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from aggregator.notify import log_sink
-
     caplog.set_level(logging.INFO, logger="aggregator")
     monkeypatch.setattr(websub, "GIVE_UP_SECONDS", 0.0)
     hub.status = 500
-    events = Recorder()
-    daemon = Daemon(
-        settings, sinks=[events, log_sink(logging.getLogger("aggregator.changes"), live=True)]
-    )
-    daemon.start()
-    try:
+    with running(settings, live_log()) as events:
         wait_for(
             lambda: len([e for e in events.of(HubPingFailed) if e.given_up]) == 12,
             "every ping given up",
         )  # type: ignore[attr-defined]
         wait_for(lambda: len(hub_lines(caplog)) == 2, "failing, giving up")
-    finally:
-        assert daemon.stop(), "the daemon did not stop in time"
     assert [r.levelno for r in caplog.records if r.getMessage() in hub_lines(caplog)] == [
         logging.WARNING,
         logging.ERROR,
