@@ -182,15 +182,38 @@ class LogSink:
             self._line(event)
 
     def publish(self, events: Sequence[ChangeEvent]) -> None:
-        """A batch of events: the ping results among them are rendered together."""
+        """A batch of events: the ping results among them are rendered together, and so
+        are the failed writes."""
         pings: list[HubPinged | HubPingFailed] = []
+        failed: list[WriteFailed] = []
         for event in events:
             if isinstance(event, HubPinged | HubPingFailed):
                 pings.append(event)
+            elif isinstance(event, WriteFailed):
+                failed.append(event)
             else:
                 self._line(event)
+        self._write_failures(failed)
         if pings:
             self._hubs.render(pings)
+
+    def _write_failures(self, failed: Sequence[WriteFailed]) -> None:
+        """One line per reason: a full disk fails every file of a build the same way (three
+        per feed), and the daemon retries, so one line per file was a screenful per try."""
+        if self.logger.isEnabledFor(logging.DEBUG):
+            for event in failed:
+                self.logger.debug(describe(event), extra={"change": to_record(event)})
+        by_reason: dict[str, list[str]] = {}
+        for event in failed:
+            by_reason.setdefault(event.reason, []).append(event.path)
+        for reason, paths in by_reason.items():
+            count = "1 output file" if len(paths) == 1 else f"{len(paths)} output files"
+            self.logger.warning(
+                f"cannot write {count} ({reason}): {_examples(paths)}; the previous files "
+                "stay. Free some space or fix the output folder's permissions; the next "
+                "build (the daemon retries by itself) writes them",
+                extra={"change": {"event": "writes_failed", "reason": reason, "files": len(paths)}},
+            )
 
     def _line(self, event: ChangeEvent) -> None:
         level = _level(event)
@@ -201,7 +224,7 @@ class LogSink:
     def catch_up(self, events: Sequence[ChangeEvent]) -> None:
         """The daemon's first scan, which publishes whatever changed while it was stopped:
         one summary line instead of one per article and feed (a cold start on 2,000 files
-        made 1,662 lines); problems (rejections, clashes, failed writes) keep their lines."""
+        made 1,662 lines); problems (rejections, clashes, failed writes) keep theirs."""
         counts = {kind.kind: 0 for kind in _ITEM_EVENTS}
         finished = []
         for event in events:
@@ -209,8 +232,9 @@ class LogSink:
                 counts[event.kind] += 1
             elif isinstance(event, BuildFinished):
                 finished.append(event)
-            elif not isinstance(event, HubPinged | HubPingFailed):
+            elif not isinstance(event, HubPinged | HubPingFailed | WriteFailed):
                 self(event)
+        self._write_failures([e for e in events if isinstance(e, WriteFailed)])
         if self.logger.isEnabledFor(logging.INFO):
             fields = {
                 "added": counts["article_added"],

@@ -176,6 +176,22 @@ def test_a_file_where_a_folder_goes_is_one_clear_error(
     assert folders[key].read_text(encoding="utf-8") == "not a folder\n"
 
 
+def test_files_that_cannot_be_written_are_one_line_per_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for n in range(4):
+        write_article(tmp_path / "in", f"a{n}.md", f"https://a.example.com/{n}", topics=[f"T{n}"])
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "topics").write_text("", encoding="utf-8")  # every topic feed fails
+    folders = ["--input", "in", "--output", "o", "--state", "s"]
+    code = main(["build", *(str(tmp_path / f) if f[0] != "-" else f for f in folders)])
+    assert code == 1
+    warnings = [line for line in capsys.readouterr().err.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1  # not one per file: 4 topics x 3 formats failed
+    assert "12" in warnings[0]
+    assert (tmp_path / "o" / "all.atom.xml").is_file()  # the rest was written
+
+
 def test_ctrl_c_during_a_build_says_so_and_exits_130(tmp_path: Path) -> None:
     from aggregator.build import Builder
 
