@@ -549,33 +549,42 @@ class _Workers:
             self._pool = None
 
 
+def check_folders(settings: Settings) -> None:
+    """Raise `ConfigError` unless the input is a folder and the output and state can be.
+
+    Before anything is changed: `catalog rebuild` calls it before it moves the old catalog.
+    """
+    input_dir = settings.input.resolve()
+    if not input_dir.is_dir():
+        raise ConfigError(
+            "input",
+            [
+                f"input: the folder {settings.input} does not exist or is not a folder; "
+                "set input (or --input) to the folder holding the article files"
+            ],
+        )
+    if settings.output.resolve() == input_dir:
+        raise ConfigError("output", ["output: must not be the input folder itself"])
+    # A file where a folder goes would fail every write, one warning per feed file.
+    for key, folder in (("output", settings.output), ("state", settings.state)):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(
+                key,
+                [
+                    f"{key}: {folder} is a file, not a folder; move the file away or set "
+                    f"{key} (or --{key}) to a folder"
+                ],
+            )
+
+
 class Builder:
     """Keeps the catalog open across builds (the daemon runs many; the CLI one)."""
 
     def __init__(self, settings: Settings, *, now: Callable[[], datetime] = _utcnow) -> None:
         self.settings = settings
         self.now = now
+        check_folders(settings)
         input_dir = settings.input.resolve()
-        if not input_dir.is_dir():
-            raise ConfigError(
-                "input",
-                [
-                    f"input: the folder {settings.input} does not exist or is not a folder; "
-                    "set input (or --input) to the folder holding the article files"
-                ],
-            )
-        if settings.output.resolve() == input_dir:
-            raise ConfigError("output", ["output: must not be the input folder itself"])
-        # A file where a folder goes would fail every write, one warning per feed file.
-        for key, folder in (("output", settings.output), ("state", settings.state)):
-            if folder.exists() and not folder.is_dir():
-                raise ConfigError(
-                    key,
-                    [
-                        f"{key}: {folder} is a file, not a folder; move the file away or set "
-                        f"{key} (or --{key}) to a folder"
-                    ],
-                )
         self.filter = SourceFilter(
             input_dir,
             settings.patterns,

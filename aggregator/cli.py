@@ -429,7 +429,7 @@ def _check(args: argparse.Namespace) -> int:
 def _catalog(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from aggregator.build import BuildLock
+    from aggregator.build import BuildLock, check_folders
     from aggregator.catalog import check_catalog, rebuild_catalog
 
     settings: Settings = args.loaded.settings
@@ -450,6 +450,8 @@ def _catalog(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    # A wrong --input must fail here, before the old catalog is moved aside.
+    check_folders(settings)
     lock = BuildLock(settings.state)
     lock.acquire(settings.lock_wait_seconds)
     try:

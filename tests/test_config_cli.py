@@ -192,6 +192,21 @@ def test_files_that_cannot_be_written_are_one_line_per_reason(
     assert (tmp_path / "o" / "all.atom.xml").is_file()  # the rest was written
 
 
+def test_catalog_rebuild_with_a_wrong_input_leaves_the_catalog_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_article(tmp_path / "in", "a.md", "https://a.example.com/a")
+    state = tmp_path / "s"
+    folders = ["--output", str(tmp_path / "o"), "--state", str(state)]
+    assert main(["build", "--input", str(tmp_path / "in"), *folders]) == 0
+    before = {p.name: p.read_bytes() for p in state.iterdir()}
+    capsys.readouterr()
+    assert main(["catalog", "rebuild", "--input", str(tmp_path / "typo"), *folders]) == 2
+    assert "typo" in capsys.readouterr().err
+    # Not moved aside as "damaged", nor replaced by a new one.
+    assert {p.name: p.read_bytes() for p in state.iterdir()} == before
+
+
 def test_ctrl_c_during_a_build_says_so_and_exits_130(tmp_path: Path) -> None:
     from aggregator.build import Builder
 
