@@ -207,6 +207,19 @@ def test_catalog_rebuild_with_a_wrong_input_leaves_the_catalog_alone(
     assert {p.name: p.read_bytes() for p in state.iterdir()} == before
 
 
+def test_serve_without_an_output_folder_says_which_problem_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    messages = []
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    for output in (tmp_path / "missing", tmp_path / "a-file"):
+        assert main(["serve", "--output", str(output), "--port", "0"]) == 1
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert str(output) in line
+        messages.append(line.replace(str(output), "OUTPUT"))
+    assert messages[0] != messages[1]  # a file is not called missing
+
+
 def test_ctrl_c_during_a_build_says_so_and_exits_130(tmp_path: Path) -> None:
     from aggregator.build import Builder
 
