@@ -42,8 +42,8 @@ from aggregator.catalog import (
     format_date,
     parse_date,
 )
-from aggregator.config import Settings
-from aggregator.errors import AggregatorError, ArticleError, CatalogError, ConfigError
+from aggregator.config import Settings, check_folders
+from aggregator.errors import AggregatorError, ArticleError, CatalogError
 from aggregator.faults import crash_point
 from aggregator.model import (
     ALL_FORMATS,
@@ -547,34 +547,6 @@ class _Workers:
             # stopping mid-parse) the queued chunks are dropped instead of parsed.
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
-
-
-def check_folders(settings: Settings) -> None:
-    """Raise `ConfigError` unless the input is a folder and the output and state can be.
-
-    Before anything is changed: `catalog rebuild` calls it before it moves the old catalog.
-    """
-    input_dir = settings.input.resolve()
-    if not input_dir.is_dir():
-        raise ConfigError(
-            "input",
-            [
-                f"input: the folder {settings.input} does not exist or is not a folder; "
-                "set input (or --input) to the folder holding the article files"
-            ],
-        )
-    if settings.output.resolve() == input_dir:
-        raise ConfigError("output", ["output: must not be the input folder itself"])
-    # A file where a folder goes would fail every write, one warning per feed file.
-    for key, folder in (("output", settings.output), ("state", settings.state)):
-        if folder.exists() and not folder.is_dir():
-            raise ConfigError(
-                key,
-                [
-                    f"{key}: {folder} is a file, not a folder; move the file away or set "
-                    f"{key} (or --{key}) to a folder"
-                ],
-            )
 
 
 class Builder:

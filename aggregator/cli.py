@@ -378,6 +378,7 @@ def _warn_nothing_matched(settings: Settings) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from aggregator.articles import read_article
+    from aggregator.config import check_input
     from aggregator.errors import ArticleError
     from aggregator.sources import SourceFilter, scan_sources
 
@@ -404,8 +405,7 @@ def _check(args: argparse.Namespace) -> int:
             else:
                 targets.append((str(path), path))
     else:
-        if not settings.input.is_dir():
-            raise ConfigError("input", [f"input: the folder {settings.input} does not exist"])
+        check_input(settings)
         targets = [(rel, source_filter.root / rel) for rel in sorted(scan_sources(source_filter))]
     rejected = published = 0
     for name, path in targets:
@@ -429,8 +429,9 @@ def _check(args: argparse.Namespace) -> int:
 def _catalog(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from aggregator.build import BuildLock, check_folders
+    from aggregator.build import BuildLock
     from aggregator.catalog import check_catalog, rebuild_catalog
+    from aggregator.config import check_folders
 
     settings: Settings = args.loaded.settings
     path = settings.catalog_path

@@ -220,6 +220,15 @@ def test_serve_without_an_output_folder_says_which_problem_it_is(
     assert messages[0] != messages[1]  # a file is not called missing
 
 
+def test_check_with_an_input_that_is_a_file_says_what_to_set(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("", encoding="utf-8")
+    done = cli("check", "--input", "notes.md", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "notes.md" in done.stderr
+    assert "--input" in done.stderr
+
+
 def test_ctrl_c_during_a_build_says_so_and_exits_130(tmp_path: Path) -> None:
     from aggregator.build import Builder
 
