@@ -390,13 +390,18 @@ _Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, 
 
 
 def _render_chunk(
-    catalog_path: str, keys: list[str], settings: PlanSettings, now: str, embargo: bool
+    catalog: tuple[str, str],
+    keys: list[str],
+    settings: PlanSettings,
+    now: str,
+    embargo: bool,
 ) -> list[_Wire]:
     """Worker: render some feeds from a read-only view of the committed catalog."""
-    catalog = Catalog(Path(catalog_path), readonly=True)
+    location, node = catalog  # the catalog to open and this node's name in it
+    view = Catalog(location, readonly=True, node=node)
     try:
         rendered = render_feeds(
-            catalog,
+            view,
             [FeedKey.parse(k) for k in keys],
             settings,
             {},
@@ -404,7 +409,7 @@ def _render_chunk(
             embargo=embargo,
         )
     finally:
-        catalog.close()
+        view.close()
     # Plain tuples: cheap to send back across the process boundary.
     return [
         (
@@ -567,7 +572,9 @@ class Builder:
         self.lock = BuildLock(settings.state)
         self.lock.acquire(settings.lock_wait_seconds)
         try:
-            self.catalog = Catalog(settings.catalog_path, rules=settings.feed_rules)
+            self.catalog = Catalog(
+                settings.catalog_location, node=settings.node, rules=settings.feed_rules
+            )
         except BaseException:
             self.lock.release()
             raise
@@ -950,7 +957,7 @@ class Builder:
         chunks = [[str(k) for k in keys[i : i + 8]] for i in range(0, len(keys), 8)]
         results = workers.pool.map(
             _render_chunk,
-            [str(self.catalog.path)] * len(chunks),
+            [(self.catalog.location, self.settings.node)] * len(chunks),
             chunks,
             [self.plan_settings] * len(chunks),
             [format_date(now)] * len(chunks),

@@ -9,6 +9,7 @@ and answers which feeds they touched; `Catalog.newest` answers what a feed lists
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from aggregator.errors import CatalogError
 from aggregator.model import (
@@ -336,32 +337,76 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+class Connection(Protocol):
+    """What the catalog needs of a database connection: the subset of `sqlite3.Connection`
+    it uses. `catalog_postgres.PostgresConnection` gives the same on PostgreSQL."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def is_shared(location: Path | str) -> bool:
+    """Whether a catalog location is a PostgreSQL URL (shared by nodes), not a SQLite file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
 def _storage_errors(
     method: Callable[Concatenate[Catalog, P], R],
 ) -> Callable[Concatenate[Catalog, P], R]:
     """Turn SQLite's errors (and undecodable stored JSON) into a `CatalogError` that says
-    what to do: the catalog's public methods are its boundary; nothing above sees sqlite3."""
+    what to do: the catalog's public methods are its boundary; nothing above sees sqlite3.
+    (PostgreSQL's errors are turned into `CatalogError` by its connection adapter.)"""
 
     def wrapper(self: Catalog, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
-            raise CatalogError(str(self.path), _storage_reason(exc)) from exc
+            raise CatalogError(self.where, _storage_reason(exc)) from exc
         except json.JSONDecodeError as exc:
-            raise CatalogError(str(self.path), _damaged(f"a stored record: {exc}")) from exc
+            raise CatalogError(self.where, _damaged(f"a stored record: {exc}")) from exc
 
     functools.update_wrapper(wrapper, method)
     return wrapper
 
 
 class Catalog:
-    """An open catalog file. One writer at a time (the build lock sees to that)."""
+    """An open catalog. One writer at a time (the build lock sees to that; on PostgreSQL,
+    also a transaction-level advisory lock shared by every node).
+
+    `location` is the SQLite file, or a `postgresql://` URL. On PostgreSQL, `node` names
+    this machine: its file paths and feed records are stored under `<node>/`, so nodes share
+    articles and GUIDs but each has its own files and its own output. The paths given to and
+    returned by the methods are always relative to this node's input folder.
+    """
+
+    _db: Connection
 
     def __init__(
-        self, path: Path, *, readonly: bool = False, rules: FeedRules = DEFAULT_RULES
+        self,
+        location: Path | str,
+        *,
+        readonly: bool = False,
+        node: str = "",
+        rules: FeedRules = DEFAULT_RULES,
     ) -> None:
-        self.path = path
         self.rules = rules
+        self.location = str(location)  # what a worker process opens again
+        # The SQLite file; a shared catalog has none (its messages name `where` instead).
+        self.path = Path(location) if not is_shared(location) else Path(node or "catalog")
+        self.where = self.location  # for messages: the file, or the URL without password
+        self._prefix = ""
+        self._shared = is_shared(location)
+        self._pending_upto = 0
+        if self._shared:
+            self._open_shared(self.location, node, readonly=readonly)
+            return
+        path = self.path
         try:
             if readonly:
                 # Worker processes that render feeds only read; WAL lets them read while
@@ -392,6 +437,30 @@ class Catalog:
         except OSError as exc:
             raise CatalogError(str(path), f"cannot create its folder: {exc.strerror}") from exc
 
+    def _open_shared(self, url: str, node: str, *, readonly: bool) -> None:
+        # Imported here: a SQLite user never loads psycopg (an optional extra).
+        from aggregator.catalog_postgres import PostgresConnection, reader
+
+        db = reader(url) if readonly else PostgresConnection(url)
+        self._db = db
+        self._postgres = db
+        self.where = db.where
+        self._prefix = f"{node}/"
+        self._node = node
+        self._kept_open = readonly  # the process's reader connection, reused by the next
+        if readonly:
+            return
+        db.lock_migrations()
+        try:
+            self._migrate()
+        finally:
+            db.unlock_migrations()
+
+    @property
+    def shared(self) -> bool:
+        """Whether several nodes share this catalog (PostgreSQL)."""
+        return self._shared
+
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)
         if db is not None:
@@ -401,7 +470,8 @@ class Catalog:
     def close(self) -> None:
         """Close the file; the catalog cannot be used afterwards."""
         self._join_checkpoint()
-        self._db.close()
+        if not getattr(self, "_kept_open", False):
+            self._db.close()
 
     def _checkpoint(self) -> None:
         """Copy the write-ahead log into the database file, in a thread of its own.
@@ -409,6 +479,8 @@ class Catalog:
         A big sync leaves tens of MB in the log; copying them takes a fifth of a second
         that the build can spend rendering instead (render workers only read).
         """
+        if self._shared:
+            return
         self._join_checkpoint()
 
         def run() -> None:
@@ -437,9 +509,14 @@ class Catalog:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise CatalogError(
-                str(self.path),
+                self.where,
                 f"made by a newer aggregator (schema {version}, this one knows "
-                f"{SCHEMA_VERSION}); upgrade, or delete the state folder to start over",
+                f"{SCHEMA_VERSION}); upgrade, or "
+                + (
+                    "use an empty database to start over"
+                    if self._shared
+                    else "delete the state folder to start over"
+                ),
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
@@ -459,7 +536,7 @@ class Catalog:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise CatalogError(str(self.path), _storage_reason(exc)) from exc
+            raise CatalogError(self.where, _storage_reason(exc)) from exc
         try:
             yield
             self._db.execute("COMMIT")
@@ -468,15 +545,21 @@ class Catalog:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise CatalogError(str(self.path), _storage_reason(exc)) from exc
+                raise CatalogError(self.where, _storage_reason(exc)) from exc
             raise
 
     # --- reads -------------------------------------------------------------------------
 
     @_storage_errors
     def meta(self, key: str) -> str | None:
-        """A stored setting of the catalog itself (e.g. what the feeds were rendered with)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        """A stored setting of the catalog itself (e.g. what the feeds were rendered with).
+
+        On a shared catalog, settings are this node's own (`<node>/key`): what it rendered,
+        with what, and up to where.
+        """
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE key = ?", (self._prefix + key,)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     @_storage_errors
@@ -485,19 +568,30 @@ class Catalog:
         self._db.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
+            (self._prefix + key, value),
         )
 
     @_storage_errors
     def file_signatures(self) -> dict[str, str]:
         """The `FileStat.signature` the catalog last saw for every known file."""
+        if self._prefix:
+            n = len(self._prefix)
+            rows = self._db.execute(
+                "SELECT path, size || ':' || mtime_ns FROM files WHERE path >= ? AND path < ?",
+                self._prefix_range(),
+            )
+            return {path[n:]: signature for path, signature in rows}
         return dict(self._db.execute("SELECT path, size || ':' || mtime_ns FROM files"))
+
+    def _prefix_range(self) -> tuple[str, str]:
+        """Bounds of this node's keys: `node/` ≤ key < `node0` ('0' follows '/')."""
+        return self._prefix, self._prefix[:-1] + "0"
 
     @_storage_errors
     def file_stat(self, path: str) -> FileStat | None:
         """The size and mtime last seen for one file, or None if it is not known."""
         row = self._db.execute(
-            "SELECT size, mtime_ns FROM files WHERE path = ?", (path,)
+            "SELECT size, mtime_ns FROM files WHERE path = ?", (self._prefix + path,)
         ).fetchone()
         return None if row is None else FileStat(row[0], row[1])
 
@@ -537,7 +631,7 @@ class Catalog:
     def feed_record(self, key: FeedKey) -> FeedRecord | None:
         """The feed as it was last written, or None if it never was."""
         row = self._db.execute(
-            "SELECT name, updated, guids FROM feeds WHERE feed = ?", (str(key),)
+            "SELECT name, updated, guids FROM feeds WHERE feed = ?", (self._prefix + str(key),)
         ).fetchone()
         if row is None:
             return None
@@ -546,9 +640,17 @@ class Catalog:
     @_storage_errors
     def feed_records(self) -> list[FeedRecord]:
         """Every feed ever written, in path order."""
-        rows = self._db.execute("SELECT feed, name, updated, guids FROM feeds ORDER BY feed")
+        if self._prefix:
+            rows = self._db.execute(
+                "SELECT feed, name, updated, guids FROM feeds WHERE feed >= ? AND feed < ? "
+                "ORDER BY feed",
+                self._prefix_range(),
+            )
+        else:
+            rows = self._db.execute("SELECT feed, name, updated, guids FROM feeds ORDER BY feed")
+        n = len(self._prefix)
         return [
-            FeedRecord(FeedKey.parse(f), t, parse_date(u), tuple(json.loads(g)))
+            FeedRecord(FeedKey.parse(f[n:]), t, parse_date(u), tuple(json.loads(g)))
             for f, t, u, g in rows
         ]
 
@@ -628,9 +730,13 @@ class Catalog:
     @_storage_errors
     def rejected_files(self) -> list[tuple[str, str]]:
         """(path, reason) of every file whose current bytes were rejected."""
-        return list(
+        rows = list(
             self._db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path")
         )
+        if self._prefix:
+            n = len(self._prefix)
+            return [(p[n:], e) for p, e in rows if p.startswith(self._prefix)]
+        return rows
 
     # --- writes ------------------------------------------------------------------------
 
@@ -679,7 +785,9 @@ class Catalog:
             return
         names = {str(k) for k in keys}
         with self.transaction():
-            self._db.executemany("DELETE FROM feeds WHERE feed = ?", [(n,) for n in names])
+            self._db.executemany(
+                "DELETE FROM feeds WHERE feed = ?", [(self._prefix + n,) for n in names]
+            )
             self._db.executemany("DELETE FROM memberships WHERE feed = ?", [(n,) for n in names])
             pending = {str(k) for k in self.pending_feeds()} - names
             self.set_meta("pending_feeds", json.dumps(sorted(pending)))
@@ -687,14 +795,37 @@ class Catalog:
 
     @_storage_errors
     def pending_feeds(self) -> set[FeedKey]:
-        """Feeds whose items changed and that were not yet written (kept across crashes)."""
+        """Feeds whose items changed and that were not yet written (kept across crashes).
+
+        On a shared catalog: this node's failed feeds, and every feed in the change log
+        after the last entry this node rendered (whichever node's sync changed it).
+        """
         text = self.meta("pending_feeds")
-        return {FeedKey.parse(f) for f in json.loads(text)} if text else set()
+        pending = {FeedKey.parse(f) for f in json.loads(text)} if text else set()
+        if self._shared:
+            done = int(self.meta("rendered_seq") or 0)
+            upto = done
+            for feed, seq in self._db.execute(
+                "SELECT feed, max(seq) FROM feed_changes WHERE seq > ? GROUP BY feed", (done,)
+            ):
+                pending.add(FeedKey.parse(feed))
+                upto = max(upto, int(seq))
+            self._pending_upto = upto
+        return pending
 
     @_storage_errors
     def add_pending(self, keys: Collection[FeedKey]) -> None:
-        """Mark feeds as needing a render; stays until `finish_feeds` clears them."""
-        if keys:
+        """Mark feeds as needing a render; stays until `finish_feeds` clears them.
+
+        On a shared catalog the mark goes to the change log, for every node, and the other
+        nodes are rung (NOTIFY) when the transaction commits; call it inside one.
+        """
+        if keys and self._shared:
+            self._db.executemany(
+                "INSERT INTO feed_changes (feed) VALUES (?)", [(str(k),) for k in sorted(keys)]
+            )
+            self._postgres.notify(self._node)
+        elif keys:
             pending = {str(k) for k in self.pending_feeds()} | {str(k) for k in keys}
             self.set_meta("pending_feeds", json.dumps(sorted(pending)))
 
@@ -708,6 +839,9 @@ class Catalog:
             for record in written:
                 self._save_feed(record)
             self.set_meta("pending_feeds", json.dumps(sorted(str(k) for k in failed)))
+            if self._shared:
+                # Up to what `pending_feeds` saw: later changes stay pending.
+                self.set_meta("rendered_seq", str(self._pending_upto))
             if written:
                 self.set_meta("pending_indexes", "1")
 
@@ -755,7 +889,12 @@ class Catalog:
             "INSERT INTO feeds (feed, name, updated, guids) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (feed) DO UPDATE SET name = excluded.name, "
             "updated = excluded.updated, guids = excluded.guids",
-            (str(record.key), record.name, format_date(record.updated), json.dumps(record.guids)),
+            (
+                self._prefix + str(record.key),
+                record.name,
+                format_date(record.updated),
+                json.dumps(record.guids),
+            ),
         )
 
     @_storage_errors
@@ -780,7 +919,7 @@ class Catalog:
         if bulk:
             self._db.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
         try:
-            return self._sync(batches, now, cutoff)
+            return self._sync(batches, now, cutoff, bulk=bulk)
         finally:
             if bulk:
                 self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
@@ -791,11 +930,18 @@ class Catalog:
         batches: Iterable[Sequence[FileChange]],
         now: Callable[[], datetime],
         cutoff: datetime | None,
+        *,
+        bulk: bool = False,
     ) -> SyncResult:
+        if self._shared and not bulk:
+            # The transaction holds the cluster-wide write lock: the daemon's batches are
+            # read first, so that other nodes do not wait on this one's parsing. A bulk
+            # sync (a cold build) keeps reading while it writes, which saves more.
+            batches = list(batches)
         total = SyncResult()
         with self.transaction():
             for batch in batches:
-                result = _Sync(self._db, now, self.rules, cutoff).run(batch)
+                result = _Sync(self._db, now, self.rules, cutoff).run(self._stored_paths(batch))
                 total.events.extend(result.events)
                 total.dirty_feeds |= result.dirty_feeds
                 total.changed_guids |= result.changed_guids
@@ -804,7 +950,33 @@ class Catalog:
             # written cannot leave them stale forever.
             self.add_pending(total.dirty_feeds)
         self._checkpoint()
+        if self._prefix:
+            total.events = [self._local_event(e) for e in total.events]
         return total
+
+    def _stored_paths(self, batch: Sequence[FileChange]) -> Sequence[FileChange]:
+        """The batch with this node's paths as stored (`<node>/<path>` when shared)."""
+        if not self._prefix:
+            return batch
+        return [dataclasses.replace(c, path=self._prefix + c.path) for c in batch]
+
+    def _local_event(self, event: ChangeEvent) -> ChangeEvent:
+        """An event with this node's paths relative to its input folder again."""
+        n = len(self._prefix)
+
+        def local(path: str) -> str:
+            return path[n:] if path.startswith(self._prefix) else path
+
+        if isinstance(event, DuplicateUrl):
+            return dataclasses.replace(
+                event, winner=local(event.winner), losers=tuple(local(p) for p in event.losers)
+            )
+        if isinstance(
+            event,
+            ArticleAdded | ArticleUpdated | ArticleUnpublished | ArticleRemoved | ArticleRejected,
+        ):
+            return dataclasses.replace(event, source=local(event.source))
+        return event
 
 
 class _Sync:
@@ -812,7 +984,7 @@ class _Sync:
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         now: Callable[[], datetime],
         rules: FeedRules,
         cutoff: datetime | None,

@@ -109,6 +109,24 @@ FLAGS: dict[str, Flag] = {
         },
         setting="base_url",
     ),
+    "catalog": Flag(
+        ("--catalog",),
+        {
+            "metavar": "URL",
+            "help": "a PostgreSQL catalog shared by several nodes, postgresql://USER@HOST/DB "
+            "(config key catalog; default: the SQLite file in the state folder)",
+        },
+        setting="catalog",
+    ),
+    "node": Flag(
+        ("--node",),
+        {
+            "metavar": "NAME",
+            "help": "this node's name in a shared catalog "
+            "(config key node; default: the host name)",
+        },
+        setting="node",
+    ),
     "log_level": Flag(
         ("--log-level",),
         {
@@ -193,7 +211,17 @@ FLAGS: dict[str, Flag] = {
 }
 
 # The flags that decide the settings: what `config` shows the effect of.
-_SETTINGS_FLAGS = ("config", "input", "output", "state", "base_url", "log_level", "log_format")
+_SETTINGS_FLAGS = (
+    "config",
+    "input",
+    "output",
+    "state",
+    "catalog",
+    "node",
+    "base_url",
+    "log_level",
+    "log_format",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +463,14 @@ def _catalog(args: argparse.Namespace) -> int:
 
     settings: Settings = args.loaded.settings
     path = settings.catalog_path
+    if settings.catalog is not None:
+        print(
+            f"aggregator: `catalog {args.action}` works on the SQLite catalog; a PostgreSQL "
+            "catalog is checked and backed up with PostgreSQL's own tools (pg_amcheck, "
+            "pg_dump), see docs/scale-out.md",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.action == "check":
         if not path.exists():
             print(f"{path}: no catalog yet (the next build makes one)")
@@ -543,10 +579,10 @@ def _daemon_problem(settings: Settings) -> str | None:
         return f"no state folder {settings.state}: no daemon has run on it"
     if not held:
         return f"no process holds the lock on {settings.state}: the daemon is not running"
-    if not settings.catalog_path.is_file():
+    if settings.catalog is None and not settings.catalog_path.is_file():
         return f"no catalog at {settings.catalog_path} yet"
     try:
-        catalog = Catalog(settings.catalog_path, readonly=True)
+        catalog = Catalog(settings.catalog_location, readonly=True, node=settings.node)
         try:
             catalog.published_count()
         finally:
@@ -667,7 +703,7 @@ COMMANDS: tuple[Command, ...] = (
         "exit 0 if a daemon holds the state folder's lock and the catalog opens",
         "A container or service health check: exits 0 when a running `aggregator run` "
         "holds the lock of the state folder and the catalog can be read, 1 otherwise.",
-        ("config", "state"),
+        ("config", "state", "catalog", "node"),
         _health,
     ),
     Command(

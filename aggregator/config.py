@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
+import socket
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,14 @@ from aggregator.slugs import FeedRules
 
 # Looked for in this order when no --config is given.
 DEFAULT_CONFIGS = (Path("aggregator.yaml"), Path("config/aggregator.yaml"))
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _default_node() -> str:
+    """The host name, as far as it is a valid node name (it names stored paths)."""
+    name = socket.gethostname().split(".")[0]
+    return name if _NODE_NAME.fullmatch(name) else "node"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,9 @@ class Settings:
     # reliability
     lock_wait_seconds: float = 30.0
     follow_external_links: bool = False
+    # scale-out: a PostgreSQL catalog shared by several nodes (None: SQLite in `state`)
+    catalog: str | None = None
+    node: str = field(default_factory=_default_node)
 
     @property
     def catalog_path(self) -> Path:
@@ -101,6 +114,11 @@ class Settings:
             providers=self.builtin_feeds.providers,
             custom=self.feeds,
         )
+
+    @property
+    def catalog_location(self) -> Path | str:
+        """The catalog to open: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.catalog if self.catalog is not None else self.catalog_path
 
     @property
     def worker_count(self) -> int:
@@ -135,6 +153,8 @@ _DOCUMENTED_KEYS = (
     "input",
     "output",
     "state",
+    "catalog",
+    "node",
     "base_url",
     "max_items",
     "patterns",
@@ -394,6 +414,24 @@ def _validate(raw: Mapping[str, Any], origins: Mapping[str, str], source: str) -
             problems.append(f"follow_external_links: must be true or false, got {value!r}")
         else:
             values["follow_external_links"] = value
+    if "catalog" in raw and raw["catalog"] is not None:
+        value = raw["catalog"]
+        if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
+            problems.append(
+                "catalog: must be a PostgreSQL URL such as postgresql://user@db-host/feeds "
+                f"(leave it out to keep the SQLite catalog in `state`), got {value!r}"
+            )
+        else:
+            values["catalog"] = value
+    if "node" in raw and raw["node"] is not None:
+        value = raw["node"]
+        if not isinstance(value, str) or not _NODE_NAME.fullmatch(value):
+            problems.append(
+                "node: must be a name of letters, digits, '.', '_' or '-' (at most 63), "
+                f"got {value!r}"
+            )
+        else:
+            values["node"] = value
 
     if "embargo" in raw:
         value = raw["embargo"]

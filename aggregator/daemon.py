@@ -17,6 +17,9 @@
     a build; the writer then forgets the sent ones in the catalog (its only writer)
     SIGTERM / SIGINT: stop the observer, finish or abandon the build in flight, stop the
     scheduler, close the builder, exit 0
+    shared (PostgreSQL) catalog: a listener thread asks for a build with no changed path
+    when another node commits changes (and after each reconnect, to catch up); a leader
+    thread keeps this node's claim to the once-only work (see catalog_postgres.Leadership)
 
 The scheduler only decides WHEN a build runs; `Builder` decides what it does. This module
 is the only importer of apscheduler.
@@ -32,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -47,6 +50,9 @@ from aggregator.errors import AggregatorError
 from aggregator.model import ArticleRejected, HubPingFailed
 from aggregator.notify import Notifier, Sink, lifecycle, log_sink
 from aggregator.watch import ChangeBatch, Debouncer, Watcher
+
+if TYPE_CHECKING:
+    from aggregator.catalog_postgres import ChangeListener, Leadership
 
 LOGGER = logging.getLogger("aggregator.daemon")
 CHANGES = logging.getLogger("aggregator.changes")
@@ -161,6 +167,9 @@ class Daemon:
         self._owed: dict[tuple[str, str], OwedPing] = {}
         self._pinging: set[tuple[str, str]] = set()
         self._attempts: dict[int, int] = {}
+        self.listener: ChangeListener | None = None
+        # The node doing once-only work on a shared catalog (None: SQLite, always this one).
+        self.leadership: Leadership | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -217,9 +226,54 @@ class Daemon:
             # thread, the catalog's only user.
             self._schedule(self._dispatch_pings, executor="writer")
             self.debouncer.add(full_scan=True)
+            if settings.catalog is not None:
+                self._join_cluster(settings.catalog, settings.node)
         except BaseException:
             self.stop()
             raise
+
+    def _join_cluster(self, url: str, node: str) -> None:
+        from aggregator.catalog_postgres import ChangeListener, Leadership
+
+        # Another node's commit rings: render what it changed (a build with no paths).
+        # After a reconnect: a full scan, which also redoes the builds that failed while
+        # the database was away (the catalog still has the old sizes and mtimes).
+        self.listener = ChangeListener(
+            url,
+            node,
+            lambda: self.debouncer.kick(now=True),
+            lambda: self.debouncer.add(full_scan=True),
+        )
+        self.listener.start()
+        self.leadership = Leadership(
+            url, node, lambda: self._schedule(self._dispatch_pings, executor="writer")
+        )
+        self.leadership.start()
+        LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
+
+    def as_leader(self, what: str, action: Callable[[], None]) -> bool:
+        """Run once-only work (anything that acts outside this node) if this node leads.
+
+        Always on SQLite (one node). On a shared catalog, only the leader runs it, and only
+        if its fencing epoch is still the current one right now: a node that stalled and
+        lost its session cannot act on a stale belief. False if the action was left to the
+        leader.
+        """
+        if not self._leading(what):
+            return False
+        action()
+        return True
+
+    def _leading(self, what: str) -> bool:
+        """Whether this node may do once-only work now (see `as_leader`)."""
+        leadership = self.leadership
+        if leadership is None:
+            return True
+        epoch = leadership.epoch
+        if epoch is None or not leadership.still_leader(epoch):
+            LOGGER.debug("%s: left to the leader", what)
+            return False
+        return True
 
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
         """Stop watching, finish or abandon the build in flight, release everything.
@@ -233,6 +287,10 @@ class Daemon:
         self._stopping.set()
         if self.watcher is not None:
             self.watcher.stop()
+        if self.listener is not None:
+            self.listener.stop()
+        if self.leadership is not None:
+            self.leadership.stop()
         finished = self._idle.wait(timeout)
         if not finished:
             LOGGER.warning(
@@ -392,6 +450,8 @@ class Daemon:
         builder = self.builder
         if builder is None:
             return
+        if not self._leading("WebSub pings"):
+            return  # on a shared catalog the leader pings for every node
         try:
             owed = websub.owed_to(builder.catalog, self.settings.hubs)
         except AggregatorError as exc:  # the catalog is busy or broken: the next build retries
@@ -410,6 +470,11 @@ class Daemon:
 
     def _ping(self, key: tuple[str, str]) -> None:
         """A "pings" thread: send the newest obligation of `key`; retry, resend or finish."""
+        if self.leadership is not None and not self._leading("WebSub ping"):
+            with self._lock:  # the obligation stays in the catalog for the new leader
+                self._owed.pop(key, None)
+                self._pinging.discard(key)
+            return
         with self._lock:
             row = self._owed[key]
             attempts = self._attempts.get(row.id, 0) + 1

@@ -141,12 +141,16 @@ class Debouncer:
         if first and self.on_pending is not None:
             self.on_pending()
 
-    def kick(self) -> None:
-        """Ask for a build even with no changed path (to retry feeds that failed to write)."""
+    def kick(self, *, now: bool = False) -> None:
+        """Ask for a build even with no changed path (to retry feeds that failed to write).
+
+        `now`: due at once rather than after the quiet interval, unless a batch is already
+        gathering (another node's commit: nothing more is coming to wait for).
+        """
         with self._lock:
             first = self._first is None
             if first:
-                self._first = self._last = self.clock()
+                self._first = self._last = self.clock() - (self.quiet if now else 0.0)
             self._kicked = True
         if first and self.on_pending is not None:
             self.on_pending()

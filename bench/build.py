@@ -7,6 +7,7 @@ Run it from the repository root with the project's virtual environment, so that
     .venv/bin/python bench/build.py                  # 10,000 and 100,000 articles, 3 repeats
     .venv/bin/python bench/build.py --quick          # smoke run: 1,000 articles, 1 repeat
     .venv/bin/python bench/build.py --sizes 20000 --repeat 5
+    .venv/bin/python bench/build.py --everything     # JSON Feed and gzip copies too
     .venv/bin/python bench/build.py --only-hugo      # the peer alone (no aggregator needed)
 
 For each size the corpus is generated once with ``shared/tools/gen_corpus.py``, in our
@@ -65,9 +66,13 @@ QUICK_SIZE = 1_000
 BASE_URL = "https://feeds.example.org/"
 #: Placeholders filled in ``--ours-cmd``.
 OURS_CMD_DEFAULT = (
-    f"{shlex.quote(sys.executable)} -m aggregator build"
+    f"{shlex.quote(sys.executable)} -m aggregator build --config {{config}}"
     f" --input {{input}} --output {{output}} --state {{state}} --base-url {BASE_URL}"
 )
+#: Our config for the run: by default the work Hugo does (RSS and Atom, no gzip copies);
+#: with --everything all we publish (JSON Feed too, and a gzip copy of every file).
+SAME_AS_HUGO_CONFIG = "formats: [rss, atom]\nserve: {gzip_sidecars: false}\n"
+EVERYTHING_CONFIG = "formats: [rss, atom, json]\nserve: {gzip_sidecars: true}\n"
 #: Files our build must write into the output folder.
 OUR_REQUIRED_OUTPUTS = ("all.rss.xml", "all.atom.xml")
 EDIT_SUFFIX = " (edited)"
@@ -298,8 +303,13 @@ def run_size(corpus: Corpus, args: argparse.Namespace, log: Callable[[str], None
     root = corpus.ours.parent
     logs = root / "logs"
     output, state = root / "out", root / "state"
+    config = root / "aggregator.yaml"
+    config.write_text(EVERYTHING_CONFIG if args.everything else SAME_AS_HUGO_CONFIG)
     ours_template = shlex.split(args.ours_cmd)
-    ours = [part.format(input=corpus.ours, output=output, state=state) for part in ours_template]
+    ours = [
+        part.format(input=corpus.ours, output=output, state=state, config=config)
+        for part in ours_template
+    ]
     original = corpus.edit_target.read_bytes()
     changed = edited(original)
     n = f"[{corpus.count:,}]"
@@ -553,9 +563,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only-hugo", action="store_true", help="measure Hugo alone; do not run our build"
     )
     p.add_argument(
+        "--everything",
+        action="store_true",
+        help="our whole output: RSS, Atom and JSON Feed with gzip copies (default: what "
+        "Hugo writes too, RSS and Atom)",
+    )
+    p.add_argument(
         "--ours-cmd",
         default=OURS_CMD_DEFAULT,
-        help="our build command, with {input}, {output} and {state} placeholders "
+        help="our build command, with {input}, {output}, {state} and {config} placeholders "
         "(default: %(default)s); run from the repository root",
     )
     p.add_argument(

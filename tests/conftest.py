@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from pgserver import PostgresServer, binaries
 
 # --- threads (daemon, watcher) ------------------------------------------------------------
 # A test that leaves a thread running hides a missing stop() or join(): the next test then
@@ -48,12 +50,53 @@ def no_thread_left_behind() -> Iterator[None]:
         pytest.fail(f"test left threads running: {names}", pytrace=False)
 
 
+# --- catalog backends (SQLite, PostgreSQL) ------------------------------------------------
+# The catalog's tests run on both backends. PostgreSQL is a real server started once per
+# session (tests/pgserver.py); each test gets a database of its own. Missing binaries skip
+# the PostgreSQL half locally and fail it in CI (CI=true), where .ci/run installs them.
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A running PostgreSQL server for the whole session."""
+    found = binaries()
+    if found is None:
+        reason = "PostgreSQL binaries (initdb, pg_ctl) not installed: apt-get install postgresql"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    server = PostgresServer(found)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh, empty database, dropped after the test."""
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_backend(request: pytest.FixtureRequest) -> str | None:
+    """The `catalog:` setting of a test's catalog: None (SQLite in `state`) or a fresh
+    PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 # --- hypothesis (tests/test_fuzz.py) ------------------------------------------------------
 # `ci` (the default, and what CI runs): a small budget that keeps the suite quick.
 # `long`: a local hunt, HYPOTHESIS_PROFILE=long ./run.sh test tests/test_fuzz.py (minutes).
 # No deadline per example: the reader's time bound is asserted in CPU time by the tests.
-
-import os  # noqa: E402 - this block's own import
 
 from hypothesis import HealthCheck  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402

@@ -16,7 +16,8 @@ ORDER = [
     ["starter"],
     ["front_matter"],
     ["articles"],
-    ["catalog"],
+    # catalog_postgres is the catalog's PostgreSQL half: the same stage.
+    ["catalog", "catalog_postgres"],
     ["plan"],
     ["indexes"],
     ["content"],
@@ -43,6 +44,7 @@ OWNERS = {
     "watchdog": {"watch"},
     "apscheduler": {"daemon"},
     "sqlite3": {"catalog"},
+    "psycopg": {"catalog_postgres"},
     "urllib.request": {"websub"},
     "yaml": {"front_matter", "articles", "config"},
     "aiohttp": {"serve"},

@@ -34,7 +34,7 @@ BASE = "https://feeds.example.org/"
 
 
 @pytest.fixture
-def folders(tmp_path: Path) -> Iterator[Settings]:
+def folders(tmp_path: Path, catalog_backend: str | None) -> Iterator[Settings]:
     (tmp_path / "in").mkdir()
     return Settings(
         input=tmp_path / "in",
@@ -42,6 +42,8 @@ def folders(tmp_path: Path) -> Iterator[Settings]:
         state=tmp_path / "state",
         base_url=BASE,
         workers=1,
+        catalog=catalog_backend,
+        node="n1",
     )
 
 

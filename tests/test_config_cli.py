@@ -101,6 +101,22 @@ def test_cli_flags_override_the_file(tmp_path: Path) -> None:
     assert settings.max_items == 7
 
 
+def test_a_shared_catalog_is_a_postgresql_url_and_the_node_a_plain_name(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("catalog: /var/lib/catalog.db\nnode: 'a/b'\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    problems = "\n".join(caught.value.problems)
+    assert "catalog: must be a PostgreSQL URL" in problems
+    assert "node: must be a name" in problems
+    url = "postgresql://agg@db.example.org/feeds"
+    settings = load_settings(None, {"catalog": url, "node": "ingest-1"})
+    assert settings.catalog_location == url
+    assert settings.node == "ingest-1"
+    # Without one, the SQLite file in the state folder, as before.
+    assert load_settings(None, {"state": "st"}).catalog_location == Path("st/catalog.sqlite3")
+
+
 def test_bad_config_exits_2_with_the_problems(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -139,8 +139,9 @@ def spy(daemon: Daemon) -> SpyBuilder:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Folders with the seeds in the input; a short debounce; feeds long enough for all."""
+def settings(tmp_path: Path, catalog_backend: str | None) -> Settings:
+    """Folders with the seeds in the input; a short debounce; feeds long enough for all.
+    On each catalog backend (SQLite; PostgreSQL as a one-node cluster)."""
     shutil.copytree(SEEDS, tmp_path / "in")
     return Settings(
         input=tmp_path / "in",
@@ -151,6 +152,8 @@ def settings(tmp_path: Path) -> Settings:
         workers=2,
         debounce_seconds=0.05,
         debounce_max_seconds=0.5,
+        catalog=catalog_backend,
+        node="n1",
     )
 
 

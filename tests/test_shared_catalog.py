@@ -1,0 +1,201 @@
+"""Several nodes on one PostgreSQL catalog: namespaced paths, one item per webUrl, the change
+log that brings every node's output to the same bytes, the doorbell, the leader."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import feedparser
+import pytest
+from articlefiles import bump_mtime, write_article
+
+from aggregator.build import Builder
+from aggregator.catalog import Catalog
+from aggregator.catalog_postgres import ChangeListener, Leadership
+from aggregator.config import Settings
+from aggregator.errors import CatalogError
+from aggregator.model import ArticleAdded
+
+BASE = "https://feeds.example.org/"
+
+
+def node_settings(root: Path, url: str, node: str) -> Settings:
+    (root / node / "in").mkdir(parents=True, exist_ok=True)
+    return Settings(
+        input=root / node / "in",
+        output=root / node / "out",
+        state=root / node / "state",
+        base_url=BASE,
+        workers=1,
+        catalog=url,
+        node=node,
+    )
+
+
+def outputs(settings: Settings) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(settings.output)): p.read_bytes()
+        for p in sorted(settings.output.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def poll(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_the_same_path_on_two_nodes_is_two_files(tmp_path: Path, postgres_url: str) -> None:
+    one = node_settings(tmp_path, postgres_url, "one")
+    two = node_settings(tmp_path, postgres_url, "two")
+    write_article(one.input, "a/x.txt", "https://e.org/from-one", title="From one")
+    write_article(two.input, "a/x.txt", "https://e.org/from-two", title="From two")
+    with Builder(one) as first:
+        report = first.build()
+        # Events and paths speak of this node's input folder, without the node's name.
+        assert [e.source for e in report.events if isinstance(e, ArticleAdded)] == ["a/x.txt"]
+        assert set(first.catalog.file_signatures()) == {"a/x.txt"}
+    with Builder(two) as second:
+        second.build()
+        assert second.catalog.published_count() == 2
+    with Catalog(postgres_url, node="one") as catalog:
+        assert set(catalog.file_signatures()) == {"a/x.txt"}
+
+
+def test_every_node_writes_the_same_bytes_from_the_change_log(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    one = node_settings(tmp_path, postgres_url, "one")
+    two = node_settings(tmp_path, postgres_url, "two")
+    write_article(one.input, "x.txt", "https://e.org/x", title="X", topics=["Science"])
+    with Builder(one) as first, Builder(two) as second:
+        first.build()
+        # Node two has no file of its own: a build with no changed path catches up.
+        second.build([])
+        assert outputs(one) == outputs(two)
+        titles = [e.title for e in feedparser.parse(two.output / "all.rss.xml").entries]
+        assert titles == ["X"]
+        # Node two's edit reaches node one the same way; nothing is pending afterwards.
+        write_article(two.input, "y.txt", "https://e.org/y", title="Y", topics=["Art"])
+        second.build()
+        first.build([])
+        assert outputs(one) == outputs(two)
+        assert first.catalog.pending_feeds() == set()
+        assert len(feedparser.parse(one.output / "all.atom.xml").entries) == 2
+
+
+def test_one_webUrl_from_two_nodes_is_one_item_from_the_newest_file(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    one = node_settings(tmp_path, postgres_url, "one")
+    two = node_settings(tmp_path, postgres_url, "two")
+    write_article(one.input, "same.txt", "https://e.org/same", title="Old title")
+    write_article(two.input, "same.txt", "https://e.org/same", title="New title")
+    bump_mtime(two.input / "same.txt")  # the newer file
+    results: list[BaseException] = []
+
+    def build(settings: Settings) -> None:
+        try:
+            with Builder(settings) as builder:
+                builder.build()
+        except BaseException as exc:  # reported by the main thread
+            results.append(exc)
+
+    # At once: the syncs are serialised by the catalog, so the rule holds whatever the order.
+    threads = [threading.Thread(target=build, args=(s,)) for s in (one, two)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == []
+    with Builder(one) as first, Builder(two) as second:
+        first.build([])
+        second.build([])
+    for settings in (one, two):
+        entries = feedparser.parse(settings.output / "all.rss.xml").entries
+        assert [(e.title, e.id) for e in entries] == [("New title", "https://e.org/same")]
+
+
+def test_the_listener_rings_for_other_nodes_commits_only(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    one = node_settings(tmp_path, postgres_url, "one")
+    two = node_settings(tmp_path, postgres_url, "two")
+    with Builder(one) as first:
+        first.build()  # creates the schema
+        rings: list[str] = []
+        connects = threading.Event()
+        listener = ChangeListener(
+            postgres_url, "one", lambda: rings.append("ring"), connects.set
+        )
+        listener.start()
+        try:
+            assert connects.wait(10)
+            write_article(one.input, "mine.txt", "https://e.org/mine", title="Mine")
+            first.build()
+            write_article(two.input, "theirs.txt", "https://e.org/theirs", title="Theirs")
+            with Builder(two) as second:
+                second.build()
+            assert poll(lambda: rings == ["ring"])
+        finally:
+            listener.stop()
+    assert rings == ["ring"]  # this node's own commit did not ring it
+
+
+def test_a_dead_leader_is_replaced_and_fenced_off(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator.catalog")
+    Catalog(postgres_url, node="a").close()  # creates the schema
+    first, second = Leadership(postgres_url, "a"), Leadership(postgres_url, "b")
+    first.start()
+    try:
+        assert poll(lambda: first.epoch is not None)
+        second.start()
+        epoch = first.epoch
+        assert epoch is not None
+        assert first.still_leader(epoch)
+        # b campaigns every second, in vain while a holds the lock.
+        assert not poll(lambda: second.epoch is not None, 2.5)
+        first.stop()  # its session ends: the lock is free
+        assert poll(lambda: second.epoch is not None, 5)
+        assert second.epoch == epoch + 1
+        assert not second.still_leader(epoch)  # the old leader's token is stale
+    finally:
+        first.stop()
+        second.stop()
+    assert "leader: b took over from a (epoch" in caplog.text
+
+
+def test_an_unreachable_database_is_a_catalog_error_saying_what_to_do() -> None:
+    with pytest.raises(CatalogError) as caught:
+        Catalog("postgresql://nobody@127.0.0.1:9/feeds", node="n")
+    message = str(caught.value)
+    assert "postgresql://127.0.0.1:9/feeds" in message
+    assert "is PostgreSQL running?" in message
+
+
+def test_once_only_work_runs_on_the_leader_alone(tmp_path: Path, postgres_url: str) -> None:
+    from aggregator.daemon import Daemon
+
+    done: list[str] = []
+    daemons = [Daemon(node_settings(tmp_path, postgres_url, name)) for name in ("a", "b")]
+    try:
+        for daemon in daemons:
+            daemon.start()
+        assert poll(lambda: any(d.leadership and d.leadership.epoch for d in daemons))
+        for daemon in daemons:
+            daemon.as_leader("ping", lambda d=daemon: done.append(d.settings.node))
+        leader = next(d for d in daemons if d.leadership and d.leadership.epoch)
+        assert done == [leader.settings.node]
+    finally:
+        for daemon in daemons:
+            daemon.stop()
