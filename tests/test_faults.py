@@ -728,6 +728,19 @@ def test_an_inotify_overflow_starts_a_full_scan_at_once(
             subprocess.Popen(["sh", "-c", f'cp "{source}"/* "{folders.input}"/'])
             for source in sources
         ]
+        # The watcher must fall behind, whatever the machine's speed: this thread keeps the
+        # GIL for a while (pure Python, no call that releases it, a long switch interval),
+        # so watchdog's reader thread cannot drain the kernel's queue of 64 events while
+        # the copies make thousands. (On a busy machine it fell behind by itself; on a
+        # quiet one it once kept up, and nothing overflowed.)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(60.0)
+        try:
+            until = time.monotonic() + 2.0
+            while time.monotonic() < until:
+                pass
+        finally:
+            sys.setswitchinterval(interval)
         for copy in copies:
             assert copy.wait() == 0
         copied = time.monotonic()
