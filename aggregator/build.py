@@ -42,8 +42,8 @@ from aggregator.catalog import (
     format_date,
     parse_date,
 )
-from aggregator.config import Settings
-from aggregator.errors import AggregatorError, ArticleError, CatalogError, ConfigError
+from aggregator.config import Settings, check_folders
+from aggregator.errors import AggregatorError, ArticleError, CatalogError
 from aggregator.faults import crash_point
 from aggregator.model import (
     ALL_FORMATS,
@@ -577,13 +577,8 @@ class Builder:
     def __init__(self, settings: Settings, *, now: Callable[[], datetime] = _utcnow) -> None:
         self.settings = settings
         self.now = now
+        check_folders(settings)
         input_dir = settings.input.resolve()
-        if not input_dir.is_dir():
-            raise ConfigError(
-                "input", [f"input: the folder {settings.input} does not exist or is not a folder"]
-            )
-        if settings.output.resolve() == input_dir:
-            raise ConfigError("output", ["output: must not be the input folder itself"])
         self.filter = SourceFilter(
             input_dir,
             settings.patterns,

@@ -313,6 +313,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"aggregator: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
+        # Ctrl-C: say so (a bare exit looked like a crash); feed and catalog writes are
+        # atomic, so what was written is whole and the next run finishes the rest.
+        print(
+            f"aggregator {args.command}: interrupted (Ctrl-C); nothing is half-written: "
+            f"run `aggregator {args.command}` again to finish",
+            file=sys.stderr,
+        )
         return 130
 
 
@@ -401,6 +408,7 @@ def _warn_nothing_matched(settings: Settings) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from aggregator.articles import read_article
+    from aggregator.config import check_input
     from aggregator.errors import ArticleError
     from aggregator.sources import SourceFilter, scan_sources
 
@@ -413,10 +421,21 @@ def _check(args: argparse.Namespace) -> int:
         follow_external_links=settings.follow_external_links,
     )
     if paths:
-        targets = [(str(p), p) for p in paths]
+        targets = []
+        for path in paths:
+            if path.is_dir():  # its article files, as a build would find them there
+                folder = SourceFilter(
+                    path,
+                    settings.patterns,
+                    excluded=(settings.output, settings.state),
+                    follow_external_links=settings.follow_external_links,
+                )
+                found = sorted(scan_sources(folder))
+                targets += [(str(path / rel), path / rel) for rel in found]
+            else:
+                targets.append((str(path), path))
     else:
-        if not settings.input.is_dir():
-            raise ConfigError("input", [f"input: the folder {settings.input} does not exist"])
+        check_input(settings)
         targets = [(rel, source_filter.root / rel) for rel in sorted(scan_sources(source_filter))]
     rejected = published = 0
     for name, path in targets:
@@ -442,6 +461,7 @@ def _catalog(args: argparse.Namespace) -> int:
 
     from aggregator.build import BuildLock
     from aggregator.catalog import check_catalog, rebuild_catalog
+    from aggregator.config import check_folders
 
     settings: Settings = args.loaded.settings
     path = settings.catalog_path
@@ -469,6 +489,8 @@ def _catalog(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    # A wrong --input must fail here, before the old catalog is moved aside.
+    check_folders(settings)
     lock = BuildLock(settings.state)
     lock.acquire(settings.lock_wait_seconds)
     try:
@@ -611,7 +633,8 @@ COMMANDS: tuple[Command, ...] = (
                     "nargs": "*",
                     "type": Path,
                     "metavar": "FILE",
-                    "help": "files to check (default: every article file of the input)",
+                    "help": "files to check, or folders: their article files (default: every "
+                    "article file of the input)",
                 },
             ),
         ),

@@ -123,7 +123,9 @@ class Daemon:
         builder_factory: Callable[[Settings], Builder] = Builder,
     ) -> None:
         self.settings = settings
-        self.notifier = Notifier(list(sinks) if sinks is not None else [log_sink(CHANGES)])
+        self.notifier = Notifier(
+            list(sinks) if sinks is not None else [log_sink(CHANGES, live=True)]
+        )
         self._builder_factory = builder_factory
         self.builder: Builder | None = None
         self.watcher: Watcher | None = None
@@ -338,14 +340,7 @@ class Daemon:
             self._job_pending = True
         delay = due - time.monotonic()
         LOGGER.debug("rebuild scheduled in %.3f s", max(0.0, delay))
-        self._scheduler.add_job(
-            self._rebuild,
-            "date",
-            run_date=_utc_in(delay),
-            id=_REBUILD,
-            executor="writer",
-            replace_existing=True,
-        )
+        self._replace_job(_REBUILD, self._rebuild, delay, executor="writer")
 
     def _on_lost_run(self, event: JobEvent) -> None:
         """A run was skipped or missed after all: log it and schedule another."""
@@ -388,17 +383,9 @@ class Daemon:
             return
         delay = (due - builder.now()).total_seconds()
         LOGGER.debug("next release at %s (in %.3f s)", due.isoformat(), max(0.0, delay))
-        self._scheduler.add_job(
-            self.release,
-            "date",
-            run_date=_utc_in(delay),
-            id=_RELEASE,
-            executor="timers",
-            replace_existing=True,
-            # Due while the daemon was busy or the machine asleep: run it anyway, once.
-            misfire_grace_time=None,
-            coalesce=True,
-        )
+        # Due while the daemon was busy or the machine asleep: it runs anyway, once (the
+        # job defaults: no misfire grace limit, coalesced).
+        self._replace_job(_RELEASE, self.release, delay)
 
     def _retry_writes(self) -> None:
         LOGGER.debug("retrying feeds that failed to write")
@@ -526,6 +513,19 @@ class Daemon:
         except SchedulerNotRunningError:
             LOGGER.debug("stopping: %s not scheduled (the catalog keeps what is owed)", job)
 
+    def _replace_job(
+        self, job_id: str, job: Callable[[], None], delay: float, executor: str = "timers"
+    ) -> None:
+        """(Re)schedule the one date job `job_id`: `job()` in `delay` seconds on `executor`."""
+        self._scheduler.add_job(
+            job,
+            "date",
+            run_date=_utc_in(delay),
+            id=job_id,
+            executor=executor,
+            replace_existing=True,
+        )
+
     def _forget_ping(self, ping_id: int) -> None:
         """Writer thread: the ping was sent (or given up); an obligation replaced by a newer
         change meanwhile has another id and stays."""
@@ -564,14 +564,7 @@ class Daemon:
         with self._lock:
             if self._closing:
                 return
-        self._scheduler.add_job(
-            self.debouncer.kick,
-            "date",
-            run_date=_utc_in(delay),
-            id=_RETRY_BUILD,
-            executor="timers",
-            replace_existing=True,
-        )
+        self._replace_job(_RETRY_BUILD, self.debouncer.kick, delay)
 
     def _after(self, report: BuildReport) -> None:
         """Follow-ups: re-check half-written files, retry feeds that failed to write."""
@@ -591,14 +584,7 @@ class Daemon:
             with self._lock:
                 if self._closing:
                     return
-            self._scheduler.add_job(
-                self._retry_writes,
-                "date",
-                run_date=_utc_in(delay),
-                id=_RETRY,
-                executor="timers",
-                replace_existing=True,
-            )
+            self._replace_job(_RETRY, self._retry_writes, delay)
         else:
             self._retry_seconds = RETRY_FIRST_SECONDS
 

@@ -591,6 +591,11 @@ def _hidden_prefix(output: Path, state: Path) -> tuple[str, ...]:
 
 def serve(settings: Settings) -> int:
     """`aggregator serve`: serve the output folder until SIGTERM or SIGINT; exit code 0."""
+    if settings.output.exists() and not settings.output.is_dir():
+        raise AggregatorError(
+            f"the output folder {settings.output} is a file, not a folder: point --output "
+            "(or output:) at the folder the feeds were built into"
+        )
     if not settings.output.is_dir():
         raise AggregatorError(
             f"the output folder {settings.output} does not exist: build the feeds first "

@@ -86,12 +86,19 @@ def ping(hub: str, topic: str, timeout: float = PING_TIMEOUT_SECONDS) -> PingRes
         reason = f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
         return PingResult(hub, topic, False, exc.code, reason)
     except urllib.error.URLError as exc:
-        return PingResult(hub, topic, False, None, f"cannot reach the hub: {exc.reason}")
+        return PingResult(hub, topic, False, None, f"cannot reach the hub: {_why(exc.reason)}")
     except (OSError, ValueError) as exc:  # timeouts, resets, a malformed answer
-        return PingResult(hub, topic, False, None, f"cannot reach the hub: {exc}")
+        return PingResult(hub, topic, False, None, f"cannot reach the hub: {_why(exc)}")
     if 200 <= status < 300:
         return PingResult(hub, topic, True, status, f"HTTP {status}")
     return PingResult(hub, topic, False, status, f"HTTP {status} (expected 2xx)")
+
+
+def _why(reason: object) -> str:
+    """"Connection refused", not "[Errno 111] Connection refused"."""
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason) or type(reason).__name__
 
 
 def retry_delay(attempts: int) -> float:

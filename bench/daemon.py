@@ -439,9 +439,21 @@ def machine() -> str:
     return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs, Python {python}"
 
 
+def write_readme_section(title: str, section: str) -> None:
+    """Replace (or add) the section headed `title` of bench/README.md, leaving the rest alone
+    (bench/push.py writes its own section through this too)."""
+    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
+    start = text.find(f"\n{title}\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[: start + 1] + section + ("" if end == -1 else text[end:])
+    README.write_text(text, encoding="utf-8")
+
+
 def update_readme(results: Results, when: str) -> None:
     """Replace (or add) the "Daemon" section of bench/README.md, leaving the rest alone."""
-    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
     section = "\n".join(
         [
             SECTION,
@@ -475,13 +487,7 @@ def update_readme(results: Results, when: str) -> None:
             "",
         ]
     )
-    start = text.find(f"\n{SECTION}\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[: start + 1] + section + ("" if end == -1 else text[end:])
-    README.write_text(text, encoding="utf-8")
+    write_readme_section(SECTION, section)
 
 
 # --- checks ---------------------------------------------------------------------------------

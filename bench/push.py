@@ -56,6 +56,7 @@ from daemon import (  # noqa: E402  (bench/daemon.py: corpora, targets, percenti
     machine,
     make_target,
     percentile,
+    write_readme_section,
 )
 from subscriber import Subscriber, running_subscriber, signature_ok, subscribe  # noqa: E402
 
@@ -320,7 +321,6 @@ def table(r: dict[str, Any]) -> str:
 
 
 def update_readme(results: dict[str, Any], when: str) -> None:
-    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
     section = "\n".join(
         [
             SECTION,
@@ -348,13 +348,7 @@ def update_readme(results: dict[str, Any], when: str) -> None:
             "",
         ]
     )
-    start = text.find(f"\n{SECTION}\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[: start + 1] + section + ("" if end == -1 else text[end:])
-    README.write_text(text, encoding="utf-8")
+    write_readme_section(SECTION, section)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,25 +6,16 @@ from __future__ import annotations
 
 import http.client
 import shutil
-import time
 from collections.abc import Callable
 
 import feedparser
 from articlefiles import write_article
+from waiting import TIMEOUT
 
 from aggregator.build import Builder
 from aggregator.config import Settings
 
-TIMEOUT = 20.0
 SECOND = 1_000_000_000
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class Client:

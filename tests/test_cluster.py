@@ -17,12 +17,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import psycopg
 import pytest
 from pgserver import PostgresServer, binaries
+from waiting import wait_for as _wait_for
 
 from aggregator.build import Builder
 from aggregator.catalog import Catalog
@@ -36,13 +38,7 @@ NODES = ("n1", "n2", "n3")
 CONVERGE_SECONDS = 120.0
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+wait_for = partial(_wait_for, timeout=60.0)
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
@@ -188,7 +184,7 @@ def test_three_nodes_survive_a_kill_and_a_database_restart(
             if index == FILES // 3:
                 # The leader dies; files keep landing in its folder while it is dead.
                 victim.kill()
-                wait_for(took_over, "a survivor to take the lead over", 15)
+                wait_for(took_over, "a survivor to take the lead over", timeout=15)
             elif index == FILES // 2:
                 server.stop()
                 server.start()
@@ -200,7 +196,7 @@ def test_three_nodes_survive_a_kill_and_a_database_restart(
         def converged() -> bool:
             return all(outputs(n.output) == reference for n in nodes)
 
-        wait_for(converged, "every node's output to equal the reference", CONVERGE_SECONDS)
+        wait_for(converged, "every node's output to equal the reference", timeout=CONVERGE_SECONDS)
     finally:
         codes = [node.stop() for node in nodes]
     logs = "\n".join(f"--- {n.name}\n{n.text()}" for n in nodes)

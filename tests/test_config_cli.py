@@ -173,6 +173,111 @@ def test_missing_input_folder_is_a_clear_error(
     assert "nope" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("key", ["output", "state"])
+def test_a_file_where_a_folder_goes_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    write_article(tmp_path / "in", "a.md", "https://a.example.com/a")
+    folders = {"output": tmp_path / "o", "state": tmp_path / "s"}
+    folders[key].write_text("not a folder\n", encoding="utf-8")
+    args = ["build", "--input", str(tmp_path / "in")]
+    for name, folder in folders.items():
+        args += [f"--{name}", str(folder)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    # One sentence naming the path and the setting, not one warning per feed file.
+    assert len(err.strip().splitlines()) == 2  # the heading and the one problem
+    assert str(folders[key]) in err
+    assert f"--{key}" in err
+    assert folders[key].read_text(encoding="utf-8") == "not a folder\n"
+
+
+def test_files_that_cannot_be_written_are_one_line_per_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for n in range(4):
+        write_article(tmp_path / "in", f"a{n}.md", f"https://a.example.com/{n}", topics=[f"T{n}"])
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "topics").write_text("", encoding="utf-8")  # every topic feed fails
+    folders = ["--input", "in", "--output", "o", "--state", "s"]
+    code = main(["build", *(str(tmp_path / f) if f[0] != "-" else f for f in folders)])
+    assert code == 1
+    warnings = [line for line in capsys.readouterr().err.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1  # not one per file: 4 topics x 3 formats failed
+    assert "12" in warnings[0]
+    assert (tmp_path / "o" / "all.atom.xml").is_file()  # the rest was written
+
+
+def test_catalog_rebuild_with_a_wrong_input_leaves_the_catalog_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_article(tmp_path / "in", "a.md", "https://a.example.com/a")
+    state = tmp_path / "s"
+    folders = ["--output", str(tmp_path / "o"), "--state", str(state)]
+    assert main(["build", "--input", str(tmp_path / "in"), *folders]) == 0
+    before = {p.name: p.read_bytes() for p in state.iterdir()}
+    capsys.readouterr()
+    assert main(["catalog", "rebuild", "--input", str(tmp_path / "typo"), *folders]) == 2
+    assert "typo" in capsys.readouterr().err
+    # Not moved aside as "damaged", nor replaced by a new one.
+    assert {p.name: p.read_bytes() for p in state.iterdir()} == before
+
+
+def test_serve_without_an_output_folder_says_which_problem_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    messages = []
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    for output in (tmp_path / "missing", tmp_path / "a-file"):
+        assert main(["serve", "--output", str(output), "--port", "0"]) == 1
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert str(output) in line
+        messages.append(line.replace(str(output), "OUTPUT"))
+    assert messages[0] != messages[1]  # a file is not called missing
+
+
+def test_check_with_an_input_that_is_a_file_says_what_to_set(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("", encoding="utf-8")
+    done = cli("check", "--input", "notes.md", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "notes.md" in done.stderr
+    assert "--input" in done.stderr
+
+
+def test_ctrl_c_during_a_build_says_so_and_exits_130(tmp_path: Path) -> None:
+    from aggregator.build import Builder
+
+    write_article(tmp_path / "in", "a.md", "https://a.example.com/a")
+    settings = Settings(input=tmp_path / "in", output=tmp_path / "o", state=tmp_path / "s")
+    err = tmp_path / "stderr.txt"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # A build waiting for the lock another build holds: a build in progress, deterministic.
+    with Builder(settings), err.open("w", encoding="utf-8") as err_file:
+        command = ["build", "--input", "in", "--output", "o", "--state", "s", "--wait", "60"]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", *command],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not err.read_text(encoding="utf-8"):  # the line saying it waits
+                assert process.poll() is None, err.read_text()
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 130
+        finally:
+            process.kill()
+            process.wait()
+    lines = err.read_text(encoding="utf-8").strip().splitlines()
+    assert "Traceback" not in "\n".join(lines)
+    assert lines[-1].startswith("aggregator build: ")
+
+
 def test_python_dash_m_builds_the_seeds_like_the_quick_start(tmp_path: Path) -> None:
     """The README's first command, minus the venv set-up: the config's seeds → feeds."""
     work = tmp_path / "work"
@@ -402,6 +507,21 @@ def test_check_of_a_missing_file_says_it_does_not_exist(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "rejected nonexistent.md: no such file" in done.stdout
     assert "vanished" not in done.stdout
+
+
+def test_check_of_a_folder_checks_its_article_files(tmp_path: Path) -> None:
+    write_article(tmp_path / "in" / "batch", "good.md", "https://a.example.com/g")
+    write_article(tmp_path / "in" / "batch" / "deeper", "also.md", "https://a.example.com/a")
+    (tmp_path / "in" / "batch" / "bad.md").write_text("no front matter\n", encoding="utf-8")
+    (tmp_path / "in" / "batch" / "notes.bin").write_bytes(b"\0")  # no pattern matches it
+    done = cli("check", "--input", "in", "in/batch", cwd=tmp_path)
+    assert done.returncode == 1
+    rejected = [line for line in done.stdout.splitlines() if line.startswith("rejected ")]
+    assert len(rejected) == 1
+    assert "bad.md" in rejected[0]
+    assert done.stdout.splitlines()[-1].startswith("3 article files checked")
+    (tmp_path / "in" / "batch" / "bad.md").unlink()
+    assert cli("check", "--input", "in", "in/batch", cwd=tmp_path).returncode == 0
 
 
 def test_a_rejection_names_the_file_once(

@@ -21,12 +21,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import feedparser
 import pytest
 from articlefiles import article_text, write_article
+from waiting import Recorder
+from waiting import wait_for as _wait_for
 
 import aggregator.daemon as daemon_module
 from aggregator.articles import read_article
@@ -52,18 +55,10 @@ SEEDS = REPO / "seeds"
 GEN_CORPUS = REPO.parent / "shared" / "tools" / "gen_corpus.py"
 BASE = "https://feeds.example.org/"
 TIMEOUT = 15.0
+wait_for = partial(_wait_for, timeout=TIMEOUT)
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll until `predicate()` is true; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def entries(settings: Settings, feed: str = "all") -> dict[str, str]:
@@ -87,30 +82,6 @@ def not_listed(settings: Settings, url: str, *feeds: str) -> Callable[[], bool]:
 
 def titled(settings: Settings, url: str, title: str, feed: str = "all") -> Callable[[], bool]:
     return lambda: entries(settings, feed).get(url) == title
-
-
-class Recorder:
-    """A sink that keeps every event (called on the build thread, read on the test's)."""
-
-    def __init__(self) -> None:
-        self._events: list[ChangeEvent] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: ChangeEvent) -> None:
-        with self._lock:
-            self._events.append(event)
-
-    @property
-    def events(self) -> list[ChangeEvent]:
-        with self._lock:
-            return list(self._events)
-
-    def of(self, kind: type[Any], since: int = 0) -> list[Any]:
-        return [e for e in self.events[since:] if isinstance(e, kind)]
-
-    @property
-    def builds(self) -> int:
-        return len(self.of(BuildFinished))
 
 
 class SpyBuilder(Builder):

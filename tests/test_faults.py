@@ -22,12 +22,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import pytest
 from articlefiles import article_text, write_article
+from waiting import wait_for as _wait_for
 
 from aggregator.build import Builder
 from aggregator.config import Settings
@@ -40,18 +42,10 @@ pytestmark = pytest.mark.faults
 BASE = "https://feeds.example.org/"
 IN_CI = os.environ.get("CI") == "true"
 TIMEOUT = 60.0
+wait_for = partial(_wait_for, timeout=TIMEOUT)
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll until `predicate()` is true; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def write_corpus(folder: Path, count: int, *, start: int = 0) -> None:
@@ -734,6 +728,19 @@ def test_an_inotify_overflow_starts_a_full_scan_at_once(
             subprocess.Popen(["sh", "-c", f'cp "{source}"/* "{folders.input}"/'])
             for source in sources
         ]
+        # The watcher must fall behind, whatever the machine's speed: this thread keeps the
+        # GIL for a while (pure Python, no call that releases it, a long switch interval),
+        # so watchdog's reader thread cannot drain the kernel's queue of 64 events while
+        # the copies make thousands. (On a busy machine it fell behind by itself; on a
+        # quiet one it once kept up, and nothing overflowed.)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(60.0)
+        try:
+            until = time.monotonic() + 2.0
+            while time.monotonic() < until:
+                pass
+        finally:
+            sys.setswitchinterval(interval)
         for copy in copies:
             assert copy.wait() == 0
         copied = time.monotonic()

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from httpcheck import TIMEOUT, Client, a_then_b, build, wait_for
+from httpcheck import Client, a_then_b, build
+from waiting import TIMEOUT, wait_for
 
 from aggregator.config import Settings
 

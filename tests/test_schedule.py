@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 import feedparser
 import pytest
 from articlefiles import write_article
+from waiting import Recorder, wait_for
 
 from aggregator.build import Builder, BuildReport
 from aggregator.cli import main
@@ -114,33 +115,6 @@ def written(report: BuildReport) -> list[str]:
 
 def of(events: tuple[ChangeEvent, ...] | list[ChangeEvent], kind: type) -> list[ChangeEvent]:
     return [e for e in events if isinstance(e, kind)]
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self._events: list[ChangeEvent] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: ChangeEvent) -> None:
-        with self._lock:
-            self._events.append(event)
-
-    @property
-    def events(self) -> list[ChangeEvent]:
-        with self._lock:
-            return list(self._events)
-
-    @property
-    def builds(self) -> int:
-        return len(of(self.events, BuildFinished))
 
 
 @contextmanager

@@ -27,7 +27,8 @@ from pathlib import Path
 import feedparser
 import pytest
 from articlefiles import write_article
-from httpcheck import SECOND, TIMEOUT, Client, a_then_b, build, titles, wait_for
+from httpcheck import SECOND, Client, a_then_b, build, titles
+from waiting import TIMEOUT, wait_for
 
 from aggregator.config import Settings, load_settings
 from aggregator.errors import AggregatorError, ConfigError

@@ -3,18 +3,21 @@ nothing owed is lost (failures retried, a stop resumed at the next start, bounde
 
 from __future__ import annotations
 
+import logging
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import feedparser
 import pytest
 from articlefiles import write_article
 from hubs import RecordingHub, closed_port_url, recording_hub
+from waiting import Recorder
+from waiting import wait_for as _wait_for
 
 from aggregator import websub
 from aggregator.build import Builder
@@ -22,12 +25,14 @@ from aggregator.catalog import Catalog
 from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
-from aggregator.model import ChangeEvent, HubPinged, HubPingFailed
+from aggregator.model import HubPinged, HubPingFailed
+from aggregator.notify import LogSink, Sink, log_sink
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "https://feeds.example.org/"
 TIMEOUT = 15.0
 FORMATS = (".rss.xml", ".atom.xml", ".json")
+wait_for = partial(_wait_for, timeout=TIMEOUT)
 
 
 def topics_of(*stems: str) -> list[str]:
@@ -35,14 +40,6 @@ def topics_of(*stems: str) -> list[str]:
 
 
 SEED_TOPICS = topics_of("all", "topics/ai", "topics/computer-vision", "providers/forbes-com")
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def owed(settings: Settings) -> list[str]:
@@ -74,7 +71,7 @@ def settings(tmp_path: Path, hub: RecordingHub) -> Settings:
     )
 
 
-def cli_build(settings: Settings, tmp_path: Path) -> int:
+def cli_build(settings: Settings, tmp_path: Path, *flags: str) -> int:
     config = tmp_path / "aggregator.yaml"
     hubs = "".join(f"\n    - {h}" for h in settings.hubs)
     config.write_text(
@@ -82,7 +79,7 @@ def cli_build(settings: Settings, tmp_path: Path) -> int:
         f"base_url: {settings.base_url}\nworkers: 1\nwebsub:\n  hubs:{hubs}\n",
         encoding="utf-8",
     )
-    return main(["build", "--config", str(config)])
+    return main(["build", "--config", str(config), *flags])
 
 
 # --- the ping itself -------------------------------------------------------------------------
@@ -148,7 +145,7 @@ def test_a_failed_ping_stays_owed_and_the_next_build_sends_it(
     assert cli_build(settings, tmp_path) == 0  # the feeds are written: the build succeeded
     captured = capsys.readouterr()
     assert "0 ping(s) sent, 12 failed" in captured.out
-    assert "owed until the next run" in captured.err
+    assert "sent at the next run" in captured.err
     assert owed(settings) == sorted(f"{hub.url} {t}" for t in SEED_TOPICS)
     before = {p: p.read_bytes() for p in settings.output.rglob("*") if p.is_file()}
 
@@ -198,24 +195,11 @@ def test_pings_owed_to_a_hub_no_longer_configured_are_dropped(
 # --- the daemon --------------------------------------------------------------------------------
 
 
-class Events:
-    def __init__(self) -> None:
-        self._events: list[ChangeEvent] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: ChangeEvent) -> None:
-        with self._lock:
-            self._events.append(event)
-
-    def of(self, kind: type[ChangeEvent]) -> list[ChangeEvent]:
-        with self._lock:
-            return [e for e in self._events if isinstance(e, kind)]
-
-
 @contextmanager
-def running(settings: Settings) -> Iterator[Events]:
-    events = Events()
-    daemon = Daemon(settings, sinks=[events])
+def running(settings: Settings, *sinks: Sink) -> Iterator[Recorder]:
+    """The daemon, its events recorded (and handed to `sinks` too)."""
+    events = Recorder()
+    daemon = Daemon(settings, sinks=[events, *sinks])
     daemon.start()
     try:
         yield events
@@ -223,7 +207,7 @@ def running(settings: Settings) -> Iterator[Events]:
         assert daemon.stop(), "the daemon did not stop in time"
 
 
-def pinged(events: Events) -> list[str]:
+def pinged(events: Recorder) -> list[str]:
     return sorted(e.topic for e in events.of(HubPinged))  # type: ignore[attr-defined]
 
 
@@ -299,6 +283,121 @@ def test_ping_events_read_well_in_the_log() -> None:
         "retry_seconds": None,
         "given_up": True,
     }
+
+
+# --- the log: one line per hub's state, not one per ping --------------------------------------
+
+
+def live_log(**options: float) -> LogSink:
+    """The daemon's own log sink, logging to aggregator.changes (caplog sees it)."""
+    return log_sink(logging.getLogger("aggregator.changes"), live=True, **options)
+
+
+def hub_lines(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[str]:
+    """The log lines at `level` or above about hubs (by the event they carry)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= level and str(getattr(r, "change", {}).get("event", "")).startswith("hub")
+    ]
+
+
+def stderr_lines(capsys: pytest.CaptureFixture[str], hub: str, level: str) -> list[str]:
+    """The log lines `aggregator build` printed about `hub` at `level` (the log's format is
+    "time LEVEL message")."""
+    return [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if hub in line and f" {level} " in line
+    ]
+
+
+def test_a_build_logs_one_line_for_an_unreachable_hub_not_one_per_topic(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = closed_port_url()
+    capsys.readouterr()
+    assert cli_build(replace(settings, hubs=(gone,)), tmp_path) == 0
+    assert len(owed(settings)) == 12
+    (line,) = stderr_lines(capsys, gone, "WARNING")
+    assert "12" in line
+
+
+def test_a_build_logs_one_line_for_the_pings_a_hub_took(
+    settings: Settings, hub: RecordingHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert cli_build(settings, tmp_path, "--verbose") == 0
+    assert len(hub.pings) == 12
+    err = capsys.readouterr().err.splitlines()
+    (line,) = [x for x in err if hub.url in x and " INFO " in x]
+    assert "12" in line
+    # Each ping keeps its own line, at DEBUG (shown with --verbose).
+    assert len([x for x in err if hub.url in x and " DEBUG " in x]) == 12
+
+
+def test_the_daemon_logs_a_failing_hub_once_and_its_recovery_once(
+    settings: Settings,
+    hub: RecordingHub,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aggregator")
+    monkeypatch.setattr(websub, "RETRY_FIRST_SECONDS", 0.05)
+    hub.status = 500
+    with running(settings, live_log()) as events:
+        wait_for(lambda: len(hub.pings) >= 4 * 12, "four tries of every topic")
+        (failing,) = hub_lines(caplog)  # not one per ping, nor one per retry
+        assert "HTTP 500" in failing
+        hub.status = 202
+        wait_for(lambda: pinged(events) == SEED_TOPICS, "every topic pinged")
+        wait_for(lambda: len(hub_lines(caplog)) == 2, "the recovery line")
+        assert "12" in hub_lines(caplog)[1]
+
+        # Once recovered, a live change's pings are logged as usual.
+        write_article(settings.input, "new.txt", "https://a.example.com/n", topics=["Robotics"])
+        wait_for(lambda: len(pinged(events)) == 12 + 9, "the new article's pings")
+        wait_for(lambda: len(hub_lines(caplog)) == 2 + 9, "a line per live ping")
+    assert len(hub_lines(caplog)) == 2 + 9
+
+
+def test_a_hub_that_keeps_failing_is_summarised_at_most_once_per_period(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator")
+    monkeypatch.setattr(websub, "RETRY_FIRST_SECONDS", 0.02)
+    monkeypatch.setattr(websub, "RETRY_MAX_SECONDS", 0.05)
+    period = 0.5
+    unreachable = replace(settings, hubs=(closed_port_url(),))
+    started = time.monotonic()
+    with running(unreachable, live_log(hub_summary_seconds=period)) as events:
+        wait_for(lambda: len(hub_lines(caplog)) >= 3, "two summaries after the first line")
+        failures = len(events.of(HubPingFailed))
+    elapsed = time.monotonic() - started
+    lines = hub_lines(caplog)
+    assert failures > 10 * len(lines)  # many failed tries, few lines
+    assert len(lines) <= 1 + elapsed / period + 1
+
+
+def test_pings_given_up_are_logged_per_hub(
+    settings: Settings,
+    hub: RecordingHub,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator")
+    monkeypatch.setattr(websub, "GIVE_UP_SECONDS", 0.0)
+    hub.status = 500
+    with running(settings, live_log()) as events:
+        wait_for(
+            lambda: len([e for e in events.of(HubPingFailed) if e.given_up]) == 12,
+            "every ping given up",
+        )  # type: ignore[attr-defined]
+        wait_for(lambda: len(hub_lines(caplog)) == 2, "failing, giving up")
+    assert [r.levelno for r in caplog.records if r.getMessage() in hub_lines(caplog)] == [
+        logging.WARNING,
+        logging.ERROR,
+    ]
 
 
 # --- discovery over HTTP: aggregator serve's Link header --------------------------------------

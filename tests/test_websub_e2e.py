@@ -20,9 +20,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import feedparser
@@ -30,10 +29,10 @@ import pytest
 from articlefiles import write_article
 from jsonfeedcheck import check_json_feed
 from subscriber import Subscriber, running_subscriber, signature_ok, subscribe
+from waiting import wait_for
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-TIMEOUT = 20.0
 SECRET = "a subscriber's secret"
 NEW_URL = "https://news.example.com/pushed-within-the-second"
 
@@ -53,14 +52,6 @@ def _needs_the_hub() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI: the WebSub end-to-end test cannot run: {missing}")
     pytest.skip(missing)
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def free_port() -> int:
