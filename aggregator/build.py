@@ -67,7 +67,13 @@ from aggregator.plan import (
     plan_feed,
     summaries,
 )
-from aggregator.publish import PublishBatch, publish_all, remove_stale_temps, sidecar_of
+from aggregator.publish import (
+    PublishBatch,
+    gzip_bytes,
+    publish_all,
+    remove_stale_temps,
+    sidecar_of,
+)
 from aggregator.slugs import FeedRules
 from aggregator.sources import FileStat, SourceFilter, scan_sources, stat_source
 
@@ -386,27 +392,38 @@ def render_feeds(
     return rendered
 
 
-_Wire = tuple[str, str, str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, bytes], ...]]
+_Wire = tuple[
+    str, str, str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, bytes, bytes | None], ...]
+]
 
 
-def _render_chunk(
-    catalog: tuple[str, str],
-    keys: list[str],
-    settings: PlanSettings,
-    now: str,
-    embargo: bool,
-) -> list[_Wire]:
-    """Worker: render some feeds from a read-only view of the committed catalog."""
-    location, node = catalog  # the catalog to open and this node's name in it
-    view = Catalog(location, readonly=True, node=node)
+@dataclass(frozen=True, slots=True)
+class _RenderJob:
+    """What every render worker of one build needs besides its feeds."""
+
+    location: str  # the catalog to open
+    node: str  # this node's name in it
+    settings: PlanSettings
+    now: str  # the build's cut-off
+    embargo: bool
+    gzip: bool  # compress the sidecars too
+
+
+def _render_chunk(job: _RenderJob, keys: list[str]) -> list[_Wire]:
+    """Worker: render some feeds from a read-only view of the committed catalog.
+
+    With `job.gzip`, each file's sidecar is compressed here too: the workers compress in
+    parallel what the main process would otherwise compress alone, one file after another.
+    """
+    view = Catalog(job.location, readonly=True, node=job.node)
     try:
         rendered = render_feeds(
             view,
             [FeedKey.parse(k) for k in keys],
-            settings,
+            job.settings,
             {},
-            parse_date(now),
-            embargo=embargo,
+            parse_date(job.now),
+            embargo=job.embargo,
         )
     finally:
         view.close()
@@ -418,7 +435,7 @@ def _render_chunk(
             format_date(r.record.updated),
             r.record.guids,
             r.previous_guids,
-            tuple((f.path, f.data) for f in r.files),
+            tuple((f.path, f.data, gzip_bytes(f.data) if job.gzip else None) for f in r.files),
         )
         for r in rendered
     ]
@@ -429,7 +446,7 @@ def _from_wire(wire: _Wire) -> RenderedFeed:
     return RenderedFeed(
         FeedRecord(FeedKey.parse(key), name, parse_date(updated), guids),
         previous,
-        tuple(RenderedFile(path, data) for path, data in files),
+        tuple(RenderedFile(path, data, gzipped) for path, data, gzipped in files),
     )
 
 
@@ -955,14 +972,15 @@ class Builder:
             return
         # Small chunks balance the load: a few feeds (all, the big topics) are far larger.
         chunks = [[str(k) for k in keys[i : i + 8]] for i in range(0, len(keys), 8)]
-        results = workers.pool.map(
-            _render_chunk,
-            [(self.catalog.location, self.settings.node)] * len(chunks),
-            chunks,
-            [self.plan_settings] * len(chunks),
-            [format_date(now)] * len(chunks),
-            [embargo] * len(chunks),
+        job = _RenderJob(
+            self.catalog.location,
+            self.settings.node,
+            self.plan_settings,
+            format_date(now),
+            embargo,
+            self.settings.gzip_sidecars,
         )
+        results = workers.pool.map(_render_chunk, [job] * len(chunks), chunks)
         for chunk in results:
             for wire in chunk:
                 yield _from_wire(wire)
@@ -979,21 +997,19 @@ class Builder:
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
         batch = PublishBatch(self.output, gzip=self.settings.gzip_sidecars)
-        rendered: list[RenderedFeed] = []
+        # What commit's results are matched with; the bytes (and sidecars) are not kept: once
+        # staged they are in the temp files, and holding every feed's would raise peak memory.
+        rendered: list[tuple[FeedRecord, tuple[str, ...], tuple[str, ...]]] = []
         if progress is not None:
             progress.start(len(keys))
         try:
             # Staged as they arrive, so writing overlaps the workers' rendering.
             for made in self._render(keys, workers, now):
                 paths = self._paths_of(made.record.key)
-                feed = RenderedFeed(
-                    made.record,
-                    made.previous_guids,
-                    tuple(f for f in made.files if f.path in paths),
-                )
-                rendered.append(feed)
-                for file in feed.files:
+                files = [f for f in made.files if f.path in paths]
+                for file in files:
                     batch.stage(file)
+                rendered.append((made.record, made.previous_guids, tuple(f.path for f in files)))
                 if progress is not None:
                     progress.advance(1)
         except BaseException:
@@ -1016,25 +1032,23 @@ class Builder:
         written = unchanged = 0
         done: list[FeedRecord] = []
         failed: list[FeedKey] = []
-        for feed in rendered:
-            pair = [results[file.path] for file in feed.files]
+        for record, previous_guids, written_to in rendered:
+            pair = [results[path] for path in written_to]
             errors = [r.error for r in pair if r.error is not None]
             if errors:
-                failed.append(feed.record.key)
+                failed.append(record.key)
                 events.extend(WriteFailed(error.path, error.reason) for error in errors)
                 continue
-            done.append(feed.record)
+            done.append(record)
             if any(r.written for r in pair):
                 written += 1
                 added, updated, removed = added_updated_removed(
-                    feed.previous_guids, feed.record.guids, changed_guids
+                    previous_guids, record.guids, changed_guids
                 )
-                events.append(
-                    FeedWritten(feed.record.key, added, updated, removed, len(feed.record.guids))
-                )
+                events.append(FeedWritten(record.key, added, updated, removed, len(record.guids)))
             else:
                 unchanged += 1
-                events.append(FeedUnchanged(feed.record.key))
+                events.append(FeedUnchanged(record.key))
         # Feeds written mark the indexes pending in the same transaction; they stay pending
         # until both are written, so a crash between the two cannot leave one stale.
         self.catalog.finish_feeds(done, failed)
@@ -1087,6 +1101,7 @@ class Builder:
 def _index_renderer() -> str:
     """Which renderer made the indexes: a new version of the page is published at the next
     build after an upgrade, not only once some feed changes."""
-    from aggregator.indexes import renderer_fingerprint
-
-    return renderer_fingerprint()
+    # The source read, not imported: a build with nothing to index (most rebuilds) would
+    # otherwise import the page's module (and ElementTree) just to ask for its digest.
+    source = Path(__file__).with_name("indexes.py")
+    return hashlib.sha256(source.read_bytes()).hexdigest()[:16]

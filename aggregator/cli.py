@@ -390,6 +390,8 @@ def _pings_summary(pings: list[ChangeEvent]) -> str:
 
 
 def _send_pings(settings: Settings, builder: Builder) -> list[ChangeEvent]:
+    if not builder.catalog.owed_pings():
+        return []  # the usual case: the HTTP client is not even imported
     from aggregator.websub import send_owed
 
     return send_owed(builder.catalog, settings.hubs, builder.now)

@@ -6,7 +6,6 @@ import dataclasses
 import difflib
 import os
 import re
-import socket
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,8 @@ _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 def _default_node() -> str:
     """The host name, as far as it is a valid node name (it names stored paths)."""
-    name = socket.gethostname().split(".")[0]
+    # uname, not socket.gethostname: the same name, without importing the socket module.
+    name = os.uname().nodename.split(".")[0]
     return name if _NODE_NAME.fullmatch(name) else "node"
 
 

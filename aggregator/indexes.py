@@ -6,17 +6,15 @@ feeds gives unchanged bytes (and no rewrite). `render.py` re-exports `render_ind
 
 from __future__ import annotations
 
-import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
-from pathlib import Path
 
 from aggregator.model import FeedFormat, FeedItem, FeedKind, FeedSummary, RenderedFile
 
-__all__ = ["HTML_PATH", "OPML_PATH", "render_indexes", "renderer_fingerprint", "xml_safe"]
+__all__ = ["HTML_PATH", "OPML_PATH", "render_indexes", "xml_safe"]
 
 OPML_PATH = "index.opml"
 HTML_PATH = "index.html"
@@ -37,11 +35,6 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 def xml_safe(text: str) -> str:
     """`text` without the characters XML cannot represent (they are never meaningful text)."""
     return _NOT_XML.sub("", text)
-
-
-def renderer_fingerprint() -> str:
-    """A digest of this module's code: it changes whenever the pages it makes could."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def render_indexes(

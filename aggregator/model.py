@@ -196,6 +196,9 @@ class RenderedFile:
 
     path: str
     data: bytes
+    # Its gzip sidecar's bytes when they were made already (by the render workers, in
+    # parallel); None: the publisher compresses `data` itself if it needs a sidecar.
+    gzipped: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

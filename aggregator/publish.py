@@ -30,16 +30,18 @@ import contextlib
 import gzip
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.errors import PublishError
 from aggregator.faults import crash_point
 from aggregator.model import RenderedFile
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 # The temp files `PublishBatch.stage` makes: `.` + the target's name + mkstemp's eight
 # random characters + `.tmp`. Only names of this exact shape are ever cleaned up, so a
@@ -165,7 +167,8 @@ class PublishBatch:
             if not unchanged:
                 temp = _write_temp(target, file.data, mtime_ns)
             if self.gzip:
-                sidecar_temp = _write_temp(sidecar_of(target), gzip_bytes(file.data), mtime_ns)
+                gzipped = file.gzipped if file.gzipped is not None else gzip_bytes(file.data)
+                sidecar_temp = _write_temp(sidecar_of(target), gzipped, mtime_ns)
         except OSError as exc:
             for path in (temp, sidecar_temp):
                 if path is not None:
@@ -174,6 +177,10 @@ class PublishBatch:
             self._results.append(PublishResult(file.path, False, _error(target, exc)))
             return
         if self._syncer is None:
+            # Imported here, as tempfile in `_write_temp`: a build with nothing to write
+            # (most rebuilds) need not import them.
+            from concurrent.futures import ThreadPoolExecutor
+
             self._syncer = ThreadPoolExecutor(1, thread_name_prefix="aggregator-fsync")
         temps = [t for t in (temp, sidecar_temp) if t is not None]
         synced = self._syncer.submit(_fsync_each, temps)
@@ -260,6 +267,8 @@ def _sidecar_matches(target: Path, status: os.stat_result) -> bool:
 
 def _write_temp(target: Path, data: bytes, mtime_ns: int) -> str:
     """`data` in a new hidden temp file beside `target`, mode 0644, mtime `mtime_ns`."""
+    import tempfile
+
     fd, temp = tempfile.mkstemp(
         prefix=f"{_TEMP_PREFIX}{target.name}.", suffix=_TEMP_SUFFIX, dir=target.parent
     )

@@ -50,7 +50,7 @@ from feedgen.util import xml_elem
 
 from aggregator.content import content_html, item_title, summary_html, unique
 from aggregator.indexes import render_indexes, xml_safe
-from aggregator.jsonfeed import render_json_feed
+from aggregator.jsonfeed import item_json, render_json_feed
 from aggregator.model import FeedFormat, FeedItem, FeedPlan, RenderedFile
 
 __all__ = ["GENERATOR", "clear_cache", "render_feed", "render_indexes"]
@@ -285,6 +285,7 @@ def _utc(when: datetime) -> datetime:
 def clear_cache() -> None:
     """Forget the shared entries (tests, or a long-running daemon that wants memory back)."""
     _entry.cache_clear()
+    item_json.cache_clear()
 
 
 def limit_cache(entries: int) -> None:
@@ -294,5 +295,6 @@ def limit_cache(entries: int) -> None:
     main process renders a few feeds per build for weeks, and must not grow to the full
     cache (about 20 kB an entry).
     """
-    if _entry.cache_info().currsize > entries:
-        _entry.cache_clear()
+    for cache in (_entry, item_json):
+        if cache.cache_info().currsize > entries:
+            cache.cache_clear()

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-from anyascii import anyascii
-
 from aggregator.model import Article, FeedKey, FeedKind
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -23,7 +21,14 @@ def slugify(name: str) -> str:
     The result never contains `/`, `.` or `\\`, so it cannot leave the folder it is joined to.
     An empty result means the name gets no feed.
     """
-    ascii_text = anyascii(name).lower()
+    if name.isascii():
+        ascii_text = name.lower()  # what anyascii would give, without importing it
+    else:
+        # Imported on first use: its import (importlib.resources, tempfile, shutil) is a
+        # good part of a build that has nothing to do.
+        from anyascii import anyascii
+
+        ascii_text = anyascii(name).lower()
     slug = _NOT_SLUG.sub("-", ascii_text).strip("-")
     return slug[:MAX_SLUG_LENGTH].rstrip("-")
 

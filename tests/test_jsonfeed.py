@@ -14,7 +14,7 @@ import pytest
 from jsonfeedcheck import check_json_feed, schema_errors
 from test_render import ATOM_NS, BASE, NASTY, article, item, plan
 
-from aggregator.jsonfeed import rfc3339
+from aggregator.jsonfeed import dumps_indented, rfc3339
 from aggregator.model import ALL_FORMATS, FeedFormat, FeedItem, FeedKey, FeedKind, Provider
 from aggregator.render import render_feed
 
@@ -96,6 +96,32 @@ def test_bytes_are_stable_utf8_with_a_trailing_newline() -> None:
     assert data.endswith(b"}\n")
     assert "日本語 😀".encode() in data  # not \u-escaped
     assert data == json.dumps(json.loads(data), ensure_ascii=False, indent=2).encode() + b"\n"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        [],
+        "",
+        {"a": [], "b": {}, "c": [{}], "d": [[], [[]]]},
+        {"items": [{"id": NASTY, "tags": ["x", "\u0000\u001f\u007f\u2028", '\\/"\n\t']}]},
+        ["1", {"authors": [{"name": "é"}]}, ("t", "u")],
+        {"n": 1, "f": 0.5, "t": True, "z": None, "nested": {"deep": [1, [2, {"x": "y"}]]}},
+    ],
+)
+def test_the_fast_indented_writer_gives_json_dumps_bytes(value: Any) -> None:
+    assert dumps_indented(value) == json.dumps(value, ensure_ascii=False, indent=2)
+
+
+@pytest.mark.parametrize("items", [(), variety()[:1], variety()])
+def test_feed_bytes_are_json_dumps_bytes_with_and_without_items(
+    items: tuple[FeedItem, ...],
+) -> None:
+    data = three(replace(plan(items), hubs=(HUB,)))[FeedFormat.JSON]
+    feed = json.loads(data)
+    assert len(feed["items"]) == len(items)
+    assert data == json.dumps(feed, ensure_ascii=False, indent=2).encode() + b"\n"
 
 
 def test_hubs_are_advertised_in_every_format() -> None:
