@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from pgserver import PostgresServer, binaries
+from pgserver import PostgresServer, running_server
 
 # --- threads (daemon, watcher) ------------------------------------------------------------
 # A test that leaves a thread running hides a missing stop() or join(): the next test then
@@ -59,18 +59,8 @@ def no_thread_left_behind() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A running PostgreSQL server for the whole session."""
-    found = binaries()
-    if found is None:
-        reason = "PostgreSQL binaries (initdb, pg_ctl) not installed: apt-get install postgresql"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    server = PostgresServer(found)
-    server.start()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture

@@ -37,6 +37,17 @@ class Client:
     def close(self) -> None:
         self.connection.close()
 
+# What our server and deploy/nginx.conf must both answer each kind of file with (the seeds'
+# build, plus an all.json the test writes): explicit types, never the host's mime table.
+CONTENT_TYPES = {
+    "/all.rss.xml": "application/rss+xml",
+    "/topics/ai.atom.xml": "application/atom+xml",
+    "/all.json": "application/feed+json",
+    "/index.opml": "text/x-opml",
+    "/index.html": "text/html; charset=utf-8",
+    "/": "text/html; charset=utf-8",
+}
+
 
 def build(settings: Settings) -> None:
     with Builder(settings) as builder:

@@ -16,9 +16,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+from services import service_missing
 
 
 def binaries() -> Path | None:
@@ -119,3 +121,19 @@ class PostgresServer:
         name = url.rsplit("/", 1)[1]
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """A started server, destroyed afterwards; without the binaries, `service_missing`."""
+    found = binaries()
+    if found is None:
+        service_missing(
+            "PostgreSQL binaries (initdb, pg_ctl) not installed: apt-get install postgresql"
+        )
+    server = PostgresServer(found)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()

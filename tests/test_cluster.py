@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pgserver import PostgresServer, binaries
+from pgserver import PostgresServer, running_server
 from waiting import wait_for as _wait_for
 
 from aggregator.build import Builder
@@ -103,18 +103,8 @@ class Node:
 @pytest.fixture
 def server() -> Iterator[PostgresServer]:
     """A server of this test's own: it is restarted in the middle of the burst."""
-    found = binaries()
-    if found is None:
-        reason = "PostgreSQL binaries (initdb, pg_ctl) not installed: apt-get install postgresql"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    server = PostgresServer(found)
-    server.start()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 def corpus(folder: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from articlefiles import write_article
+from services import service_missing
 
 from aggregator.cli import main
 from aggregator.config import Settings, load_settings
@@ -724,10 +725,6 @@ def test_health_says_whether_a_daemon_holds_the_state(tmp_path: Path) -> None:
 AGGREGATOR = str(BIN / "aggregator")
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI") == "true"
-
-
 def shell_run(shell: str, script: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AGG": AGGREGATOR, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     return subprocess.run(
@@ -843,9 +840,7 @@ def test_the_committed_man_page_is_the_generated_one() -> None:
 def test_the_man_page_is_valid_roff() -> None:
     groff = shutil.which("groff")
     if groff is None:
-        if in_ci():
-            pytest.fail("groff is not installed (.ci/run installs groff-base)")
-        pytest.skip("groff is not installed (apt-get install groff-base)")
+        service_missing("groff is not installed (apt-get install groff-base; .ci/run does)")
     done = subprocess.run(
         [groff, "-man", "-ww", "-z", str(ROOT / "docs/aggregator.1")],
         capture_output=True,

@@ -20,6 +20,7 @@ from typing import Any
 import html5lib
 import pytest
 from articlefiles import write_article
+from services import service_missing
 
 from aggregator.build import Builder
 from aggregator.config import Settings
@@ -218,9 +219,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevTools]:
     if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed (.ci/run installs it: apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        service_missing("chromium is not installed (apt-get install chromium; .ci/run does)")
     browser = DevTools(CHROMIUM, tmp_path_factory.mktemp("chromium-profile"))
     try:
         yield browser

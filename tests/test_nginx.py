@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from httpcheck import Client, a_then_b, build
+from httpcheck import CONTENT_TYPES, Client, a_then_b, build
+from services import service_missing
 from waiting import TIMEOUT, wait_for
 
 from aggregator.config import Settings
@@ -96,9 +97,7 @@ class Nginx:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     if NGINX is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is not installed (CI installs nginx-light: see .ci/run)")
-        pytest.skip("nginx is not installed (apt-get install -y nginx-light)")
+        service_missing("nginx is not installed (apt-get install -y nginx-light; .ci/run does)")
     shutil.copytree(ROOT / "seeds", tmp_path / "in")
     return Settings(
         input=tmp_path / "in",
@@ -121,15 +120,7 @@ def test_types_cache_control_and_index(settings: Settings, nginx: Nginx) -> None
     build(settings)
     (settings.output / "all.json").write_bytes(b'{"version": "https://jsonfeed.org/version/1.1"}')
     client = Client(nginx.port)
-    expected = {
-        "/all.rss.xml": "application/rss+xml",
-        "/topics/ai.atom.xml": "application/atom+xml",
-        "/all.json": "application/feed+json",
-        "/index.opml": "text/x-opml",
-        "/index.html": "text/html; charset=utf-8",
-        "/": "text/html; charset=utf-8",
-    }
-    for path, kind in expected.items():
+    for path, kind in CONTENT_TYPES.items():
         status, headers, _ = client.get(path)
         assert status == 200, path
         assert headers["content-type"] == kind, path

@@ -27,7 +27,7 @@ from pathlib import Path
 import feedparser
 import pytest
 from articlefiles import write_article
-from httpcheck import SECOND, Client, a_then_b, build, titles
+from httpcheck import CONTENT_TYPES, SECOND, Client, a_then_b, build, titles
 from waiting import TIMEOUT, wait_for
 
 from aggregator.config import Settings, load_settings
@@ -162,15 +162,7 @@ def test_sidecars_are_not_listed_in_the_indexes(settings: Settings) -> None:
 def test_each_kind_of_file_has_its_content_type(served: tuple[Settings, Client]) -> None:
     settings, client = served
     (settings.output / "all.json").write_bytes(b'{"version": "https://jsonfeed.org/version/1.1"}')
-    expected = {
-        "/all.rss.xml": "application/rss+xml",
-        "/topics/ai.atom.xml": "application/atom+xml",
-        "/all.json": "application/feed+json",
-        "/index.opml": "text/x-opml",
-        "/index.html": "text/html; charset=utf-8",
-        "/": "text/html; charset=utf-8",
-    }
-    for path, kind in expected.items():
+    for path, kind in CONTENT_TYPES.items():
         status, headers, body = client.get(path)
         assert status == 200, path
         assert headers["content-type"] == kind, path
