@@ -147,6 +147,10 @@ _SECTION_OF = {
     "hubs": "websub.hubs",
     **{key: f"serve.{key}" for key in _SERVE_KEYS},
 }
+# The keys of the file whose value is a mapping of settings: those above, and two more.
+_SECTIONS = frozenset(
+    {dotted.partition(".")[0] for dotted in _SECTION_OF.values()} | {"feed_titles", "builtin_feeds"}
+)
 # The top-level keys the template documents (flat forms of section keys are accepted too,
 # as the command line gives them, but never suggested).
 _DOCUMENTED_KEYS = (
@@ -247,16 +251,7 @@ def _dotted_keys(raw: Mapping[str, Any], origin: str) -> dict[str, str]:
     keys: dict[str, str] = {}
     for name, value in raw.items():
         key = str(name)
-        if key in (
-            "logging",
-            "daemon",
-            "serve",
-            "feed_titles",
-            "builtin_feeds",
-            "websub",
-        ) and isinstance(
-            value, dict
-        ):
+        if key in _SECTIONS and isinstance(value, dict):
             keys.update({f"{key}.{inner}": origin for inner in value})
         else:
             keys[_SECTION_OF.get(key, key)] = origin
