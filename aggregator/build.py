@@ -461,10 +461,23 @@ def _ordered(
     return min(a, b), max(a, b)
 
 
-def _remove_output(path: Path) -> None:
-    """Delete a feed file that no longer exists, and its gzip sidecar."""
-    path.unlink(missing_ok=True)
-    sidecar_of(path).unlink(missing_ok=True)
+def _remove_output(path: Path, why: str) -> bool:
+    """Delete an output file the build no longer writes, and its gzip sidecar (first: a
+    server must never find the sidecar without its file); True if the file was there.
+
+    A file that cannot be removed is logged, not raised: the build goes on.
+    """
+    removed = False
+    for target in (sidecar_of(path), path):
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            LOGGER.warning("cannot remove %s (%s): %s", target, why, exc)
+            continue
+        removed = removed or target == path
+    return removed
 
 
 def _released(item: DueItem) -> ArticleReleased:
@@ -820,7 +833,7 @@ class Builder:
             # A feed no longer defined is deleted, not left frozen: a reader polling it
             # gets a 404 instead of a feed that silently stopped.
             for fmt in ALL_FORMATS:
-                _remove_output(self.output / key.path(fmt))
+                _remove_output(self.output / key.path(fmt), "feed no longer defined")
         # A format dropped from a definition: its file goes too.
         self._remove_turned_off(definition.key for definition in self.settings.feeds)
         with catalog.transaction():
@@ -942,16 +955,9 @@ class Builder:
                 if fmt in kept:
                     continue
                 target = self.output / key.path(fmt)
-                # The gzip sidecar first: a server must never find it without its file.
-                for path in (sidecar_of(target), target):
-                    try:
-                        path.unlink()
-                    except FileNotFoundError:
-                        continue
-                    except OSError as exc:
-                        LOGGER.warning("cannot remove %s (format turned off): %s", path, exc)
-                        continue
-                    LOGGER.info("removed %s: the %s format is turned off", path, fmt.value)
+                why = f"the {fmt.value} format is turned off"
+                if _remove_output(target, why):
+                    LOGGER.info("removed %s: %s", target, why)
 
     def _render(
         self, keys: list[FeedKey], workers: _Workers, now: datetime
