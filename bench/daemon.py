@@ -234,8 +234,8 @@ class Target:
 
 def make_target(path: Path, index: int, output: Path) -> Target:
     """A corpus file made newest (so it enters every feed it belongs to) and published."""
-    from aggregator.articles import parse_article
-    from aggregator.slugs import feeds_of
+    from aggregator.membership import feeds_of
+    from aggregator.reading import parse_article
 
     # Past (an embargo would hold a future date back) but newer than any corpus date.
     newest = dt.datetime(2025, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=index)

@@ -186,7 +186,7 @@ class Aggregator:
 
 
 def count_published(files: Sequence[Path]) -> int:
-    from aggregator.articles import parse_article
+    from aggregator.reading import parse_article
 
     return sum(parse_article(p.read_bytes(), p.name).published for p in files)
 

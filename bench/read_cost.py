@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from aggregator.build import _read_stored
-from aggregator.slugs import DEFAULT_RULES
+from aggregator.membership import DEFAULT_RULES
+from aggregator.pipeline.builder import _read_stored
 
 LIMIT = 1_048_576
 SIZE = LIMIT - 200

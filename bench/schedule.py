@@ -48,11 +48,11 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from aggregator.articles import read_article  # noqa: E402
-from aggregator.build import Builder  # noqa: E402
 from aggregator.config import load_settings  # noqa: E402
-from aggregator.model import FeedUnchanged, FeedWritten  # noqa: E402
-from aggregator.slugs import feeds_of  # noqa: E402
+from aggregator.events import FeedUnchanged, FeedWritten  # noqa: E402
+from aggregator.membership import feeds_of  # noqa: E402
+from aggregator.pipeline import Builder  # noqa: E402
+from aggregator.reading import read_article  # noqa: E402
 
 DEFAULT_SHARED = REPO_ROOT.parent / "shared"
 DEFAULT_WORKDIR = Path("/tmp/aggregator-bench-schedule")

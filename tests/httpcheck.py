@@ -12,8 +12,8 @@ import feedparser
 from articlefiles import write_article
 from waiting import TIMEOUT
 
-from aggregator.build import Builder
 from aggregator.config import Settings
+from aggregator.pipeline import Builder
 
 SECOND = 1_000_000_000
 

@@ -21,11 +21,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aggregator import articles
-from aggregator.articles import front_matter_text, parse_article, read_article
 from aggregator.errors import ArticleError
-from aggregator.front_matter import MAX_DEPTH, parse_fast
 from aggregator.model import Article, Image, Provider, RelatedLink
+from aggregator.reading import (
+    MAX_DEPTH,
+    articles,
+    front_matter_text,
+    parse_article,
+    parse_fast,
+    read_article,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))
@@ -1200,8 +1205,8 @@ _READ = {"sexagesimal", "sexagesimal-float", "decimal", "hex", "float", "related
 @pytest.mark.parametrize("case", sorted(_COSTLY))
 def test_reading_one_file_costs_at_most_a_second_of_cpu(tmp_path: Path, case: str) -> None:
     """Through the whole per-file boundary (read, parse, Article, stored form)."""
-    from aggregator.build import _read_stored
-    from aggregator.slugs import DEFAULT_RULES
+    from aggregator.membership import DEFAULT_RULES
+    from aggregator.pipeline.builder import _read_stored
 
     content = f"---\n{MINIMAL}{_COSTLY[case]}\n---\n".encode()[: articles.DEFAULT_MAX_BYTES - 10]
     if not content.endswith(b"\n---\n"):

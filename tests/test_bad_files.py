@@ -20,9 +20,9 @@ from articlefiles import article_text, bump_mtime, write_article
 from test_daemon import running, wait_for
 from test_daemon import settings as settings  # noqa: PLC0414 - the daemon tests' fixture
 
-from aggregator.build import PARALLEL_FILES, Builder, BuildReport
 from aggregator.config import Settings
-from aggregator.model import ArticleRejected, ArticleUnpublished
+from aggregator.events import ArticleRejected, ArticleUnpublished
+from aggregator.pipeline import PARALLEL_FILES, Builder, BuildReport
 
 BASE = "https://feeds.example.org/"
 HEX = "0x" + "f" * 5000
@@ -285,7 +285,7 @@ def test_max_excerpt_chars_is_a_setting_and_changing_it_re_renders(folders: Sett
 def test_cut_keeps_at_most_the_limit_and_ends_on_a_word(
     text: str, limit: int, expected: str
 ) -> None:
-    from aggregator.plan import cut
+    from aggregator.output import cut
 
     assert cut(text, limit) == expected
     assert len(cut(text, limit)) <= limit

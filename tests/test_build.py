@@ -14,20 +14,18 @@ import feedparser
 import pytest
 from articlefiles import SECRET, bump_mtime, write_article
 
-from aggregator.build import Builder, BuildReport
 from aggregator.config import Settings
-from aggregator.model import (
+from aggregator.events import (
     ArticleAdded,
     ArticleRejected,
     ArticleRemoved,
     ArticleUnpublished,
     ArticleUpdated,
     DuplicateUrl,
-    FeedFormat,
-    FeedKey,
-    FeedKind,
     FeedWritten,
 )
+from aggregator.model import FeedFormat, FeedKey, FeedKind
+from aggregator.pipeline import Builder, BuildReport
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 BASE = "https://feeds.example.org/"
@@ -480,7 +478,7 @@ def test_stale_temp_files_of_every_kind_are_removed_and_nothing_else(tmp_path: P
     """A kill after staging leaves temp files of feeds, sidecars and indexes; the next build
     removes exactly those (`remove_stale_temps`), never a file someone else put there."""
     from aggregator.model import RenderedFile
-    from aggregator.publish import PublishBatch, remove_stale_temps
+    from aggregator.output import PublishBatch, remove_stale_temps
 
     out = tmp_path / "out"
     batch = PublishBatch(out, gzip=True)

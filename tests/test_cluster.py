@@ -26,9 +26,9 @@ import pytest
 from pgserver import PostgresServer, running_server
 from waiting import wait_for as _wait_for
 
-from aggregator.build import Builder
 from aggregator.catalog import Catalog
 from aggregator.config import Settings
+from aggregator.pipeline import Builder
 
 ROOT = Path(__file__).resolve().parents[1]
 GEN_CORPUS = ROOT.parent / "shared" / "tools" / "gen_corpus.py"

@@ -247,7 +247,7 @@ def test_check_with_an_input_that_is_a_file_says_what_to_set(tmp_path: Path) -> 
 
 
 def test_ctrl_c_during_a_build_says_so_and_exits_130(tmp_path: Path) -> None:
-    from aggregator.build import Builder
+    from aggregator.pipeline import Builder
 
     write_article(tmp_path / "in", "a.md", "https://a.example.com/a")
     settings = Settings(input=tmp_path / "in", output=tmp_path / "o", state=tmp_path / "s")
@@ -337,7 +337,7 @@ def test_the_repository_config_is_the_packaged_template_filled_in() -> None:
     """One source: config/aggregator.yaml is aggregator/templates/aggregator.yaml for seeds/
     (regenerate it with `python -c 'from aggregator.starter import repository_config_text;
     print(repository_config_text(), end="")' > config/aggregator.yaml`)."""
-    from aggregator.starter import repository_config_text
+    from aggregator.cli import repository_config_text
 
     assert (ROOT / "config/aggregator.yaml").read_text(encoding="utf-8") == (
         repository_config_text()
@@ -593,7 +593,7 @@ def test_the_readme_summary_is_what_a_fresh_clone_prints(tmp_path: Path) -> None
 
 
 def test_the_progress_covers_rendering_and_writing(tmp_path: Path) -> None:
-    from aggregator.build import Builder
+    from aggregator.pipeline import Builder
 
     class Recorded:
         def __init__(self) -> None:
@@ -771,7 +771,7 @@ def test_a_new_subcommand_shows_up_in_completion_and_man_page(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Commands and flags are declared once: a new one reaches every generated file."""
-    from aggregator import cli
+    from aggregator.cli import program as cli
 
     extra = cli.Command("serve-demo", "a demo", "A demo command.", ("config", "poll"), cli._run)
     monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, extra))

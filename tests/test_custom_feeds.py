@@ -12,12 +12,13 @@ import pytest
 import yaml
 from articlefiles import write_article
 
-from aggregator.build import Builder, BuildReport
 from aggregator.cli import main
 from aggregator.config import load_settings
 from aggregator.errors import ConfigError
-from aggregator.feeddefs import parse_feed_definitions
-from aggregator.model import Article, FeedWritten, Image, Provider
+from aggregator.events import FeedWritten
+from aggregator.membership import parse_feed_definitions
+from aggregator.model import Article, Image, Provider
+from aggregator.pipeline import Builder, BuildReport
 
 BASE = "https://feeds.example.org/"
 

@@ -31,12 +31,10 @@ from articlefiles import article_text, write_article
 from waiting import Recorder
 from waiting import wait_for as _wait_for
 
-import aggregator.daemon as daemon_module
-from aggregator.articles import read_article
-from aggregator.build import Builder, BuildReport, Progress
+import aggregator.daemon.service as daemon_module
 from aggregator.config import Settings
-from aggregator.daemon import Daemon
-from aggregator.model import (
+from aggregator.daemon import ChangeHandler, Daemon
+from aggregator.events import (
     ArticleAdded,
     ArticleRejected,
     ArticleRemoved,
@@ -47,8 +45,9 @@ from aggregator.model import (
     FeedWritten,
     WriteFailed,
 )
-from aggregator.slugs import feeds_of
-from aggregator.watch import ChangeHandler
+from aggregator.membership import feeds_of
+from aggregator.pipeline import Builder, BuildReport, Progress
+from aggregator.reading import read_article
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
@@ -642,8 +641,8 @@ def test_a_restart_publishes_what_changed_while_stopped(settings: Settings) -> N
 def test_a_second_daemon_on_the_same_state_is_refused(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aggregator.build import BuildLock
     from aggregator.errors import AggregatorError
+    from aggregator.pipeline import BuildLock
 
     with running(settings):
         # Fail fast rather than after the builder's 30 s wait for the lock.

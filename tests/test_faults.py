@@ -32,11 +32,11 @@ from articlefiles import article_text, write_article
 from services import service_missing
 from waiting import wait_for as _wait_for
 
-from aggregator.build import Builder
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
 from aggregator.errors import AggregatorError, CatalogError
-from aggregator.model import ArticleAdded, ChangeEvent
+from aggregator.events import ArticleAdded, ChangeEvent
+from aggregator.pipeline import Builder
 
 pytestmark = pytest.mark.faults
 

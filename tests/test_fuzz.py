@@ -24,10 +24,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from test_articles import assert_fast_matches_pyyaml
 
-from aggregator.articles import EARLIEST, LATEST, front_matter_text, parse_article, read_article
 from aggregator.catalog import StoredArticle
 from aggregator.errors import ArticleError
 from aggregator.model import Article
+from aggregator.reading import EARLIEST, LATEST, front_matter_text, parse_article, read_article
 
 SEEDS = sorted((Path(__file__).resolve().parents[1] / "seeds").glob("*.txt"))
 SEED_BYTES = [path.read_bytes() for path in SEEDS]

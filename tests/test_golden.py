@@ -15,8 +15,8 @@ import feedparser
 import pytest
 from jsonfeedcheck import check_json_feed
 
-from aggregator.build import Builder
 from aggregator.config import Settings
+from aggregator.pipeline import Builder
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests/golden"

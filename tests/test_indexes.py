@@ -22,10 +22,10 @@ import pytest
 from articlefiles import write_article
 from services import service_missing
 
-from aggregator.build import Builder
 from aggregator.config import Settings
 from aggregator.model import FeedKey, FeedKind, FeedSummary
-from aggregator.render import render_indexes
+from aggregator.output import render_indexes
+from aggregator.pipeline import Builder
 
 BASE = "https://feeds.example.org/"
 TOPICS = ["AI", "Energy", "Cloud Computing", "Robots & <Machines>", "Vision"]

@@ -14,9 +14,8 @@ import pytest
 from jsonfeedcheck import check_json_feed, schema_errors
 from test_render import ATOM_NS, BASE, NASTY, article, item, plan
 
-from aggregator.jsonfeed import dumps_indented, rfc3339
 from aggregator.model import ALL_FORMATS, FeedFormat, FeedItem, FeedKey, FeedKind, Provider
-from aggregator.render import render_feed
+from aggregator.output import dumps_indented, render_feed, rfc3339
 
 HUB = "http://127.0.0.1:9/hub"
 

@@ -17,7 +17,6 @@ from typing import Any
 import feedparser
 import pytest
 
-from aggregator import render
 from aggregator.model import (
     Article,
     FeedFormat,
@@ -30,7 +29,7 @@ from aggregator.model import (
     Provider,
     RelatedLink,
 )
-from aggregator.render import render_feed, render_indexes
+from aggregator.output import render, render_feed, render_indexes
 
 BASE = "https://feeds.example.org/out/"
 T0 = datetime(2024, 5, 1, 12, 30, 15, tzinfo=UTC)

@@ -20,12 +20,11 @@ import pytest
 from articlefiles import write_article
 from waiting import Recorder, wait_for
 
-from aggregator.build import Builder, BuildReport
 from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
-from aggregator.feeddefs import parse_feed_definitions
-from aggregator.model import (
+from aggregator.delivery import describe
+from aggregator.events import (
     ArticleAdded,
     ArticleReleased,
     ArticleRemoved,
@@ -34,7 +33,8 @@ from aggregator.model import (
     ChangeEvent,
     FeedWritten,
 )
-from aggregator.notify import describe
+from aggregator.membership import parse_feed_definitions
+from aggregator.pipeline import Builder, BuildReport
 
 BASE = "https://feeds.example.org/"
 START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)

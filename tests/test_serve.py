@@ -33,7 +33,7 @@ from waiting import TIMEOUT, wait_for
 from aggregator.config import Settings, load_settings
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.model import RenderedFile
-from aggregator.publish import PublishBatch, gzip_bytes, next_mtime_ns, publish_all
+from aggregator.output import PublishBatch, gzip_bytes, next_mtime_ns, publish_all
 from aggregator.serve import FeedServer, entity_tag
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,12 +13,11 @@ import feedparser
 import pytest
 from articlefiles import bump_mtime, write_article
 
-from aggregator.build import Builder
-from aggregator.catalog import Catalog
-from aggregator.catalog_postgres import ChangeListener, Leadership
+from aggregator.catalog import Catalog, ChangeListener, Leadership
 from aggregator.config import Settings
 from aggregator.errors import CatalogError
-from aggregator.model import ArticleAdded
+from aggregator.events import ArticleAdded
+from aggregator.pipeline import Builder
 
 BASE = "https://feeds.example.org/"
 

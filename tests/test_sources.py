@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.sources import FileStat, SourceFilter, scan_sources, stat_source
+from aggregator.reading import FileStat, SourceFilter, scan_sources, stat_source
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from aggregator.sources import SourceFilter
-from aggregator.watch import ChangeBatch, ChangeHandler, Debouncer, inotify_limit_message
+from aggregator.daemon import ChangeBatch, ChangeHandler, Debouncer, inotify_limit_message
+from aggregator.reading import SourceFilter
 
 PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 

@@ -19,14 +19,13 @@ from hubs import RecordingHub, closed_port_url, recording_hub
 from waiting import Recorder
 from waiting import wait_for as _wait_for
 
-from aggregator import websub
-from aggregator.build import Builder
 from aggregator.catalog import Catalog
 from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
-from aggregator.model import HubPinged, HubPingFailed
-from aggregator.notify import LogSink, Sink, log_sink
+from aggregator.delivery import LogSink, Sink, log_sink, websub
+from aggregator.events import HubPinged, HubPingFailed
+from aggregator.pipeline import Builder
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "https://feeds.example.org/"
@@ -263,7 +262,7 @@ def test_a_ping_is_given_up_after_the_bound(
 
 
 def test_ping_events_read_well_in_the_log() -> None:
-    from aggregator.notify import describe, to_record
+    from aggregator.delivery import describe, to_record
 
     topic = BASE + "all.json"
     hub = "https://hub.example.org/"
@@ -446,7 +445,7 @@ def test_the_server_names_the_hubs_and_the_topic_of_each_feed_file(
 def test_a_burst_pings_each_changed_file_at_most_once_per_build_writing_it(
     settings: Settings, hub: RecordingHub
 ) -> None:
-    from aggregator.model import ArticleAdded, FeedWritten
+    from aggregator.events import ArticleAdded, FeedWritten
 
     with running(settings) as events:
         wait_for(lambda: pinged(events) == SEED_TOPICS, "the first build's pings")

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aggregator.model import BuildFinished, ChangeEvent
+from aggregator.events import BuildFinished, ChangeEvent
 
 TIMEOUT = 20.0
 

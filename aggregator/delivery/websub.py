@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 from aggregator import __version__
 from aggregator.catalog import Catalog, OwedPing
-from aggregator.model import ChangeEvent, HubPinged, HubPingFailed
+from aggregator.events import ChangeEvent, HubPinged, HubPingFailed
 
 # A hub answers a publish ping at once (it fetches the topic later); a slow answer is a
 # failure to retry, not a reason to hold up a build or a stop.

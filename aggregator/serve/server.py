@@ -54,7 +54,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.model import FEED_SUFFIXES
-from aggregator.publish import GZIP_SUFFIX, gzip_bytes
+from aggregator.output import GZIP_SUFFIX, gzip_bytes
 
 LOGGER = logging.getLogger("aggregator.serve")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from aggregator.config import DEFAULT_MAX_EXCERPT_CHARS, FeedTitles
-from aggregator.feeddefs import FeedDefinition
+from aggregator.membership import FeedDefinition, display_name
 from aggregator.model import (
     ALL_FORMATS,
     Article,
@@ -21,7 +21,6 @@ from aggregator.model import (
     FeedPlan,
     FeedSummary,
 )
-from aggregator.slugs import display_name
 
 # The date of a feed that has never listed anything (a feed of the config that matches no
 # article yet): fixed, so its bytes are stable, and after 1990, before which the W3C

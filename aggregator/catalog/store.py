@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from aggregator.errors import CatalogError
-from aggregator.model import (
-    Article,
+from aggregator.events import (
     ArticleAdded,
     ArticleRejected,
     ArticleRemoved,
@@ -36,14 +35,10 @@ from aggregator.model import (
     ArticleUpdated,
     ChangeEvent,
     DuplicateUrl,
-    FeedItem,
-    FeedKey,
-    Image,
-    Provider,
-    RelatedLink,
 )
-from aggregator.slugs import DEFAULT_RULES, FeedRules, feeds_of
-from aggregator.sources import FileStat
+from aggregator.membership import DEFAULT_RULES, FeedRules, feeds_of
+from aggregator.model import Article, FeedItem, FeedKey, Image, Provider, RelatedLink
+from aggregator.reading import FileStat
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -439,7 +434,7 @@ class Catalog:
 
     def _open_shared(self, url: str, node: str, *, readonly: bool) -> None:
         # Imported here: a SQLite user never loads psycopg (an optional extra).
-        from aggregator.catalog_postgres import PostgresConnection, reader
+        from aggregator.catalog.postgres import PostgresConnection, reader
 
         db = reader(url) if readonly else PostgresConnection(url)
         self._db = db

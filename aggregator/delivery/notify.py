@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from aggregator.model import (
+from aggregator.events import (
     ArticleAdded,
     ArticleRejected,
     ArticleReleased,
@@ -32,13 +32,13 @@ from aggregator.model import (
     BuildFinished,
     ChangeEvent,
     DuplicateUrl,
-    FeedKey,
     FeedUnchanged,
     FeedWritten,
     HubPinged,
     HubPingFailed,
     WriteFailed,
 )
+from aggregator.model import FeedKey
 
 Sink = Callable[[ChangeEvent], None]
 

@@ -15,9 +15,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from aggregator.errors import ConfigError
-from aggregator.feeddefs import FeedDefinition, parse_feed_definitions
+from aggregator.membership import FeedDefinition, FeedRules, parse_feed_definitions
 from aggregator.model import ALL_FORMATS, FeedFormat
-from aggregator.slugs import FeedRules
 
 # Looked for in this order when no --config is given.
 DEFAULT_CONFIGS = (Path("aggregator.yaml"), Path("config/aggregator.yaml"))

@@ -44,38 +44,33 @@ from aggregator.catalog import (
 )
 from aggregator.config import Settings, check_folders
 from aggregator.errors import AggregatorError, ArticleError, CatalogError
-from aggregator.faults import crash_point
-from aggregator.model import (
-    ALL_FORMATS,
-    Article,
+from aggregator.events import (
     ArticleReleased,
     BuildFinished,
     ChangeEvent,
-    FeedKey,
-    FeedKind,
     FeedUnchanged,
     FeedWritten,
-    RenderedFile,
     WriteFailed,
 )
-from aggregator.plan import (
+from aggregator.faults import crash_point
+from aggregator.membership import FeedRules
+from aggregator.model import ALL_FORMATS, Article, FeedKey, FeedKind, RenderedFile
+from aggregator.output import (
     FeedListing,
     PlanSettings,
+    PublishBatch,
     added_updated_removed,
     feed_name,
     feeds_to_render,
-    plan_feed,
-    summaries,
-)
-from aggregator.publish import (
-    PublishBatch,
     gzip_bytes,
+    plan_feed,
     publish_all,
     remove_stale_temps,
+    renderer_digest,
     sidecar_of,
+    summaries,
 )
-from aggregator.slugs import FeedRules
-from aggregator.sources import FileStat, SourceFilter, scan_sources, stat_source
+from aggregator.reading import FileStat, SourceFilter, scan_sources, stat_source
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -295,7 +290,7 @@ def _read_stored(root: str, rel: str, max_bytes: int, rules: FeedRules) -> _Read
     it is not published (see `ArticleError.withdrawn`). In a worker for big builds, so the
     main process only inserts what it gets.
     """
-    from aggregator.articles import read_article
+    from aggregator.reading import read_article
 
     try:
         article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
@@ -353,7 +348,7 @@ def render_feeds(
     cut-off: no later item when `embargo`, and none older than a feed's window)."""
     # Imported here, not at the top: feedgen and lxml take longer to import than a
     # build with nothing to render takes to run.
-    from aggregator.render import render_feed
+    from aggregator.output import render_feed
 
     rendered = []
     for key in keys:
@@ -493,7 +488,7 @@ def _forkserver() -> BaseContext:
 
     context = multiprocessing.get_context("forkserver")
     # The server imports these once; each worker forks from it ready to work.
-    context.set_forkserver_preload(["aggregator.build", "aggregator.render"])
+    context.set_forkserver_preload(["aggregator.pipeline.builder", "aggregator.output.render"])
     return context
 
 
@@ -967,7 +962,7 @@ class Builder:
             return  # nothing to render: feedgen is not even imported
         embargo = self.settings.embargo
         if len(keys) < PARALLEL_FEEDS or workers.count <= 1:
-            from aggregator.render import limit_cache
+            from aggregator.output import limit_cache
 
             yield from render_feeds(
                 self.catalog, keys, self.plan_settings, {}, now, embargo=embargo
@@ -1062,7 +1057,7 @@ class Builder:
         stale = (
             self.catalog.indexes_pending()
             or not all((self.output / name).is_file() for name in _INDEXES)
-            or self.catalog.meta(_INDEX_RENDERER) != _index_renderer()
+            or self.catalog.meta(_INDEX_RENDERER) != renderer_digest()
         )
         if stale and self._publish_indexes(events, now):
             self.catalog.finish_indexes()
@@ -1070,7 +1065,7 @@ class Builder:
 
     def _publish_indexes(self, events: list[ChangeEvent], now: datetime) -> bool:
         """Write index.opml and index.html; whether both are now current."""
-        from aggregator.indexes import render_indexes
+        from aggregator.output import render_indexes
 
         # Counted at this build's cut-off, as the feeds were: embargoed and aged-out
         # items are in no count.
@@ -1100,14 +1095,5 @@ class Builder:
                 ok = False
                 events.append(WriteFailed(result.error.path, result.error.reason))
         if ok:
-            self.catalog.set_meta(_INDEX_RENDERER, _index_renderer())
+            self.catalog.set_meta(_INDEX_RENDERER, renderer_digest())
         return ok
-
-
-def _index_renderer() -> str:
-    """Which renderer made the indexes: a new version of the page is published at the next
-    build after an upgrade, not only once some feed changes."""
-    # The source read, not imported: a build with nothing to index (most rebuilds) would
-    # otherwise import the page's module (and ElementTree) just to ask for its digest.
-    source = Path(__file__).with_name("indexes.py")
-    return hashlib.sha256(source.read_bytes()).hexdigest()[:16]

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggregator.membership.slugs import ArticleFacts, slugify
 from aggregator.model import ALL_FORMATS, Article, FeedFormat, FeedKey, FeedKind
-from aggregator.slugs import ArticleFacts, slugify
 
 _KNOWN_KEYS = (
     "name",

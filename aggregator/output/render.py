@@ -48,10 +48,10 @@ from feedgen.ext.media import MediaEntryExtension, MediaExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
-from aggregator.content import content_html, item_title, summary_html, unique
-from aggregator.indexes import render_indexes, xml_safe
-from aggregator.jsonfeed import item_json, render_json_feed
 from aggregator.model import FeedFormat, FeedItem, FeedPlan, RenderedFile
+from aggregator.output.indexes import render_indexes, xml_safe
+from aggregator.output.jsonfeed import item_json, render_json_feed
+from aggregator.output.text import content_html, item_title, summary_html, unique
 
 __all__ = ["GENERATOR", "clear_cache", "render_feed", "render_indexes"]
 

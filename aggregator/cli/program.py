@@ -31,8 +31,8 @@ from aggregator.config import (
 from aggregator.errors import AggregatorError, ConfigError
 
 if TYPE_CHECKING:
-    from aggregator.build import Builder
-    from aggregator.model import ChangeEvent
+    from aggregator.events import ChangeEvent
+    from aggregator.pipeline import Builder
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -301,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command.needs_settings:
             args.loaded = _loaded(args)
-            from aggregator.notify import configure_logging
+            from aggregator.delivery import configure_logging
 
             settings = args.loaded.settings
             configure_logging(settings.log_level, settings.log_format)
@@ -327,9 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from aggregator.build import Builder
-    from aggregator.model import ArticleRejected
-    from aggregator.notify import Notifier, log_sink
+    from aggregator.delivery import Notifier, log_sink
+    from aggregator.events import ArticleRejected
+    from aggregator.pipeline import Builder
 
     settings: Settings = args.loaded.settings
     changes = logging.getLogger("aggregator.changes")
@@ -381,7 +381,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _pings_summary(pings: list[ChangeEvent]) -> str:
-    from aggregator.model import HubPinged
+    from aggregator.events import HubPinged
 
     if not pings:
         return ""
@@ -392,7 +392,7 @@ def _pings_summary(pings: list[ChangeEvent]) -> str:
 def _send_pings(settings: Settings, builder: Builder) -> list[ChangeEvent]:
     if not builder.catalog.owed_pings():
         return []  # the usual case: the HTTP client is not even imported
-    from aggregator.websub import send_owed
+    from aggregator.delivery import send_owed
 
     return send_owed(builder.catalog, settings.hubs, builder.now)
 
@@ -407,10 +407,9 @@ def _warn_nothing_matched(settings: Settings) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from aggregator.articles import read_article
     from aggregator.config import check_input
     from aggregator.errors import ArticleError
-    from aggregator.sources import SourceFilter, scan_sources
+    from aggregator.reading import SourceFilter, read_article, scan_sources
 
     settings: Settings = args.loaded.settings
     paths: list[Path] = args.paths
@@ -459,9 +458,9 @@ def _check(args: argparse.Namespace) -> int:
 def _catalog(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from aggregator.build import BuildLock
     from aggregator.catalog import check_catalog, rebuild_catalog
     from aggregator.config import check_folders
+    from aggregator.pipeline import BuildLock
 
     settings: Settings = args.loaded.settings
     path = settings.catalog_path
@@ -530,7 +529,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from aggregator.starter import create_starter
+    from aggregator.cli.starter import create_starter
 
     folder: Path = args.folder
     result = create_starter(folder)
@@ -573,8 +572,8 @@ def _daemon_problem(settings: Settings) -> str | None:
     catalog opens and answers a query. The lock is only probed: a shared, non-blocking
     attempt that is released at once, so a health check never delays a build.
     """
-    from aggregator.build import lock_held
     from aggregator.catalog import Catalog
+    from aggregator.pipeline import lock_held
 
     held = lock_held(settings.state)
     if held is None:
@@ -595,7 +594,7 @@ def _daemon_problem(settings: Settings) -> str | None:
 
 
 def _completion(args: argparse.Namespace) -> int:
-    from aggregator.completion import completion_script
+    from aggregator.cli.completion import completion_script
 
     parser = build_parser()
     print(completion_script(args.shell, parser, subcommand_parsers(parser)), end="")
@@ -603,7 +602,7 @@ def _completion(args: argparse.Namespace) -> int:
 
 
 def _manpage(args: argparse.Namespace) -> int:
-    from aggregator.manpage import manpage
+    from aggregator.cli.manpage import manpage
 
     parser = build_parser()
     print(manpage(parser, subcommand_parsers(parser), version=__version__), end="")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
-from aggregator.completion import OptionSpec, describe
+from aggregator.cli.completion import OptionSpec, describe
 
 __all__ = ["manpage"]
 

@@ -44,7 +44,7 @@ if sys.platform == "linux":
     from watchdog.observers.inotify import InotifyEmitter, InotifyObserver, InotifyWatchGroup
     from watchdog.observers.inotify_c import InotifyFD
 
-from aggregator.sources import SourceFilter
+from aggregator.reading import SourceFilter
 
 LOGGER = logging.getLogger("aggregator.watch")
 

@@ -42,17 +42,25 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aggregator import websub
-from aggregator.build import Builder, BuildReport, start_worker_server
 from aggregator.catalog import OwedPing
 from aggregator.config import Settings
+from aggregator.daemon.watch import ChangeBatch, Debouncer, Watcher
+from aggregator.delivery import (
+    PING_TIMEOUT_SECONDS,
+    Notifier,
+    Sink,
+    lifecycle,
+    log_sink,
+    outcome,
+    owed_to,
+    ping,
+)
 from aggregator.errors import AggregatorError
-from aggregator.model import ArticleRejected, HubPingFailed
-from aggregator.notify import Notifier, Sink, lifecycle, log_sink
-from aggregator.watch import ChangeBatch, Debouncer, Watcher
+from aggregator.events import ArticleRejected, HubPingFailed
+from aggregator.pipeline import Builder, BuildReport, start_worker_server
 
 if TYPE_CHECKING:
-    from aggregator.catalog_postgres import ChangeListener, Leadership
+    from aggregator.catalog import ChangeListener, Leadership
 
 LOGGER = logging.getLogger("aggregator.daemon")
 CHANGES = logging.getLogger("aggregator.changes")
@@ -233,7 +241,7 @@ class Daemon:
             raise
 
     def _join_cluster(self, url: str, node: str) -> None:
-        from aggregator.catalog_postgres import ChangeListener, Leadership
+        from aggregator.catalog import ChangeListener, Leadership
 
         # Another node's commit rings: render what it changed (a build with no paths).
         # After a reconnect: a full scan, which also redoes the builds that failed while
@@ -453,7 +461,7 @@ class Daemon:
         if not self._leading("WebSub pings"):
             return  # on a shared catalog the leader pings for every node
         try:
-            owed = websub.owed_to(builder.catalog, self.settings.hubs)
+            owed = owed_to(builder.catalog, self.settings.hubs)
         except AggregatorError as exc:  # the catalog is busy or broken: the next build retries
             LOGGER.warning("cannot read the owed WebSub pings: %s", exc)
             return
@@ -479,8 +487,8 @@ class Daemon:
             row = self._owed[key]
             attempts = self._attempts.get(row.id, 0) + 1
             self._attempts[row.id] = attempts
-        result = websub.ping(row.hub, row.topic, websub.PING_TIMEOUT_SECONDS)
-        event, over = websub.outcome(row, result, attempts, datetime.now(UTC), retry=True)
+        result = ping(row.hub, row.topic, PING_TIMEOUT_SECONDS)
+        event, over = outcome(row, result, attempts, datetime.now(UTC), retry=True)
         self.notifier.publish([event])
         with self._lock:
             if over:

@@ -10,8 +10,8 @@ import html
 from collections.abc import Iterable
 from datetime import UTC
 
-from aggregator.indexes import xml_safe
 from aggregator.model import Article, RelatedLink
+from aggregator.output.indexes import xml_safe
 
 
 def item_title(article: Article) -> str:

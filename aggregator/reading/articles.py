@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .errors import ArticleError
-from .front_matter import MAX_DEPTH, MAX_VALUES, parse_fast
-from .model import Article, Image, Provider, RelatedLink
+from aggregator.errors import ArticleError
+from aggregator.model import Article, Image, Provider, RelatedLink
+from aggregator.reading.front_matter import MAX_DEPTH, MAX_VALUES, parse_fast
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

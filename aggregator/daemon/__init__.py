@@ -1,0 +1,42 @@
+"""When builds run: the watcher, the debouncer, the scheduler, the pings owed, the lifecycle.
+
+The public face of the sub-package: nothing outside it imports its inner modules.
+Names resolve on first use (PEP 562), so importing the face loads only what is asked for:
+a build with nothing to do never pays for feedgen, watchdog or the HTTP client.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aggregator.daemon.service import Daemon, run_daemon
+    from aggregator.daemon.watch import ChangeBatch, ChangeHandler, Debouncer, inotify_limit_message
+
+__all__ = [
+    "ChangeBatch",
+    "ChangeHandler",
+    "Daemon",
+    "Debouncer",
+    "inotify_limit_message",
+    "run_daemon",
+]
+
+_HOME = {
+    "ChangeBatch": "aggregator.daemon.watch",
+    "ChangeHandler": "aggregator.daemon.watch",
+    "Daemon": "aggregator.daemon.service",
+    "Debouncer": "aggregator.daemon.watch",
+    "inotify_limit_message": "aggregator.daemon.watch",
+    "run_daemon": "aggregator.daemon.service",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,65 @@
+"""Change events out: log lines and WebSub pings.
+
+The public face of the sub-package: nothing outside it imports its inner modules.
+Names resolve on first use (PEP 562), so importing the face loads only what is asked for:
+a build with nothing to do never pays for feedgen, watchdog or the HTTP client.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aggregator.delivery.notify import (
+        LogSink,
+        Notifier,
+        Sink,
+        configure_logging,
+        describe,
+        lifecycle,
+        log_sink,
+        to_record,
+    )
+    from aggregator.delivery.websub import PING_TIMEOUT_SECONDS, outcome, owed_to, ping, send_owed
+
+__all__ = [
+    "PING_TIMEOUT_SECONDS",
+    "LogSink",
+    "Notifier",
+    "Sink",
+    "configure_logging",
+    "describe",
+    "lifecycle",
+    "log_sink",
+    "outcome",
+    "owed_to",
+    "ping",
+    "send_owed",
+    "to_record",
+]
+
+_HOME = {
+    "LogSink": "aggregator.delivery.notify",
+    "Notifier": "aggregator.delivery.notify",
+    "PING_TIMEOUT_SECONDS": "aggregator.delivery.websub",
+    "Sink": "aggregator.delivery.notify",
+    "configure_logging": "aggregator.delivery.notify",
+    "describe": "aggregator.delivery.notify",
+    "lifecycle": "aggregator.delivery.notify",
+    "log_sink": "aggregator.delivery.notify",
+    "outcome": "aggregator.delivery.websub",
+    "owed_to": "aggregator.delivery.websub",
+    "ping": "aggregator.delivery.websub",
+    "send_owed": "aggregator.delivery.websub",
+    "to_record": "aggregator.delivery.notify",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,94 @@
+"""`FeedPlan` to bytes to files: planning a feed from its items, rendering RSS, Atom and JSON Feed,
+the indexes, atomic publishing.
+
+The public face of the sub-package: nothing outside it imports its inner modules.
+Names resolve on first use (PEP 562), so importing the face loads only what is asked for:
+a build with nothing to do never pays for feedgen, watchdog or the HTTP client.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aggregator.output.digest import renderer_digest
+    from aggregator.output.indexes import render_indexes
+    from aggregator.output.jsonfeed import dumps_indented, rfc3339
+    from aggregator.output.plan import (
+        FeedListing,
+        PlanSettings,
+        added_updated_removed,
+        cut,
+        feed_name,
+        feeds_to_render,
+        plan_feed,
+        summaries,
+    )
+    from aggregator.output.publish import (
+        GZIP_SUFFIX,
+        PublishBatch,
+        gzip_bytes,
+        next_mtime_ns,
+        publish_all,
+        remove_stale_temps,
+        sidecar_of,
+    )
+    from aggregator.output.render import limit_cache, render_feed
+
+__all__ = [
+    "GZIP_SUFFIX",
+    "FeedListing",
+    "PlanSettings",
+    "PublishBatch",
+    "added_updated_removed",
+    "cut",
+    "dumps_indented",
+    "feed_name",
+    "feeds_to_render",
+    "gzip_bytes",
+    "limit_cache",
+    "next_mtime_ns",
+    "plan_feed",
+    "publish_all",
+    "remove_stale_temps",
+    "render_feed",
+    "render_indexes",
+    "renderer_digest",
+    "rfc3339",
+    "sidecar_of",
+    "summaries",
+]
+
+_HOME = {
+    "FeedListing": "aggregator.output.plan",
+    "GZIP_SUFFIX": "aggregator.output.publish",
+    "PlanSettings": "aggregator.output.plan",
+    "PublishBatch": "aggregator.output.publish",
+    "added_updated_removed": "aggregator.output.plan",
+    "cut": "aggregator.output.plan",
+    "dumps_indented": "aggregator.output.jsonfeed",
+    "feed_name": "aggregator.output.plan",
+    "feeds_to_render": "aggregator.output.plan",
+    "gzip_bytes": "aggregator.output.publish",
+    "limit_cache": "aggregator.output.render",
+    "next_mtime_ns": "aggregator.output.publish",
+    "plan_feed": "aggregator.output.plan",
+    "publish_all": "aggregator.output.publish",
+    "remove_stale_temps": "aggregator.output.publish",
+    "render_feed": "aggregator.output.render",
+    "render_indexes": "aggregator.output.indexes",
+    "renderer_digest": "aggregator.output.digest",
+    "rfc3339": "aggregator.output.jsonfeed",
+    "sidecar_of": "aggregator.output.publish",
+    "summaries": "aggregator.output.plan",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,35 @@
+"""The output folder over HTTP, read-only, with conditional GET.
+
+The public face of the sub-package: nothing outside it imports its inner modules.
+Names resolve on first use (PEP 562), so importing the face loads only what is asked for:
+a build with nothing to do never pays for feedgen, watchdog or the HTTP client.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aggregator.serve.server import FeedServer, entity_tag, serve
+
+__all__ = [
+    "FeedServer",
+    "entity_tag",
+    "serve",
+]
+
+_HOME = {
+    "FeedServer": "aggregator.serve.server",
+    "entity_tag": "aggregator.serve.server",
+    "serve": "aggregator.serve.server",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
