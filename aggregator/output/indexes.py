@@ -6,15 +6,15 @@ feeds gives unchanged bytes (and no rewrite). `render.py` re-exports `render_ind
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
 from aggregator.model import FeedFormat, FeedItem, FeedKind, FeedSummary, RenderedFile
+from aggregator.output.text import xml_safe
 
-__all__ = ["HTML_PATH", "OPML_PATH", "render_indexes", "xml_safe"]
+__all__ = ["HTML_PATH", "OPML_PATH", "render_indexes"]
 
 OPML_PATH = "index.opml"
 HTML_PATH = "index.html"
@@ -26,15 +26,6 @@ _GROUPS: tuple[tuple[FeedKind, str], ...] = (
     (FeedKind.TOPIC, "Topics"),
     (FeedKind.PROVIDER, "Providers"),
 )
-
-# Characters XML 1.0 cannot carry at all (C0 controls but tab/newline/CR, lone surrogates,
-# U+FFFE/U+FFFF): lxml refuses them and ElementTree would write a file no parser reads.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def xml_safe(text: str) -> str:
-    """`text` without the characters XML cannot represent (they are never meaningful text)."""
-    return _NOT_XML.sub("", text)
 
 
 def render_indexes(

@@ -20,8 +20,14 @@ from json.encoder import encode_basestring  # in C where CPython has it
 from typing import Any
 
 from aggregator.model import FeedItem, FeedPlan, RenderedFile
-from aggregator.output.indexes import xml_safe
-from aggregator.output.text import content_html, item_excerpt, item_title, summary_html, unique
+from aggregator.output.text import (
+    content_html,
+    item_excerpt,
+    item_title,
+    summary_html,
+    unique,
+    xml_safe,
+)
 
 VERSION = "https://jsonfeed.org/version/1.1"
 JSON_FEED_TYPE = "application/feed+json"

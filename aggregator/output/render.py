@@ -49,9 +49,9 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
 from aggregator.model import FeedFormat, FeedItem, FeedPlan, RenderedFile
-from aggregator.output.indexes import render_indexes, xml_safe
+from aggregator.output.indexes import render_indexes
 from aggregator.output.jsonfeed import item_json, render_json_feed
-from aggregator.output.text import content_html, item_title, summary_html, unique
+from aggregator.output.text import content_html, item_title, summary_html, unique, xml_safe
 
 __all__ = ["GENERATOR", "clear_cache", "render_feed", "render_indexes"]
 

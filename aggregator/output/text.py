@@ -7,11 +7,20 @@ whichever format it subscribed to; this module is where those strings are made.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 from datetime import UTC
 
 from aggregator.model import Article, RelatedLink
-from aggregator.output.indexes import xml_safe
+
+# Characters XML 1.0 cannot carry at all (C0 controls but tab/newline/CR, lone surrogates,
+# U+FFFE/U+FFFF): lxml refuses them and ElementTree would write a file no parser reads.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` without the characters XML cannot represent (they are never meaningful text)."""
+    return _NOT_XML.sub("", text)
 
 
 def item_title(article: Article) -> str:
