@@ -11,7 +11,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.serve.server import FeedServer, entity_tag, serve
+    from aggregator.serve.conditional import entity_tag
+    from aggregator.serve.server import FeedServer, serve
 
 __all__ = [
     "FeedServer",
@@ -21,7 +22,7 @@ __all__ = [
 
 _HOME = {
     "FeedServer": "aggregator.serve.server",
-    "entity_tag": "aggregator.serve.server",
+    "entity_tag": "aggregator.serve.conditional",
     "serve": "aggregator.serve.server",
 }
 

@@ -1,25 +1,15 @@
 """`aggregator serve`: the output folder over HTTP, for feed readers. The only user of aiohttp.
 
-The server reads the output folder and nothing else, never writes, and never follows a link:
-each request opens its path one folder at a time below the output folder with `O_NOFOLLOW`
-and serves only regular, non-hidden files (temp files and a state folder inside the output
-are hidden or refused). It opens the file first and takes its size and mtime from that open
-file (`fstat`), so a feed replaced mid-request (publish's `os.replace`) is sent whole: old
-bytes or new bytes, never a mix, and its ETag is of the bytes sent.
+The handler (`FolderApp`) and the server thread (`FeedServer`) are here; which file a path
+reaches is `files.py`, what the headers mean is `conditional.py`. The server reads the output
+folder and nothing else, never writes, and never follows a link.
 
-Per file:
-- `ETag`: strong, a hash of the bytes sent (not of mtime and size), so identical files give
-  identical ETags on every machine serving them, and new bytes always give a new one. Hashes
-  are kept per (inode, size, mtime, ctime), so a 304 costs an open and an `fstat`.
-- `Last-Modified` from the mtime; publish moves it at least a second per change.
-- 304 on `If-None-Match` (weak comparison, lists, `*`), or else on `If-Modified-Since`; 412
-  on `If-Match` / `If-Unmodified-Since`; `Range` (one range: 206; unsatisfiable: 416) with
-  `If-Range`; `HEAD`.
+Per file, beyond `conditional.py`'s ETag, 304 / 412 / 206 / 416 and Content-Types:
+- `Last-Modified` from the mtime; publish moves it at least a second per change. `HEAD`.
 - gzip when the request accepts it: the `NAME.gz` sidecar publish wrote when its mtime is
   the file's (same step, so same bytes), else compressed here; its own ETag, and
   `Vary: Accept-Encoding` on every file response.
-- explicit Content-Types (never the host's /etc/mime.types), `Cache-Control: public,
-  max-age=N`, `X-Content-Type-Options: nosniff`.
+- `Cache-Control: public, max-age=N`, `X-Content-Type-Options: nosniff`.
 - with WebSub hubs configured, feed files also carry `Link: <hub>; rel="hub", <self>;
   rel="self"` (WebSub §4: hubs such as flask-websub refuse to distribute without it); the
   self URL is the file's URL under `base_url`, the topic the publisher pings.
@@ -32,21 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import logging
 import os
-import re
 import signal
 import socket
 import stat
 import threading
-from base64 import urlsafe_b64encode
 from collections.abc import Mapping
-from email.utils import formatdate, mktime_tz, parsedate_tz
+from email.utils import formatdate
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -54,48 +41,31 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.model import FEED_SUFFIXES
-from aggregator.output import GZIP_SUFFIX, gzip_bytes
+from aggregator.output import GZIP_SUFFIX
+from aggregator.serve.conditional import (
+    accepts_gzip,
+    byte_range,
+    content_type,
+    if_range_holds,
+    not_modified,
+    precondition_failed,
+)
+from aggregator.serve.files import (
+    EtagCache,
+    hidden_prefix,
+    open_file,
+    open_folder,
+    open_sidecar,
+    path_parts,
+    read_body,
+)
 
 LOGGER = logging.getLogger("aggregator.serve")
 
-# Longest suffix first: `all.rss.xml` is RSS, not plain XML.
-CONTENT_TYPES: tuple[tuple[str, str], ...] = (
-    (".rss.xml", "application/rss+xml"),
-    (".atom.xml", "application/atom+xml"),
-    (".json", "application/feed+json"),
-    (".opml", "text/x-opml"),
-    (".html", "text/html; charset=utf-8"),
-    (".xml", "application/xml"),
-    (GZIP_SUFFIX, "application/gzip"),
-)
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
-INDEX = "index.html"
 ALLOWED_METHODS = "GET, HEAD"
 
 # How long a stop waits for requests in flight (they take milliseconds).
 STOP_SECONDS = 1.0
-# ETags remembered (one short string each).
-_ETAG_CACHE_SIZE = 4096
-
-_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# O_NONBLOCK: opening a FIFO must not hang the server (it is then refused as not a file).
-_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_RANGE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
-_ENTITY_TAG = re.compile(r'(W/)?("[^"]*")')
-
-
-def content_type(name: str) -> str:
-    """The Content-Type a file is served with, from its name alone."""
-    for suffix, kind in CONTENT_TYPES:
-        if name.endswith(suffix):
-            return kind
-    return DEFAULT_CONTENT_TYPE
-
-
-def entity_tag(data: bytes) -> str:
-    """The strong ETag of `data`: a quoted 128-bit BLAKE2b hash, base64url."""
-    digest = hashlib.blake2b(data, digest_size=16).digest()
-    return '"' + urlsafe_b64encode(digest).rstrip(b"=").decode("ascii") + '"'
 
 
 class FolderApp:
@@ -117,7 +87,7 @@ class FolderApp:
         self.cache_control = f"public, max-age={max_age}"
         # Paths inside the folder that are never served (a state folder inside the output).
         self.hidden = hidden
-        self._etags: dict[tuple[int, ...], str] = {}
+        self._etags = EtagCache()
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """aiohttp's request handler: one response, never an exception."""
@@ -134,10 +104,10 @@ class FolderApp:
         """The response to `request` (a plain function of the request and the folder)."""
         if request.method not in ("GET", "HEAD"):
             return _plain(405, "405: Method Not Allowed", {"Allow": ALLOWED_METHODS})
-        parts = self._parts(request.raw_path)
+        parts = path_parts(request.raw_path, self.hidden)
         if parts is None:
             return _not_found()
-        folder_fd = self._open_folder(parts[:-1])
+        folder_fd = open_folder(self.root, parts[:-1])
         if folder_fd is None:
             return _not_found()
         try:
@@ -153,64 +123,20 @@ class FolderApp:
         topic = self.base_url + "/".join(quote(part) for part in parts)
         return ", ".join([*(f'<{hub}>; rel="hub"' for hub in self.hubs), f'<{topic}>; rel="self"'])
 
-    # --- which file -----------------------------------------------------------------------
-
-    def _parts(self, raw_path: str) -> list[str] | None:
-        """The decoded path segments, or None when the path may not be served.
-
-        Works on the raw (still percent-encoded) path, so an encoded `/` (`%2F`) is one
-        segment holding a slash, refused, not a separator.
-        """
-        path = raw_path.split("?", 1)[0].split("#", 1)[0]
-        if not path.startswith("/"):
-            return None
-        if path == "/":
-            return [INDEX]
-        parts = []
-        for raw in path[1:].split("/"):
-            try:
-                part = unquote(raw, errors="strict")
-            except UnicodeDecodeError:
-                return None
-            if not part or part.startswith(".") or any(c in part for c in "/\\\0"):
-                return None
-            parts.append(part)
-        if self.hidden and tuple(parts[: len(self.hidden)]) == self.hidden:
-            return None
-        return parts
-
-    def _open_folder(self, parts: list[str]) -> int | None:
-        """A descriptor of the folder `parts` names, opened without following any link."""
-        try:
-            # The folder itself may be a link (/srv/feeds -> /data/feeds); nothing below it.
-            fd = os.open(self.root, _OPEN_DIR & ~os.O_NOFOLLOW)
-        except OSError:
-            return None
-        for part in parts:
-            try:
-                child = os.open(part, _OPEN_DIR, dir_fd=fd)
-            except OSError:
-                os.close(fd)
-                return None
-            os.close(fd)
-            fd = child
-        return fd
-
     def _respond_in(self, folder_fd: int, name: str, request: web.BaseRequest) -> web.Response:
-        try:
-            fd = os.open(name, _OPEN_FILE, dir_fd=folder_fd)
-        except OSError:
+        fd = open_file(folder_fd, name)
+        if fd is None:
             return _not_found()
         try:
             status = os.fstat(fd)
             if not stat.S_ISREG(status.st_mode):
                 return _not_found()
             kind = content_type(name)
-            wants_gzip = not name.endswith(GZIP_SUFFIX) and _accepts_gzip(
+            wants_gzip = not name.endswith(GZIP_SUFFIX) and accepts_gzip(
                 request.headers.get("Accept-Encoding", "")
             )
             if wants_gzip:
-                sidecar = _open_sidecar(folder_fd, name, status)
+                sidecar = open_sidecar(folder_fd, name, status)
                 if sidecar is not None:
                     try:
                         return self._answer(request, kind, sidecar, gzip=True, compress=False)
@@ -220,36 +146,13 @@ class FolderApp:
         finally:
             os.close(fd)
 
-    def _etag(self, fd: int, status: os.stat_result, compress: bool) -> tuple[str, bytes | None]:
-        """The ETag of the file open as `fd` (gzipped if `compress`), and its bytes if read."""
-        key = (
-            status.st_dev,
-            status.st_ino,
-            status.st_size,
-            status.st_mtime_ns,
-            status.st_ctime_ns,
-            compress,
-        )
-        etag = self._etags.get(key)
-        if etag is not None:
-            return etag, None
-        data = _body(fd, compress)
-        etag = entity_tag(data)
-        if len(self._etags) >= _ETAG_CACHE_SIZE:
-            # Oldest first: the entries of replaced versions are never asked for again.
-            del self._etags[next(iter(self._etags))]
-        self._etags[key] = etag
-        return etag, data
-
-    # --- what to answer -------------------------------------------------------------------
-
     def _answer(
         self, request: web.BaseRequest, kind: str, fd: int, *, gzip: bool, compress: bool
     ) -> web.Response:
         """The response for the open file `fd`: gzip-coded if `gzip`, compressed here if
         `compress` (else `fd` is the identity file or a sidecar, sent as it is)."""
         status = os.fstat(fd)
-        etag, data = self._etag(fd, status, compress)
+        etag, data = self._etags.etag(fd, status, compress)
         mtime = status.st_mtime_ns // 1_000_000_000
         headers = {
             "ETag": etag,
@@ -257,13 +160,13 @@ class FolderApp:
             "Cache-Control": self.cache_control,
             "Vary": "Accept-Encoding",
         }
-        if _precondition_failed(request.headers, etag, mtime):
+        if precondition_failed(request.headers, etag, mtime):
             return web.Response(status=412, headers=headers)
-        if _not_modified(request.headers, etag, mtime):
+        if not_modified(request.headers, etag, mtime):
             return web.Response(status=304, headers=headers)
         if data is None:
             # From this descriptor: the bytes of the version the ETag was found for.
-            data = _body(fd, compress)
+            data = read_body(fd, compress)
         headers["Content-Type"] = kind
         headers["Accept-Ranges"] = "bytes"
         headers["X-Content-Type-Options"] = "nosniff"
@@ -271,45 +174,18 @@ class FolderApp:
             headers["Content-Encoding"] = "gzip"
         range_header = request.headers.get("Range")
         if range_header is not None and request.method == "GET":
-            span = _byte_range(range_header, len(data))
+            span = byte_range(range_header, len(data))
             if span == "unsatisfiable":
                 return _plain(
                     416,
                     "416: Range Not Satisfiable",
                     {"Content-Range": f"bytes */{len(data)}", "Accept-Ranges": "bytes"},
                 )
-            if isinstance(span, tuple) and _if_range_holds(request.headers, etag, mtime):
+            if isinstance(span, tuple) and if_range_holds(request.headers, etag, mtime):
                 start, end = span
                 headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
                 return web.Response(status=206, body=data[start : end + 1], headers=headers)
         return web.Response(status=200, body=data, headers=headers)
-
-
-def _open_sidecar(folder_fd: int, name: str, original: os.stat_result) -> int | None:
-    """The gzip sidecar of `name`, open, if publish wrote it with this version of the file.
-
-    Publish gives a sidecar the mtime of the file it was made from; one with another mtime
-    belongs to another version (or was left behind) and is not used.
-    """
-    try:
-        fd = os.open(name + GZIP_SUFFIX, _OPEN_FILE, dir_fd=folder_fd)
-    except OSError:
-        return None
-    status = os.fstat(fd)
-    if stat.S_ISREG(status.st_mode) and status.st_mtime_ns == original.st_mtime_ns:
-        return fd
-    os.close(fd)
-    return None
-
-
-def _body(fd: int, compress: bool) -> bytes:
-    """The whole content of the open file `fd`, gzipped if `compress`."""
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks: list[bytes] = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    data = b"".join(chunks)
-    return gzip_bytes(data) if compress else data
 
 
 def _plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -318,103 +194,6 @@ def _plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> 
 
 def _not_found() -> web.Response:
     return _plain(404, "404: Not Found")
-
-
-def _accepts_gzip(header: str) -> bool:
-    """Whether an Accept-Encoding value accepts gzip (`gzip`, `x-gzip` or `*`, q > 0)."""
-    if "gzip" not in header and "*" not in header:
-        return False
-    weights: dict[str, float] = {}
-    for item in header.split(","):
-        coding, _, params = item.partition(";")
-        weight = 1.0
-        name, _, value = params.strip().partition("=")
-        if name.strip().lower() == "q":
-            try:
-                weight = float(value)
-            except ValueError:
-                weight = 0.0
-        weights[coding.strip().lower()] = weight
-    for coding in ("gzip", "x-gzip", "*"):
-        if coding in weights:
-            return weights[coding] > 0
-    return False
-
-
-def _http_date(value: str | None) -> int | None:
-    if value is None:
-        return None
-    parsed = parsedate_tz(value)
-    if parsed is None:
-        return None
-    try:
-        return mktime_tz(parsed)
-    except (OverflowError, ValueError):
-        return None
-
-
-def _tags(header: str) -> list[tuple[bool, str]] | None:
-    """(weak, tag) pairs of an If-Match / If-None-Match value; None for `*`."""
-    if header.strip() == "*":
-        return None
-    return [(bool(weak), tag) for weak, tag in _ENTITY_TAG.findall(header)]
-
-
-def _precondition_failed(headers: Mapping[str, str], etag: str, mtime: int) -> bool:
-    """If-Match (strong comparison), or else If-Unmodified-Since (RFC 9110 13.2.2)."""
-    if_match = headers.get("If-Match")
-    if if_match is not None:
-        tags = _tags(if_match)
-        return tags is not None and not any(not weak and tag == etag for weak, tag in tags)
-    since = _http_date(headers.get("If-Unmodified-Since"))
-    return since is not None and mtime > since
-
-
-def _not_modified(headers: Mapping[str, str], etag: str, mtime: int) -> bool:
-    """If-None-Match (weak comparison), or else If-Modified-Since."""
-    if_none_match = headers.get("If-None-Match")
-    if if_none_match is not None:
-        tags = _tags(if_none_match)
-        return tags is None or any(tag == etag for _, tag in tags)
-    since = _http_date(headers.get("If-Modified-Since"))
-    return since is not None and mtime <= since
-
-
-def _if_range_holds(headers: Mapping[str, str], etag: str, mtime: int) -> bool:
-    """Whether a Range applies: no If-Range, or it names this version (strong match)."""
-    value = headers.get("If-Range")
-    if value is None:
-        return True
-    value = value.strip()
-    if value.startswith(('"', "W/")):
-        return value == etag
-    return _http_date(value) == mtime
-
-
-def _byte_range(header: str, size: int) -> tuple[int, int] | str | None:
-    """(first, last) byte of a one-range `Range`; "unsatisfiable"; None to send it all.
-
-    Other units and several ranges are ignored (RFC 9110 allows sending the whole file);
-    a malformed or unsatisfiable byte range is "unsatisfiable" (416).
-    """
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes":
-        return None
-    if "," in spec:
-        return None
-    match = _RANGE.fullmatch(spec)
-    if match is None or not (match[1] or match[2]):
-        return "unsatisfiable"
-    if not match[1]:
-        suffix = int(match[2])
-        if suffix == 0 or size == 0:
-            return "unsatisfiable"
-        return max(0, size - suffix), size - 1
-    first = int(match[1])
-    last = int(match[2]) if match[2] else size - 1
-    if last < first or first >= size:
-        return "unsatisfiable"
-    return first, min(last, size - 1)
 
 
 class _OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -448,7 +227,7 @@ class FeedServer:
         self.app = FolderApp(
             settings.output,
             max_age=settings.max_age,
-            hidden=_hidden_prefix(settings.output, settings.state),
+            hidden=hidden_prefix(settings.output, settings.state),
             hubs=settings.hubs,
             base_url=settings.base_url,
         )
@@ -578,15 +357,6 @@ def _check_base_url(base_url: str, port: int) -> None:
             base_url,
             port,
         )
-
-
-def _hidden_prefix(output: Path, state: Path) -> tuple[str, ...]:
-    """The state folder's path inside the output folder, if it is there (never served)."""
-    try:
-        inside = state.resolve().relative_to(output.resolve())
-    except ValueError:
-        return ()
-    return inside.parts
 
 
 def serve(settings: Settings) -> int:
