@@ -5,6 +5,7 @@ usage() {
 usage: ./run.sh TASK [ARGS]
   build [ARGS]    build seeds/ into feeds/ (config/aggregator.yaml), via `aggregator build`
   test [ARGS]     the whole test suite (pytest; ARGS go to pytest)
+  quick [ARGS]    the test suite without the fault suite (-m "not faults"): the local loop
   lint            ruff and mypy --strict
   run [ARGS]      the daemon, `aggregator run` (`./run.sh run --serve`: and the server)
   serve [ARGS]    serve feeds/ at http://localhost:8000/ for feed readers, `aggregator serve`
@@ -65,6 +66,8 @@ case "$task" in
     run) setup; exec "$VENV/bin/aggregator" run "$@" ;;
     serve) setup; exec "$VENV/bin/aggregator" serve "$@" ;;
     test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+    # The fault suite (kills, full disks, floods) takes most of the time; `test` and CI run it.
+    quick) setup; exec "$VENV/bin/python" -m pytest -m "not faults" "$@" ;;
     lint) setup; "$VENV/bin/ruff" check aggregator tests bench; exec "$VENV/bin/mypy" ;;
     bench) setup; exec "$VENV/bin/python" bench/build.py "$@" ;;
     upgrade-check) upgrade_check "$@" ;;

@@ -17,14 +17,14 @@ from pathlib import Path
 import feedparser
 import pytest
 from articlefiles import article_text, bump_mtime, write_article
+from building import BASE, build, folder_settings
 from test_daemon import running, wait_for
 from test_daemon import settings as settings  # noqa: PLC0414 - the daemon tests' fixture
 
 from aggregator.config import Settings
 from aggregator.events import ArticleRejected, ArticleUnpublished
-from aggregator.pipeline import PARALLEL_FILES, Builder, BuildReport
+from aggregator.pipeline import PARALLEL_FILES, BuildReport
 
-BASE = "https://feeds.example.org/"
 HEX = "0x" + "f" * 5000
 
 # (file name, front matter lines after title/webUrl/published): each was seen to abort a
@@ -136,19 +136,7 @@ def test_daemon_publishes_a_good_file_dropped_after_a_bad_one(settings: Settings
 
 @pytest.fixture
 def folders(tmp_path: Path) -> Settings:
-    (tmp_path / "in").mkdir()
-    return Settings(
-        input=tmp_path / "in",
-        output=tmp_path / "out",
-        state=tmp_path / "state",
-        base_url=BASE,
-        workers=1,
-    )
-
-
-def build(settings: Settings) -> BuildReport:
-    with Builder(settings) as builder:
-        return builder.build()
+    return folder_settings(tmp_path)
 
 
 URL = "https://take.example.com/down"

@@ -13,6 +13,7 @@ from pathlib import Path
 import feedparser
 import pytest
 from articlefiles import SECRET, bump_mtime, write_article
+from building import BASE, SEEDS, build, folder_settings
 
 from aggregator.config import Settings
 from aggregator.events import (
@@ -25,29 +26,12 @@ from aggregator.events import (
     FeedWritten,
 )
 from aggregator.model import FeedFormat, FeedKey, FeedKind
-from aggregator.pipeline import Builder, BuildReport
-
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
-BASE = "https://feeds.example.org/"
+from aggregator.pipeline import BuildReport
 
 
 @pytest.fixture
 def folders(tmp_path: Path, catalog_backend: str | None) -> Iterator[Settings]:
-    (tmp_path / "in").mkdir()
-    return Settings(
-        input=tmp_path / "in",
-        output=tmp_path / "out",
-        state=tmp_path / "state",
-        base_url=BASE,
-        workers=1,
-        catalog=catalog_backend,
-        node="n1",
-    )
-
-
-def build(settings: Settings) -> BuildReport:
-    with Builder(settings) as builder:
-        return builder.build()
+    return folder_settings(tmp_path, catalog=catalog_backend, node="n1")
 
 
 def entries(settings: Settings, feed: str = "all") -> list[feedparser.FeedParserDict]:

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import building
 import feedparser
 import pytest
 import yaml
@@ -18,7 +19,7 @@ from aggregator.errors import ConfigError
 from aggregator.events import FeedWritten
 from aggregator.membership import parse_feed_definitions
 from aggregator.model import Article, Image, Provider
-from aggregator.pipeline import Builder, BuildReport
+from aggregator.pipeline import BuildReport
 
 BASE = "https://feeds.example.org/"
 
@@ -55,8 +56,7 @@ def config(tmp_path: Path, feeds: list[dict[str, Any]], **extra: Any) -> Path:
 
 
 def build(path: Path) -> BuildReport:
-    with Builder(load_settings(path)) as builder:
-        return builder.build()
+    return building.build(load_settings(path))
 
 
 def links(out: Path, feed: str) -> list[str]:

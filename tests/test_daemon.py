@@ -21,15 +21,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import IO
 
 import feedparser
 import pytest
 from articlefiles import article_text, write_article
-from waiting import Recorder
-from waiting import wait_for as _wait_for
+from building import DAEMON, folder_settings
+from waiting import TIMEOUT, Recorder, wait_for
 
 import aggregator.daemon.service as daemon_module
 from aggregator.config import Settings
@@ -53,8 +52,6 @@ REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
 GEN_CORPUS = REPO.parent / "shared" / "tools" / "gen_corpus.py"
 BASE = "https://feeds.example.org/"
-TIMEOUT = 15.0
-wait_for = partial(_wait_for, timeout=TIMEOUT)
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -141,19 +138,7 @@ def spy(daemon: Daemon) -> SpyBuilder:
 def settings(tmp_path: Path, catalog_backend: str | None) -> Settings:
     """Folders with the seeds in the input; a short debounce; feeds long enough for all.
     On each catalog backend (SQLite; PostgreSQL as a one-node cluster)."""
-    shutil.copytree(SEEDS, tmp_path / "in")
-    return Settings(
-        input=tmp_path / "in",
-        output=tmp_path / "out",
-        state=tmp_path / "state",
-        base_url=BASE,
-        max_items=5000,
-        workers=2,
-        debounce_seconds=0.05,
-        debounce_max_seconds=0.5,
-        catalog=catalog_backend,
-        node="n1",
-    )
+    return folder_settings(tmp_path, seeds=True, **DAEMON, catalog=catalog_backend, node="n1")
 
 
 @pytest.fixture(scope="session")

@@ -24,13 +24,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import pytest
 from articlefiles import article_text, write_article
 from services import service_missing
-from waiting import wait_for as _wait_for
+from waiting import wait_for
 
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
@@ -41,8 +40,6 @@ from aggregator.pipeline import Builder
 pytestmark = pytest.mark.faults
 
 BASE = "https://feeds.example.org/"
-TIMEOUT = 60.0
-wait_for = partial(_wait_for, timeout=TIMEOUT)
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from building import folder_settings
 from httpcheck import CONTENT_TYPES, Client, a_then_b, build
 from services import service_missing
 from waiting import TIMEOUT, wait_for
@@ -98,14 +99,7 @@ class Nginx:
 def settings(tmp_path: Path) -> Settings:
     if NGINX is None:
         service_missing("nginx is not installed (apt-get install -y nginx-light; .ci/run does)")
-    shutil.copytree(ROOT / "seeds", tmp_path / "in")
-    return Settings(
-        input=tmp_path / "in",
-        output=tmp_path / "out",
-        state=tmp_path / "state",
-        base_url="http://localhost:8000/",
-        workers=1,
-    )
+    return folder_settings(tmp_path, seeds=True, base_url="http://localhost:8000/")
 
 
 @pytest.fixture

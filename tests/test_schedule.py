@@ -18,7 +18,8 @@ from pathlib import Path
 import feedparser
 import pytest
 from articlefiles import write_article
-from waiting import Recorder, wait_for
+from building import BASE, DAEMON, folder_settings
+from waiting import TIMEOUT, Recorder, wait_for
 
 from aggregator.cli import main
 from aggregator.config import Settings
@@ -36,9 +37,7 @@ from aggregator.events import (
 from aggregator.membership import parse_feed_definitions
 from aggregator.pipeline import Builder, BuildReport
 
-BASE = "https://feeds.example.org/"
 START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
-TIMEOUT = 20.0
 
 
 class Clock:
@@ -73,17 +72,7 @@ def whole_seconds_after(clock: Clock, seconds: float) -> datetime:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    (tmp_path / "in").mkdir()
-    return Settings(
-        input=tmp_path / "in",
-        output=tmp_path / "out",
-        state=tmp_path / "state",
-        base_url=BASE,
-        max_items=5000,
-        workers=2,
-        debounce_seconds=0.05,
-        debounce_max_seconds=0.5,
-    )
+    return folder_settings(tmp_path, **DAEMON)
 
 
 def links(settings: Settings, feed: str = "all") -> list[str]:

@@ -27,6 +27,7 @@ from pathlib import Path
 import feedparser
 import pytest
 from articlefiles import write_article
+from building import folder_settings
 from httpcheck import CONTENT_TYPES, SECOND, Client, a_then_b, build, titles
 from waiting import TIMEOUT, wait_for
 
@@ -42,15 +43,7 @@ SEEDS = ROOT / "seeds"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    shutil.copytree(SEEDS, tmp_path / "in")
-    return Settings(
-        input=tmp_path / "in",
-        output=tmp_path / "out",
-        state=tmp_path / "state",
-        base_url="http://localhost:8000/",
-        workers=1,
-        port=0,
-    )
+    return folder_settings(tmp_path, seeds=True, base_url="http://localhost:8000/", port=0)
 
 
 @pytest.fixture

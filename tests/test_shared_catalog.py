@@ -12,6 +12,7 @@ from pathlib import Path
 import feedparser
 import pytest
 from articlefiles import bump_mtime, write_article
+from building import folder_settings
 
 from aggregator.catalog import Catalog, ChangeListener, Leadership
 from aggregator.config import Settings
@@ -19,20 +20,9 @@ from aggregator.errors import CatalogError
 from aggregator.events import ArticleAdded
 from aggregator.pipeline import Builder
 
-BASE = "https://feeds.example.org/"
-
 
 def node_settings(root: Path, url: str, node: str) -> Settings:
-    (root / node / "in").mkdir(parents=True, exist_ok=True)
-    return Settings(
-        input=root / node / "in",
-        output=root / node / "out",
-        state=root / node / "state",
-        base_url=BASE,
-        workers=1,
-        catalog=url,
-        node=node,
-    )
+    return folder_settings(root / node, catalog=url, node=node)
 
 
 def outputs(settings: Settings) -> dict[str, bytes]:

@@ -4,20 +4,18 @@ nothing owed is lost (failures retried, a stop resumed at the next start, bounde
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import feedparser
 import pytest
 from articlefiles import write_article
+from building import BASE, folder_settings
 from hubs import RecordingHub, closed_port_url, recording_hub
-from waiting import Recorder
-from waiting import wait_for as _wait_for
+from waiting import Recorder, wait_for
 
 from aggregator.catalog import Catalog
 from aggregator.cli import main
@@ -27,11 +25,7 @@ from aggregator.delivery import LogSink, Sink, log_sink, websub
 from aggregator.events import HubPinged, HubPingFailed
 from aggregator.pipeline import Builder
 
-REPO = Path(__file__).resolve().parents[1]
-BASE = "https://feeds.example.org/"
-TIMEOUT = 15.0
 FORMATS = (".rss.xml", ".atom.xml", ".json")
-wait_for = partial(_wait_for, timeout=TIMEOUT)
 
 
 def topics_of(*stems: str) -> list[str]:
@@ -57,16 +51,8 @@ def hub() -> Iterator[RecordingHub]:
 
 @pytest.fixture
 def settings(tmp_path: Path, hub: RecordingHub) -> Settings:
-    shutil.copytree(REPO / "seeds", tmp_path / "in")
-    return Settings(
-        input=tmp_path / "in",
-        output=tmp_path / "out",
-        state=tmp_path / "state",
-        base_url=BASE,
-        workers=1,
-        hubs=(hub.url,),
-        debounce_seconds=0.05,
-        debounce_max_seconds=0.5,
+    return folder_settings(
+        tmp_path, seeds=True, hubs=(hub.url,), debounce_seconds=0.05, debounce_max_seconds=0.5
     )
 
 
