@@ -46,7 +46,7 @@ OWNERS: dict[str, set[str]] = {
     "yaml": {"reading.front_matter", "reading.articles", "config.settings"},
     "aiohttp": {"serve.server"},
     "anyascii": {"membership.slugs"},
-    "tqdm": {"cli.program"},
+    "tqdm": {"cli.commands"},
 }
 
 MAX_MODULE_LINES = 500
