@@ -25,7 +25,7 @@ than MAX_KEY_CHARS, nesting deeper than MAX_DEPTH, and every plain scalar YAML 1
 as something other than a string (yes/no/on/off/y/n/null/~/true/false in other spellings,
 0x1F, 012, 1_000, 1e3, .inf, 1:20, `2021-1-5 10:00`, ...).
 
-No PyYAML here on purpose: `articles` is the one module that imports yaml.
+No PyYAML here on purpose: only `yaml_safe` runs it (and `articles` reads its nodes).
 """
 
 from __future__ import annotations
