@@ -43,10 +43,10 @@ OWNERS: dict[str, set[str]] = {
     "sqlite3": {"catalog.store"},
     "psycopg": {"catalog.postgres"},
     "urllib.request": {"delivery.websub"},
-    "yaml": {"reading.front_matter", "reading.articles", "config.settings"},
+    "yaml": {"reading.yaml_safe", "reading.articles", "config.loading"},
     "aiohttp": {"serve.server"},
     "anyascii": {"membership.slugs"},
-    "tqdm": {"cli.program"},
+    "tqdm": {"cli.commands"},
 }
 
 MAX_MODULE_LINES = 500

@@ -31,11 +31,15 @@ from aggregator.reading import (
     parse_fast,
     read_article,
 )
+from aggregator.reading.articles import DEFAULT_MAX_BYTES
+from aggregator.reading.values import xml_clean
+from aggregator.reading.yaml_safe import LOADER, loader_class
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))
 GEN_CORPUS = Path(__file__).resolve().parents[2] / "shared/tools/gen_corpus.py"
-LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+Loader = type[yaml.SafeLoader]
 
 MINIMAL = 'title: "A title"\nwebUrl: "https://example.com/a"\n'
 
@@ -54,17 +58,24 @@ def article_file(body: str = MINIMAL, *, extra: str = "") -> str:
     return f"---\n{body}{extra}---\n"
 
 
-def read(folder: Path, content: bytes | str, name: str = "a.md") -> Article:
-    return read_article(write(folder, name, content), name)
+def read(
+    folder: Path, content: bytes | str, name: str = "a.md", *, loader: Loader = LOADER
+) -> Article:
+    return read_article(write(folder, name, content), name, loader=loader)
 
 
 def rejected(
-    folder: Path, content: bytes | str, name: str = "bad.md", **kwargs: int
+    folder: Path,
+    content: bytes | str,
+    name: str = "bad.md",
+    *,
+    loader: Loader = LOADER,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> ArticleError:
     """The error reading `content` raises; it must name the file."""
     path = write(folder, name, content)
     with pytest.raises(ArticleError) as caught:
-        read_article(path, name, **kwargs)
+        read_article(path, name, max_bytes=max_bytes, loader=loader)
     assert caught.value.path == name
     assert name in str(caught.value)
     return caught.value
@@ -89,7 +100,7 @@ def same(a: object, b: object) -> bool:
     return a == b
 
 
-def pyyaml(text: str, loader: type[yaml.SafeLoader] = LOADER) -> object:
+def pyyaml(text: str, loader: type[yaml.SafeLoader] = BASE_LOADER) -> object:
     return yaml.load(text, Loader=loader)
 
 
@@ -107,7 +118,7 @@ def assert_fast_matches_pyyaml(text: str, *, must_be_fast: bool | None = None) -
         assert fast is None, f"fast path should decline {text!r}, gave {fast!r}"
     if fast is None:
         return
-    for loader in {LOADER, yaml.SafeLoader}:
+    for loader in {BASE_LOADER, yaml.SafeLoader}:
         try:
             expected: object = pyyaml(text, loader)
         except (yaml.YAMLError, ValueError) as exc:
@@ -183,7 +194,7 @@ def test_seed_000_in_detail() -> None:
 
 @pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.name)
 def test_secured_never_reaches_the_article(path: Path) -> None:
-    mapping = yaml.load(front_matter_text(path.read_bytes(), path.name), Loader=LOADER)
+    mapping = yaml.load(front_matter_text(path.read_bytes(), path.name), Loader=BASE_LOADER)
     secret = mapping.get("secured")
     if secret is None:
         pytest.skip("this seed has no secured field")
@@ -252,14 +263,16 @@ def test_front_matter_not_closed(tmp_path: Path) -> None:
     assert "not closed" in error.reason
 
 
-def test_malformed_yaml_gives_line_and_column(tmp_path: Path, fallback: None) -> None:
-    error = rejected(tmp_path, article_file(MINIMAL + "topics: [AI, ML\nexcerpt: x\n"), "y.md")
+def test_malformed_yaml_gives_line_and_column(tmp_path: Path, fallback: Loader) -> None:
+    error = rejected(
+        tmp_path, article_file(MINIMAL + "topics: [AI, ML\nexcerpt: x\n"), "y.md", loader=fallback
+    )
     assert error.reason.startswith("malformed YAML at line 5, column")
     assert error.field is None
 
 
-def test_malformed_yaml_mapping_in_a_plain_value(tmp_path: Path, fallback: None) -> None:
-    error = rejected(tmp_path, article_file("title: Why: because\n"), "colon.md")
+def test_malformed_yaml_mapping_in_a_plain_value(tmp_path: Path, fallback: Loader) -> None:
+    error = rejected(tmp_path, article_file("title: Why: because\n"), "colon.md", loader=fallback)
     assert "malformed YAML at line 2, column 11" in error.reason
     assert "quotes" in error.reason
 
@@ -348,8 +361,10 @@ def test_valid_web_urls(tmp_path: Path, url: str) -> None:
 @pytest.mark.parametrize(
     "value", ["yesterday", '"2021-13-01"', "2021-02-30T10:00:00Z", '"12/22/2021"', "12", "true"]
 )
-def test_invalid_published_date_time(tmp_path: Path, value: str, fallback: None) -> None:
-    error = rejected(tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"), "d.md")
+def test_invalid_published_date_time(tmp_path: Path, value: str, fallback: Loader) -> None:
+    error = rejected(
+        tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"), "d.md", loader=fallback
+    )
     assert error.field == "publishedDateTime"
     assert "is not an ISO 8601 date-time" in error.reason
 
@@ -453,30 +468,38 @@ BASE_LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if hasattr(yaml, "CSafeLo
 
 
 @pytest.fixture(params=BASE_LOADERS, ids=lambda loader: loader.__name__)
-def fallback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run the test with each loader the fallback may have: CSafeLoader, or SafeLoader when
-    PyYAML was built without libyaml."""
-    monkeypatch.setattr(articles, "_Loader", articles._loader_class(request.param))
+def fallback(request: pytest.FixtureRequest) -> Loader:
+    """The loader for the test to read with, once per loader the fallback may have: CSafeLoader,
+    or SafeLoader when PyYAML was built without libyaml."""
+    base: Loader = request.param
+    return loader_class(base)
 
 
 def _refuse_to_build(*args: object, **kwargs: object) -> object:
     raise AssertionError("PyYAML was asked to build a document that should have been refused")
 
 
+def _refusing(loader: Loader) -> Loader:
+    """`loader`, failing the test if PyYAML is asked to build a document with it (`yaml.load`
+    calls `get_single_data`; the event scan before it does not)."""
+    return type("Refusing", (loader,), {"get_single_data": _refuse_to_build})
+
+
 def test_billion_laughs_is_refused_before_anything_is_built(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: None
+    tmp_path: Path, fallback: Loader
 ) -> None:
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     body = MINIMAL + "\n".join(lines) + "\n"
-    monkeypatch.setattr(articles.yaml, "load", _refuse_to_build)
-    error = rejected(tmp_path, article_file(body), "lol.md")
+    error = rejected(tmp_path, article_file(body), "lol.md", loader=_refusing(fallback))
     assert "YAML anchor &a0 at line 4" in error.reason
     assert "not allowed" in error.reason
 
 
-def test_alias_without_anchor_is_refused(tmp_path: Path, fallback: None) -> None:
-    error = rejected(tmp_path, article_file(MINIMAL + "excerpt: *nothing\n"), "alias.md")
+def test_alias_without_anchor_is_refused(tmp_path: Path, fallback: Loader) -> None:
+    error = rejected(
+        tmp_path, article_file(MINIMAL + "excerpt: *nothing\n"), "alias.md", loader=fallback
+    )
     assert "YAML alias *nothing" in error.reason
 
 
@@ -495,26 +518,26 @@ def test_any_anchor_is_refused(tmp_path: Path) -> None:
     ],
     ids=["flow-sequences", "flow-mappings", "block-sequences", "block-mappings"],
 )
-def test_deep_nesting_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nested: str, fallback: None
-) -> None:
-    monkeypatch.setattr(articles.yaml, "load", _refuse_to_build)
-    error = rejected(tmp_path, article_file(MINIMAL + nested + "\n"), "deep.md", max_bytes=10**7)
+def test_deep_nesting_is_refused(tmp_path: Path, nested: str, fallback: Loader) -> None:
+    error = rejected(
+        tmp_path,
+        article_file(MINIMAL + nested + "\n"),
+        "deep.md",
+        max_bytes=10**7,
+        loader=_refusing(fallback),
+    )
     assert f"nested more than {MAX_DEPTH} levels deep" in error.reason
 
 
-def test_nesting_up_to_the_limit_is_fine(tmp_path: Path, fallback: None) -> None:
+def test_nesting_up_to_the_limit_is_fine(tmp_path: Path, fallback: Loader) -> None:
     nested = "x: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n"
-    assert read(tmp_path, article_file(MINIMAL + nested)).title == "A title"
+    assert read(tmp_path, article_file(MINIMAL + nested), loader=fallback).title == "A title"
 
 
-def test_python_object_tag_is_refused_and_not_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: None
-) -> None:
+def test_python_object_tag_is_refused_and_not_run(tmp_path: Path, fallback: Loader) -> None:
     marker = tmp_path / "ran"
-    monkeypatch.setattr(articles.yaml, "load", _refuse_to_build)
     body = MINIMAL + f'excerpt: !!python/object/apply:os.system ["touch {marker}"]\n'
-    error = rejected(tmp_path, article_file(body), "evil.md")
+    error = rejected(tmp_path, article_file(body), "evil.md", loader=_refusing(fallback))
     assert "YAML tag !!python/object/apply:os.system at line 4 is not allowed" in error.reason
     assert not marker.exists()
 
@@ -529,14 +552,18 @@ def test_python_object_tag_is_refused_and_not_run(
         ("!<tag:example.com,2000:x> text", "tag:example.com,2000:x"),
     ],
 )
-def test_non_core_tags_are_refused(tmp_path: Path, value: str, shown: str, fallback: None) -> None:
-    error = rejected(tmp_path, article_file(MINIMAL + f"excerpt: {value}\n"), "tag.md")
+def test_non_core_tags_are_refused(
+    tmp_path: Path, value: str, shown: str, fallback: Loader
+) -> None:
+    error = rejected(
+        tmp_path, article_file(MINIMAL + f"excerpt: {value}\n"), "tag.md", loader=fallback
+    )
     assert f"YAML tag {shown} " in error.reason
 
 
-def test_core_tags_are_accepted(tmp_path: Path, fallback: None) -> None:
+def test_core_tags_are_accepted(tmp_path: Path, fallback: Loader) -> None:
     body = 'title: !!str 2021\nwebUrl: "https://example.com/"\nexcerpt: !!str yes\nn: !!int "3"\n'
-    article = read(tmp_path, article_file(body))
+    article = read(tmp_path, article_file(body), loader=fallback)
     assert (article.title, article.excerpt) == ("2021", "yes")
 
 
@@ -700,9 +727,9 @@ def test_numbers_too_long_to_be_numbers_are_kept_as_text(tmp_path: Path, digits:
      ("!!float x", "float"), ("!!null [1]", None), ("!!int [1]", None)],
 )  # fmt: skip
 def test_explicit_tag_its_type_cannot_take_is_malformed_yaml(
-    tmp_path: Path, value: str, tag: str | None, fallback: None
+    tmp_path: Path, value: str, tag: str | None, fallback: Loader
 ) -> None:
-    error = rejected(tmp_path, article_file(MINIMAL + f"extra: {value}\n"))
+    error = rejected(tmp_path, article_file(MINIMAL + f"extra: {value}\n"), loader=fallback)
     assert error.reason.startswith("malformed YAML at line 4, column 8:")
     if tag is not None:  # a scalar: our wording names the tag (a list: PyYAML's own)
         assert f"is not a valid !!{tag}" in error.reason
@@ -710,9 +737,11 @@ def test_explicit_tag_its_type_cannot_take_is_malformed_yaml(
 
 @pytest.mark.parametrize("value", ["!!timestamp x", "!!timestamp 2021-13-45"])
 def test_explicit_timestamp_that_is_no_date_is_a_field_error(
-    tmp_path: Path, value: str, fallback: None
+    tmp_path: Path, value: str, fallback: Loader
 ) -> None:
-    error = rejected(tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"))
+    error = rejected(
+        tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"), loader=fallback
+    )
     assert error.field == "publishedDateTime"
 
 
@@ -801,7 +830,7 @@ def test_control_characters_are_removed(tmp_path: Path) -> None:
 
 def test_surrogates_are_removed_and_pairs_joined() -> None:
     # libyaml refuses surrogate escapes, but the pure-Python loader lets them through.
-    clean = articles._clean
+    clean = xml_clean
     assert clean("a\ud83d\ude00b") == "a\U0001f600b"
     assert clean("a\ud800b\udfffc\ude00\ud83d") == "abc"
     assert clean("plain text") == "plain text"
@@ -836,7 +865,7 @@ def test_duplicate_keys_last_wins_as_in_yaml(tmp_path: Path) -> None:
     assert read(tmp_path, article_file(body)).title == "Second"
 
 
-def test_constructs_the_fast_parser_declines_still_parse(tmp_path: Path, fallback: None) -> None:
+def test_constructs_the_fast_parser_declines_still_parse(tmp_path: Path, fallback: Loader) -> None:
     body = (
         "title: |\n  Two\n  lines\n"
         "webUrl: 'https://example.com/'\n"
@@ -846,7 +875,7 @@ def test_constructs_the_fast_parser_declines_still_parse(tmp_path: Path, fallbac
         "published: True\n"
     )
     assert parse_fast(body) is None
-    article = read(tmp_path, article_file(body))
+    article = read(tmp_path, article_file(body), loader=fallback)
     assert (article.title, article.excerpt) == ("Two\nlines", "folded text")
     assert article.topics == ("AI", "ML", "Data")
     assert article.provider == Provider("Forbes", "forbes.com")
@@ -1234,9 +1263,11 @@ def test_reading_one_file_costs_at_most_a_second_of_cpu(tmp_path: Path, case: st
      "1900-01-01T00:30:00+01:00", '"0001-01-01T00:00:00"', "9999-12-31T23:00:00-05:00"],
 )  # fmt: skip
 def test_dates_outside_the_accepted_range_are_a_field_error(
-    tmp_path: Path, value: str, fallback: None
+    tmp_path: Path, value: str, fallback: Loader
 ) -> None:
-    error = rejected(tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"))
+    error = rejected(
+        tmp_path, article_file(MINIMAL + f"publishedDateTime: {value}\n"), loader=fallback
+    )
     assert error.field == "publishedDateTime"
     assert "years 1900 to 9999" in error.reason
 

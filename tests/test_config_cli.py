@@ -771,9 +771,10 @@ def test_a_new_subcommand_shows_up_in_completion_and_man_page(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Commands and flags are declared once: a new one reaches every generated file."""
+    from aggregator.cli import commands
     from aggregator.cli import program as cli
 
-    extra = cli.Command("serve-demo", "a demo", "A demo command.", ("config", "poll"), cli._run)
+    extra = cli.Command("serve-demo", "a demo", "A demo command.", ("config", "poll"), commands.run)
     monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, extra))
     for shell in ("bash", "zsh", "fish"):
         assert main(["completion", shell]) == 0

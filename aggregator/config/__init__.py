@@ -12,18 +12,19 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.config.settings import (
-        DEFAULT_CONFIGS,
-        DEFAULT_MAX_EXCERPT_CHARS,
-        FeedTitles,
+    from aggregator.config.folders import check_folders, check_input
+    from aggregator.config.loading import (
         LoadedConfig,
-        Settings,
-        check_folders,
-        check_input,
         effective_values,
         load_config,
         load_settings,
         yaml_value,
+    )
+    from aggregator.config.settings import (
+        DEFAULT_CONFIGS,
+        DEFAULT_MAX_EXCERPT_CHARS,
+        FeedTitles,
+        Settings,
     )
 
 __all__ = [
@@ -44,14 +45,14 @@ _HOME = {
     "DEFAULT_CONFIGS": "aggregator.config.settings",
     "DEFAULT_MAX_EXCERPT_CHARS": "aggregator.config.settings",
     "FeedTitles": "aggregator.config.settings",
-    "LoadedConfig": "aggregator.config.settings",
+    "LoadedConfig": "aggregator.config.loading",
     "Settings": "aggregator.config.settings",
-    "check_folders": "aggregator.config.settings",
-    "check_input": "aggregator.config.settings",
-    "effective_values": "aggregator.config.settings",
-    "load_config": "aggregator.config.settings",
-    "load_settings": "aggregator.config.settings",
-    "yaml_value": "aggregator.config.settings",
+    "check_folders": "aggregator.config.folders",
+    "check_input": "aggregator.config.folders",
+    "effective_values": "aggregator.config.loading",
+    "load_config": "aggregator.config.loading",
+    "load_settings": "aggregator.config.loading",
+    "yaml_value": "aggregator.config.loading",
 }
 
 

@@ -12,15 +12,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.reading.articles import (
-        EARLIEST,
-        LATEST,
-        front_matter_text,
-        parse_article,
-        read_article,
-    )
+    from aggregator.reading.articles import front_matter_text, parse_article, read_article
     from aggregator.reading.front_matter import MAX_DEPTH, parse_fast
     from aggregator.reading.sources import FileStat, SourceFilter, scan_sources, stat_source
+    from aggregator.reading.values import EARLIEST, LATEST
 
 __all__ = [
     "EARLIEST",
@@ -37,9 +32,9 @@ __all__ = [
 ]
 
 _HOME = {
-    "EARLIEST": "aggregator.reading.articles",
+    "EARLIEST": "aggregator.reading.values",
     "FileStat": "aggregator.reading.sources",
-    "LATEST": "aggregator.reading.articles",
+    "LATEST": "aggregator.reading.values",
     "MAX_DEPTH": "aggregator.reading.front_matter",
     "SourceFilter": "aggregator.reading.sources",
     "front_matter_text": "aggregator.reading.articles",

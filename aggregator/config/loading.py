@@ -1,0 +1,171 @@
+"""Reading the configuration: the YAML file (the default one only if it exists), the
+command-line overrides on top, where each value came from, and the effective values shown.
+
+The merged keys are checked by `validate`; this module owns the YAML text of the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aggregator.config.settings import (
+    DEFAULT_CONFIGS,
+    DOCUMENTED_KEYS,
+    BuiltinFeeds,
+    FeedTitles,
+    Settings,
+)
+from aggregator.config.validate import SECTION_OF, SECTIONS, validate
+from aggregator.errors import ConfigError
+
+DEFAULT = "default"
+
+
+def file_origin(path: Path) -> str:
+    """How `aggregator config` and error messages name a value read from `path`."""
+    return f"file:{path}"
+
+
+def flag_origin(key: str) -> str:
+    """How a value given on the command line is named: its flag (`base_url` → --base-url)."""
+    return "flag:--" + key.replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """Validated settings, the file they came from, and where each value came from."""
+
+    settings: Settings
+    file: Path | None
+    # dotted key (`base_url`, `logging.level`, `feed_titles.topic`) → `default`,
+    # `file:<path>` or `flag:--<name>`; only keys not at their default are listed.
+    origins: Mapping[str, str]
+
+    def origin(self, key: str) -> str:
+        """Where the value of a dotted key came from."""
+        return self.origins.get(key, DEFAULT)
+
+
+def default_config_file() -> Path | None:
+    """The config read when no --config is given: ./aggregator.yaml (what `aggregator init`
+    writes), else config/aggregator.yaml (this repository's); None if neither exists."""
+    for candidate in DEFAULT_CONFIGS:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> LoadedConfig:
+    """Read the YAML config (the default file only if it exists) and apply CLI overrides.
+
+    Relative paths in the file are taken relative to the working directory, as the CLI's are.
+    Raises `ConfigError` listing every problem found, each with its key and, for a value
+    given on the command line, its flag.
+    """
+    path = config_path if config_path is not None else default_config_file()
+    raw: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    if path is not None:
+        raw = _read_yaml(path)
+        origins.update(_dotted_keys(raw, file_origin(path)))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw[key] = value
+            origins[SECTION_OF.get(key, key)] = flag_origin(key)
+    settings = validate(raw, origins, str(path) if path is not None else "defaults")
+    return LoadedConfig(settings, path, origins)
+
+
+def load_settings(
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """`load_config(...).settings`: the validated settings alone."""
+    return load_config(config_path, overrides).settings
+
+
+def _dotted_keys(raw: Mapping[str, Any], origin: str) -> dict[str, str]:
+    """Every key of the file, sections flattened (`logging.level`), mapped to `origin`."""
+    keys: dict[str, str] = {}
+    for name, value in raw.items():
+        key = str(name)
+        if key in SECTIONS and isinstance(value, dict):
+            keys.update({f"{key}.{inner}": origin for inner in value})
+        else:
+            keys[SECTION_OF.get(key, key)] = origin
+    return keys
+
+
+def effective_values(settings: Settings) -> list[tuple[str, Any]]:
+    """(dotted key, value) of every setting, in the order the config template lists them."""
+    values: list[tuple[str, Any]] = []
+    for f in dataclasses.fields(Settings):
+        value = getattr(settings, f.name)
+        if f.name == "titles":
+            values.extend(
+                (f"feed_titles.{t.name}", getattr(value, t.name))
+                for t in dataclasses.fields(FeedTitles)
+            )
+        elif f.name == "builtin_feeds":
+            values.extend(
+                (f"builtin_feeds.{b.name}", getattr(value, b.name))
+                for b in dataclasses.fields(BuiltinFeeds)
+            )
+        elif f.name == "feeds":
+            values.append(("feeds", [definition.name for definition in value]))
+        elif isinstance(value, Path):
+            values.append((f.name, str(value)))
+        elif isinstance(value, tuple):
+            # str(): formats are StrEnum members, which YAML should show as plain text.
+            values.append((SECTION_OF.get(f.name, f.name), [str(v) for v in value]))
+        else:
+            values.append((SECTION_OF.get(f.name, f.name), value))
+    order = {key: i for i, key in enumerate(DOCUMENTED_KEYS)}
+    return sorted(values, key=lambda kv: order.get(kv[0].split(".")[0], len(order)))
+
+
+def yaml_value(value: object) -> str:
+    """`value` as YAML on one line, as it would be written in the config file."""
+    text: str = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [f"not UTF-8 text: {exc.reason}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [_yaml_problem(path, exc)]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), ["the file must be a mapping of keys to values"])
+    return dict(data)
+
+
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    """The YAML error at its line and column of the config file (PyYAML's own text names
+    a "<unicode string>", which tells the user nothing)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "cannot be parsed"
+    context = getattr(exc, "context", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+    detail = f"{problem} ({context})" if context else problem
+    return (
+        f"not valid YAML at {where}: {detail}; check the indentation, and quote values "
+        "holding ': ' or ' #'"
+    )
