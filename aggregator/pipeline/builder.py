@@ -11,6 +11,9 @@
       | change events                                                  (→ notify)
 
 A bad file is recorded and reported, never fatal: the other files and feeds go on.
+
+The stages' helpers live beside it: `workers` (what runs in other processes), `cutoff` (what
+is visible when), `outputs` (the config's feeds, the indexes), `lock` (one writer).
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ from aggregator.output import (
     PublishResult,
     added_updated_removed,
     feeds_to_render,
-    remove_stale_temps,
 )
 from aggregator.pipeline.cutoff import Visibility
 from aggregator.pipeline.lock import BuildLock
@@ -116,15 +118,11 @@ class Builder:
         except BaseException:
             self.lock.release()
             raise
-        # Under the lock, so no other writer's temp files are live.
-        removed = remove_stale_temps(self.output)
-        if removed:
-            LOGGER.info(
-                "removed %d temp file(s) left in %s by an interrupted build", removed, self.output
-            )
         self.plan_settings = _plan_settings(settings)
         self.visibility = Visibility(self.catalog, self.plan_settings, embargo=settings.embargo)
         self.outputs = Outputs(self.catalog, settings, self.plan_settings, self.visibility)
+        # Under the lock, so no other writer's temp files are live.
+        self.outputs.clear_stale_temps()
 
     def close(self) -> None:
         """Close the catalog and let another process build."""
@@ -160,7 +158,7 @@ class Builder:
         now = self.now()
         visibility = self.visibility
         self.outputs.apply_definitions()
-        to_read, gone = self._find_changes(changed)
+        to_read, gone = _find_changes(self.filter, self.catalog, changed)
         crash_point("after-scan")
         workers = Workers(self.settings.worker_count)
         try:
@@ -241,28 +239,6 @@ class Builder:
         if settings_changed:
             self.outputs.remove_turned_off(known)
         return keys, fingerprint if settings_changed else None
-
-    def _find_changes(self, changed: Iterable[str] | None) -> tuple[dict[str, FileStat], set[str]]:
-        """(files to read with their stat, files gone) — by size and mtime against the catalog."""
-        if changed is None:
-            on_disk = scan_sources(self.filter)
-            known = self.catalog.file_signatures()
-            changed_paths = sorted(p for p, sig in on_disk.items() if known.get(p) != sig)
-            to_read = {p: FileStat.parse(on_disk[p]) for p in changed_paths}
-            return to_read, known.keys() - on_disk.keys()
-        to_read, gone = {}, set()
-        for path in sorted(set(changed)):
-            rel = self.filter.relative(path)
-            if rel is None or not self.filter.matches(rel):
-                continue
-            stat = stat_source(self.filter, rel)
-            known_stat = self.catalog.file_stat(rel)
-            if stat is None:
-                if known_stat is not None:
-                    gone.add(rel)
-            elif stat != known_stat:
-                to_read[rel] = stat
-        return to_read, gone
 
     def _changes(
         self,
@@ -362,6 +338,31 @@ class Builder:
         crash_point("after-feeds-recorded")
         self.outputs.update_indexes(events, now)
         return written, unchanged, len(failed)
+
+
+def _find_changes(
+    sources: SourceFilter, catalog: Catalog, changed: Iterable[str] | None
+) -> tuple[dict[str, FileStat], set[str]]:
+    """(files to read with their stat, files gone) — by size and mtime against the catalog."""
+    if changed is None:
+        on_disk = scan_sources(sources)
+        known = catalog.file_signatures()
+        changed_paths = sorted(p for p, sig in on_disk.items() if known.get(p) != sig)
+        to_read = {p: FileStat.parse(on_disk[p]) for p in changed_paths}
+        return to_read, known.keys() - on_disk.keys()
+    to_read, gone = {}, set()
+    for path in sorted(set(changed)):
+        rel = sources.relative(path)
+        if rel is None or not sources.matches(rel):
+            continue
+        stat = stat_source(sources, rel)
+        known_stat = catalog.file_stat(rel)
+        if stat is None:
+            if known_stat is not None:
+                gone.add(rel)
+        elif stat != known_stat:
+            to_read[rel] = stat
+    return to_read, gone
 
 
 def _plan_settings(settings: Settings) -> PlanSettings:

@@ -1,7 +1,7 @@
 """What the output folder holds besides the feeds' bytes: the feeds the config defines (a
 feed no longer defined, or a format turned off, has its files deleted), the feeds whose files
 are missing, and the indexes (index.opml, index.html), written again when a feed changed, a
-file is missing or the indexes' code changed.
+file is missing or the indexes' code changed; and the temp files an interrupted build left.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aggregator.output import (
     FeedListing,
     PlanSettings,
     publish_all,
+    remove_stale_temps,
     renderer_digest,
     sidecar_of,
     summaries,
@@ -50,6 +51,15 @@ class Outputs:
         self.plan_settings = plan_settings
         self.visibility = visibility
         self.output = settings.output
+
+    def clear_stale_temps(self) -> None:
+        """Delete the temp files an interrupted build left in the output folder; only under
+        the lock, when no other writer's temp files can be live."""
+        removed = remove_stale_temps(self.output)
+        if removed:
+            LOGGER.info(
+                "removed %d temp file(s) left in %s by an interrupted build", removed, self.output
+            )
 
     def apply_definitions(self) -> list[FeedKey]:
         """Bring the catalog in line with the feeds the config defines; returns the feeds
