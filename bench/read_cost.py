@@ -2,7 +2,7 @@
 """Reading cost per file: the worst cases found for issue 6, in CPU seconds.
 
 Each case is one article file of up to 1 MiB (the default `max_file_bytes`), read through the
-whole per-file boundary (`build._read_stored`: read, parse, Article, stored form), as a
+whole per-file boundary (`pipeline.workers.read_stored`: read, parse, Article, stored form), as a
 build does. The promise (README): no file under `max_file_bytes` costs more than about a
 second of CPU; `tests/test_articles.py` holds the same cases to it. Run from the repository
 root::
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from aggregator.membership import DEFAULT_RULES
-from aggregator.pipeline.builder import _read_stored
+from aggregator.pipeline.workers import read_stored
 
 LIMIT = 1_048_576
 SIZE = LIMIT - 200
@@ -59,7 +59,7 @@ def main(names: list[str]) -> None:
         data = (HEAD + text)[: SIZE - 10].encode() + b"\n---\n"
         (folder / "a.md").write_bytes(data)
         started = time.process_time()
-        _, _, error, _ = _read_stored(str(folder), "a.md", LIMIT, DEFAULT_RULES)
+        _, _, error, _ = read_stored(str(folder), "a.md", LIMIT, DEFAULT_RULES)
         spent = time.process_time() - started
         outcome = "read" if error is None else "rejected: " + error.split(": ", 1)[1][:48]
         print(f"{name:34} {spent:7.3f}  {outcome}")

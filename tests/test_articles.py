@@ -1235,7 +1235,7 @@ _READ = {"sexagesimal", "sexagesimal-float", "decimal", "hex", "float", "related
 def test_reading_one_file_costs_at_most_a_second_of_cpu(tmp_path: Path, case: str) -> None:
     """Through the whole per-file boundary (read, parse, Article, stored form)."""
     from aggregator.membership import DEFAULT_RULES
-    from aggregator.pipeline.builder import _read_stored
+    from aggregator.pipeline.workers import read_stored
 
     content = f"---\n{MINIMAL}{_COSTLY[case]}\n---\n".encode()[: articles.DEFAULT_MAX_BYTES - 10]
     if not content.endswith(b"\n---\n"):
@@ -1243,7 +1243,7 @@ def test_reading_one_file_costs_at_most_a_second_of_cpu(tmp_path: Path, case: st
     (tmp_path / "costly.md").write_bytes(content)
     assert len(content) <= articles.DEFAULT_MAX_BYTES
     started = time.process_time()
-    rel, _, error, _ = _read_stored(
+    rel, _, error, _ = read_stored(
         str(tmp_path), "costly.md", articles.DEFAULT_MAX_BYTES, DEFAULT_RULES
     )
     spent = time.process_time() - started

@@ -389,6 +389,18 @@ def test_parallel_build_gives_the_same_bytes_as_a_serial_one(tmp_path: Path) -> 
     assert outputs[0] == outputs[1]
 
 
+def test_the_forkserver_preloads_modules_that_exist() -> None:
+    """A stale name there fails silently, as a slower start of every daemon worker."""
+    import importlib.util
+
+    from aggregator.pipeline.workers import FORKSERVER_PRELOAD, _read_chunk, _render_chunk
+
+    for name in FORKSERVER_PRELOAD:
+        assert importlib.util.find_spec(name) is not None, name
+    # The chunk functions the workers run live in a preloaded module.
+    assert {_read_chunk.__module__, _render_chunk.__module__} <= set(FORKSERVER_PRELOAD)
+
+
 def test_a_new_article_never_takes_a_guid_another_one_has(folders: Settings) -> None:
     write_article(folders.input, "a.txt", "https://a.example.com/x", title="A")
     build(folders)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from aggregator.output.publish import (
         GZIP_SUFFIX,
         PublishBatch,
+        PublishResult,
         gzip_bytes,
         next_mtime_ns,
         publish_all,
@@ -41,6 +42,7 @@ __all__ = [
     "FeedListing",
     "PlanSettings",
     "PublishBatch",
+    "PublishResult",
     "added_updated_removed",
     "cut",
     "dumps_indented",
@@ -65,6 +67,7 @@ _HOME = {
     "GZIP_SUFFIX": "aggregator.output.publish",
     "PlanSettings": "aggregator.output.plan",
     "PublishBatch": "aggregator.output.publish",
+    "PublishResult": "aggregator.output.publish",
     "added_updated_removed": "aggregator.output.plan",
     "cut": "aggregator.output.plan",
     "dumps_indented": "aggregator.output.jsonfeed",

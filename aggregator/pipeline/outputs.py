@@ -1,0 +1,215 @@
+"""What the output folder holds besides the feeds' bytes: the feeds the config defines (a
+feed no longer defined, or a format turned off, has its files deleted), the feeds whose files
+are missing, and the indexes (index.opml, index.html), written again when a feed changed, a
+file is missing or the indexes' code changed; and the temp files an interrupted build left.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from aggregator.catalog import Catalog
+from aggregator.config import Settings
+from aggregator.events import ChangeEvent, WriteFailed
+from aggregator.model import ALL_FORMATS, FeedKey, FeedKind
+from aggregator.output import (
+    FeedListing,
+    PlanSettings,
+    publish_all,
+    remove_stale_temps,
+    renderer_digest,
+    sidecar_of,
+    summaries,
+)
+from aggregator.pipeline.cutoff import Visibility
+from aggregator.pipeline.meta import FEED_DEFINITIONS, INDEX_RENDERER
+
+# The build's logger: these lines have always been the build's.
+LOGGER = logging.getLogger("aggregator.build")
+
+INDEXES = ("index.opml", "index.html")
+# Headlines of the all feed shown on index.html.
+INDEX_HEADLINES = 10
+
+
+class Outputs:
+    """The output folder of one build's settings, and what the catalog says it holds."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        plan_settings: PlanSettings,
+        visibility: Visibility,
+    ) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.plan_settings = plan_settings
+        self.visibility = visibility
+        self.output = settings.output
+
+    def clear_stale_temps(self) -> None:
+        """Delete the temp files an interrupted build left in the output folder; only under
+        the lock, when no other writer's temp files can be live."""
+        removed = remove_stale_temps(self.output)
+        if removed:
+            LOGGER.info(
+                "removed %d temp file(s) left in %s by an interrupted build", removed, self.output
+            )
+
+    def apply_definitions(self) -> list[FeedKey]:
+        """Bring the catalog in line with the feeds the config defines; returns the feeds
+        removed (their files are deleted).
+
+        A fingerprint of each definition is stored: when one changes (or a feed comes or
+        goes, or a built-in group is switched), every stored article's feeds are decided
+        again from the catalog (no file is read) and only the feeds that gained or lost
+        items, or whose definition changed, are rendered.
+        """
+        catalog = self.catalog
+        rules = self.settings.feed_rules
+        current = {
+            "builtin": f"{rules.all},{rules.topics},{rules.providers}",
+            **{str(d.key): d.membership_fingerprint() for d in self.settings.feeds},
+        }
+        stored_text = catalog.meta(FEED_DEFINITIONS)
+        stored = json.loads(stored_text) if stored_text else {"builtin": "True,True,True"}
+        if stored == current:
+            return []
+        catalog.reassign_feeds(rules)
+        changed = {
+            FeedKey.parse(name)
+            for name, fingerprint in current.items()
+            if name != "builtin" and stored.get(name) != fingerprint
+        }
+        switched_off = {
+            kind
+            for kind, on in (
+                (FeedKind.ALL, rules.all),
+                (FeedKind.TOPIC, rules.topics),
+                (FeedKind.PROVIDER, rules.providers),
+            )
+            if not on
+        }
+        removed = [
+            record.key
+            for record in catalog.feed_records()
+            if record.key.kind in switched_off
+            or (record.key.kind is FeedKind.CUSTOM and str(record.key) not in current)
+        ]
+        removed += [
+            key
+            for key in catalog.pending_feeds()
+            if key.kind in switched_off or (key.kind is FeedKind.CUSTOM and str(key) not in current)
+        ]
+        catalog.forget_feeds(removed)
+        for key in removed:
+            # A feed no longer defined is deleted, not left frozen: a reader polling it
+            # gets a 404 instead of a feed that silently stopped.
+            for fmt in ALL_FORMATS:
+                _remove_output(self.output / key.path(fmt), "feed no longer defined")
+        # A format dropped from a definition: its file goes too.
+        self.remove_turned_off(definition.key for definition in self.settings.feeds)
+        with catalog.transaction():
+            catalog.add_pending(changed)
+            catalog.set_meta(FEED_DEFINITIONS, json.dumps(current, sort_keys=True))
+        if removed:
+            LOGGER.info("feeds no longer defined, files deleted: %s", ", ".join(map(str, removed)))
+        return removed
+
+    def paths_of(self, key: FeedKey) -> tuple[str, ...]:
+        """The files a feed is written to (a feed of the config may choose its formats)."""
+        return tuple(key.path(fmt) for fmt in self.plan_settings.formats_of(key))
+
+    def missing(self, known: Iterable[FeedKey]) -> list[FeedKey]:
+        return [
+            key
+            for key in known
+            if not all((self.output / path).is_file() for path in self.paths_of(key))
+        ]
+
+    def remove_turned_off(self, known: Iterable[FeedKey]) -> None:
+        """Delete the files of formats the settings no longer ask for.
+
+        A file left behind would be served for ever and never updated: its readers would
+        see a feed that silently stopped. Gone, they get a 404 and can move to another
+        format (index.html lists only those written). Only the paths the build itself
+        writes are touched.
+        """
+        for key in known:
+            kept = self.plan_settings.formats_of(key)
+            for fmt in ALL_FORMATS:
+                if fmt in kept:
+                    continue
+                target = self.output / key.path(fmt)
+                why = f"the {fmt.value} format is turned off"
+                if _remove_output(target, why):
+                    LOGGER.info("removed %s: %s", target, why)
+
+    def update_indexes(self, events: list[ChangeEvent], now: datetime) -> None:
+        """Write the indexes if a feed was written since they were, one of them is missing, or
+        their code changed; a failure to write is an event, and they stay pending."""
+        stale = (
+            self.catalog.indexes_pending()
+            or not all((self.output / name).is_file() for name in INDEXES)
+            or self.catalog.meta(INDEX_RENDERER) != renderer_digest()
+        )
+        if stale and self._publish_indexes(events, now):
+            self.catalog.finish_indexes()
+
+    def _publish_indexes(self, events: list[ChangeEvent], now: datetime) -> bool:
+        """Write index.opml and index.html; whether both are now current."""
+        from aggregator.output import render_indexes
+
+        # Counted at this build's cut-off, as the feeds were: embargoed and aged-out
+        # items are in no count.
+        counts = self.catalog.membership_counts(
+            self.visibility.until(now), self.visibility.window_starts(now)
+        )
+        feeds = [
+            FeedListing(r.key, r.name, len(r.guids), counts.get(r.key, 0), r.updated)
+            for r in self.catalog.feed_records()
+        ]
+        base = self.settings.base_url
+        opml, html = render_indexes(
+            summaries(feeds, self.plan_settings),
+            title=self.settings.titles.site,
+            home_url=base + "index.html",
+            opml_url=base + "index.opml",
+            headlines=self.catalog.newest(
+                FeedKey.everything(),
+                min(INDEX_HEADLINES, self.settings.max_items),
+                until=self.visibility.until(now),
+            ),
+        )
+        ok = True
+        for result in publish_all(self.output, [opml, html], gzip=self.settings.gzip_sidecars):
+            if result.error is not None:
+                ok = False
+                events.append(WriteFailed(result.error.path, result.error.reason))
+        if ok:
+            self.catalog.set_meta(INDEX_RENDERER, renderer_digest())
+        return ok
+
+
+def _remove_output(path: Path, why: str) -> bool:
+    """Delete an output file the build no longer writes, and its gzip sidecar (first: a
+    server must never find the sidecar without its file); True if the file was there.
+
+    A file that cannot be removed is logged, not raised: the build goes on.
+    """
+    removed = False
+    for target in (sidecar_of(path), path):
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            LOGGER.warning("cannot remove %s (%s): %s", target, why, exc)
+            continue
+        removed = removed or target == path
+    return removed
