@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import ClassVar, Concatenate, ParamSpec, TypeVar
 
 from aggregator.catalog.nodes import NodeKeys
@@ -94,19 +95,11 @@ class Backend:
             with contextlib.suppress(*self.quiet):
                 db.close()
 
-    @contextmanager
-    def boundary(self) -> Iterator[None]:
+    def boundary(self) -> _Boundary:
         """Storage errors (and undecodable stored JSON) as a `CatalogError` that says what to
-        do; bugs pass as they are."""
-        try:
-            yield
-        except self.errors as exc:
-            error = self.storage_error(exc)
-            if error is None:
-                raise
-            raise error from exc
-        except json.JSONDecodeError as exc:
-            raise CatalogError(self.where, damaged(f"a stored record: {exc}")) from exc
+        do; bugs pass as they are. (A plain object, not a generator: every public method of
+        the catalog enters it.)"""
+        return _Boundary(self)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -170,6 +163,27 @@ class Backend:
                     if statement.strip():
                         self.db.execute(statement)
                 self.set_schema_version(target)
+
+
+class _Boundary:
+    __slots__ = ("backend",)
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        backend = self.backend
+        if isinstance(exc, backend.errors):
+            error = backend.storage_error(exc)
+            if error is not None:
+                raise error from exc
+        elif isinstance(exc, json.JSONDecodeError):
+            raise CatalogError(backend.where, damaged(f"a stored record: {exc}")) from exc
 
 
 class CatalogBase:
