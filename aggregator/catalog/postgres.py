@@ -273,11 +273,15 @@ class PostgresBackend(Backend):
         self._pending_upto = 0
         if readonly:
             return
-        self.db.lock_migrations()
         try:
-            self.migrate()
-        finally:
-            self.db.unlock_migrations()
+            self.db.lock_migrations()
+            try:
+                self.migrate()
+            finally:
+                self.db.unlock_migrations()
+        except BaseException:
+            self.close_quietly()  # the migration's error says more than a close could
+            raise
 
     def begin_write(self) -> None:
         self.db.begin_write()
