@@ -12,19 +12,19 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.catalog.postgres import ChangeListener, Leadership
-    from aggregator.catalog.store import (
-        Catalog,
+    from aggregator.catalog.cluster import ChangeListener, Leadership
+    from aggregator.catalog.maintenance import Salvage, check_catalog, rebuild_catalog
+    from aggregator.catalog.records import (
         DueItem,
         FeedRecord,
         FileChange,
         OwedPing,
         StoredArticle,
-        check_catalog,
+        SyncResult,
         format_date,
         parse_date,
-        rebuild_catalog,
     )
+    from aggregator.catalog.store import Catalog, is_shared
 
 __all__ = [
     "Catalog",
@@ -34,26 +34,32 @@ __all__ = [
     "FileChange",
     "Leadership",
     "OwedPing",
+    "Salvage",
     "StoredArticle",
+    "SyncResult",
     "check_catalog",
     "format_date",
+    "is_shared",
     "parse_date",
     "rebuild_catalog",
 ]
 
 _HOME = {
     "Catalog": "aggregator.catalog.store",
-    "ChangeListener": "aggregator.catalog.postgres",
-    "DueItem": "aggregator.catalog.store",
-    "FeedRecord": "aggregator.catalog.store",
-    "FileChange": "aggregator.catalog.store",
-    "Leadership": "aggregator.catalog.postgres",
-    "OwedPing": "aggregator.catalog.store",
-    "StoredArticle": "aggregator.catalog.store",
-    "check_catalog": "aggregator.catalog.store",
-    "format_date": "aggregator.catalog.store",
-    "parse_date": "aggregator.catalog.store",
-    "rebuild_catalog": "aggregator.catalog.store",
+    "ChangeListener": "aggregator.catalog.cluster",
+    "DueItem": "aggregator.catalog.records",
+    "FeedRecord": "aggregator.catalog.records",
+    "FileChange": "aggregator.catalog.records",
+    "Leadership": "aggregator.catalog.cluster",
+    "OwedPing": "aggregator.catalog.records",
+    "Salvage": "aggregator.catalog.maintenance",
+    "StoredArticle": "aggregator.catalog.records",
+    "SyncResult": "aggregator.catalog.records",
+    "check_catalog": "aggregator.catalog.maintenance",
+    "format_date": "aggregator.catalog.records",
+    "is_shared": "aggregator.catalog.store",
+    "parse_date": "aggregator.catalog.records",
+    "rebuild_catalog": "aggregator.catalog.maintenance",
 }
 
 

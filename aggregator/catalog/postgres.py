@@ -1,13 +1,11 @@
-"""The catalog's PostgreSQL backend: the part of the catalog that speaks psycopg.
+"""The catalog's PostgreSQL backend: one catalog shared by several nodes, in SQLite's dialect.
 
-`catalog.py` writes its SQL once, in SQLite's dialect; `PostgresConnection` runs it on
-PostgreSQL, translating the few differences (placeholders, PRAGMAs, `BEGIN IMMEDIATE`, DDL
-types) once per statement. Several nodes share one database: syncs are serialised by a
-transaction-level advisory lock (so "newest mtime, then path" holds whatever the timing),
-`ChangeListener` wakes a node when another one commits changes, and `Leadership` elects the
-one node that does once-only work, with a fencing epoch.
-
-Only the catalog stage imports this module (it is part of the catalog).
+The catalog writes its SQL once, in SQLite's dialect; `PostgresConnection` runs it on
+PostgreSQL, translating the few differences (placeholders, DDL types) once per statement.
+`PostgresBackend` serialises the nodes' writes with a transaction-level advisory lock (so
+"newest mtime, then path" holds whatever the timing), keeps the pending feeds in a change log
+every node reads, and rings the other nodes (NOTIFY) when a sync commits. The threads that
+listen for those rings and elect a leader are in `aggregator.catalog.cluster`.
 """
 
 from __future__ import annotations
@@ -15,14 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from typing import Any, ClassVar
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
+from aggregator.catalog.base import Backend
+from aggregator.catalog.records import FileChange
+from aggregator.catalog.schema import RENDERED_SEQ, Meta
 from aggregator.errors import CatalogError
+from aggregator.model import FeedKey
 
 LOGGER = logging.getLogger("aggregator.catalog")
 
@@ -34,25 +36,14 @@ LEADER_LOCK = 0x61676772_0003  # held by the node that does once-only work
 # The NOTIFY channel a sync rings after it commits changed feeds; payload: the node's name.
 CHANNEL = "aggregator_feeds"
 
-# Reconnection backoff of the listener and the leader thread.
-BACKOFF_FIRST_SECONDS = 1.0
-BACKOFF_MAX_SECONDS = 30.0
-# How often a follower tries to become the leader (a dead leader is replaced this fast).
-LEADER_POLL_SECONDS = 1.0
-
 # Tables only a shared catalog needs; idempotent, so they need no schema version.
 CLUSTER_DDL = (
     "CREATE TABLE IF NOT EXISTS feed_changes ("
-    " seq BIGSERIAL PRIMARY KEY, feed TEXT COLLATE \"C\" NOT NULL)",
+    ' seq BIGSERIAL PRIMARY KEY, feed TEXT COLLATE "C" NOT NULL)',
     "CREATE TABLE IF NOT EXISTS cluster_leader ("
     " id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL, node TEXT NOT NULL)",
     "INSERT INTO cluster_leader (id, epoch, node) VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
 )
-
-
-def is_postgres_url(location: str) -> bool:
-    """Whether a `catalog:` setting names a PostgreSQL database."""
-    return location.startswith(("postgresql://", "postgres://"))
 
 
 def describe(url: str) -> str:
@@ -64,6 +55,15 @@ def describe(url: str) -> str:
     host = info.get("host") or "localhost"
     port = info.get("port") or "5432"
     return f"postgresql://{host}:{port}/{info.get('dbname') or ''}"
+
+
+# Programming errors a user can still act on: a damaged schema, or a role without rights.
+_NOT_BUGS = (pg_errors.UndefinedTable, pg_errors.UndefinedColumn, pg_errors.InsufficientPrivilege)
+
+
+def is_bug(exc: psycopg.Error) -> bool:
+    """Whether an error is this package's mistake (bad SQL, wrong parameters), not advice."""
+    return isinstance(exc, psycopg.ProgrammingError) and not isinstance(exc, _NOT_BUGS)
 
 
 def _reason(exc: psycopg.Error, where: str) -> CatalogError:
@@ -88,7 +88,7 @@ def connect(url: str) -> psycopg.Connection[Any]:
 
 
 class _NoRows:
-    """What a PRAGMA without a PostgreSQL equivalent returns."""
+    """What a statement the server has nothing to say to returns."""
 
     def fetchone(self) -> None:
         return None
@@ -104,7 +104,6 @@ _COMMENT = re.compile(r"--[^\n]*")
 # A plain insert (no ON CONFLICT): COPY does the same, several times faster for many rows.
 _PLAIN_INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\)\s+VALUES \([?, ]+\)")
 _COPY_ROWS = 64
-_USER_VERSION_SET = re.compile(r"PRAGMA\s+user_version\s*=\s*(\d+)", re.IGNORECASE)
 
 
 def _ddl(statement: str) -> str:
@@ -156,22 +155,22 @@ class PostgresConnection:
         try:
             return self._conn.execute(sql, params, prepare=False if params is None else None)
         except psycopg.Error as exc:
+            if is_bug(exc):
+                raise
             raise _reason(exc, self.where) from exc
+
+    def begin_write(self) -> None:
+        """BEGIN, holding SQLite's single writer cluster-wide: the syncs of all nodes run one
+        at a time (the lock goes with the transaction)."""
+        self._reconnect_if_broken()
+        self._run("BEGIN", None)
+        self._in_transaction = True
+        self._run(f"SELECT pg_advisory_xact_lock({SYNC_LOCK})", None)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement in SQLite's dialect; a cursor (fetchone, fetchall, iteration)."""
         head = sql.lstrip()[:16].upper()
-        if head.startswith("PRAGMA"):
-            return self._pragma(sql)
-        if head.startswith("BEGIN"):
-            self._reconnect_if_broken()
-            self._run("BEGIN", None)
-            self._in_transaction = True
-            if "IMMEDIATE" in head:
-                # SQLite's single writer, cluster-wide: syncs of all nodes run one at a time.
-                self._run(f"SELECT pg_advisory_xact_lock({SYNC_LOCK})", None)
-            return _NoRows()
-        if head.startswith(("COMMIT", "ROLLBACK")):
+        if head.startswith(("COMMIT", "ROLLBACK")) and not head.startswith("ROLLBACK TO"):
             self._in_transaction = False
             if head.startswith("ROLLBACK") and self._conn.closed:
                 return _NoRows()  # the server already dropped the transaction with the link
@@ -195,17 +194,18 @@ class PostgresConnection:
                 else:
                     cursor.executemany(self._translate(sql), rows)
         except psycopg.Error as exc:
+            if is_bug(exc):
+                raise
             raise _reason(exc, self.where) from exc
 
-    def _pragma(self, sql: str) -> Any:
-        match = _USER_VERSION_SET.search(sql)
-        if match:
-            return self._run(
-                "UPDATE aggregator_schema SET version = %s WHERE id = 1", (int(match.group(1)),)
-            )
-        if "user_version" in sql:
-            return self._run("SELECT version FROM aggregator_schema WHERE id = 1", None)
-        return _NoRows()  # page cache, WAL, checkpoints: the server's business
+    def schema_version(self) -> int:
+        """The migration the database is at (its own table: PostgreSQL has no user_version)."""
+        row = self._run("SELECT version FROM aggregator_schema WHERE id = 1", None).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_schema_version(self, version: int) -> None:
+        """Record a migration (inside its transaction)."""
+        self._run("UPDATE aggregator_schema SET version = %s WHERE id = 1", (version,))
 
     def lock_migrations(self) -> None:
         """Hold the migration lock for this session (nodes starting at once migrate once)."""
@@ -255,161 +255,81 @@ def reader(url: str) -> PostgresConnection:
     return conn
 
 
-# --- the doorbell ---------------------------------------------------------------------------
+class PostgresBackend(Backend):
+    """A catalog shared by the nodes of a cluster. `node` names this machine (its keys are
+    stored under `<node>/`, see `NodeKeys`); a read-only one reuses the process's reader."""
 
+    shared: ClassVar[bool] = True
+    start_over: ClassVar[str] = "use an empty database to start over"
+    errors: ClassVar[tuple[type[Exception], ...]] = (psycopg.Error,)
+    quiet: ClassVar[tuple[type[Exception], ...]] = (psycopg.Error, CatalogError)
+    db: PostgresConnection
 
-class ChangeListener:
-    """Calls `on_change` when another node commits changed feeds, `on_connect` after each
-    (re)connect (to catch up with what was missed, and redo what failed meanwhile).
-
-    NOTIFY is a doorbell, not a queue: what changed is in `feed_changes`, which the build
-    reads from where this node left off, so a ring missed while disconnected loses nothing.
-    A lost connection is logged once; reconnection backs off from 1 s to 30 s.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        node: str,
-        on_change: Callable[[], None],
-        on_connect: Callable[[], None] | None = None,
-    ) -> None:
-        self.url = url
-        self.node = node
-        self.on_change = on_change
-        self.on_connect = on_connect or on_change
-        self.where = describe(url)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="aggregator-catalog-listener", daemon=True
-        )
-        self.connected = threading.Event()
-
-    def start(self) -> None:
-        """Start listening in a thread of its own."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop and wait for the thread (at most about a second)."""
-        self._stopping.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        delay = BACKOFF_FIRST_SECONDS
-        lost = False
-        where = describe(self.url)
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self.connected.set()
-                    if lost:
-                        LOGGER.warning("catalog: reconnected to %s; catching up", where)
-                        lost = False
-                    delay = BACKOFF_FIRST_SECONDS
-                    # Anything committed while this node was not listening is caught up now.
-                    self.on_connect()
-                    while not self._stopping.is_set():
-                        # Each ring as it comes (the generator runs on until the timeout);
-                        # the debouncer folds rings that come while a build runs.
-                        for note in conn.notifies(timeout=0.5):
-                            if note.payload != self.node:
-                                self.on_change()
-                        # notifies() returns quietly on timeout; a dead link shows here.
-                        conn.execute("SELECT 1")
-            except psycopg.Error as exc:
-                self.connected.clear()
-                if not lost:
-                    LOGGER.warning(
-                        "catalog: lost the connection to %s (%s); the feeds stay as they "
-                        "are; reconnecting every %g-%g s",
-                        where,
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else "closed",
-                        BACKOFF_FIRST_SECONDS,
-                        BACKOFF_MAX_SECONDS,
-                    )
-                    lost = True
-                self._stopping.wait(delay)
-                delay = min(BACKOFF_MAX_SECONDS, delay * 2)
-
-
-# --- once-only work -------------------------------------------------------------------------
-
-
-class Leadership:
-    """Elects one node for once-only work: whoever holds a session advisory lock.
-
-    Acquiring bumps a fencing epoch; `still_leader(epoch)` compares it with the stored one
-    before each once-only action, so a stalled ex-leader that lost its session (and with it
-    the lock) cannot act on a stale belief. A dead leader's session ends with its process,
-    and a follower polling every second takes over.
-    """
-
-    def __init__(
-        self, url: str, node: str, on_elected: Callable[[], None] | None = None
-    ) -> None:
-        self.url = url
-        self.node = node
-        self.on_elected = on_elected
-        self.epoch: int | None = None
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="aggregator-catalog-leader", daemon=True
-        )
-
-    def start(self) -> None:
-        """Start campaigning in a thread of its own."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Give up leadership (closing the session frees the lock) and stop."""
-        self._stopping.set()
-        self._thread.join(timeout=5)
-
-    def still_leader(self, epoch: int) -> bool:
-        """Whether `epoch` is still the current one (check before each once-only action)."""
+    def __init__(self, url: str, node: str, *, readonly: bool) -> None:
+        self.db = reader(url) if readonly else PostgresConnection(url)
+        self.where = self.db.where
+        self._node = node
+        self._kept_open = readonly  # the process's reader connection, reused by the next
+        self._pending_upto = 0
+        if readonly:
+            return
         try:
-            with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-                row = conn.execute("SELECT epoch FROM cluster_leader WHERE id = 1").fetchone()
-        except psycopg.Error:
-            return False
-        return row is not None and int(row[0]) == epoch
-
-    def _run(self) -> None:
-        delay = BACKOFF_FIRST_SECONDS
-        while not self._stopping.is_set():
+            self.db.lock_migrations()
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-                    delay = BACKOFF_FIRST_SECONDS
-                    self._campaign(conn)
-            except psycopg.Error:
-                if self.epoch is not None:
-                    LOGGER.warning("leader: %s lost its session; no longer the leader", self.node)
-                    self.epoch = None
-                self._stopping.wait(delay)
-                delay = min(BACKOFF_MAX_SECONDS, delay * 2)
-        self.epoch = None
+                self.migrate()
+            finally:
+                self.db.unlock_migrations()
+        except BaseException:
+            self.close_quietly()  # the migration's error says more than a close could
+            raise
 
-    def _campaign(self, conn: psycopg.Connection[Any]) -> None:
-        while not self._stopping.is_set():
-            if self.epoch is None:
-                row = conn.execute(f"SELECT pg_try_advisory_lock({LEADER_LOCK})").fetchone()
-                if row is not None and row[0]:
-                    previous = conn.execute(
-                        "SELECT node FROM cluster_leader WHERE id = 1"
-                    ).fetchone()
-                    (epoch,) = conn.execute(
-                        "UPDATE cluster_leader SET epoch = epoch + 1, node = %s WHERE id = 1 "
-                        "RETURNING epoch",
-                        (self.node,),
-                    ).fetchone() or (0,)
-                    self.epoch = int(epoch)
-                    before = previous[0] if previous and previous[0] else "nobody"
-                    LOGGER.info(
-                        "leader: %s took over from %s (epoch %d)", self.node, before, self.epoch
-                    )
-                    if self.on_elected is not None:
-                        self.on_elected()  # once-only work the old leader left undone
-            else:
-                conn.execute("SELECT 1")  # a dead link raises: leadership ends with it
-            self._stopping.wait(LEADER_POLL_SECONDS)
+    def begin_write(self) -> None:
+        self.db.begin_write()
+
+    def storage_error(self, exc: Exception) -> CatalogError | None:
+        assert isinstance(exc, psycopg.Error)
+        return None if is_bug(exc) else _reason(exc, self.where)
+
+    def schema_version(self) -> int:
+        return self.db.schema_version()
+
+    def set_schema_version(self, version: int) -> None:
+        self.db.set_schema_version(version)
+
+    def pending_feeds(self, stored: set[FeedKey], meta: Meta) -> set[FeedKey]:
+        """This node's failed feeds, and every feed in the change log after the last entry
+        this node rendered (whichever node's sync changed it)."""
+        pending = set(stored)
+        done = int(meta.meta(RENDERED_SEQ) or 0)
+        upto = done
+        for feed, seq in self.db.execute(
+            "SELECT feed, max(seq) FROM feed_changes WHERE seq > ? GROUP BY feed", (done,)
+        ):
+            pending.add(FeedKey.parse(feed))
+            upto = max(upto, int(seq))
+        self._pending_upto = upto
+        return pending
+
+    def add_pending(self, keys: Collection[FeedKey], meta: Meta) -> None:
+        """The mark goes to the change log, for every node, and the other nodes are rung
+        (NOTIFY) when the transaction commits; call it inside one."""
+        self.db.executemany(
+            "INSERT INTO feed_changes (feed) VALUES (?)", [(str(k),) for k in sorted(keys)]
+        )
+        self.db.notify(self._node)
+
+    def rendered(self, meta: Meta) -> None:
+        # Up to what `pending_feeds` saw: later changes stay pending.
+        meta.set_meta(RENDERED_SEQ, str(self._pending_upto))
+
+    def batches(
+        self, batches: Iterable[Sequence[FileChange]], *, bulk: bool
+    ) -> Iterable[Sequence[FileChange]]:
+        # The transaction holds the cluster-wide write lock: the daemon's batches are read
+        # first, so that other nodes do not wait on this one's parsing. A bulk sync (a cold
+        # build) keeps reading while it writes, which saves more.
+        return batches if bulk else list(batches)
+
+    def close(self) -> None:
+        if not self._kept_open:
+            self.db.close()

@@ -1,0 +1,93 @@
+"""The article files the catalog knows: their signatures, the rejected ones, and `sync`, which
+applies a build's file changes (one `SyncBatch` per batch, all in one transaction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+
+from aggregator.catalog.base import storage_errors
+from aggregator.catalog.pending import PendingMixin
+from aggregator.catalog.records import FileChange, SyncResult
+from aggregator.catalog.sync import SyncBatch
+from aggregator.reading import FileStat
+
+# Syncs of at least this many changes get a big page cache while they run.
+_BULK_CHANGES = 5000
+
+
+class FilesMixin(PendingMixin):
+    """Article files and their sync."""
+
+    @storage_errors
+    def file_signatures(self) -> dict[str, str]:
+        """The `FileStat.signature` the catalog last saw for every known file."""
+        where, params = self._keys.where("path")
+        rows = self._db.execute(f"SELECT path, size || ':' || mtime_ns FROM files{where}", params)
+        local = self._keys.local
+        return {local(path): signature for path, signature in rows}
+
+    @storage_errors
+    def file_stat(self, path: str) -> FileStat | None:
+        """The size and mtime last seen for one file, or None if it is not known."""
+        row = self._db.execute(
+            "SELECT size, mtime_ns FROM files WHERE path = ?", (self._keys.stored(path),)
+        ).fetchone()
+        return None if row is None else FileStat(row[0], row[1])
+
+    @storage_errors
+    def rejected_files(self) -> list[tuple[str, str]]:
+        """(path, reason) of every file whose current bytes were rejected."""
+        where, params = self._keys.where("path", "error IS NOT NULL")
+        rows = self._db.execute(f"SELECT path, error FROM files{where} ORDER BY path", params)
+        local = self._keys.local
+        return [(local(p), e) for p, e in rows]
+
+    @storage_errors
+    def sync(
+        self,
+        batches: Iterable[Sequence[FileChange]],
+        now: Callable[[], datetime],
+        *,
+        expected: int = 0,
+        cutoff: datetime | None = None,
+    ) -> SyncResult:
+        """Apply file changes; say which articles entered, changed or left which feeds.
+
+        The changes come in batches so that a caller can apply one while it still reads
+        the next; all batches run in one transaction: a failure leaves the catalog as it
+        was. `now` is asked only for the first-published time of a never-seen article.
+        `expected` (how many changes are coming) lets a big sync use a big page cache.
+        `cutoff`: items dated later are embargoed: said `scheduled`, and no feed is
+        marked for them (None: no embargo).
+        """
+        bulk = expected >= _BULK_CHANGES
+        with self._backend.bulk() if bulk else contextlib.nullcontext():
+            return self._sync(batches, now, cutoff, bulk=bulk)
+
+    def _sync(
+        self,
+        batches: Iterable[Sequence[FileChange]],
+        now: Callable[[], datetime],
+        cutoff: datetime | None,
+        *,
+        bulk: bool = False,
+    ) -> SyncResult:
+        batches = self._backend.batches(batches, bulk=bulk)
+        total = SyncResult()
+        with self.transaction():
+            for batch in batches:
+                changes = self._keys.stored_changes(batch)
+                result = SyncBatch(self._db, now, self.rules, cutoff).run(changes)
+                total.events.extend(result.events)
+                total.dirty_feeds |= result.dirty_feeds
+                total.changed_guids |= result.changed_guids
+                total.rejected += result.rejected
+            # Recorded with the changes themselves, so a crash before the feeds are
+            # written cannot leave them stale forever.
+            self.add_pending(total.dirty_feeds)
+        self._backend.synced()
+        total.events = self._keys.local_events(total.events)
+        return total

@@ -1,0 +1,189 @@
+"""The catalog's records: what a sync takes and gives, what the feeds list, and the stored form
+of an article (its JSON codec and the catalog's date text).
+
+The catalog owns its storage format; nothing else reads these strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from aggregator.events import ChangeEvent
+from aggregator.membership import DEFAULT_RULES, FeedRules, feeds_of
+from aggregator.model import Article, FeedKey, Image, Provider, RelatedLink
+from aggregator.reading import FileStat
+
+
+def format_date(value: datetime) -> str:
+    """A UTC datetime as the catalog's text: fixed width, so it sorts in date order."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_date(text: str) -> datetime:
+    """Inverse of `format_date`."""
+    return datetime.fromisoformat(text)
+
+
+def article_to_json(article: Article) -> str:
+    """The stored form of an article's last good version."""
+    data: dict[str, Any] = {
+        "source": article.source,
+        "url": article.url,
+        "title": article.title,
+        "excerpt": article.excerpt,
+        "published": article.published,
+        "published_at": format_date(article.published_at) if article.published_at else None,
+        "provider": [article.provider.name, article.provider.domain] if article.provider else None,
+        "topics": list(article.topics),
+        "images": [[i.url, i.width, i.height] for i in article.images],
+        "related": [
+            [r.title, r.url, r.provider, format_date(r.published_at) if r.published_at else None]
+            for r in article.related
+        ],
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def article_from_json(text: str) -> Article:
+    """Inverse of `article_to_json`."""
+    data = json.loads(text)
+    provider = data["provider"]
+    return Article(
+        source=data["source"],
+        url=data["url"],
+        title=data["title"],
+        excerpt=data["excerpt"],
+        published=data["published"],
+        published_at=parse_date(data["published_at"]) if data["published_at"] else None,
+        provider=Provider(provider[0], provider[1]) if provider else None,
+        topics=tuple(data["topics"]),
+        images=tuple(Image(u, w, h) for u, w, h in data["images"]),
+        related=tuple(
+            RelatedLink(t, u, p, parse_date(d) if d else None) for t, u, p, d in data["related"]
+        ),
+    )
+
+
+@lru_cache(maxsize=8192)  # few distinct feeds, named once per article each
+def _feed_name(key: FeedKey) -> str:
+    return str(key)
+
+
+def _fingerprint(article_json: str) -> str:
+    return hashlib.blake2b(article_json.encode(), digest_size=12).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """An article as the catalog keeps it: its JSON, and the few facts a sync needs.
+
+    Made where the file is read (a worker process, for big builds), so the main process
+    never decodes the JSON of an article it only stores.
+    """
+
+    url: str
+    title: str
+    published: bool
+    date: str | None  # `format_date` of its publishedDateTime
+    feeds: tuple[str, ...]  # `str` of each FeedKey it belongs in
+    json: str
+    fingerprint: str
+
+    @classmethod
+    def of(
+        cls, article: Article, article_json: str | None = None, rules: FeedRules = DEFAULT_RULES
+    ) -> StoredArticle:
+        """The stored form of a parsed article (`article_json` if already made); `rules`
+        say which feeds exist."""
+        text = article_json if article_json is not None else article_to_json(article)
+        return cls(
+            url=article.url,
+            title=article.title,
+            published=article.published,
+            date=format_date(article.published_at) if article.published_at else None,
+            feeds=tuple(_feed_name(k) for k in feeds_of(article, rules)),
+            json=text,
+            fingerprint=_fingerprint(text),
+        )
+
+    @classmethod
+    def from_json(cls, text: str, rules: FeedRules = DEFAULT_RULES) -> StoredArticle:
+        """The stored form of a catalog row's JSON."""
+        return cls.of(article_from_json(text), text, rules)
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """One article file as a build found it.
+
+    `stat is None` means the file is gone. Otherwise exactly one of `article` (it parsed)
+    and `error` (why it was rejected) is set. `withdrawn`: the rejected file says it is not
+    published, so its last good version leaves the feeds instead of staying listed.
+    """
+
+    path: str
+    stat: FileStat | None
+    article: StoredArticle | None = None
+    error: str | None = None
+    withdrawn: bool = False
+
+
+@dataclass(slots=True)
+class SyncResult:
+    """What one batch of file changes did to the catalog."""
+
+    events: list[ChangeEvent] = field(default_factory=list)
+    dirty_feeds: set[FeedKey] = field(default_factory=set)
+    changed_guids: set[str] = field(default_factory=set)
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DueItem:
+    """An item whose date a cut-off crossed: it enters (or leaves) its feeds."""
+
+    guid: str
+    path: str
+    title: str
+    url: str
+    feeds: tuple[FeedKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRecord:
+    """A feed as it was last written; `name` is its topic's or provider's name."""
+
+    key: FeedKey
+    name: str
+    updated: datetime
+    guids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OwedPing:
+    """A hub not yet told that `topic` (a feed file's URL) has new bytes, since `since`."""
+
+    id: int
+    hub: str
+    topic: str
+    since: datetime
+
+
+# Bounds of date ranges as the catalog's text: every stored date sorts between them.
+_NO_UPPER = "9999"
+_NO_LOWER = ""
+
+
+def upper(value: datetime | None) -> str:
+    """The catalog's text of an upper date bound (None: none)."""
+    return _NO_UPPER if value is None else format_date(value)
+
+
+def lower(value: datetime | None) -> str:
+    """The catalog's text of a lower date bound (None: none)."""
+    return _NO_LOWER if value is None else format_date(value)
