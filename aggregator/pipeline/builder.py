@@ -48,7 +48,6 @@ from aggregator.output import (
 )
 from aggregator.pipeline.cutoff import Visibility
 from aggregator.pipeline.lock import BuildLock
-from aggregator.pipeline.meta import RENDER_SETTINGS
 from aggregator.pipeline.outputs import Outputs
 from aggregator.pipeline.workers import Workers
 from aggregator.reading import FileStat, SourceFilter, scan_sources, stat_source
@@ -187,7 +186,7 @@ class Builder:
         finally:
             workers.close()
         if fingerprint is not None and not failed:
-            self.catalog.set_meta(RENDER_SETTINGS, fingerprint)
+            self.catalog.set_render_settings(fingerprint)
 
         published = self.catalog.published_count(visibility.until(now))
         next_due = visibility.next_due(now)
@@ -229,7 +228,7 @@ class Builder:
         fingerprint is stored once every feed was written with them.
         """
         fingerprint = _settings_fingerprint(self.plan_settings)
-        settings_changed = self.catalog.meta(RENDER_SETTINGS) != fingerprint
+        settings_changed = self.catalog.render_settings() != fingerprint
         dirty = self.catalog.pending_feeds()
         # Every feed that lists something was written once, or is pending since the
         # sync that gave it its first item.

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aggregator.catalog import Catalog, DueItem, format_date, parse_date
+from aggregator.catalog import Catalog, DueItem
 from aggregator.events import ArticleReleased
 from aggregator.model import FeedKey
 from aggregator.output import PlanSettings
-from aggregator.pipeline.meta import CUTOFF, EMBARGO
 
 
 class Visibility:
@@ -41,9 +40,8 @@ class Visibility:
         this build's sync already reported).
         """
         catalog = self.catalog
-        previous_text = catalog.meta(CUTOFF)
-        previous = parse_date(previous_text) if previous_text else None
-        embargo_before = catalog.meta(EMBARGO) != "off"
+        previous = catalog.cutoff()
+        embargo_before = catalog.embargo()
         # Before the first build of this version every item was listed, whatever its date.
         visible_before = previous if embargo_before and previous is not None else None
         visible_now = self.until(now)
@@ -62,8 +60,8 @@ class Visibility:
                 dirty.add(key)
         with catalog.transaction():
             catalog.add_pending(dirty)
-            catalog.set_meta(CUTOFF, format_date(now))
-            catalog.set_meta(EMBARGO, "on" if self.embargo else "off")
+            catalog.set_cutoff(now)
+            catalog.set_embargo(self.embargo)
         return released
 
     def next_due(self, now: datetime) -> datetime | None:

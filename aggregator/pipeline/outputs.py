@@ -6,7 +6,6 @@ file is missing or the indexes' code changed; and the temp files an interrupted 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -26,7 +25,6 @@ from aggregator.output import (
     summaries,
 )
 from aggregator.pipeline.cutoff import Visibility
-from aggregator.pipeline.meta import FEED_DEFINITIONS, INDEX_RENDERER
 
 # The build's logger: these lines have always been the build's.
 LOGGER = logging.getLogger("aggregator.build")
@@ -76,8 +74,7 @@ class Outputs:
             "builtin": f"{rules.all},{rules.topics},{rules.providers}",
             **{str(d.key): d.membership_fingerprint() for d in self.settings.feeds},
         }
-        stored_text = catalog.meta(FEED_DEFINITIONS)
-        stored = json.loads(stored_text) if stored_text else {"builtin": "True,True,True"}
+        stored = catalog.feed_definitions() or {"builtin": "True,True,True"}
         if stored == current:
             return []
         catalog.reassign_feeds(rules)
@@ -116,7 +113,7 @@ class Outputs:
         self.remove_turned_off(definition.key for definition in self.settings.feeds)
         with catalog.transaction():
             catalog.add_pending(changed)
-            catalog.set_meta(FEED_DEFINITIONS, json.dumps(current, sort_keys=True))
+            catalog.set_feed_definitions(current)
         if removed:
             LOGGER.info("feeds no longer defined, files deleted: %s", ", ".join(map(str, removed)))
         return removed
@@ -156,7 +153,7 @@ class Outputs:
         stale = (
             self.catalog.indexes_pending()
             or not all((self.output / name).is_file() for name in INDEXES)
-            or self.catalog.meta(INDEX_RENDERER) != renderer_digest()
+            or self.catalog.index_renderer() != renderer_digest()
         )
         if stale and self._publish_indexes(events, now):
             self.catalog.finish_indexes()
@@ -192,7 +189,7 @@ class Outputs:
                 ok = False
                 events.append(WriteFailed(result.error.path, result.error.reason))
         if ok:
-            self.catalog.set_meta(INDEX_RENDERER, renderer_digest())
+            self.catalog.set_index_renderer(renderer_digest())
         return ok
 
 
