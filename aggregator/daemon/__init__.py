@@ -11,23 +11,29 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.daemon.service import Daemon, run_daemon
-    from aggregator.daemon.watch import ChangeBatch, ChangeHandler, Debouncer, inotify_limit_message
+    from aggregator.daemon.debounce import ChangeBatch, Debouncer
+    from aggregator.daemon.pings import PingDispatcher
+    from aggregator.daemon.service import BUILD_RETRY, Daemon, run_daemon
+    from aggregator.daemon.watch import ChangeHandler, inotify_limit_message
 
 __all__ = [
+    "BUILD_RETRY",
     "ChangeBatch",
     "ChangeHandler",
     "Daemon",
     "Debouncer",
+    "PingDispatcher",
     "inotify_limit_message",
     "run_daemon",
 ]
 
 _HOME = {
-    "ChangeBatch": "aggregator.daemon.watch",
+    "BUILD_RETRY": "aggregator.daemon.service",
+    "ChangeBatch": "aggregator.daemon.debounce",
     "ChangeHandler": "aggregator.daemon.watch",
     "Daemon": "aggregator.daemon.service",
-    "Debouncer": "aggregator.daemon.watch",
+    "Debouncer": "aggregator.daemon.debounce",
+    "PingDispatcher": "aggregator.daemon.pings",
     "inotify_limit_message": "aggregator.daemon.watch",
     "run_daemon": "aggregator.daemon.service",
 }

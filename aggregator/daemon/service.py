@@ -3,7 +3,7 @@
     start: take the build lock, start the scheduler, start the observer, then a full build
     (so whatever changed while the daemon was down is published, and nothing dropped during
     that first scan is missed)
-    observer thread: events → Debouncer (watch.py)
+    observer thread: events → Debouncer (watch.py, debounce.py)
     "rebuild" job (one thread, the only writer): when a batch is due, Builder.build(batch)
       → Notifier (one log line per change) → schedule the next batch if one is gathering
     "reconcile" job: every reconcile_seconds, ask for a full scan (through the same writer)
@@ -14,12 +14,13 @@
     WebSub pings (with hubs configured): after each build (and at start, for what a stop left
     owed) the writer reads the owed pings from the catalog and hands them to the "pings"
     threads, which POST them and retry failures with backoff (date jobs), never holding up
-    a build; the writer then forgets the sent ones in the catalog (its only writer)
+    a build; the writer then forgets the sent ones in the catalog (its only writer). The
+    `PingDispatcher` (pings.py) owns the pings in flight.
     SIGTERM / SIGINT: stop the observer, finish or abandon the build in flight, stop the
     scheduler, close the builder, exit 0
     shared (PostgreSQL) catalog: a listener thread asks for a build with no changed path
     when another node commits changes (and after each reconnect, to catch up); a leader
-    thread keeps this node's claim to the once-only work (see catalog_postgres.Leadership)
+    thread keeps this node's claim to the once-only work (see the catalog's Leadership)
 
 The scheduler only decides WHEN a build runs; `Builder` decides what it does. This module
 is the only importer of apscheduler.
@@ -42,25 +43,25 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aggregator.catalog import OwedPing
+from aggregator.backoff import Backoff, BackoffPolicy
 from aggregator.config import Settings
-from aggregator.daemon.watch import ChangeBatch, Debouncer, Watcher
+from aggregator.daemon.debounce import ChangeBatch, Debouncer
+from aggregator.daemon.pings import PINGS, WRITER, PingDispatcher
+from aggregator.daemon.watch import Watcher
 from aggregator.delivery import (
-    PING_TIMEOUT_SECONDS,
+    GIVE_UP_SECONDS,
+    PING_RETRY,
     Notifier,
     Sink,
     lifecycle,
     log_sink,
-    outcome,
-    owed_to,
-    ping,
 )
 from aggregator.errors import AggregatorError
-from aggregator.events import ArticleRejected, HubPingFailed
+from aggregator.events import ArticleRejected
 from aggregator.pipeline import Builder, BuildReport, start_worker_server
 
 if TYPE_CHECKING:
-    from aggregator.catalog import ChangeListener, Leadership
+    from aggregator.catalog import Catalog, ChangeListener, Leadership
 
 LOGGER = logging.getLogger("aggregator.daemon")
 CHANGES = logging.getLogger("aggregator.changes")
@@ -69,9 +70,9 @@ CHANGES = logging.getLogger("aggregator.changes")
 # TimeoutStopSec is 10 s; we promise to be gone within 5).
 STOP_SECONDS = 4.0
 
-# Retry of feeds that failed to write (full disk, unwritable folder): 1 s, 2 s, 4 s, … 60 s.
-RETRY_FIRST_SECONDS = 1.0
-RETRY_MAX_SECONDS = 60.0
+# Retry of feeds that failed to write (full disk, unwritable folder), and of a build that
+# failed as a whole: 1 s, 2 s, 4 s, … 60 s (a ping's retries are slower: PING_RETRY).
+BUILD_RETRY = BackoffPolicy(first=1.0, cap=60.0)
 
 _REBUILD = "rebuild"
 _RECONCILE = "reconcile"
@@ -120,7 +121,9 @@ class Daemon:
     """The watcher, the scheduler and the one builder, started and stopped together.
 
     `sinks` receive every change event (default: the log). `builder_factory` lets tests
-    wrap the builder; it is called once, on `start()`.
+    wrap the builder; it is called once, on `start()`. `retry` spaces the retries of a
+    failed build and of feeds that failed to write; `ping_retry` and `ping_give_up_seconds`
+    those of a failed WebSub ping (tests pass faster ones).
     """
 
     def __init__(
@@ -129,6 +132,9 @@ class Daemon:
         *,
         sinks: Iterable[Sink] | None = None,
         builder_factory: Callable[[Settings], Builder] = Builder,
+        retry: BackoffPolicy = BUILD_RETRY,
+        ping_retry: BackoffPolicy = PING_RETRY,
+        ping_give_up_seconds: float = GIVE_UP_SECONDS,
     ) -> None:
         self.settings = settings
         self.notifier = Notifier(
@@ -147,9 +153,9 @@ class Daemon:
         # WebSub pings have threads of their own: a slow hub never delays a build.
         self._scheduler = BackgroundScheduler(
             executors={
-                "writer": ThreadPoolExecutor(1),
+                WRITER: ThreadPoolExecutor(1),
                 "timers": ThreadPoolExecutor(1),
-                "pings": ThreadPoolExecutor(PING_THREADS),
+                PINGS: ThreadPoolExecutor(PING_THREADS),
             },
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,
@@ -163,18 +169,21 @@ class Daemon:
         self._stopping = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
-        self._retry_seconds = RETRY_FIRST_SECONDS
+        self._write_retry = Backoff(retry)
         # A build that failed as a whole (full state disk, damaged catalog): retried with the
         # same backoff; its reason is logged when it changes, not once per try.
-        self._failure_retry_seconds = RETRY_FIRST_SECONDS
+        self._build_retry = Backoff(retry)
         self._failure: str | None = None
-        self._failures = 0
         self.builds = 0
-        # WebSub: the newest obligation per (hub, topic), which of them a ping job is
-        # handling (sending, or waiting to retry), and the tries each obligation had.
-        self._owed: dict[tuple[str, str], OwedPing] = {}
-        self._pinging: set[tuple[str, str]] = set()
-        self._attempts: dict[int, int] = {}
+        self.pings = PingDispatcher(
+            schedule=self._schedule,
+            leading=self._leading,
+            catalog=self._catalog,
+            hubs=settings.hubs,
+            notifier=self.notifier,
+            retry=ping_retry,
+            give_up_seconds=ping_give_up_seconds,
+        )
         self.listener: ChangeListener | None = None
         # The node doing once-only work on a shared catalog (None: SQLite, always this one).
         self.leadership: Leadership | None = None
@@ -232,7 +241,7 @@ class Daemon:
             )
             # Pings a stop left owed go out now, not after the first build; on the writer
             # thread, the catalog's only user.
-            self._schedule(self._dispatch_pings, executor="writer")
+            self.pings.dispatch_soon()
             self.debouncer.add(full_scan=True)
             if settings.catalog is not None:
                 self._join_cluster(settings.catalog, settings.node)
@@ -253,9 +262,7 @@ class Daemon:
             lambda: self.debouncer.add(full_scan=True),
         )
         self.listener.start()
-        self.leadership = Leadership(
-            url, node, lambda: self._schedule(self._dispatch_pings, executor="writer")
-        )
+        self.leadership = Leadership(url, node, self.pings.dispatch_soon)
         self.leadership.start()
         LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
 
@@ -292,6 +299,7 @@ class Daemon:
         """
         with self._lock:
             self._closing = True
+        self.pings.close()
         self._stopping.set()
         if self.watcher is not None:
             self.watcher.stop()
@@ -348,7 +356,7 @@ class Daemon:
             self._job_pending = True
         delay = due - time.monotonic()
         LOGGER.debug("rebuild scheduled in %.3f s", max(0.0, delay))
-        self._replace_job(_REBUILD, self._rebuild, delay, executor="writer")
+        self._replace_job(_REBUILD, self._rebuild, delay, executor=WRITER)
 
     def _on_lost_run(self, event: JobEvent) -> None:
         """A run was skipped or missed after all: log it and schedule another."""
@@ -427,7 +435,7 @@ class Daemon:
     def _build(self, batch: ChangeBatch) -> None:
         builder = self.builder
         assert builder is not None
-        LOGGER.debug("rebuild: %s", batch.describe())
+        LOGGER.debug("rebuild: %s", batch.summary())
         try:
             report = builder.build(batch.changed, progress=_StopCheck(self._stopping))
         except BuildCancelled:
@@ -439,76 +447,20 @@ class Daemon:
             self._failed(batch, exc)
             return
         if self._failure is not None:
-            LOGGER.info("build succeeded again after %d failed attempt(s)", self._failures)
+            LOGGER.info(
+                "build succeeded again after %d failed attempt(s)", self._build_retry.failures
+            )
             self._failure = None
-            self._failures = 0
-            self._failure_retry_seconds = RETRY_FIRST_SECONDS
+            self._build_retry.succeeded()
         self.builds += 1
         # The first build catches up with what changed while the daemon was stopped: the log
         # summarises it; every later build is a live change, logged item by item.
         self.notifier.publish(report.events, catch_up=self.builds == 1)
         self._arm(report.next_due)
-        self._dispatch_pings()
+        self.pings.dispatch()
         self._after(report)
 
-    # --- WebSub pings -----------------------------------------------------------------------
-
-    def _dispatch_pings(self) -> None:
-        """Writer thread: start a ping job for each owed ping no job is handling yet."""
-        builder = self.builder
-        if builder is None:
-            return
-        if not self._leading("WebSub pings"):
-            return  # on a shared catalog the leader pings for every node
-        try:
-            owed = owed_to(builder.catalog, self.settings.hubs)
-        except AggregatorError as exc:  # the catalog is busy or broken: the next build retries
-            LOGGER.warning("cannot read the owed WebSub pings: %s", exc)
-            return
-        for row in owed:
-            key = (row.hub, row.topic)
-            with self._lock:
-                if self._closing:
-                    return
-                self._owed[key] = row
-                if key in self._pinging:
-                    continue  # its job picks the newest obligation up when it runs again
-                self._pinging.add(key)
-            self._schedule(self._ping, key, executor="pings")
-
-    def _ping(self, key: tuple[str, str]) -> None:
-        """A "pings" thread: send the newest obligation of `key`; retry, resend or finish."""
-        if self.leadership is not None and not self._leading("WebSub ping"):
-            with self._lock:  # the obligation stays in the catalog for the new leader
-                self._owed.pop(key, None)
-                self._pinging.discard(key)
-            return
-        with self._lock:
-            row = self._owed[key]
-            attempts = self._attempts.get(row.id, 0) + 1
-            self._attempts[row.id] = attempts
-        result = ping(row.hub, row.topic, PING_TIMEOUT_SECONDS)
-        event, over = outcome(row, result, attempts, datetime.now(UTC), retry=True)
-        self.notifier.publish([event])
-        with self._lock:
-            if over:
-                self._attempts.pop(row.id, None)
-            if self._closing:
-                return  # what is still owed stays in the catalog for the next start
-            newer = self._owed[key].id != row.id
-            if newer:
-                self._attempts.pop(row.id, None)  # replaced: its tries no longer count
-            if over and not newer:
-                del self._owed[key]
-                self._pinging.discard(key)
-        if over:
-            self._schedule(self._forget_ping, row.id, executor="writer")
-        if newer:
-            # The topic changed again while this ping was out: the hub must fetch again.
-            self._schedule(self._ping, key, executor="pings")
-        elif not over:
-            delay = event.retry_seconds if isinstance(event, HubPingFailed) else None
-            self._schedule(self._ping, key, executor="pings", delay=delay or 0.0)
+    # --- jobs ------------------------------------------------------------------------------
 
     def _schedule(
         self, job: Callable[..., None], *args: object, executor: str, delay: float = 0.0
@@ -534,22 +486,20 @@ class Daemon:
             replace_existing=True,
         )
 
-    def _forget_ping(self, ping_id: int) -> None:
-        """Writer thread: the ping was sent (or given up); an obligation replaced by a newer
-        change meanwhile has another id and stays."""
-        if self.builder is None:
-            return
-        try:
-            self.builder.catalog.forget_pings([ping_id])
-        except AggregatorError as exc:  # resent at the next start: a duplicate ping is harmless
-            LOGGER.warning("cannot record a sent WebSub ping: %s", exc)
+    def _catalog(self) -> Catalog | None:
+        """The builder's catalog, for the pings; None before the start and after the stop."""
+        builder = self.builder
+        return None if builder is None else builder.catalog
+
+    @property
+    def build_failures(self) -> int:
+        """Builds that failed as a whole in a row (0 once one succeeds)."""
+        return self._build_retry.failures
 
     def _failed(self, batch: ChangeBatch, exc: Exception) -> None:
         """Keep a failed batch, schedule its retry, and log the reason if it is new."""
         self.debouncer.hold(batch)
-        self._failures += 1
-        delay = self._failure_retry_seconds
-        self._failure_retry_seconds = min(RETRY_MAX_SECONDS, delay * 2)
+        delay = self._build_retry.failed()
         reason = str(exc) if isinstance(exc, AggregatorError) else repr(exc)
         if reason != self._failure:
             self._failure = reason
@@ -559,12 +509,12 @@ class Daemon:
                     "every %g s) until it works; logged again only if the reason changes",
                     exc,
                     delay,
-                    RETRY_MAX_SECONDS,
+                    self._build_retry.policy.cap,
                 )
             else:  # not one of ours: a bug, whose traceback is worth having once
                 LOGGER.exception(
                     "build failed (%s); retrying in %g s, then with backoff",
-                    batch.describe(),
+                    batch.summary(),
                     delay,
                 )
         else:
@@ -582,8 +532,7 @@ class Daemon:
             LOGGER.debug("re-checking %d recently modified rejected file(s)", len(recent))
             self.debouncer.add(recent)
         if report.failed:
-            delay = self._retry_seconds
-            self._retry_seconds = min(RETRY_MAX_SECONDS, delay * 2)
+            delay = self._write_retry.failed()
             LOGGER.warning(
                 "%d feed(s) failed to write (the previous files stay); retrying in %g s",
                 report.failed,
@@ -594,7 +543,7 @@ class Daemon:
                     return
             self._replace_job(_RETRY, self._retry_writes, delay)
         else:
-            self._retry_seconds = RETRY_FIRST_SECONDS
+            self._write_retry.succeeded()
 
     def _recently_rejected(self, report: BuildReport) -> list[str]:
         assert self.builder is not None
