@@ -5,22 +5,21 @@
     that first scan is missed)
     observer thread: events → Debouncer (watch.py, debounce.py)
     "rebuild" job (one thread, the only writer): when a batch is due, Builder.build(batch)
-      → Notifier (one log line per change) → schedule the next batch if one is gathering
+      → Notifier (one log line per change) → schedule the next batch if one is gathering;
+      a failed build, or feeds that failed to write, are retried with backoff (retries.py)
     "reconcile" job: every reconcile_seconds, ask for a full scan (through the same writer)
     "embargo-next" job: one date job at the next time a feed changes by the clock alone (an
       embargoed article falls due, an item ages out of a windowed feed), re-armed after every
       build (the first one is at start-up); it asks for a build with no changed path, at
       once, whose cut-off releases what is due
     WebSub pings (with hubs configured): after each build (and at start, for what a stop left
-    owed) the writer reads the owed pings from the catalog and hands them to the "pings"
-    threads, which POST them and retry failures with backoff (date jobs), never holding up
-    a build; the writer then forgets the sent ones in the catalog (its only writer). The
-    `PingDispatcher` (pings.py) owns the pings in flight.
+    owed) the writer hands the owed pings to the "pings" threads, which send and retry them
+    without holding up a build (pings.py)
     SIGTERM / SIGINT: stop the observer, finish or abandon the build in flight, stop the
     scheduler, close the builder, exit 0
     shared (PostgreSQL) catalog: a listener thread asks for a build with no changed path
     when another node commits changes (and after each reconnect, to catch up); a leader
-    thread keeps this node's claim to the once-only work (see the catalog's Leadership)
+    thread keeps this node's claim to the once-only work (cluster.py)
 
 The scheduler only decides WHEN a build runs; `Builder` decides what it does. This module
 is the only importer of apscheduler.
@@ -43,25 +42,19 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aggregator.backoff import Backoff, BackoffPolicy
+from aggregator.backoff import BackoffPolicy
 from aggregator.config import Settings
+from aggregator.daemon.cluster import ClusterNode
 from aggregator.daemon.debounce import ChangeBatch, Debouncer
 from aggregator.daemon.pings import PINGS, WRITER, PingDispatcher
+from aggregator.daemon.retries import Retries
 from aggregator.daemon.watch import Watcher
-from aggregator.delivery import (
-    GIVE_UP_SECONDS,
-    PING_RETRY,
-    Notifier,
-    Sink,
-    lifecycle,
-    log_sink,
-)
+from aggregator.delivery import GIVE_UP_SECONDS, PING_RETRY, Notifier, Sink, lifecycle, log_sink
 from aggregator.errors import AggregatorError
-from aggregator.events import ArticleRejected
-from aggregator.pipeline import Builder, BuildReport, start_worker_server
+from aggregator.pipeline import Builder, start_worker_server
 
 if TYPE_CHECKING:
-    from aggregator.catalog import Catalog, ChangeListener, Leadership
+    from aggregator.catalog import Catalog
 
 LOGGER = logging.getLogger("aggregator.daemon")
 CHANGES = logging.getLogger("aggregator.changes")
@@ -76,9 +69,8 @@ BUILD_RETRY = BackoffPolicy(first=1.0, cap=60.0)
 
 _REBUILD = "rebuild"
 _RECONCILE = "reconcile"
-_RETRY = "retry-writes"
-_RETRY_BUILD = "retry-build"
 _RELEASE = "embargo-next"
+_TIMERS = "timers"
 
 # Pings sent at once: a build that changed many feeds owes one per file and hub.
 PING_THREADS = 4
@@ -117,6 +109,64 @@ def _utc_in(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=max(0.0, seconds))
 
 
+class _Jobs:
+    """The daemon's APScheduler: its executors and the kinds of job it runs.
+
+    One thread for builds: the single writer. A second one for the timers (reconcile,
+    retries), which only ask for builds, so they never queue behind a long one. WebSub pings
+    have threads of their own: a slow hub never delays a build. `on_lost` hears of a run the
+    scheduler skipped or missed.
+    """
+
+    def __init__(self, on_lost: Callable[[JobEvent], None]) -> None:
+        self.scheduler = BackgroundScheduler(
+            executors={
+                WRITER: ThreadPoolExecutor(1),
+                _TIMERS: ThreadPoolExecutor(1),
+                PINGS: ThreadPoolExecutor(PING_THREADS),
+            },
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self.scheduler.add_listener(on_lost, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+
+    def every(self, job_id: str, job: Callable[[], None], seconds: float) -> None:
+        """Run `job()` every `seconds` on the timers thread."""
+        self.scheduler.add_job(job, "interval", seconds=seconds, id=job_id, executor=_TIMERS)
+
+    def schedule(
+        self, job: Callable[..., None], *args: object, executor: str, delay: float = 0.0
+    ) -> None:
+        """Run `job(*args)` on `executor` after `delay` seconds, unless the daemon stopped."""
+        try:
+            self.scheduler.add_job(
+                job, "date", run_date=_utc_in(delay), args=list(args), executor=executor
+            )
+        except SchedulerNotRunningError:
+            LOGGER.debug("stopping: %s not scheduled (the catalog keeps what is owed)", job)
+
+    def replace(
+        self, job_id: str, job: Callable[[], None], delay: float, executor: str = _TIMERS
+    ) -> None:
+        """(Re)schedule the one date job `job_id`: `job()` in `delay` seconds on `executor`."""
+        self.scheduler.add_job(
+            job,
+            "date",
+            run_date=_utc_in(delay),
+            id=job_id,
+            executor=executor,
+            replace_existing=True,
+        )
+
+    def cancel(self, job_id: str) -> None:
+        if self.scheduler.get_job(job_id) is not None:
+            self.scheduler.remove_job(job_id)
+
+    def shutdown(self, *, wait: bool) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+
+
 class Daemon:
     """The watcher, the scheduler and the one builder, started and stopped together.
 
@@ -148,19 +198,7 @@ class Daemon:
             settings.debounce_max_seconds,
             on_pending=self._request,
         )
-        # One thread for builds: the single writer. A second one for the timers (reconcile,
-        # write retries), which only ask for builds, so they never queue behind a long one.
-        # WebSub pings have threads of their own: a slow hub never delays a build.
-        self._scheduler = BackgroundScheduler(
-            executors={
-                WRITER: ThreadPoolExecutor(1),
-                "timers": ThreadPoolExecutor(1),
-                PINGS: ThreadPoolExecutor(PING_THREADS),
-            },
-            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-            timezone=UTC,
-        )
-        self._scheduler.add_listener(self._on_lost_run, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self._jobs = _Jobs(self._on_lost_run)
         self._lock = threading.Lock()
         self._job_pending = False  # a "rebuild" run is scheduled or queued, not yet started
         self._release_now = False  # the next rebuild runs at once, without debouncing
@@ -169,24 +207,24 @@ class Daemon:
         self._stopping = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
-        self._write_retry = Backoff(retry)
-        # A build that failed as a whole (full state disk, damaged catalog): retried with the
-        # same backoff; its reason is logged when it changes, not once per try.
-        self._build_retry = Backoff(retry)
-        self._failure: str | None = None
         self.builds = 0
+        self.retries = Retries(
+            self.debouncer,
+            replace_job=self._jobs.replace,
+            closing=self._is_closing,
+            policy=retry,
+            recheck_seconds=settings.debounce_max_seconds,
+        )
+        self.cluster = ClusterNode()
         self.pings = PingDispatcher(
-            schedule=self._schedule,
-            leading=self._leading,
+            schedule=self._jobs.schedule,
+            leading=self.cluster.leading,
             catalog=self._catalog,
             hubs=settings.hubs,
             notifier=self.notifier,
             retry=ping_retry,
             give_up_seconds=ping_give_up_seconds,
         )
-        self.listener: ChangeListener | None = None
-        # The node doing once-only work on a shared catalog (None: SQLite, always this one).
-        self.leadership: Leadership | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -202,7 +240,7 @@ class Daemon:
         self.builder = self._builder_factory(settings)
         start_worker_server()
         try:
-            self._scheduler.start()
+            self._jobs.scheduler.start()
             self.watcher = Watcher(
                 self.builder.filter,
                 self.debouncer,
@@ -217,13 +255,7 @@ class Daemon:
                 raise AggregatorError(
                     f"cannot watch {self.builder.filter.root}: {exc.strerror or exc}"
                 ) from exc
-            self._scheduler.add_job(
-                self._reconcile,
-                "interval",
-                seconds=settings.reconcile_seconds,
-                id=_RECONCILE,
-                executor="timers",
-            )
+            self._jobs.every(_RECONCILE, self._reconcile, settings.reconcile_seconds)
             LOGGER.info(
                 "watching %s (%s); feeds in %s; debounce %g s (at most %g s), reconcile every %g s",
                 self.builder.filter.root,
@@ -244,50 +276,26 @@ class Daemon:
             self.pings.dispatch_soon()
             self.debouncer.add(full_scan=True)
             if settings.catalog is not None:
-                self._join_cluster(settings.catalog, settings.node)
+                # Another node's commit rings: render what it changed (a build with no
+                # paths). After a reconnect: a full scan, which also redoes the builds that
+                # failed while the database was away (the catalog kept the old mtimes).
+                self.cluster.join(
+                    settings.catalog,
+                    settings.node,
+                    on_commit=lambda: self.debouncer.kick(now=True),
+                    on_reconnect=lambda: self.debouncer.add(full_scan=True),
+                    on_elected=self.pings.dispatch_soon,
+                )
         except BaseException:
             self.stop()
             raise
 
-    def _join_cluster(self, url: str, node: str) -> None:
-        from aggregator.catalog import ChangeListener, Leadership
-
-        # Another node's commit rings: render what it changed (a build with no paths).
-        # After a reconnect: a full scan, which also redoes the builds that failed while
-        # the database was away (the catalog still has the old sizes and mtimes).
-        self.listener = ChangeListener(
-            url,
-            node,
-            lambda: self.debouncer.kick(now=True),
-            lambda: self.debouncer.add(full_scan=True),
-        )
-        self.listener.start()
-        self.leadership = Leadership(url, node, self.pings.dispatch_soon)
-        self.leadership.start()
-        LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
-
     def as_leader(self, what: str, action: Callable[[], None]) -> bool:
-        """Run once-only work (anything that acts outside this node) if this node leads.
-
-        Always on SQLite (one node). On a shared catalog, only the leader runs it, and only
-        if its fencing epoch is still the current one right now: a node that stalled and
-        lost its session cannot act on a stale belief. False if the action was left to the
-        leader.
-        """
-        if not self._leading(what):
+        """Run once-only work (anything that acts outside this node) if this node leads:
+        always on SQLite, see `ClusterNode.leading`. False if it was left to the leader."""
+        if not self.cluster.leading(what):
             return False
         action()
-        return True
-
-    def _leading(self, what: str) -> bool:
-        """Whether this node may do once-only work now (see `as_leader`)."""
-        leadership = self.leadership
-        if leadership is None:
-            return True
-        epoch = leadership.epoch
-        if epoch is None or not leadership.still_leader(epoch):
-            LOGGER.debug("%s: left to the leader", what)
-            return False
         return True
 
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
@@ -303,20 +311,15 @@ class Daemon:
         self._stopping.set()
         if self.watcher is not None:
             self.watcher.stop()
-        if self.listener is not None:
-            self.listener.stop()
-        if self.leadership is not None:
-            self.leadership.stop()
+        self.cluster.stop()
         finished = self._idle.wait(timeout)
         if not finished:
             LOGGER.warning(
                 "the build in flight is still running after %g s: abandoning it", timeout
             )
-            if self._scheduler.running:
-                self._scheduler.shutdown(wait=False)
+            self._jobs.shutdown(wait=False)
             return False
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=True)
+        self._jobs.shutdown(wait=True)
         if self.builder is not None:
             self.builder.close()
             self.builder = None
@@ -332,6 +335,15 @@ class Daemon:
                 return True
             time.sleep(0.01)
         return False
+
+    def _is_closing(self) -> bool:
+        with self._lock:
+            return self._closing
+
+    def _catalog(self) -> Catalog | None:
+        """The builder's catalog, for the pings; None before the start and after the stop."""
+        builder = self.builder
+        return None if builder is None else builder.catalog
 
     # --- scheduling ---------------------------------------------------------------------
 
@@ -356,7 +368,7 @@ class Daemon:
             self._job_pending = True
         delay = due - time.monotonic()
         LOGGER.debug("rebuild scheduled in %.3f s", max(0.0, delay))
-        self._replace_job(_REBUILD, self._rebuild, delay, executor=WRITER)
+        self._jobs.replace(_REBUILD, self._rebuild, delay, executor=WRITER)
 
     def _on_lost_run(self, event: JobEvent) -> None:
         """A run was skipped or missed after all: log it and schedule another."""
@@ -394,18 +406,13 @@ class Daemon:
             if self._closing or builder is None:
                 return
         if due is None:
-            if self._scheduler.get_job(_RELEASE) is not None:
-                self._scheduler.remove_job(_RELEASE)
+            self._jobs.cancel(_RELEASE)
             return
         delay = (due - builder.now()).total_seconds()
         LOGGER.debug("next release at %s (in %.3f s)", due.isoformat(), max(0.0, delay))
         # Due while the daemon was busy or the machine asleep: it runs anyway, once (the
         # job defaults: no misfire grace limit, coalesced).
-        self._replace_job(_RELEASE, self.release, delay)
-
-    def _retry_writes(self) -> None:
-        LOGGER.debug("retrying feeds that failed to write")
-        self.debouncer.kick()
+        self._jobs.replace(_RELEASE, self.release, delay)
 
     # --- the writer -----------------------------------------------------------------------
 
@@ -444,121 +451,16 @@ class Daemon:
         except Exception as exc:
             # An environment problem (full disk, damaged catalog) or a bug: the daemon goes
             # on. The batch is kept (paths, or the full scan) and retried with backoff.
-            self._failed(batch, exc)
+            self.retries.build_failed(batch, exc)
             return
-        if self._failure is not None:
-            LOGGER.info(
-                "build succeeded again after %d failed attempt(s)", self._build_retry.failures
-            )
-            self._failure = None
-            self._build_retry.succeeded()
+        self.retries.build_succeeded()
         self.builds += 1
         # The first build catches up with what changed while the daemon was stopped: the log
         # summarises it; every later build is a live change, logged item by item.
         self.notifier.publish(report.events, catch_up=self.builds == 1)
         self._arm(report.next_due)
         self.pings.dispatch()
-        self._after(report)
-
-    # --- jobs ------------------------------------------------------------------------------
-
-    def _schedule(
-        self, job: Callable[..., None], *args: object, executor: str, delay: float = 0.0
-    ) -> None:
-        """Run `job(*args)` on `executor` after `delay` seconds, unless the daemon stopped."""
-        try:
-            self._scheduler.add_job(
-                job, "date", run_date=_utc_in(delay), args=list(args), executor=executor
-            )
-        except SchedulerNotRunningError:
-            LOGGER.debug("stopping: %s not scheduled (the catalog keeps what is owed)", job)
-
-    def _replace_job(
-        self, job_id: str, job: Callable[[], None], delay: float, executor: str = "timers"
-    ) -> None:
-        """(Re)schedule the one date job `job_id`: `job()` in `delay` seconds on `executor`."""
-        self._scheduler.add_job(
-            job,
-            "date",
-            run_date=_utc_in(delay),
-            id=job_id,
-            executor=executor,
-            replace_existing=True,
-        )
-
-    def _catalog(self) -> Catalog | None:
-        """The builder's catalog, for the pings; None before the start and after the stop."""
-        builder = self.builder
-        return None if builder is None else builder.catalog
-
-    @property
-    def build_failures(self) -> int:
-        """Builds that failed as a whole in a row (0 once one succeeds)."""
-        return self._build_retry.failures
-
-    def _failed(self, batch: ChangeBatch, exc: Exception) -> None:
-        """Keep a failed batch, schedule its retry, and log the reason if it is new."""
-        self.debouncer.hold(batch)
-        delay = self._build_retry.failed()
-        reason = str(exc) if isinstance(exc, AggregatorError) else repr(exc)
-        if reason != self._failure:
-            self._failure = reason
-            if isinstance(exc, AggregatorError):
-                LOGGER.error(
-                    "build failed: %s; retrying in %g s, then less and less often (at most "
-                    "every %g s) until it works; logged again only if the reason changes",
-                    exc,
-                    delay,
-                    self._build_retry.policy.cap,
-                )
-            else:  # not one of ours: a bug, whose traceback is worth having once
-                LOGGER.exception(
-                    "build failed (%s); retrying in %g s, then with backoff",
-                    batch.summary(),
-                    delay,
-                )
-        else:
-            LOGGER.debug("build failed again (%s); next try in %g s", reason, delay)
-        with self._lock:
-            if self._closing:
-                return
-        self._replace_job(_RETRY_BUILD, self.debouncer.kick, delay)
-
-    def _after(self, report: BuildReport) -> None:
-        """Follow-ups: re-check half-written files, retry feeds that failed to write."""
-        recent = self._recently_rejected(report)
-        if recent:
-            # Likely still being copied: look again once it has been quiet for a while.
-            LOGGER.debug("re-checking %d recently modified rejected file(s)", len(recent))
-            self.debouncer.add(recent)
-        if report.failed:
-            delay = self._write_retry.failed()
-            LOGGER.warning(
-                "%d feed(s) failed to write (the previous files stay); retrying in %g s",
-                report.failed,
-                delay,
-            )
-            with self._lock:
-                if self._closing:
-                    return
-            self._replace_job(_RETRY, self._retry_writes, delay)
-        else:
-            self._write_retry.succeeded()
-
-    def _recently_rejected(self, report: BuildReport) -> list[str]:
-        assert self.builder is not None
-        root = self.builder.filter.root
-        now = time.time()
-        recent = []
-        for event in report.events:
-            if isinstance(event, ArticleRejected):
-                try:
-                    mtime = os.stat(root / event.source).st_mtime
-                except OSError:
-                    continue  # gone: its delete event comes on its own
-                if now - mtime < self.settings.debounce_max_seconds:
-                    recent.append(event.source)
-        return recent
+        self.retries.after(report, builder.filter.root)
 
 
 def run_daemon(settings: Settings) -> int:
