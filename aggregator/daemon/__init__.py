@@ -1,4 +1,5 @@
-"""When builds run: the watcher, the debouncer, the scheduler, the pings owed, the lifecycle.
+"""When builds run: the watcher, the debouncer, the scheduler, the retries, the pings owed,
+the lifecycle.
 
 The public face of the sub-package: nothing outside it imports its inner modules.
 Names resolve on first use (PEP 562), so importing the face loads only what is asked for:
@@ -12,7 +13,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aggregator.daemon.debounce import ChangeBatch, Debouncer
-    from aggregator.daemon.pings import PingDispatcher
     from aggregator.daemon.service import BUILD_RETRY, Daemon, run_daemon
     from aggregator.daemon.watch import ChangeHandler, inotify_limit_message
 
@@ -22,7 +22,6 @@ __all__ = [
     "ChangeHandler",
     "Daemon",
     "Debouncer",
-    "PingDispatcher",
     "inotify_limit_message",
     "run_daemon",
 ]
@@ -33,7 +32,6 @@ _HOME = {
     "ChangeHandler": "aggregator.daemon.watch",
     "Daemon": "aggregator.daemon.service",
     "Debouncer": "aggregator.daemon.debounce",
-    "PingDispatcher": "aggregator.daemon.pings",
     "inotify_limit_message": "aggregator.daemon.watch",
     "run_daemon": "aggregator.daemon.service",
 }

@@ -11,7 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.delivery.logs import JsonFormatter, configure_logging, lifecycle
+    from aggregator.delivery.logs import configure_logging, lifecycle
     from aggregator.delivery.notify import LogSink, Notifier, Sink, log_line, log_sink, to_record
     from aggregator.delivery.notify import log_line as describe
     from aggregator.delivery.websub import (
@@ -30,7 +30,6 @@ __all__ = [
     "GIVE_UP_SECONDS",
     "PING_RETRY",
     "PING_TIMEOUT_SECONDS",
-    "JsonFormatter",
     "LogSink",
     "Notifier",
     "PingResult",
@@ -50,7 +49,6 @@ __all__ = [
 
 _HOME = {
     "GIVE_UP_SECONDS": "aggregator.delivery.websub",
-    "JsonFormatter": "aggregator.delivery.logs",
     "LogSink": "aggregator.delivery.notify",
     "Notifier": "aggregator.delivery.notify",
     "PING_RETRY": "aggregator.delivery.websub",
