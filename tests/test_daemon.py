@@ -30,9 +30,9 @@ from articlefiles import article_text, write_article
 from building import DAEMON, folder_settings
 from waiting import TIMEOUT, Recorder, wait_for
 
-import aggregator.daemon.service as daemon_module
+from aggregator.backoff import BackoffPolicy
 from aggregator.config import Settings
-from aggregator.daemon import ChangeHandler, Daemon
+from aggregator.daemon import BUILD_RETRY, ChangeHandler, Daemon
 from aggregator.events import (
     ArticleAdded,
     ArticleRejected,
@@ -117,10 +117,11 @@ def running(
     *,
     sinks: Iterable[Callable[[ChangeEvent], None]] = (),
     builder: type[Builder] = Builder,
+    retry: BackoffPolicy = BUILD_RETRY,
 ) -> Iterator[tuple[Daemon, Recorder]]:
     """A started daemon whose first full build is done; stopped (and checked) on exit."""
     recorder = Recorder()
-    daemon = Daemon(settings, sinks=[*sinks, recorder], builder_factory=builder)
+    daemon = Daemon(settings, sinks=[*sinks, recorder], builder_factory=builder, retry=retry)
     daemon.start()
     try:
         wait_for(lambda: recorder.builds >= 1, "the first full build")
@@ -499,16 +500,13 @@ def test_a_failing_sink_never_breaks_a_build(
         wait_for(listed(settings, url + "/2", "all"), "the next article")
 
 
-def test_an_unwritable_feed_folder_is_logged_and_retried(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(daemon_module, "RETRY_FIRST_SECONDS", 0.1)
+def test_an_unwritable_feed_folder_is_logged_and_retried(settings: Settings) -> None:
     # Root may write anywhere, so chmod proves nothing: a file where the topics folder
     # should be makes every topic feed fail to write, for any user.
     settings.output.mkdir()
     (settings.output / "topics").write_text("in the way")
     url = "https://a.example.com/blocked"
-    with running(settings) as (daemon, recorder):
+    with running(settings, retry=replace(BUILD_RETRY, first=0.1)) as (daemon, recorder):
         write_article(settings.input, "a.txt", url, topics=["Ethics"])
         wait_for(listed(settings, url, "all"), "the article in the writable feed")
         assert daemon.wait_idle(TIMEOUT)

@@ -581,7 +581,10 @@ def test_the_daemon_retries_a_build_that_failed_on_a_full_state_disk(
             wait_for(lambda: len(added) == 5, "the first build")
             filler = fill(disk)
             write_corpus(folders.input, 300, start=100)
-            wait_for(lambda: daemon._failures >= 3, "three failed tries (1 s, then 2 s apart)")
+            wait_for(
+                lambda: daemon.retries.build_failures >= 3,
+                "three failed tries (1 s, then 2 s apart)",
+            )
             failures = [r for r in caplog.records if "build failed" in r.getMessage()]
             assert len(failures) == 1, [r.getMessage() for r in failures]
             assert "full" in failures[0].getMessage()

@@ -24,7 +24,7 @@ from waiting import TIMEOUT, Recorder, wait_for
 from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
-from aggregator.delivery import describe
+from aggregator.delivery import log_line
 from aggregator.events import (
     ArticleAdded,
     ArticleReleased,
@@ -144,7 +144,7 @@ def test_a_future_article_is_held_back_then_released_with_its_own_date(
         scheduled = of(report.events, ArticleScheduled)
         assert [e.source for e in scheduled] == ["later.txt"]  # type: ignore[attr-defined]
         assert not [e for e in of(report.events, ArticleAdded) if e.source == "later.txt"]  # type: ignore[attr-defined]
-        assert describe(scheduled[0]).startswith(
+        assert log_line(scheduled[0]).startswith(
             "scheduled later.txt: 'Embargoed launch' for 2030-01-01T13:00:00Z"
         )
         index = (settings.output / "index.html").read_text()

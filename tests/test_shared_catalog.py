@@ -175,15 +175,19 @@ def test_an_unreachable_database_is_a_catalog_error_saying_what_to_do() -> None:
 def test_once_only_work_runs_on_the_leader_alone(tmp_path: Path, postgres_url: str) -> None:
     from aggregator.daemon import Daemon
 
+    def leads(daemon: Daemon) -> bool:
+        leadership = daemon.cluster.leadership
+        return bool(leadership and leadership.epoch)
+
     done: list[str] = []
     daemons = [Daemon(node_settings(tmp_path, postgres_url, name)) for name in ("a", "b")]
     try:
         for daemon in daemons:
             daemon.start()
-        assert poll(lambda: any(d.leadership and d.leadership.epoch for d in daemons))
+        assert poll(lambda: any(leads(d) for d in daemons))
         for daemon in daemons:
             daemon.as_leader("ping", lambda d=daemon: done.append(d.settings.node))
-        leader = next(d for d in daemons if d.leadership and d.leadership.epoch)
+        leader = next(d for d in daemons if leads(d))
         assert done == [leader.settings.node]
     finally:
         for daemon in daemons:

@@ -212,7 +212,13 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize(("library", "owner"), [("watchdog", "watch"), ("apscheduler", "daemon")])
+@pytest.mark.parametrize(
+    ("library", "owner"), [("watchdog", "daemon/watch"), ("apscheduler", "daemon/service")]
+)
 def test_one_module_imports_each_scheduling_library(library: str, owner: str) -> None:
-    importers = {p.stem for p in PACKAGE.glob("*.py") if library in _imports(p)}
+    importers = {
+        p.relative_to(PACKAGE).with_suffix("").as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if library in _imports(p)
+    }
     assert importers == {owner}

@@ -17,11 +17,21 @@ from building import BASE, folder_settings
 from hubs import RecordingHub, closed_port_url, recording_hub
 from waiting import Recorder, wait_for
 
+from aggregator.backoff import BackoffPolicy
 from aggregator.catalog import Catalog
 from aggregator.cli import main
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
-from aggregator.delivery import LogSink, Sink, log_sink, websub
+from aggregator.delivery import (
+    GIVE_UP_SECONDS,
+    PING_RETRY,
+    LogSink,
+    Sink,
+    log_sink,
+    ping,
+    retry_delay,
+    send_owed,
+)
 from aggregator.events import HubPinged, HubPingFailed
 from aggregator.pipeline import Builder
 
@@ -72,33 +82,33 @@ def cli_build(settings: Settings, tmp_path: Path, *flags: str) -> int:
 
 def test_a_ping_is_a_form_post_with_both_hub_url_and_hub_topic(hub: RecordingHub) -> None:
     topic = BASE + "all.atom.xml"
-    result = websub.ping(hub.url, topic)
+    result = ping(hub.url, topic)
     assert (result.ok, result.status) == (True, 202)
     (received,) = hub.pings
     assert received.content_type == "application/x-www-form-urlencoded"
     assert received.form == {"hub.mode": ["publish"], "hub.url": [topic], "hub.topic": [topic]}
 
     hub.status = 204
-    assert websub.ping(hub.url, topic).ok
+    assert ping(hub.url, topic).ok
     hub.status = 302  # a redirect is no acceptance (urllib would follow it with a GET)
-    moved = websub.ping(hub.url, topic)
+    moved = ping(hub.url, topic)
     assert (moved.ok, moved.status) == (False, 302)
     assert len(hub.pings) == 3  # not followed
     hub.status = 503
-    failed = websub.ping(hub.url, topic)
+    failed = ping(hub.url, topic)
     assert (failed.ok, failed.status) == (False, 503)
     assert failed.reason.startswith("HTTP 503")
 
-    unreachable = websub.ping(closed_port_url(), topic)
+    unreachable = ping(closed_port_url(), topic)
     assert (unreachable.ok, unreachable.status) == (False, None)
     assert unreachable.reason.startswith("cannot reach the hub")
 
 
 def test_retries_back_off_and_are_capped() -> None:
-    delays = [websub.retry_delay(n) for n in range(1, 12)]
+    delays = [retry_delay(n) for n in range(1, 12)]
     assert delays[:3] == [2.0, 4.0, 8.0]
     assert delays == sorted(delays)
-    assert max(delays) == websub.RETRY_MAX_SECONDS
+    assert max(delays) == PING_RETRY.cap
 
 
 # --- aggregator build ------------------------------------------------------------------------
@@ -159,7 +169,7 @@ def test_pings_are_owed_before_the_files_are_renamed(
     with Builder(settings) as builder:
         report = builder.build()
         assert report.written == 0  # the same bytes were already there
-        events = websub.send_owed(builder.catalog, settings.hubs, builder.now)
+        events = send_owed(builder.catalog, settings.hubs, builder.now)
     assert sorted(e.topic for e in events if isinstance(e, HubPinged)) == SEED_TOPICS
     assert owed(settings) == []
 
@@ -181,10 +191,21 @@ def test_pings_owed_to_a_hub_no_longer_configured_are_dropped(
 
 
 @contextmanager
-def running(settings: Settings, *sinks: Sink) -> Iterator[Recorder]:
-    """The daemon, its events recorded (and handed to `sinks` too)."""
+def running(
+    settings: Settings,
+    *sinks: Sink,
+    retry: BackoffPolicy = PING_RETRY,
+    give_up_seconds: float = GIVE_UP_SECONDS,
+) -> Iterator[Recorder]:
+    """The daemon, its events recorded (and handed to `sinks` too); `retry` and
+    `give_up_seconds` bound its pings' retries."""
     events = Recorder()
-    daemon = Daemon(settings, sinks=[events, *sinks])
+    daemon = Daemon(
+        settings,
+        sinks=[events, *sinks],
+        ping_retry=retry,
+        ping_give_up_seconds=give_up_seconds,
+    )
     daemon.start()
     try:
         yield events
@@ -197,11 +218,10 @@ def pinged(events: Recorder) -> list[str]:
 
 
 def test_the_daemon_retries_a_failed_ping_until_the_hub_takes_it(
-    settings: Settings, hub: RecordingHub, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, hub: RecordingHub
 ) -> None:
-    monkeypatch.setattr(websub, "RETRY_FIRST_SECONDS", 0.05)
     hub.status = 503
-    with running(settings) as events:
+    with running(settings, retry=replace(PING_RETRY, first=0.05)) as events:
         wait_for(lambda: len(hub.pings) >= 3 * 12, "three tries of every topic")
         failures = events.of(HubPingFailed)
         assert all(f.retry_seconds is not None for f in failures)  # type: ignore[attr-defined]
@@ -233,12 +253,9 @@ def test_a_stop_keeps_what_is_owed_and_the_next_start_sends_it(
         wait_for(lambda: owed(settings) == [], "the sent pings forgotten")
 
 
-def test_a_ping_is_given_up_after_the_bound(
-    settings: Settings, hub: RecordingHub, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(websub, "GIVE_UP_SECONDS", 0.0)
+def test_a_ping_is_given_up_after_the_bound(settings: Settings, hub: RecordingHub) -> None:
     hub.status = 500
-    with running(settings) as events:
+    with running(settings, give_up_seconds=0.0) as events:
         wait_for(
             lambda: len([e for e in events.of(HubPingFailed) if e.given_up]) == 12,  # type: ignore[attr-defined]
             "every ping given up",
@@ -248,17 +265,17 @@ def test_a_ping_is_given_up_after_the_bound(
 
 
 def test_ping_events_read_well_in_the_log() -> None:
-    from aggregator.delivery import describe, to_record
+    from aggregator.delivery import log_line, to_record
 
     topic = BASE + "all.json"
     hub = "https://hub.example.org/"
-    assert describe(HubPinged(hub, topic, 202)) == f"hub pinged {hub}: {topic} (HTTP 202)"
+    assert log_line(HubPinged(hub, topic, 202)) == f"hub pinged {hub}: {topic} (HTTP 202)"
     retry = HubPingFailed(hub, topic, "HTTP 503 Service Unavailable", 2, retry_seconds=4.0)
-    assert describe(retry).endswith("; retrying in 4 s (2 tries so far)")
+    assert log_line(retry).endswith("; retrying in 4 s (2 tries so far)")
     later = HubPingFailed(hub, topic, "cannot reach the hub: refused", 1)
-    assert describe(later).endswith("owed until the next run (aggregator build or run)")
+    assert log_line(later).endswith("owed until the next run (aggregator build or run)")
     given_up = HubPingFailed(hub, topic, "HTTP 500", 9, given_up=True)
-    assert "given up after 9 tries" in describe(given_up)
+    assert "given up after 9 tries" in log_line(given_up)
     assert to_record(given_up) == {
         "event": "hub_ping_failed",
         "hub": hub,
@@ -324,13 +341,11 @@ def test_a_build_logs_one_line_for_the_pings_a_hub_took(
 def test_the_daemon_logs_a_failing_hub_once_and_its_recovery_once(
     settings: Settings,
     hub: RecordingHub,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="aggregator")
-    monkeypatch.setattr(websub, "RETRY_FIRST_SECONDS", 0.05)
     hub.status = 500
-    with running(settings, live_log()) as events:
+    with running(settings, live_log(), retry=replace(PING_RETRY, first=0.05)) as events:
         wait_for(lambda: len(hub.pings) >= 4 * 12, "four tries of every topic")
         (failing,) = hub_lines(caplog)  # not one per ping, nor one per retry
         assert "HTTP 500" in failing
@@ -347,15 +362,14 @@ def test_the_daemon_logs_a_failing_hub_once_and_its_recovery_once(
 
 
 def test_a_hub_that_keeps_failing_is_summarised_at_most_once_per_period(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="aggregator")
-    monkeypatch.setattr(websub, "RETRY_FIRST_SECONDS", 0.02)
-    monkeypatch.setattr(websub, "RETRY_MAX_SECONDS", 0.05)
+    fast = BackoffPolicy(first=0.02, cap=0.05)
     period = 0.5
     unreachable = replace(settings, hubs=(closed_port_url(),))
     started = time.monotonic()
-    with running(unreachable, live_log(hub_summary_seconds=period)) as events:
+    with running(unreachable, live_log(hub_summary_seconds=period), retry=fast) as events:
         wait_for(lambda: len(hub_lines(caplog)) >= 3, "two summaries after the first line")
         failures = len(events.of(HubPingFailed))
     elapsed = time.monotonic() - started
@@ -367,13 +381,11 @@ def test_a_hub_that_keeps_failing_is_summarised_at_most_once_per_period(
 def test_pings_given_up_are_logged_per_hub(
     settings: Settings,
     hub: RecordingHub,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="aggregator")
-    monkeypatch.setattr(websub, "GIVE_UP_SECONDS", 0.0)
     hub.status = 500
-    with running(settings, live_log()) as events:
+    with running(settings, live_log(), give_up_seconds=0.0) as events:
         wait_for(
             lambda: len([e for e in events.of(HubPingFailed) if e.given_up]) == 12,
             "every ping given up",

@@ -1,4 +1,5 @@
-"""When builds run: the watcher, the debouncer, the scheduler, the pings owed, the lifecycle.
+"""When builds run: the watcher, the debouncer, the scheduler, the retries, the pings owed,
+the lifecycle.
 
 The public face of the sub-package: nothing outside it imports its inner modules.
 Names resolve on first use (PEP 562), so importing the face loads only what is asked for:
@@ -11,10 +12,12 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.daemon.service import Daemon, run_daemon
-    from aggregator.daemon.watch import ChangeBatch, ChangeHandler, Debouncer, inotify_limit_message
+    from aggregator.daemon.debounce import ChangeBatch, Debouncer
+    from aggregator.daemon.service import BUILD_RETRY, Daemon, run_daemon
+    from aggregator.daemon.watch import ChangeHandler, inotify_limit_message
 
 __all__ = [
+    "BUILD_RETRY",
     "ChangeBatch",
     "ChangeHandler",
     "Daemon",
@@ -24,10 +27,11 @@ __all__ = [
 ]
 
 _HOME = {
-    "ChangeBatch": "aggregator.daemon.watch",
+    "BUILD_RETRY": "aggregator.daemon.service",
+    "ChangeBatch": "aggregator.daemon.debounce",
     "ChangeHandler": "aggregator.daemon.watch",
     "Daemon": "aggregator.daemon.service",
-    "Debouncer": "aggregator.daemon.watch",
+    "Debouncer": "aggregator.daemon.debounce",
     "inotify_limit_message": "aggregator.daemon.watch",
     "run_daemon": "aggregator.daemon.service",
 }

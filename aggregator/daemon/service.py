@@ -3,23 +3,23 @@
     start: take the build lock, start the scheduler, start the observer, then a full build
     (so whatever changed while the daemon was down is published, and nothing dropped during
     that first scan is missed)
-    observer thread: events → Debouncer (watch.py)
+    observer thread: events → Debouncer (watch.py, debounce.py)
     "rebuild" job (one thread, the only writer): when a batch is due, Builder.build(batch)
-      → Notifier (one log line per change) → schedule the next batch if one is gathering
+      → Notifier (one log line per change) → schedule the next batch if one is gathering;
+      a failed build, or feeds that failed to write, are retried with backoff (retries.py)
     "reconcile" job: every reconcile_seconds, ask for a full scan (through the same writer)
     "embargo-next" job: one date job at the next time a feed changes by the clock alone (an
       embargoed article falls due, an item ages out of a windowed feed), re-armed after every
       build (the first one is at start-up); it asks for a build with no changed path, at
       once, whose cut-off releases what is due
     WebSub pings (with hubs configured): after each build (and at start, for what a stop left
-    owed) the writer reads the owed pings from the catalog and hands them to the "pings"
-    threads, which POST them and retry failures with backoff (date jobs), never holding up
-    a build; the writer then forgets the sent ones in the catalog (its only writer)
+    owed) the writer hands the owed pings to the "pings" threads, which send and retry them
+    without holding up a build (pings.py)
     SIGTERM / SIGINT: stop the observer, finish or abandon the build in flight, stop the
     scheduler, close the builder, exit 0
     shared (PostgreSQL) catalog: a listener thread asks for a build with no changed path
     when another node commits changes (and after each reconnect, to catch up); a leader
-    thread keeps this node's claim to the once-only work (see catalog_postgres.Leadership)
+    thread keeps this node's claim to the once-only work (cluster.py)
 
 The scheduler only decides WHEN a build runs; `Builder` decides what it does. This module
 is the only importer of apscheduler.
@@ -42,25 +42,19 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aggregator.catalog import OwedPing
+from aggregator.backoff import BackoffPolicy
 from aggregator.config import Settings
-from aggregator.daemon.watch import ChangeBatch, Debouncer, Watcher
-from aggregator.delivery import (
-    PING_TIMEOUT_SECONDS,
-    Notifier,
-    Sink,
-    lifecycle,
-    log_sink,
-    outcome,
-    owed_to,
-    ping,
-)
+from aggregator.daemon.cluster import ClusterNode
+from aggregator.daemon.debounce import ChangeBatch, Debouncer
+from aggregator.daemon.pings import PINGS, WRITER, PingDispatcher
+from aggregator.daemon.retries import Retries
+from aggregator.daemon.watch import Watcher
+from aggregator.delivery import GIVE_UP_SECONDS, PING_RETRY, Notifier, Sink, lifecycle, log_sink
 from aggregator.errors import AggregatorError
-from aggregator.events import ArticleRejected, HubPingFailed
-from aggregator.pipeline import Builder, BuildReport, start_worker_server
+from aggregator.pipeline import Builder, start_worker_server
 
 if TYPE_CHECKING:
-    from aggregator.catalog import ChangeListener, Leadership
+    from aggregator.catalog import Catalog
 
 LOGGER = logging.getLogger("aggregator.daemon")
 CHANGES = logging.getLogger("aggregator.changes")
@@ -69,15 +63,14 @@ CHANGES = logging.getLogger("aggregator.changes")
 # TimeoutStopSec is 10 s; we promise to be gone within 5).
 STOP_SECONDS = 4.0
 
-# Retry of feeds that failed to write (full disk, unwritable folder): 1 s, 2 s, 4 s, … 60 s.
-RETRY_FIRST_SECONDS = 1.0
-RETRY_MAX_SECONDS = 60.0
+# Retry of feeds that failed to write (full disk, unwritable folder), and of a build that
+# failed as a whole: 1 s, 2 s, 4 s, … 60 s (a ping's retries are slower: PING_RETRY).
+BUILD_RETRY = BackoffPolicy(first=1.0, cap=60.0)
 
 _REBUILD = "rebuild"
 _RECONCILE = "reconcile"
-_RETRY = "retry-writes"
-_RETRY_BUILD = "retry-build"
 _RELEASE = "embargo-next"
+_TIMERS = "timers"
 
 # Pings sent at once: a build that changed many feeds owes one per file and hub.
 PING_THREADS = 4
@@ -116,11 +109,71 @@ def _utc_in(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=max(0.0, seconds))
 
 
+class _Jobs:
+    """The daemon's APScheduler: its executors and the kinds of job it runs.
+
+    One thread for builds: the single writer. A second one for the timers (reconcile,
+    retries), which only ask for builds, so they never queue behind a long one. WebSub pings
+    have threads of their own: a slow hub never delays a build. `on_lost` hears of a run the
+    scheduler skipped or missed.
+    """
+
+    def __init__(self, on_lost: Callable[[JobEvent], None]) -> None:
+        self.scheduler = BackgroundScheduler(
+            executors={
+                WRITER: ThreadPoolExecutor(1),
+                _TIMERS: ThreadPoolExecutor(1),
+                PINGS: ThreadPoolExecutor(PING_THREADS),
+            },
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self.scheduler.add_listener(on_lost, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+
+    def every(self, job_id: str, job: Callable[[], None], seconds: float) -> None:
+        """Run `job()` every `seconds` on the timers thread."""
+        self.scheduler.add_job(job, "interval", seconds=seconds, id=job_id, executor=_TIMERS)
+
+    def schedule(
+        self, job: Callable[..., None], *args: object, executor: str, delay: float = 0.0
+    ) -> None:
+        """Run `job(*args)` on `executor` after `delay` seconds, unless the daemon stopped."""
+        try:
+            self.scheduler.add_job(
+                job, "date", run_date=_utc_in(delay), args=list(args), executor=executor
+            )
+        except SchedulerNotRunningError:
+            LOGGER.debug("stopping: %s not scheduled (the catalog keeps what is owed)", job)
+
+    def replace(
+        self, job_id: str, job: Callable[[], None], delay: float, executor: str = _TIMERS
+    ) -> None:
+        """(Re)schedule the one date job `job_id`: `job()` in `delay` seconds on `executor`."""
+        self.scheduler.add_job(
+            job,
+            "date",
+            run_date=_utc_in(delay),
+            id=job_id,
+            executor=executor,
+            replace_existing=True,
+        )
+
+    def cancel(self, job_id: str) -> None:
+        if self.scheduler.get_job(job_id) is not None:
+            self.scheduler.remove_job(job_id)
+
+    def shutdown(self, *, wait: bool) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+
+
 class Daemon:
     """The watcher, the scheduler and the one builder, started and stopped together.
 
     `sinks` receive every change event (default: the log). `builder_factory` lets tests
-    wrap the builder; it is called once, on `start()`.
+    wrap the builder; it is called once, on `start()`. `retry` spaces the retries of a
+    failed build and of feeds that failed to write; `ping_retry` and `ping_give_up_seconds`
+    those of a failed WebSub ping (tests pass faster ones).
     """
 
     def __init__(
@@ -129,6 +182,9 @@ class Daemon:
         *,
         sinks: Iterable[Sink] | None = None,
         builder_factory: Callable[[Settings], Builder] = Builder,
+        retry: BackoffPolicy = BUILD_RETRY,
+        ping_retry: BackoffPolicy = PING_RETRY,
+        ping_give_up_seconds: float = GIVE_UP_SECONDS,
     ) -> None:
         self.settings = settings
         self.notifier = Notifier(
@@ -142,19 +198,7 @@ class Daemon:
             settings.debounce_max_seconds,
             on_pending=self._request,
         )
-        # One thread for builds: the single writer. A second one for the timers (reconcile,
-        # write retries), which only ask for builds, so they never queue behind a long one.
-        # WebSub pings have threads of their own: a slow hub never delays a build.
-        self._scheduler = BackgroundScheduler(
-            executors={
-                "writer": ThreadPoolExecutor(1),
-                "timers": ThreadPoolExecutor(1),
-                "pings": ThreadPoolExecutor(PING_THREADS),
-            },
-            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-            timezone=UTC,
-        )
-        self._scheduler.add_listener(self._on_lost_run, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self._jobs = _Jobs(self._on_lost_run)
         self._lock = threading.Lock()
         self._job_pending = False  # a "rebuild" run is scheduled or queued, not yet started
         self._release_now = False  # the next rebuild runs at once, without debouncing
@@ -163,21 +207,24 @@ class Daemon:
         self._stopping = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
-        self._retry_seconds = RETRY_FIRST_SECONDS
-        # A build that failed as a whole (full state disk, damaged catalog): retried with the
-        # same backoff; its reason is logged when it changes, not once per try.
-        self._failure_retry_seconds = RETRY_FIRST_SECONDS
-        self._failure: str | None = None
-        self._failures = 0
         self.builds = 0
-        # WebSub: the newest obligation per (hub, topic), which of them a ping job is
-        # handling (sending, or waiting to retry), and the tries each obligation had.
-        self._owed: dict[tuple[str, str], OwedPing] = {}
-        self._pinging: set[tuple[str, str]] = set()
-        self._attempts: dict[int, int] = {}
-        self.listener: ChangeListener | None = None
-        # The node doing once-only work on a shared catalog (None: SQLite, always this one).
-        self.leadership: Leadership | None = None
+        self.retries = Retries(
+            self.debouncer,
+            replace_job=self._jobs.replace,
+            closing=self._is_closing,
+            policy=retry,
+            recheck_seconds=settings.debounce_max_seconds,
+        )
+        self.cluster = ClusterNode()
+        self.pings = PingDispatcher(
+            schedule=self._jobs.schedule,
+            leading=self.cluster.leading,
+            catalog=self._catalog,
+            hubs=settings.hubs,
+            notifier=self.notifier,
+            retry=ping_retry,
+            give_up_seconds=ping_give_up_seconds,
+        )
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -193,7 +240,7 @@ class Daemon:
         self.builder = self._builder_factory(settings)
         start_worker_server()
         try:
-            self._scheduler.start()
+            self._jobs.scheduler.start()
             self.watcher = Watcher(
                 self.builder.filter,
                 self.debouncer,
@@ -208,13 +255,7 @@ class Daemon:
                 raise AggregatorError(
                     f"cannot watch {self.builder.filter.root}: {exc.strerror or exc}"
                 ) from exc
-            self._scheduler.add_job(
-                self._reconcile,
-                "interval",
-                seconds=settings.reconcile_seconds,
-                id=_RECONCILE,
-                executor="timers",
-            )
+            self._jobs.every(_RECONCILE, self._reconcile, settings.reconcile_seconds)
             LOGGER.info(
                 "watching %s (%s); feeds in %s; debounce %g s (at most %g s), reconcile every %g s",
                 self.builder.filter.root,
@@ -232,55 +273,29 @@ class Daemon:
             )
             # Pings a stop left owed go out now, not after the first build; on the writer
             # thread, the catalog's only user.
-            self._schedule(self._dispatch_pings, executor="writer")
+            self.pings.dispatch_soon()
             self.debouncer.add(full_scan=True)
             if settings.catalog is not None:
-                self._join_cluster(settings.catalog, settings.node)
+                # Another node's commit rings: render what it changed (a build with no
+                # paths). After a reconnect: a full scan, which also redoes the builds that
+                # failed while the database was away (the catalog kept the old mtimes).
+                self.cluster.join(
+                    settings.catalog,
+                    settings.node,
+                    on_commit=lambda: self.debouncer.kick(now=True),
+                    on_reconnect=lambda: self.debouncer.add(full_scan=True),
+                    on_elected=self.pings.dispatch_soon,
+                )
         except BaseException:
             self.stop()
             raise
 
-    def _join_cluster(self, url: str, node: str) -> None:
-        from aggregator.catalog import ChangeListener, Leadership
-
-        # Another node's commit rings: render what it changed (a build with no paths).
-        # After a reconnect: a full scan, which also redoes the builds that failed while
-        # the database was away (the catalog still has the old sizes and mtimes).
-        self.listener = ChangeListener(
-            url,
-            node,
-            lambda: self.debouncer.kick(now=True),
-            lambda: self.debouncer.add(full_scan=True),
-        )
-        self.listener.start()
-        self.leadership = Leadership(
-            url, node, lambda: self._schedule(self._dispatch_pings, executor="writer")
-        )
-        self.leadership.start()
-        LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
-
     def as_leader(self, what: str, action: Callable[[], None]) -> bool:
-        """Run once-only work (anything that acts outside this node) if this node leads.
-
-        Always on SQLite (one node). On a shared catalog, only the leader runs it, and only
-        if its fencing epoch is still the current one right now: a node that stalled and
-        lost its session cannot act on a stale belief. False if the action was left to the
-        leader.
-        """
-        if not self._leading(what):
+        """Run once-only work (anything that acts outside this node) if this node leads:
+        always on SQLite, see `ClusterNode.leading`. False if it was left to the leader."""
+        if not self.cluster.leading(what):
             return False
         action()
-        return True
-
-    def _leading(self, what: str) -> bool:
-        """Whether this node may do once-only work now (see `as_leader`)."""
-        leadership = self.leadership
-        if leadership is None:
-            return True
-        epoch = leadership.epoch
-        if epoch is None or not leadership.still_leader(epoch):
-            LOGGER.debug("%s: left to the leader", what)
-            return False
         return True
 
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
@@ -292,23 +307,19 @@ class Daemon:
         """
         with self._lock:
             self._closing = True
+        self.pings.close()
         self._stopping.set()
         if self.watcher is not None:
             self.watcher.stop()
-        if self.listener is not None:
-            self.listener.stop()
-        if self.leadership is not None:
-            self.leadership.stop()
+        self.cluster.stop()
         finished = self._idle.wait(timeout)
         if not finished:
             LOGGER.warning(
                 "the build in flight is still running after %g s: abandoning it", timeout
             )
-            if self._scheduler.running:
-                self._scheduler.shutdown(wait=False)
+            self._jobs.shutdown(wait=False)
             return False
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=True)
+        self._jobs.shutdown(wait=True)
         if self.builder is not None:
             self.builder.close()
             self.builder = None
@@ -324,6 +335,15 @@ class Daemon:
                 return True
             time.sleep(0.01)
         return False
+
+    def _is_closing(self) -> bool:
+        with self._lock:
+            return self._closing
+
+    def _catalog(self) -> Catalog | None:
+        """The builder's catalog, for the pings; None before the start and after the stop."""
+        builder = self.builder
+        return None if builder is None else builder.catalog
 
     # --- scheduling ---------------------------------------------------------------------
 
@@ -348,7 +368,7 @@ class Daemon:
             self._job_pending = True
         delay = due - time.monotonic()
         LOGGER.debug("rebuild scheduled in %.3f s", max(0.0, delay))
-        self._replace_job(_REBUILD, self._rebuild, delay, executor="writer")
+        self._jobs.replace(_REBUILD, self._rebuild, delay, executor=WRITER)
 
     def _on_lost_run(self, event: JobEvent) -> None:
         """A run was skipped or missed after all: log it and schedule another."""
@@ -386,18 +406,13 @@ class Daemon:
             if self._closing or builder is None:
                 return
         if due is None:
-            if self._scheduler.get_job(_RELEASE) is not None:
-                self._scheduler.remove_job(_RELEASE)
+            self._jobs.cancel(_RELEASE)
             return
         delay = (due - builder.now()).total_seconds()
         LOGGER.debug("next release at %s (in %.3f s)", due.isoformat(), max(0.0, delay))
         # Due while the daemon was busy or the machine asleep: it runs anyway, once (the
         # job defaults: no misfire grace limit, coalesced).
-        self._replace_job(_RELEASE, self.release, delay)
-
-    def _retry_writes(self) -> None:
-        LOGGER.debug("retrying feeds that failed to write")
-        self.debouncer.kick()
+        self._jobs.replace(_RELEASE, self.release, delay)
 
     # --- the writer -----------------------------------------------------------------------
 
@@ -427,7 +442,7 @@ class Daemon:
     def _build(self, batch: ChangeBatch) -> None:
         builder = self.builder
         assert builder is not None
-        LOGGER.debug("rebuild: %s", batch.describe())
+        LOGGER.debug("rebuild: %s", batch.summary())
         try:
             report = builder.build(batch.changed, progress=_StopCheck(self._stopping))
         except BuildCancelled:
@@ -436,180 +451,16 @@ class Daemon:
         except Exception as exc:
             # An environment problem (full disk, damaged catalog) or a bug: the daemon goes
             # on. The batch is kept (paths, or the full scan) and retried with backoff.
-            self._failed(batch, exc)
+            self.retries.build_failed(batch, exc)
             return
-        if self._failure is not None:
-            LOGGER.info("build succeeded again after %d failed attempt(s)", self._failures)
-            self._failure = None
-            self._failures = 0
-            self._failure_retry_seconds = RETRY_FIRST_SECONDS
+        self.retries.build_succeeded()
         self.builds += 1
         # The first build catches up with what changed while the daemon was stopped: the log
         # summarises it; every later build is a live change, logged item by item.
         self.notifier.publish(report.events, catch_up=self.builds == 1)
         self._arm(report.next_due)
-        self._dispatch_pings()
-        self._after(report)
-
-    # --- WebSub pings -----------------------------------------------------------------------
-
-    def _dispatch_pings(self) -> None:
-        """Writer thread: start a ping job for each owed ping no job is handling yet."""
-        builder = self.builder
-        if builder is None:
-            return
-        if not self._leading("WebSub pings"):
-            return  # on a shared catalog the leader pings for every node
-        try:
-            owed = owed_to(builder.catalog, self.settings.hubs)
-        except AggregatorError as exc:  # the catalog is busy or broken: the next build retries
-            LOGGER.warning("cannot read the owed WebSub pings: %s", exc)
-            return
-        for row in owed:
-            key = (row.hub, row.topic)
-            with self._lock:
-                if self._closing:
-                    return
-                self._owed[key] = row
-                if key in self._pinging:
-                    continue  # its job picks the newest obligation up when it runs again
-                self._pinging.add(key)
-            self._schedule(self._ping, key, executor="pings")
-
-    def _ping(self, key: tuple[str, str]) -> None:
-        """A "pings" thread: send the newest obligation of `key`; retry, resend or finish."""
-        if self.leadership is not None and not self._leading("WebSub ping"):
-            with self._lock:  # the obligation stays in the catalog for the new leader
-                self._owed.pop(key, None)
-                self._pinging.discard(key)
-            return
-        with self._lock:
-            row = self._owed[key]
-            attempts = self._attempts.get(row.id, 0) + 1
-            self._attempts[row.id] = attempts
-        result = ping(row.hub, row.topic, PING_TIMEOUT_SECONDS)
-        event, over = outcome(row, result, attempts, datetime.now(UTC), retry=True)
-        self.notifier.publish([event])
-        with self._lock:
-            if over:
-                self._attempts.pop(row.id, None)
-            if self._closing:
-                return  # what is still owed stays in the catalog for the next start
-            newer = self._owed[key].id != row.id
-            if newer:
-                self._attempts.pop(row.id, None)  # replaced: its tries no longer count
-            if over and not newer:
-                del self._owed[key]
-                self._pinging.discard(key)
-        if over:
-            self._schedule(self._forget_ping, row.id, executor="writer")
-        if newer:
-            # The topic changed again while this ping was out: the hub must fetch again.
-            self._schedule(self._ping, key, executor="pings")
-        elif not over:
-            delay = event.retry_seconds if isinstance(event, HubPingFailed) else None
-            self._schedule(self._ping, key, executor="pings", delay=delay or 0.0)
-
-    def _schedule(
-        self, job: Callable[..., None], *args: object, executor: str, delay: float = 0.0
-    ) -> None:
-        """Run `job(*args)` on `executor` after `delay` seconds, unless the daemon stopped."""
-        try:
-            self._scheduler.add_job(
-                job, "date", run_date=_utc_in(delay), args=list(args), executor=executor
-            )
-        except SchedulerNotRunningError:
-            LOGGER.debug("stopping: %s not scheduled (the catalog keeps what is owed)", job)
-
-    def _replace_job(
-        self, job_id: str, job: Callable[[], None], delay: float, executor: str = "timers"
-    ) -> None:
-        """(Re)schedule the one date job `job_id`: `job()` in `delay` seconds on `executor`."""
-        self._scheduler.add_job(
-            job,
-            "date",
-            run_date=_utc_in(delay),
-            id=job_id,
-            executor=executor,
-            replace_existing=True,
-        )
-
-    def _forget_ping(self, ping_id: int) -> None:
-        """Writer thread: the ping was sent (or given up); an obligation replaced by a newer
-        change meanwhile has another id and stays."""
-        if self.builder is None:
-            return
-        try:
-            self.builder.catalog.forget_pings([ping_id])
-        except AggregatorError as exc:  # resent at the next start: a duplicate ping is harmless
-            LOGGER.warning("cannot record a sent WebSub ping: %s", exc)
-
-    def _failed(self, batch: ChangeBatch, exc: Exception) -> None:
-        """Keep a failed batch, schedule its retry, and log the reason if it is new."""
-        self.debouncer.hold(batch)
-        self._failures += 1
-        delay = self._failure_retry_seconds
-        self._failure_retry_seconds = min(RETRY_MAX_SECONDS, delay * 2)
-        reason = str(exc) if isinstance(exc, AggregatorError) else repr(exc)
-        if reason != self._failure:
-            self._failure = reason
-            if isinstance(exc, AggregatorError):
-                LOGGER.error(
-                    "build failed: %s; retrying in %g s, then less and less often (at most "
-                    "every %g s) until it works; logged again only if the reason changes",
-                    exc,
-                    delay,
-                    RETRY_MAX_SECONDS,
-                )
-            else:  # not one of ours: a bug, whose traceback is worth having once
-                LOGGER.exception(
-                    "build failed (%s); retrying in %g s, then with backoff",
-                    batch.describe(),
-                    delay,
-                )
-        else:
-            LOGGER.debug("build failed again (%s); next try in %g s", reason, delay)
-        with self._lock:
-            if self._closing:
-                return
-        self._replace_job(_RETRY_BUILD, self.debouncer.kick, delay)
-
-    def _after(self, report: BuildReport) -> None:
-        """Follow-ups: re-check half-written files, retry feeds that failed to write."""
-        recent = self._recently_rejected(report)
-        if recent:
-            # Likely still being copied: look again once it has been quiet for a while.
-            LOGGER.debug("re-checking %d recently modified rejected file(s)", len(recent))
-            self.debouncer.add(recent)
-        if report.failed:
-            delay = self._retry_seconds
-            self._retry_seconds = min(RETRY_MAX_SECONDS, delay * 2)
-            LOGGER.warning(
-                "%d feed(s) failed to write (the previous files stay); retrying in %g s",
-                report.failed,
-                delay,
-            )
-            with self._lock:
-                if self._closing:
-                    return
-            self._replace_job(_RETRY, self._retry_writes, delay)
-        else:
-            self._retry_seconds = RETRY_FIRST_SECONDS
-
-    def _recently_rejected(self, report: BuildReport) -> list[str]:
-        assert self.builder is not None
-        root = self.builder.filter.root
-        now = time.time()
-        recent = []
-        for event in report.events:
-            if isinstance(event, ArticleRejected):
-                try:
-                    mtime = os.stat(root / event.source).st_mtime
-                except OSError:
-                    continue  # gone: its delete event comes on its own
-                if now - mtime < self.settings.debounce_max_seconds:
-                    recent.append(event.source)
-        return recent
+        self.pings.dispatch()
+        self.retries.after(report, builder.filter.root)
 
 
 def run_daemon(settings: Settings) -> int:

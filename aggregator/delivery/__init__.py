@@ -11,55 +11,72 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.delivery.notify import (
-        LogSink,
-        Notifier,
-        Sink,
-        configure_logging,
-        describe,
-        lifecycle,
-        log_sink,
-        to_record,
+    from aggregator.delivery.logs import configure_logging, lifecycle
+    from aggregator.delivery.notify import LogSink, Notifier, Sink, log_line, log_sink, to_record
+    from aggregator.delivery.notify import log_line as describe
+    from aggregator.delivery.websub import (
+        GIVE_UP_SECONDS,
+        PING_RETRY,
+        PING_TIMEOUT_SECONDS,
+        PingResult,
+        outcome,
+        owed_to,
+        ping,
+        retry_delay,
+        send_owed,
     )
-    from aggregator.delivery.websub import PING_TIMEOUT_SECONDS, outcome, owed_to, ping, send_owed
 
 __all__ = [
+    "GIVE_UP_SECONDS",
+    "PING_RETRY",
     "PING_TIMEOUT_SECONDS",
     "LogSink",
     "Notifier",
+    "PingResult",
     "Sink",
     "configure_logging",
     "describe",
     "lifecycle",
+    "log_line",
     "log_sink",
     "outcome",
     "owed_to",
     "ping",
+    "retry_delay",
     "send_owed",
     "to_record",
 ]
 
 _HOME = {
+    "GIVE_UP_SECONDS": "aggregator.delivery.websub",
     "LogSink": "aggregator.delivery.notify",
     "Notifier": "aggregator.delivery.notify",
+    "PING_RETRY": "aggregator.delivery.websub",
     "PING_TIMEOUT_SECONDS": "aggregator.delivery.websub",
+    "PingResult": "aggregator.delivery.websub",
     "Sink": "aggregator.delivery.notify",
-    "configure_logging": "aggregator.delivery.notify",
+    "configure_logging": "aggregator.delivery.logs",
     "describe": "aggregator.delivery.notify",
-    "lifecycle": "aggregator.delivery.notify",
+    "lifecycle": "aggregator.delivery.logs",
+    "log_line": "aggregator.delivery.notify",
     "log_sink": "aggregator.delivery.notify",
     "outcome": "aggregator.delivery.websub",
     "owed_to": "aggregator.delivery.websub",
     "ping": "aggregator.delivery.websub",
+    "retry_delay": "aggregator.delivery.websub",
     "send_owed": "aggregator.delivery.websub",
     "to_record": "aggregator.delivery.notify",
 }
+
+# Old names the face still answers to. `describe` was one of four unrelated `describe`s in
+# the package; it is the log line of a change event.
+_RENAMED = {"describe": "log_line"}
 
 
 def __getattr__(name: str) -> object:
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(home), name)
+    value = getattr(import_module(home), _RENAMED.get(name, name))
     globals()[name] = value
     return value

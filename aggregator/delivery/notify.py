@@ -12,7 +12,6 @@ Each ping keeps its own line at DEBUG (with the event's data, for JSON logs).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -54,7 +53,7 @@ def _feeds(keys: Sequence[FeedKey]) -> str:
     return ", ".join(str(k) for k in keys) or "no feed"
 
 
-def describe(event: ChangeEvent) -> str:
+def log_line(event: ChangeEvent) -> str:
     """The log line of an event: what changed, which file, which article, which feeds."""
     match event:
         case ArticleAdded():
@@ -202,7 +201,7 @@ class LogSink:
         per feed), and the daemon retries, so one line per file was a screenful per try."""
         if self.logger.isEnabledFor(logging.DEBUG):
             for event in failed:
-                self.logger.debug(describe(event), extra={"change": to_record(event)})
+                self.logger.debug(log_line(event), extra={"change": to_record(event)})
         by_reason: dict[str, list[str]] = {}
         for event in failed:
             by_reason.setdefault(event.reason, []).append(event.path)
@@ -219,7 +218,7 @@ class LogSink:
         level = _level(event)
         # A cold build makes one event per article: format only what will be shown.
         if self.logger.isEnabledFor(level):
-            self.logger.log(level, describe(event), extra={"change": to_record(event)})
+            self.logger.log(level, log_line(event), extra={"change": to_record(event)})
 
     def catch_up(self, events: Sequence[ChangeEvent]) -> None:
         """The daemon's first scan, which publishes whatever changed while it was stopped:
@@ -335,7 +334,7 @@ class _HubLog:
         """Log a batch of ping results: per-ping lines at DEBUG, hub lines as above."""
         if self.logger.isEnabledFor(logging.DEBUG):
             for event in events:
-                self.logger.debug(describe(event), extra={"change": to_record(event)})
+                self.logger.debug(log_line(event), extra={"change": to_record(event)})
         sent: dict[str, list[str]] = {}
         owed: dict[tuple[str, str], list[str]] = {}
         given_up: dict[tuple[str, str], list[str]] = {}
@@ -453,12 +452,6 @@ class _HubLog:
         )
 
 
-def lifecycle(event: str, **fields: object) -> dict[str, Any]:
-    """`extra=` for a daemon lifecycle log line (watching, stopping, stopped): the JSON
-    formatter gives it an `event` field like a change's, so log shippers can match it."""
-    return {"change": {"event": event, **fields}}
-
-
 class Notifier:
     """Hands every event to every sink, in order; a failing sink is logged, never raised."""
 
@@ -487,35 +480,3 @@ class Notifier:
                     sink(event)
                 except Exception:
                     LOGGER.exception("notification sink %r failed on %s", sink, event.kind)
-
-
-class JsonFormatter(logging.Formatter):
-    """JSON lines: time, level, message, and a change event's fields when there is one."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        change = getattr(record, "change", None)
-        if isinstance(change, dict):
-            data.update(change)
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
-
-
-def configure_logging(level: str, fmt: str) -> None:
-    """Log to stderr as plain text or JSON lines (systemd's journal takes either)."""
-    handler = logging.StreamHandler()
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)

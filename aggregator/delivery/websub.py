@@ -11,7 +11,7 @@ with `hub.mode=publish` and the topic under both `hub.url` (Google's hub, repeat
 is its own topic: WebSub §4.1 wants one representation per `rel="self"` URL.
 
 This module is the only one that speaks HTTP as a client (`urllib.request`; proxies from the
-environment apply). The daemon schedules retries (daemon.py); `aggregator build` calls
+environment apply). The daemon schedules retries (daemon/pings.py); `aggregator build` calls
 `send_owed` once and leaves failures for the next run.
 """
 
@@ -26,15 +26,16 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from aggregator import __version__
+from aggregator.backoff import BackoffPolicy
 from aggregator.catalog import Catalog, OwedPing
 from aggregator.events import ChangeEvent, HubPinged, HubPingFailed
 
 # A hub answers a publish ping at once (it fetches the topic later); a slow answer is a
 # failure to retry, not a reason to hold up a build or a stop.
 PING_TIMEOUT_SECONDS = 3.0
-# Retries: 2 s, 4 s, 8 s, … at most 5 min apart, given up an hour after the change.
-RETRY_FIRST_SECONDS = 2.0
-RETRY_MAX_SECONDS = 300.0
+# Retries of a failed ping: 2 s, 4 s, 8 s, … at most 5 min apart, given up an hour after
+# the change (a build's own retries are faster: daemon/service.py's BUILD_RETRY).
+PING_RETRY = BackoffPolicy(first=2.0, cap=300.0)
 GIVE_UP_SECONDS = 3600.0
 # Pings sent at once by `send_owed` (a cold build owes one per feed file and hub).
 PARALLEL_PINGS = 8
@@ -101,26 +102,34 @@ def _why(reason: object) -> str:
     return str(reason) or type(reason).__name__
 
 
-def retry_delay(attempts: int) -> float:
+def retry_delay(attempts: int, policy: BackoffPolicy = PING_RETRY) -> float:
     """Seconds to wait after the `attempts`-th failed try (1, 2, …): doubling, capped."""
-    return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** max(0, attempts - 1)))
+    return policy.delay(attempts)
 
 
 def outcome(
-    owed: OwedPing, result: PingResult, attempts: int, now: datetime, *, retry: bool
+    owed: OwedPing,
+    result: PingResult,
+    attempts: int,
+    now: datetime,
+    *,
+    retry: bool,
+    policy: BackoffPolicy = PING_RETRY,
+    give_up_seconds: float = GIVE_UP_SECONDS,
 ) -> tuple[ChangeEvent, bool]:
     """The event a ping's result gives, and whether the obligation is over (sent or given up).
 
-    A failure is given up once the obligation is `GIVE_UP_SECONDS` old: by then subscribers
+    A failure is given up once the obligation is `give_up_seconds` old: by then subscribers
     have long polled, and the hub may be gone for good. `retry`: a retry will be scheduled
-    (the daemon) rather than left for the next run (`aggregator build`).
+    (the daemon), after the wait `policy` gives, rather than left for the next run
+    (`aggregator build`).
     """
     hub, topic = owed.hub, owed.topic
     if result.ok:
         return HubPinged(hub, topic, result.status or 0), True
-    if (now - owed.since).total_seconds() >= GIVE_UP_SECONDS:
+    if (now - owed.since).total_seconds() >= give_up_seconds:
         return HubPingFailed(hub, topic, result.reason, attempts, given_up=True), True
-    delay = retry_delay(attempts) if retry else None
+    delay = retry_delay(attempts, policy) if retry else None
     return HubPingFailed(hub, topic, result.reason, attempts, retry_seconds=delay), False
 
 

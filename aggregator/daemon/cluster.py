@@ -1,0 +1,71 @@
+"""This node's part in a shared (PostgreSQL) catalog: hearing the other nodes' commits, and
+whether it is the one that does the once-only work now.
+
+    listener thread: another node committed → a build with no changed path (render what it
+      changed); a reconnect → a full scan (which also redoes the builds that failed while
+      the database was away)
+    leader thread: keeps this node's claim to the once-only work (WebSub pings, anything
+      that acts outside this node); `leading()` checks its fencing epoch at the moment of
+      acting
+
+On SQLite there is one node, which always leads; the catalog's cluster module is then never
+imported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aggregator.catalog import ChangeListener, Leadership
+
+LOGGER = logging.getLogger("aggregator.daemon")
+
+
+class ClusterNode:
+    """The listener and the leadership of one node, started and stopped together."""
+
+    def __init__(self) -> None:
+        self.listener: ChangeListener | None = None
+        # The node doing once-only work on a shared catalog (None: SQLite, always this one).
+        self.leadership: Leadership | None = None
+
+    def join(
+        self,
+        url: str,
+        node: str,
+        *,
+        on_commit: Callable[[], None],
+        on_reconnect: Callable[[], None],
+        on_elected: Callable[[], None],
+    ) -> None:
+        """Start listening to the other nodes' commits and standing for leader."""
+        from aggregator.catalog import ChangeListener, Leadership
+
+        self.listener = ChangeListener(url, node, on_commit, on_reconnect)
+        self.listener.start()
+        self.leadership = Leadership(url, node, on_elected)
+        self.leadership.start()
+        LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
+
+    def leading(self, what: str) -> bool:
+        """Whether this node may do once-only work now: always on SQLite (one node); on a
+        shared catalog, only the leader whose fencing epoch is still the current one, so a
+        node that stalled and lost its session cannot act on a stale belief."""
+        leadership = self.leadership
+        if leadership is None:
+            return True
+        epoch = leadership.epoch
+        if epoch is None or not leadership.still_leader(epoch):
+            LOGGER.debug("%s: left to the leader", what)
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Stop both threads (the claim to lead lapses with the session)."""
+        if self.listener is not None:
+            self.listener.stop()
+        if self.leadership is not None:
+            self.leadership.stop()

@@ -1,0 +1,133 @@
+"""The daemon's follow-ups to a build that did not fully succeed: the retries, spaced by one
+backoff, and the second look at files rejected while still being copied.
+
+    a build that failed as a whole (full state disk, damaged catalog, a bug): its batch is
+      held for the next one, and a build is asked for after the backoff's wait; the reason
+      is logged when it changes, not once per try
+    feeds that failed to write (full disk, unwritable folder): a build is asked for after
+      the backoff's wait (the previous files stay meanwhile)
+    a rejected file modified moments ago: likely still being copied, looked at again once
+      it has been quiet for a while
+
+Each asks the debouncer for a build; none builds itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aggregator.backoff import Backoff, BackoffPolicy
+from aggregator.daemon.debounce import ChangeBatch, Debouncer
+from aggregator.errors import AggregatorError
+from aggregator.events import ArticleRejected
+from aggregator.pipeline import BuildReport
+
+LOGGER = logging.getLogger("aggregator.daemon")
+
+_RETRY = "retry-writes"
+_RETRY_BUILD = "retry-build"
+
+# (Re)schedule the one date job `job_id`: `job()` in `delay` seconds.
+ReplaceJob = Callable[[str, Callable[[], None], float], None]
+
+
+class Retries:
+    """The failures in a row of whole builds and of feed writes, and the retries they call
+    for. `closing()` says the daemon is stopping (no retry is scheduled then);
+    `recheck_seconds` is how recent a rejected file's change must be to look again."""
+
+    def __init__(
+        self,
+        debouncer: Debouncer,
+        *,
+        replace_job: ReplaceJob,
+        closing: Callable[[], bool],
+        policy: BackoffPolicy,
+        recheck_seconds: float,
+    ) -> None:
+        self.debouncer = debouncer
+        self._replace_job = replace_job
+        self._closing = closing
+        self.recheck_seconds = recheck_seconds
+        self._writes = Backoff(policy)
+        self._builds = Backoff(policy)
+        self._failure: str | None = None  # the reason last logged for a failed build
+
+    @property
+    def build_failures(self) -> int:
+        """Builds that failed as a whole in a row (0 once one succeeds)."""
+        return self._builds.failures
+
+    def build_succeeded(self) -> None:
+        if self._failure is not None:
+            LOGGER.info("build succeeded again after %d failed attempt(s)", self._builds.failures)
+            self._failure = None
+            self._builds.succeeded()
+
+    def build_failed(self, batch: ChangeBatch, exc: Exception) -> None:
+        """Keep a failed batch, schedule its retry, and log the reason if it is new."""
+        self.debouncer.hold(batch)
+        delay = self._builds.failed()
+        reason = str(exc) if isinstance(exc, AggregatorError) else repr(exc)
+        if reason != self._failure:
+            self._failure = reason
+            if isinstance(exc, AggregatorError):
+                LOGGER.error(
+                    "build failed: %s; retrying in %g s, then less and less often (at most "
+                    "every %g s) until it works; logged again only if the reason changes",
+                    exc,
+                    delay,
+                    self._builds.policy.cap,
+                )
+            else:  # not one of ours: a bug, whose traceback is worth having once
+                LOGGER.exception(
+                    "build failed (%s); retrying in %g s, then with backoff",
+                    batch.summary(),
+                    delay,
+                )
+        else:
+            LOGGER.debug("build failed again (%s); next try in %g s", reason, delay)
+        if self._closing():
+            return
+        self._replace_job(_RETRY_BUILD, self.debouncer.kick, delay)
+
+    def after(self, report: BuildReport, root: Path) -> None:
+        """Follow-ups: re-check half-written files, retry feeds that failed to write."""
+        recent = self._recently_rejected(report, root)
+        if recent:
+            # Likely still being copied: look again once it has been quiet for a while.
+            LOGGER.debug("re-checking %d recently modified rejected file(s)", len(recent))
+            self.debouncer.add(recent)
+        if report.failed:
+            delay = self._writes.failed()
+            LOGGER.warning(
+                "%d feed(s) failed to write (the previous files stay); retrying in %g s",
+                report.failed,
+                delay,
+            )
+            if self._closing():
+                return
+            self._replace_job(_RETRY, self._retry_writes, delay)
+        else:
+            self._writes.succeeded()
+
+    def _retry_writes(self) -> None:
+        LOGGER.debug("retrying feeds that failed to write")
+        self.debouncer.kick()
+
+    def _recently_rejected(self, report: BuildReport, root: Path) -> list[str]:
+        now = time.time()
+        recent = []
+        for event in report.events:
+            if isinstance(event, ArticleRejected):
+                try:
+                    mtime = os.stat(root / event.source).st_mtime
+                except OSError:
+                    continue  # gone: its delete event comes on its own
+                if now - mtime < self.recheck_seconds:
+                    recent.append(event.source)
+        return recent

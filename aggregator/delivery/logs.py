@@ -1,0 +1,50 @@
+"""Logging setup: where the log goes (stderr), in which format (plain text or JSON lines).
+
+The JSON formatter merges a record's `change` data (a change event, or a lifecycle line's
+`lifecycle(...)`) into the line, so log shippers match on an `event` field either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+
+def lifecycle(event: str, **fields: object) -> dict[str, Any]:
+    """`extra=` for a daemon lifecycle log line (watching, stopping, stopped): the JSON
+    formatter gives it an `event` field like a change's, so log shippers can match it."""
+    return {"change": {"event": event, **fields}}
+
+
+class JsonFormatter(logging.Formatter):
+    """JSON lines: time, level, message, and a change event's fields when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        change = getattr(record, "change", None)
+        if isinstance(change, dict):
+            data.update(change)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Log to stderr as plain text or JSON lines (systemd's journal takes either)."""
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
