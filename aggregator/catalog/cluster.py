@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from aggregator.backoff import Backoff, BackoffPolicy
-from aggregator.catalog.postgres import CHANNEL, LEADER_LOCK, describe
+from aggregator.catalog.postgres import CHANNEL, LEADER_LOCK, where_is
 
 LOGGER = logging.getLogger("aggregator.catalog")
 
@@ -78,7 +78,7 @@ class ChangeListener(_SessionThread):
         self.node = node
         self.on_change = on_change
         self.on_connect = on_connect or on_change
-        self.where = describe(url)
+        self.where = where_is(url)
         self.connected = threading.Event()
         self._gone = False  # the connection was lost (and that was logged)
 

@@ -46,7 +46,7 @@ CLUSTER_DDL = (
 )
 
 
-def describe(url: str) -> str:
+def where_is(url: str) -> str:
     """The URL without its password, for messages."""
     try:
         info = conninfo_to_dict(url)
@@ -81,7 +81,7 @@ def connect(url: str) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=5)
     except psycopg.Error as exc:
-        raise _reason(exc, describe(url)) from exc
+        raise _reason(exc, where_is(url)) from exc
 
 
 # --- SQLite's dialect on PostgreSQL ---------------------------------------------------------
@@ -121,7 +121,7 @@ class PostgresConnection:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.where = describe(url)
+        self.where = where_is(url)
         self._conn = connect(url)
         self._sql: dict[str, str] = {}
         self._in_transaction = False

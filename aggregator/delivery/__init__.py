@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from aggregator.delivery.logs import configure_logging, lifecycle
     from aggregator.delivery.notify import LogSink, Notifier, Sink, log_line, log_sink, to_record
-    from aggregator.delivery.notify import log_line as describe
     from aggregator.delivery.websub import (
         GIVE_UP_SECONDS,
         PING_RETRY,
@@ -35,7 +34,6 @@ __all__ = [
     "PingResult",
     "Sink",
     "configure_logging",
-    "describe",
     "lifecycle",
     "log_line",
     "log_sink",
@@ -56,7 +54,6 @@ _HOME = {
     "PingResult": "aggregator.delivery.websub",
     "Sink": "aggregator.delivery.notify",
     "configure_logging": "aggregator.delivery.logs",
-    "describe": "aggregator.delivery.notify",
     "lifecycle": "aggregator.delivery.logs",
     "log_line": "aggregator.delivery.notify",
     "log_sink": "aggregator.delivery.notify",
@@ -68,15 +65,11 @@ _HOME = {
     "to_record": "aggregator.delivery.notify",
 }
 
-# Old names the face still answers to. `describe` was one of four unrelated `describe`s in
-# the package; it is the log line of a change event.
-_RENAMED = {"describe": "log_line"}
-
 
 def __getattr__(name: str) -> object:
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(home), _RENAMED.get(name, name))
+    value = getattr(import_module(home), name)
     globals()[name] = value
     return value
