@@ -43,6 +43,7 @@ install() {
 }
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+pins() { grep -c "==" "$1"; }
 
 # setup runtime|dev: one .venv, a stamp per lock and one for the project, so that `test` after
 # `build` only adds the dev packages, and nothing is installed twice. The exact versions last
@@ -50,7 +51,7 @@ hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 # up a newer library.
 setup() {
     if [ ! -x "$VENV/bin/python" ]; then
-        echo "run.sh: creating $VENV (first run)" >&2
+        echo "run.sh: creating $VENV (first run; about 5 s)" >&2
         "$PYTHON" -m venv "$VENV"
     fi
     INSTALLED=
@@ -59,17 +60,24 @@ setup() {
     if [ "$1" = dev ]; then
         # Both locks at once: a runtime pin that disagrees with the dev lock fails here. What
         # `build` installed already is kept, so after it only the dev packages are added.
-        INSTALLING="installing the dev lock ($DEV_LOCK) into $VENV (about 45 s)..."
+        if [ -e "$VENV/.runtime-lock-$runtime" ]; then
+            INSTALLING="adding the rest of the dev lock ($DEV_LOCK) to $VENV (about 20 s"
+        else
+            INSTALLING="installing the dev lock ($DEV_LOCK, $(pins "$DEV_LOCK") packages)"
+            INSTALLING+=" into $VENV (about 25 s"
+        fi
+        INSTALLING+="; longer if pip must download)..."
         install dev-lock "$(hash_of "$DEV_LOCK" "$RUNTIME_LOCK")" -r "$DEV_LOCK" -r "$RUNTIME_LOCK"
         if [ ! -e "$VENV/.runtime-lock-$runtime" ]; then  # the runtime lock came with it
             rm -f "$VENV"/.runtime-lock-*
             touch "$VENV/.runtime-lock-$runtime"
         fi
     else
-        INSTALLING="installing the runtime lock ($RUNTIME_LOCK) into $VENV (about 15 s)..."
+        INSTALLING="installing the runtime lock ($RUNTIME_LOCK, $(pins "$RUNTIME_LOCK") packages)"
+        INSTALLING+=" into $VENV (about 10 s; longer if pip must download)..."
         install runtime-lock "$runtime" -r "$RUNTIME_LOCK"
     fi
-    INSTALLING="installing the project into $VENV (about 10 s)..."
+    INSTALLING="installing the project into $VENV (about 5 s)..."
     install project "$(hash_of pyproject.toml)" --no-deps -e .
     if [ -n "$INSTALLED" ]; then echo "run.sh: ready" >&2; fi
 }
