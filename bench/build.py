@@ -10,8 +10,9 @@ Run it from the repository root with the project's virtual environment, so that
     .venv/bin/python bench/build.py --everything     # JSON Feed and gzip copies too
     .venv/bin/python bench/build.py --only-hugo      # the peer alone (no aggregator needed)
 
-For each size the corpus is generated once with ``shared/tools/gen_corpus.py``, in our
-form and in Hugo's (``--hugo`` plus the ``shared/bench/hugo-site`` configuration), under
+For each size the corpus is generated once with ``tests/corpus.py``, in our form and in
+Hugo's (``--hugo`` plus the ``shared/bench/hugo-site`` configuration, the one thing here that
+needs the shared/ folder), under
 ``--workdir`` (default ``/tmp/aggregator-bench``).  Corpora are kept between runs and
 reused when their marker file says they hold the same number of articles.
 
@@ -60,6 +61,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
+CORPUS = REPO_ROOT / "tests" / "corpus.py"  # the project's corpus generator
 DEFAULT_WORKDIR = Path("/tmp/aggregator-bench")
 DEFAULT_SIZES = (10_000, 100_000)
 QUICK_SIZE = 1_000
@@ -203,11 +205,10 @@ def newest_published(folder: Path) -> Path:
 
 def prepare_corpus(workdir: Path, shared: Path, count: int, log: Callable[[str], None]) -> Corpus:
     """Generate (or reuse) the corpus of ``count`` articles in both forms."""
-    gen_corpus = shared / "tools" / "gen_corpus.py"
+    gen_corpus = CORPUS
     hugo_template = shared / "bench" / "hugo-site"
-    for needed in (gen_corpus, hugo_template):
-        if not needed.exists():
-            raise BenchError(f"{needed} not found; pass --shared DIR (the shared/ folder)")
+    if not hugo_template.exists():
+        raise BenchError(f"{hugo_template} not found; pass --shared DIR (the shared/ folder)")
     root = workdir / f"n{count}"
     ours = root / "corpus"
     site = root / "hugo-site"
@@ -556,7 +557,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--shared",
         type=Path,
         default=DEFAULT_SHARED,
-        help=f"the shared/ folder with tools/gen_corpus.py and bench/hugo-site "
+        help=f"the shared/ folder with bench/hugo-site, Hugo's side "
         f"(default: {DEFAULT_SHARED})",
     )
     p.add_argument(

@@ -10,7 +10,7 @@ binaries installed; the server is a throw-away one in a temporary folder, fsync 
 Phases:
 
 1. **Cold build**, PostgreSQL vs SQLite: `aggregator build` of ``--count`` (10,000) articles
-   from ``shared/tools/gen_corpus.py`` into empty folders, alternating the two backends
+   from ``tests/corpus.py`` into empty folders, alternating the two backends
    ``--repeat`` (3) times; medians and their ratio. The two outputs must be byte-identical.
 2. **Drop → feeds on every node**: the same articles spread over ``--nodes`` (3) input
    folders, one `aggregator run` per node (own input, output and state), all on one
@@ -43,7 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from pgserver import PostgresServer, binaries  # noqa: E402
 
-GEN_CORPUS = REPO_ROOT.parent / "shared" / "tools" / "gen_corpus.py"
+GEN_CORPUS = REPO_ROOT / "tests" / "corpus.py"
 WORKDIR = Path("/tmp/aggregator-bench-cluster")
 BASE_URL = "https://feeds.example.org/"
 README = REPO_ROOT / "bench" / "README.md"

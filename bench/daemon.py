@@ -10,7 +10,7 @@ Run it from the repository root with the project's virtual environment::
 Phases, all against one daemon process (``python -m aggregator run``, default settings:
 debounce 0.2 s, ceiling 2 s, 50 items per feed), started over a catalog that a cold
 ``aggregator build`` has filled with ``--count`` (10,000) articles from
-``shared/tools/gen_corpus.py``:
+``tests/corpus.py``:
 
 1. **Latency**, ``--drops`` (100) times: drop a new article file (``--start-index 20000``,
    its date set to be the newest so it must enter the ``all`` feed, its topics' and its
@@ -60,7 +60,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SHARED = REPO_ROOT.parent / "shared"
+CORPUS = REPO_ROOT / "tests" / "corpus.py"  # the project's corpus generator
 DEFAULT_WORKDIR = Path("/tmp/aggregator-bench-daemon")
 BASE_URL = "https://feeds.example.org/"
 README = REPO_ROOT / "bench" / "README.md"
@@ -90,7 +90,7 @@ def log(message: str) -> None:
 
 
 def generate(gen_corpus: Path, dest: Path, count: int, start: int) -> list[Path]:
-    """gen_corpus files (reused when the folder already holds exactly this batch)."""
+    """tests/corpus.py files (reused when the folder already holds exactly this batch)."""
     marker = dest / ".corpus.json"
     wanted = {"count": count, "start": start}
     if not (marker.is_file() and json.loads(marker.read_text()) == wanted):
@@ -521,7 +521,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--soak-interval", type=float, default=1.0, help="seconds per drop")
     parser.add_argument("--quick", action="store_true", help="1,000 articles, 20 drops, 30 s")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--no-readme", action="store_true", help="do not edit bench/README.md")
     parser.add_argument(
@@ -533,12 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.count, args.drops, args.soak_seconds = 1_000, 20, 30.0
 
-    gen_corpus = args.shared / "tools" / "gen_corpus.py"
-    if not gen_corpus.is_file():
-        print(f"{gen_corpus} not found; pass --shared DIR", file=sys.stderr)
-        return 1
     try:
-        results = run(args, gen_corpus)
+        results = run(args, CORPUS)
     except BenchError as exc:
         print(f"bench/daemon.py: {exc}", file=sys.stderr)
         return 1
@@ -614,7 +609,7 @@ def run(args: argparse.Namespace, gen_corpus: Path) -> Results:
 
 
 def _published(path: Path) -> int:
-    """1 if the corpus file says `published: true` (gen_corpus files all parse)."""
+    """1 if the corpus file says `published: true` (tests/corpus.py files all parse)."""
     match = _PUBLISHED_RE.search(path.read_text(encoding="utf-8"))
     return int(match is not None and match.group(0) == "published: true")
 

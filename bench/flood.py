@@ -8,7 +8,7 @@ Run it from the repository root with the project's virtual environment::
 
 The case of issue 6: ``aggregator run`` is started over an empty input folder and, as soon
 as it logs that it watches, three ``cp`` processes copy ``--count`` (30,000) article files
-(``shared/tools/gen_corpus.py``, three batches) into it at once, during its first scan.
+(``tests/corpus.py``, three batches) into it at once, during its first scan.
 The kernel's inotify queue (``fs.inotify.max_queued_events``, 16,384 by default) overflows
 and events are lost. The clock runs from the end of the copies until the daemon logs a
 build whose published total includes every copied file; the reconcile scan is set to an
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GEN_CORPUS = REPO_ROOT.parent / "shared" / "tools" / "gen_corpus.py"
+GEN_CORPUS = REPO_ROOT / "tests" / "corpus.py"
 BASE_URL = "https://feeds.example.org/"
 QUEUE_KNOB = Path("/proc/sys/fs/inotify/max_queued_events")
 _FINISHED_RE = re.compile(r"build finished in ([\d.]+) s: \d+ read, (\d+) published")
@@ -42,7 +42,7 @@ def log(message: str) -> None:
 
 
 def batches(workdir: Path, count: int) -> list[Path]:
-    """Three folders of gen_corpus files, a third of `count` each (reused when present)."""
+    """Three folders of tests/corpus.py files, a third of `count` each (reused when present)."""
     folders = []
     size = count // 3
     for n in range(3):

@@ -9,7 +9,7 @@ brings the hub, flask-websub)::
 
 Set-up, all on 127.0.0.1: flask-websub's hub (``tests/websub_hub.py``, Celery eager: it
 fetches the topic and delivers inside the publish request), ``python -m aggregator run
---serve`` over a catalog of ``--count`` articles from ``shared/tools/gen_corpus.py`` with
+--serve`` over a catalog of ``--count`` articles from ``tests/corpus.py`` with
 the hub configured (debounce 0.2 s, ceiling 2 s, JSON log lines), and a subscriber
 (``tests/subscriber.py``) subscribed to ``all.atom.xml`` with a secret.
 
@@ -48,7 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT / "bench"), str(REPO_ROOT / "tests")]
 
 from daemon import (  # noqa: E402  (bench/daemon.py: corpora, targets, percentiles)
-    DEFAULT_SHARED,
+    CORPUS,
     BenchError,
     Folders,
     generate,
@@ -358,18 +358,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=1_000, help="files copied in at once")
     parser.add_argument("--quick", action="store_true", help="1,000 articles, 20 drops, 200")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--no-readme", action="store_true", help="do not edit bench/README.md")
     args = parser.parse_args(argv)
     if args.quick:
         args.count, args.drops, args.burst = 1_000, 20, 200
-    gen_corpus = args.shared / "tools" / "gen_corpus.py"
-    if not gen_corpus.is_file():
-        print(f"{gen_corpus} not found; pass --shared DIR", file=sys.stderr)
-        return 1
     try:
-        results = run(args, gen_corpus)
+        results = run(args, CORPUS)
     except BenchError as exc:
         print(f"bench/push.py: {exc}", file=sys.stderr)
         return 1

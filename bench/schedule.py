@@ -6,7 +6,7 @@ Run it from the repository root with the project's virtual environment::
     .venv/bin/python bench/schedule.py            # 10,000 articles, 3 rounds, 20 releases
     .venv/bin/python bench/schedule.py --quick    # smoke run: 1,000 articles, 1 round, 5
 
-Phases, over ``--count`` articles from ``shared/tools/gen_corpus.py``:
+Phases, over ``--count`` articles from ``tests/corpus.py``:
 
 1. **Cold builds**, ``--rounds`` times, alternating (A B, then B A, …) so drift on a shared
    machine hits both alike: ``aggregator build`` into empty folders with the built-in feeds
@@ -54,7 +54,7 @@ from aggregator.membership import feeds_of  # noqa: E402
 from aggregator.pipeline import Builder  # noqa: E402
 from aggregator.reading import read_article  # noqa: E402
 
-DEFAULT_SHARED = REPO_ROOT.parent / "shared"
+CORPUS = REPO_ROOT / "tests" / "corpus.py"  # the project's corpus generator
 DEFAULT_WORKDIR = Path("/tmp/aggregator-bench-schedule")
 BASE_URL = "https://feeds.example.org/"
 README = REPO_ROOT / "bench" / "README.md"
@@ -67,7 +67,7 @@ _URL_RE = re.compile(r'^webUrl: "?([^"\n]+)"?$', re.MULTILINE)
 _TITLE_RE = re.compile(r'^title: ".*"$', re.MULTILINE)
 _PUBLISHED_RE = re.compile(r"^published: true$", re.MULTILINE)
 
-# Twenty feeds a newsroom might define, over the topics and providers gen_corpus uses.
+# Twenty feeds a newsroom might define, over the topics and providers tests/corpus.py uses.
 CUSTOM_FEEDS: list[dict[str, Any]] = [
     {
         "name": "ai-at-axios",
@@ -273,7 +273,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--releases", type=int, default=20)
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--quick", action="store_true", help="1,000 articles, 1 round, 5")
     parser.add_argument("--no-readme", action="store_true")
@@ -284,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     corpus = workdir / f"corpus-{args.count}"
     log(f"corpus: {args.count} articles in {corpus}")
-    generate(args.shared / "tools" / "gen_corpus.py", corpus, args.count)
+    generate(CORPUS, corpus, args.count)
     template = newest_published(corpus)
 
     configs = {
@@ -388,7 +387,7 @@ def update_readme(table: str, r: dict[str, Any]) -> None:
             SECTION,
             "",
             f"`bench/schedule.py`, {r['when']}, {r['machine']}; {r['count']:,} articles "
-            "from gen_corpus, default settings (50 items per feed, debounce 0.2 s).",
+            "from tests/corpus.py, default settings (50 items per feed, debounce 0.2 s).",
             "",
             table,
             "",

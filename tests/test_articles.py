@@ -12,14 +12,13 @@ import math
 import os
 import pickle
 import random
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import yaml
+from corpus import write_corpus
 
 from aggregator.errors import ArticleError
 from aggregator.model import Article, Image, Provider, RelatedLink
@@ -37,7 +36,6 @@ from aggregator.reading.yaml_safe import LOADER, loader_class
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted((ROOT / "seeds").glob("*.txt"))
-GEN_CORPUS = Path(__file__).resolve().parents[2] / "shared/tools/gen_corpus.py"
 BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Loader = type[yaml.SafeLoader]
 
@@ -895,16 +893,9 @@ def test_fast_parser_reads_every_seed_as_pyyaml_does(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    if not GEN_CORPUS.exists():
-        pytest.skip(f"{GEN_CORPUS} not found: CI has ../shared beside the clone")
     folder = tmp_path_factory.mktemp("corpus")
-    subprocess.run(
-        [sys.executable, str(GEN_CORPUS), str(folder), "--count", "3000", "--quiet"],
-        check=True,
-        timeout=300,
-    )
-    files = sorted(folder.iterdir())
-    assert len(files) == 3000
+    files = write_corpus(folder, 3000)  # tests/corpus.py
+    assert sorted(folder.iterdir()) == files
     return files
 
 
@@ -929,7 +920,7 @@ def test_generated_corpus_reads_into_articles(corpus: list[Path]) -> None:
         assert article.published_at is not None
         assert article.published_at.tzinfo is UTC
         published += article.published
-    assert 250 < published < 450  # gen_corpus publishes about 70%
+    assert 300 < published < 400  # tests/corpus.py publishes about 70 %
 
 
 YAML11_WORDS = """

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from corpus import write_corpus
 from pgserver import PostgresServer, running_server
 from waiting import wait_for as _wait_for
 
@@ -31,7 +32,6 @@ from aggregator.config import Settings
 from aggregator.pipeline import Builder
 
 ROOT = Path(__file__).resolve().parents[1]
-GEN_CORPUS = ROOT.parent / "shared" / "tools" / "gen_corpus.py"
 BASE = "https://feeds.example.org/"
 FILES = 3000
 NODES = ("n1", "n2", "n3")
@@ -108,15 +108,8 @@ def server() -> Iterator[PostgresServer]:
 
 
 def corpus(folder: Path) -> list[Path]:
-    if not GEN_CORPUS.is_file():
-        pytest.fail(f"the corpus generator {GEN_CORPUS} is missing", pytrace=False)
-    subprocess.run(
-        [sys.executable, str(GEN_CORPUS), str(folder), "--count", str(FILES)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    assert len(files) == FILES
+    files = write_corpus(folder, FILES)  # tests/corpus.py
+    assert sorted(p for p in folder.rglob("*") if p.is_file()) == files
     return files
 
 

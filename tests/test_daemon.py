@@ -28,6 +28,7 @@ import feedparser
 import pytest
 from articlefiles import article_text, write_article
 from building import DAEMON, folder_settings
+from corpus import write_corpus
 from waiting import TIMEOUT, Recorder, wait_for
 
 from aggregator.backoff import BackoffPolicy
@@ -50,7 +51,6 @@ from aggregator.reading import read_article
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
-GEN_CORPUS = REPO.parent / "shared" / "tools" / "gen_corpus.py"
 BASE = "https://feeds.example.org/"
 
 
@@ -144,26 +144,9 @@ def settings(tmp_path: Path, catalog_backend: str | None) -> Settings:
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """1,000 article files: gen_corpus's when the shared tools are there, else made here."""
+    """1,000 article files of tests/corpus.py."""
     folder = tmp_path_factory.mktemp("corpus")
-    if GEN_CORPUS.is_file():
-        subprocess.run(
-            [sys.executable, str(GEN_CORPUS), str(folder), "--count", "1000", "--quiet"],
-            check=True,
-        )
-    else:
-        topics = ["AI", "Robotics", "Computer Vision", "Quantum Computing", "Ethics"]
-        for i in range(1000):
-            (folder / f"{i:06d}.txt").write_text(
-                article_text(
-                    f"https://corpus.example.com/{i}",
-                    f"Article {i}",
-                    published=i % 10 != 0,
-                    topics=[topics[i % 5], topics[i % 3]],
-                    provider={"name": f"P{i % 37}", "domain": f"p{i % 37}.example.com"},
-                ),
-                encoding="utf-8",
-            )
+    write_corpus(folder, 1000)
     files = sorted(folder.glob("*.txt"))
     assert len(files) == 1000
     return files
