@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -48,6 +49,26 @@ def no_thread_left_behind() -> Iterator[None]:
     if leftover:
         names = ", ".join(f"{t.name} ({type(t).__module__}.{type(t).__name__})" for t in leftover)
         pytest.fail(f"test left threads running: {names}", pytrace=False)
+
+
+# --- logging ---------------------------------------------------------------------------
+# A command run in-process (`main([...])`) installs a root handler on the sys.stderr of that
+# moment, which is pytest's capture of that test: a later test's log line would then go to a
+# closed stream ("--- Logging error ---"). Each test gets the root logger back as it was.
+
+
+@pytest.fixture(autouse=True)
+def root_logger_restored() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 # --- catalog backends (SQLite, PostgreSQL) ------------------------------------------------
