@@ -1,15 +1,14 @@
 """Which feeds exist and what each lists: slugs, the built-in feed rules, the config's feed
 definitions. Pure functions, no I/O.
 
-The public face of the sub-package: nothing outside it imports its inner modules.
-Names resolve on first use (PEP 562), so importing the face loads only what is asked for:
-a build with nothing to do never pays for feedgen, watchdog or the HTTP client.
+Its public face (see `aggregator.faces`).
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from aggregator.faces import resolver
 
 if TYPE_CHECKING:
     from aggregator.membership.definitions import FeedDefinition, parse_feed_definitions
@@ -33,11 +32,4 @@ _HOME = {
     "parse_feed_definitions": "aggregator.membership.definitions",
 }
 
-
-def __getattr__(name: str) -> object:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = resolver(__name__, _HOME, globals())

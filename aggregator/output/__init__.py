@@ -1,15 +1,14 @@
 """`FeedPlan` to bytes to files: planning a feed from its items, rendering RSS, Atom and JSON Feed,
 the indexes, atomic publishing.
 
-The public face of the sub-package: nothing outside it imports its inner modules.
-Names resolve on first use (PEP 562), so importing the face loads only what is asked for:
-a build with nothing to do never pays for feedgen, watchdog or the HTTP client.
+Its public face (see `aggregator.faces`).
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from aggregator.faces import resolver
 
 if TYPE_CHECKING:
     from aggregator.output.digest import renderer_digest
@@ -87,11 +86,4 @@ _HOME = {
     "summaries": "aggregator.output.plan",
 }
 
-
-def __getattr__(name: str) -> object:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = resolver(__name__, _HOME, globals())

@@ -1,14 +1,13 @@
 """The output folder over HTTP, read-only, with conditional GET.
 
-The public face of the sub-package: nothing outside it imports its inner modules.
-Names resolve on first use (PEP 562), so importing the face loads only what is asked for:
-a build with nothing to do never pays for feedgen, watchdog or the HTTP client.
+Its public face (see `aggregator.faces`).
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from aggregator.faces import resolver
 
 if TYPE_CHECKING:
     from aggregator.serve.conditional import entity_tag
@@ -26,11 +25,4 @@ _HOME = {
     "serve": "aggregator.serve.server",
 }
 
-
-def __getattr__(name: str) -> object:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = resolver(__name__, _HOME, globals())
