@@ -230,8 +230,8 @@ class Command:
     needs_settings: bool = True
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `aggregator` command line, made from `COMMANDS` and `FLAGS`."""
+def build_parser(commands: Sequence[Command] | None = None) -> argparse.ArgumentParser:
+    """The `aggregator` command line, made from `commands` (default `COMMANDS`) and `FLAGS`."""
     parser = argparse.ArgumentParser(
         prog="aggregator",
         description="Turn a folder of article files into RSS 2.0 and Atom 1.0 feeds.",
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
+    for command in COMMANDS if commands is None else commands:
         sub = subparsers.add_parser(
             command.name, help=command.help, description=command.description
         )
