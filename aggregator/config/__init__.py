@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.config.folders import check_folders, check_input
+    from aggregator.config.folders import check_folders, check_input, check_overlaps
     from aggregator.config.loading import (
         LoadedConfig,
         effective_values,
@@ -35,6 +35,7 @@ __all__ = [
     "Settings",
     "check_folders",
     "check_input",
+    "check_overlaps",
     "effective_values",
     "load_config",
     "load_settings",
@@ -49,6 +50,7 @@ _HOME = {
     "Settings": "aggregator.config.settings",
     "check_folders": "aggregator.config.folders",
     "check_input": "aggregator.config.folders",
+    "check_overlaps": "aggregator.config.folders",
     "effective_values": "aggregator.config.loading",
     "load_config": "aggregator.config.loading",
     "load_settings": "aggregator.config.loading",
