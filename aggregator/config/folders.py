@@ -120,7 +120,7 @@ def check_overlaps(settings: Settings) -> None:
         relation = "is the same folder as" if same else "is inside"
         reason = why or "one folder cannot be both"
         problems.append(
-            f"{inner}: {a} {relation} {outer} {b}: {reason}; set {inner} (or --{inner}) "
+            f"{inner}: {a} {relation} the {outer} folder {b}: {reason}; set {inner} (or --{inner}) "
             f"and {outer} (or --{outer}) to separate folders"
         )
     if problems:

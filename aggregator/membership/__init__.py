@@ -12,11 +12,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.membership.definitions import FeedDefinition, parse_feed_definitions
+    from aggregator.membership.definitions import (
+        MAX_ITEMS,
+        FeedDefinition,
+        parse_feed_definitions,
+    )
     from aggregator.membership.slugs import DEFAULT_RULES, FeedRules, display_name, feeds_of
 
 __all__ = [
     "DEFAULT_RULES",
+    "MAX_ITEMS",
     "FeedDefinition",
     "FeedRules",
     "display_name",
@@ -27,6 +32,7 @@ __all__ = [
 _HOME = {
     "DEFAULT_RULES": "aggregator.membership.slugs",
     "FeedDefinition": "aggregator.membership.definitions",
+    "MAX_ITEMS": "aggregator.membership.definitions",
     "FeedRules": "aggregator.membership.slugs",
     "display_name": "aggregator.membership.slugs",
     "feeds_of": "aggregator.membership.slugs",
