@@ -24,6 +24,7 @@ from aggregator.catalog.records import (
 from aggregator.catalog.schema import Connection, chunks, marks
 from aggregator.events import (
     ArticleAdded,
+    ArticleMoved,
     ArticleRejected,
     ArticleRemoved,
     ArticleScheduled,
@@ -297,7 +298,20 @@ class SyncBatch:
             ):
                 continue  # touched, not changed: no feed needs rendering
             was_listed = old is not None and old.date <= self.cutoff
-            if date > self.cutoff:
+            if was_listed and old is not None and old.path != row.path and date <= self.cutoff:
+                # The same article (its webUrl, so its GUID) under another path: a move.
+                result.events.append(
+                    ArticleMoved(
+                        old.path,
+                        row.path,
+                        stored.title,
+                        stored.url,
+                        keys,
+                        tuple(self._key(n) for n in stored.feeds if n not in old_set),
+                        tuple(self._key(n) for n in sorted(old_set.difference(stored.feeds))),
+                    )
+                )
+            elif date > self.cutoff:
                 # Embargoed: in no feed until its date (the build that crosses it says so).
                 due = parse_date(date)
                 result.events.append(

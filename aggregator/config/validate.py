@@ -16,7 +16,6 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aggregator.config.settings import (
     DOCUMENTED_KEYS,
@@ -25,20 +24,13 @@ from aggregator.config.settings import (
     FeedTitles,
     Settings,
 )
+from aggregator.config.urls import Invalid, base_url, hub_urls, postgres_url
 from aggregator.errors import ConfigError
 from aggregator.membership import MAX_ITEMS, parse_feed_definitions
 from aggregator.model import ALL_FORMATS
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _LOG_FORMATS = ("text", "json")
-
-
-class Invalid(Exception):
-    """A value that cannot be read: each problem whole, `<dotted key>: <what is wrong>`."""
-
-    def __init__(self, *problems: str) -> None:
-        super().__init__(*problems)
-        self.problems = problems
 
 
 # (dotted key, value) → the value as `Settings` holds it; raises `Invalid`.
@@ -79,40 +71,6 @@ def _folder(key: str, value: Any) -> Path:
     if isinstance(value, str | Path) and str(value).strip():
         return Path(value)
     raise Invalid(f"{key}: must be a folder path, got {value!r}")
-
-
-def _url_problem(url: Any, *, joined: str = "") -> str | None:
-    """What is wrong with `url` as an absolute http(s) URL, read the way it will be used:
-    parsed by urllib (host and port included), and, with `joined`, with that path appended
-    as the renderer appends the feeds' paths to `base_url`. None when nothing is."""
-    if not isinstance(url, str) or len(url) > _MAX_URL_CHARS:
-        return f"must be text of at most {_MAX_URL_CHARS} characters"
-    if any(c.isspace() or c in '<>"\\^`{|}' or not c.isprintable() for c in url):
-        return 'holds a space, a control character or one of <>"\\^`{|} (percent-encode it)'
-    for candidate in (url, url + joined) if joined else (url,):
-        try:
-            parts = urlsplit(candidate)
-            parts.port  # noqa: B018 - raises ValueError for a port out of range
-        except ValueError as exc:
-            return f"cannot be read as a URL ({exc})"
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return "must be an absolute http(s) URL with a host"
-    return None
-
-
-# Long enough for any real URL, short enough that none is a megabyte in every feed item.
-_MAX_URL_CHARS = 2000
-
-
-def _base_url(key: str, base: Any) -> str:
-    problem = _url_problem(base, joined="topics/a-topic.rss.xml")
-    if problem is None and (urlsplit(base).query or urlsplit(base).fragment or "#" in base):
-        problem = "must not have a query (?…) or fragment (#…): the feeds' paths go after it"
-    if problem is not None:
-        raise Invalid(
-            f"{key}: {problem}; give one such as https://feeds.example.org/, got {base!r}"
-        )
-    return str(base) if base.endswith("/") else base + "/"
 
 
 def _whole(minimum: int, maximum: int) -> Reader:
@@ -167,23 +125,6 @@ def _language(key: str, value: Any) -> str:
     return value.strip()
 
 
-def _postgres_url(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
-        readable = False
-    else:
-        try:
-            urlsplit(value).port  # noqa: B018 - raises ValueError for [::1 or port 99999
-            readable = True
-        except ValueError:
-            readable = False
-    if not readable:
-        raise Invalid(
-            f"{key}: must be a PostgreSQL URL such as postgresql://user@db-host/feeds "
-            f"(leave it out to keep the SQLite catalog in `state`), got {value!r}"
-        )
-    return value
-
-
 def _node_name(key: str, value: Any) -> str:
     if not isinstance(value, str) or not NODE_NAME.fullmatch(value):
         raise Invalid(
@@ -216,27 +157,6 @@ def _formats(key: str, value: Any) -> object:
     # Always in the one order, whatever order the file lists them: the bytes of the
     # indexes and the settings fingerprint must not depend on it.
     return tuple(f for f in ALL_FORMATS if f.value in chosen)
-
-
-def _hubs(key: str, hubs: Any) -> tuple[str, ...]:
-    if isinstance(hubs, str):
-        hubs = [hubs]
-    if not isinstance(hubs, list):
-        raise Invalid(f"{key}: must be a list of hub URLs, got {hubs!r}")
-    good: list[str] = []
-    bad: list[str] = []
-    for hub in hubs:
-        problem = _url_problem(hub)
-        if problem is not None:
-            bad.append(
-                f"{key}: each hub must be an absolute http(s) URL such as "
-                f"https://pubsubhubbub.appspot.com/ ({problem}), got {hub!r}"
-            )
-        elif hub not in good:
-            good.append(hub)
-    if bad:
-        raise Invalid(*bad)
-    return tuple(good)
 
 
 def _log_level(key: str, level: Any) -> str:
@@ -316,7 +236,7 @@ TABLE: tuple[Key | Section, ...] = (
     Key("input", _folder),
     Key("output", _folder),
     Key("state", _folder),
-    Key("base_url", _base_url),
+    Key("base_url", base_url),
     # Every number bounded: past these a value is a typo, and some would overflow later
     # (SQLite's 64-bit LIMIT, a timer of inf seconds, a worker pool of a million).
     Key("max_items", _whole(1, MAX_ITEMS)),
@@ -327,7 +247,7 @@ TABLE: tuple[Key | Section, ...] = (
     Key("language", _language),
     Key("lock_wait_seconds", _seconds(0, _DAY)),
     Key("follow_external_links", _switch),
-    Key("catalog", _postgres_url, null_is_unset=True),
+    Key("catalog", postgres_url, null_is_unset=True),
     Key("node", _node_name, null_is_unset=True),
     Key("embargo", _switch),
     Key("feeds", _feeds),
@@ -340,7 +260,7 @@ TABLE: tuple[Key | Section, ...] = (
     Key("formats", _formats),
     Section(
         "websub",
-        (Key("hubs", _hubs, null_is_unset=True),),
+        (Key("hubs", hub_urls, null_is_unset=True),),
         unknown_first=True,
         suggest=False,
     ),

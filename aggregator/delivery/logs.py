@@ -36,13 +36,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """`time LEVEL message`, one line per record whatever the message holds: a control
+    character (a newline in a file name that some log call passed on as it is) is escaped,
+    so no line can be forged. A traceback, added after the message, keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if not record.message.isprintable():
+            record.message = "".join(
+                c if c.isprintable() else repr(c)[1:-1] for c in record.message
+            )
+        return super().formatMessage(record)
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Log to stderr as plain text or JSON lines (systemd's journal takes either)."""
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

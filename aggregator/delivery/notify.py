@@ -16,12 +16,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
 from aggregator.events import (
     ArticleAdded,
+    ArticleMoved,
     ArticleRejected,
     ArticleReleased,
     ArticleRemoved,
@@ -53,8 +54,17 @@ def _feeds(keys: Sequence[FeedKey]) -> str:
     return ", ".join(str(k) for k in keys) or "no feed"
 
 
+def shown(text: str) -> str:
+    """An outside string (a file name, a reason) as a log line shows it: as it is, or, when
+    it holds a newline or another control character that could forge or garble a line,
+    quoted with those escaped (as titles always are)."""
+    return text if text.isprintable() else repr(text)
+
+
 def log_line(event: ChangeEvent) -> str:
     """The log line of an event: what changed, which file, which article, which feeds."""
+    if hasattr(event, "source"):
+        event = _with_shown_paths(event)
     match event:
         case ArticleAdded():
             return f"added {event.source}: {event.title!r} to {_feeds(event.feeds)}"
@@ -72,6 +82,13 @@ def log_line(event: ChangeEvent) -> str:
             if event.left:
                 line += f"; left {_feeds(event.left)}"
             return line
+        case ArticleMoved():
+            line = f"moved {event.old_source} to {event.source}: {event.title!r}"
+            if event.entered:
+                line += f"; entered {_feeds(event.entered)}"
+            if event.left:
+                line += f"; left {_feeds(event.left)}"
+            return line
         case ArticleUnpublished():
             return f"unpublished {event.source}: {event.title!r} left {_feeds(event.feeds)}"
         case ArticleRemoved():
@@ -81,8 +98,8 @@ def log_line(event: ChangeEvent) -> str:
             return f"rejected {event.source}: {event.reason}{kept}"
         case DuplicateUrl():
             return (
-                f"duplicate webUrl {event.url}: listed from {event.winner} (newest), "
-                f"not from {', '.join(event.losers)}"
+                f"duplicate webUrl {shown(event.url)}: listed from {shown(event.winner)} "
+                f"(newest), not from {', '.join(shown(p) for p in event.losers)}"
             )
         case FeedWritten():
             return (
@@ -92,7 +109,7 @@ def log_line(event: ChangeEvent) -> str:
         case FeedUnchanged():
             return f"feed unchanged {event.feed}"
         case WriteFailed():
-            return f"write failed {event.path}: {event.reason}"
+            return f"write failed {shown(event.path)}: {shown(event.reason)}"
         case BuildFinished():
             return (
                 f"build finished in {event.seconds:.3f} s: {event.read} read, "
@@ -110,6 +127,15 @@ def log_line(event: ChangeEvent) -> str:
                 return f"{line}; retrying in {event.retry_seconds:g} s ({tries} so far)"
             return f"{line}; owed until the next run (aggregator build or run)"
     raise TypeError(f"not a change event: {event!r}")  # pragma: no cover
+
+
+def _with_shown_paths(event: Any) -> Any:
+    changes = {"source": shown(event.source)}
+    if isinstance(event, ArticleMoved):
+        changes["old_source"] = shown(event.old_source)
+    if isinstance(event, ArticleRejected):
+        changes["reason"] = shown(event.reason)
+    return replace(event, **changes)
 
 
 def to_record(event: ChangeEvent) -> dict[str, Any]:
@@ -148,6 +174,7 @@ _ITEM_EVENTS = (
     ArticleScheduled,
     ArticleReleased,
     ArticleUpdated,
+    ArticleMoved,
     ArticleUnpublished,
     ArticleRemoved,
     FeedWritten,
@@ -185,16 +212,53 @@ class LogSink:
         are the failed writes."""
         pings: list[HubPinged | HubPingFailed] = []
         failed: list[WriteFailed] = []
+        moved: list[ArticleMoved] = []
         for event in events:
             if isinstance(event, HubPinged | HubPingFailed):
                 pings.append(event)
             elif isinstance(event, WriteFailed):
                 failed.append(event)
+            elif isinstance(event, ArticleMoved):
+                moved.append(event)
             else:
                 self._line(event)
+        self._moves(moved)
         self._write_failures(failed)
         if pings:
             self._hubs.render(pings)
+
+    def _moves(self, moved: Sequence[ArticleMoved]) -> None:
+        """A folder renamed is one line ("1,050 articles moved from a/ to b/"), each file's
+        at DEBUG; a single file moved keeps its own line."""
+        groups: dict[tuple[str, str], list[ArticleMoved]] = {}
+        for event in moved:
+            groups.setdefault(moved_folders(event.old_source, event.source), []).append(event)
+        for (old, new), group in groups.items():
+            if len(group) == 1 and not group[0].entered and not group[0].left:
+                self._line(group[0])
+                continue
+            if self.logger.isEnabledFor(logging.DEBUG):
+                for event in group:
+                    self.logger.debug(log_line(event), extra={"change": to_record(event)})
+            changed = sum(1 for e in group if e.entered or e.left)
+            feeds = f"; {changed:,} of them changed feeds" if changed else ""
+            count = "1 article" if len(group) == 1 else f"{len(group):,} articles"
+            where = (
+                f"renamed in {shown(old or '.')}/"
+                if old == new
+                else f"moved from {shown(old or '.')}/ to {shown(new or '.')}/"
+            )
+            self.logger.info(
+                f"{count} {where}{feeds}",
+                extra={
+                    "change": {
+                        "event": "articles_moved",
+                        "from": old,
+                        "to": new,
+                        "articles": len(group),
+                    }
+                },
+            )
 
     def _write_failures(self, failed: Sequence[WriteFailed]) -> None:
         """One line per reason: a full disk fails every file of a build the same way (three
@@ -238,6 +302,7 @@ class LogSink:
             fields = {
                 "added": counts["article_added"],
                 "updated": counts["article_updated"],
+                "moved": counts["article_moved"],
                 "unpublished": counts["article_unpublished"],
                 "removed": counts["article_removed"],
                 "released": counts["article_released"],
@@ -246,7 +311,8 @@ class LogSink:
                 "feeds_unchanged": counts["feed_unchanged"],
             }
             message = (
-                "catch-up scan: {added} added, {updated} updated, {unpublished} unpublished, "
+                "catch-up scan: {added} added, {updated} updated, {moved} moved, "
+                "{unpublished} unpublished, "
                 "{removed} removed, {released} released, {scheduled} scheduled; "
                 "{feeds_written} feeds written, {feeds_unchanged} unchanged "
                 "(each change is logged from now on)"
@@ -257,6 +323,18 @@ class LogSink:
         pings = [e for e in events if isinstance(e, HubPinged | HubPingFailed)]
         if pings:
             self._hubs.render(pings)
+
+
+def moved_folders(old: str, new: str) -> tuple[str, str]:
+    """The folders a move renamed: `a/x/1.txt` → `b/x/1.txt` is (`a`, `b`); a file renamed
+    is its two folders (`""` for the input folder itself)."""
+    old_parts, new_parts = old.split("/"), new.split("/")
+    if old_parts[-1] != new_parts[-1]:
+        return old.rpartition("/")[0], new.rpartition("/")[0]
+    while old_parts and new_parts and old_parts[-1] == new_parts[-1]:
+        old_parts.pop()
+        new_parts.pop()
+    return "/".join(old_parts), "/".join(new_parts)
 
 
 def log_sink(logger: logging.Logger = LOGGER, **options: Any) -> LogSink:
