@@ -11,8 +11,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aggregator.delivery.logs import configure_logging, lifecycle
-    from aggregator.delivery.notify import LogSink, Notifier, Sink, log_line, log_sink, to_record
+    from aggregator.delivery.logs import configure_logging, lifecycle, to_record
+    from aggregator.delivery.notify import LogSink, Notifier, Sink, log_line, log_sink
     from aggregator.delivery.websub import (
         GIVE_UP_SECONDS,
         PING_RETRY,
@@ -62,7 +62,7 @@ _HOME = {
     "ping": "aggregator.delivery.websub",
     "retry_delay": "aggregator.delivery.websub",
     "send_owed": "aggregator.delivery.websub",
-    "to_record": "aggregator.delivery.notify",
+    "to_record": "aggregator.delivery.logs",
 }
 
 

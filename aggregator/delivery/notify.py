@@ -16,10 +16,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
+from aggregator.delivery.logs import shown, shown_paths, to_record
+from aggregator.delivery.moves import move_groups, move_summary
 from aggregator.events import (
     ArticleAdded,
     ArticleMoved,
@@ -54,17 +55,10 @@ def _feeds(keys: Sequence[FeedKey]) -> str:
     return ", ".join(str(k) for k in keys) or "no feed"
 
 
-def shown(text: str) -> str:
-    """An outside string (a file name, a reason) as a log line shows it: as it is, or, when
-    it holds a newline or another control character that could forge or garble a line,
-    quoted with those escaped (as titles always are)."""
-    return text if text.isprintable() else repr(text)
-
-
 def log_line(event: ChangeEvent) -> str:
     """The log line of an event: what changed, which file, which article, which feeds."""
     if hasattr(event, "source"):
-        event = _with_shown_paths(event)
+        event = shown_paths(event)
     match event:
         case ArticleAdded():
             return f"added {event.source}: {event.title!r} to {_feeds(event.feeds)}"
@@ -127,35 +121,6 @@ def log_line(event: ChangeEvent) -> str:
                 return f"{line}; retrying in {event.retry_seconds:g} s ({tries} so far)"
             return f"{line}; owed until the next run (aggregator build or run)"
     raise TypeError(f"not a change event: {event!r}")  # pragma: no cover
-
-
-def _with_shown_paths(event: Any) -> Any:
-    changes = {"source": shown(event.source)}
-    if isinstance(event, ArticleMoved):
-        changes["old_source"] = shown(event.old_source)
-    if isinstance(event, ArticleRejected):
-        changes["reason"] = shown(event.reason)
-    return replace(event, **changes)
-
-
-def to_record(event: ChangeEvent) -> dict[str, Any]:
-    """The event as plain JSON-ready data: `event` (its kind) and its fields."""
-    record: dict[str, Any] = {"event": event.kind}
-    for f in fields(event):
-        record[f.name] = _plain(getattr(event, f.name))
-    return record
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, FeedKey):
-        return str(value)
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return round(value, 6)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def _level(event: ChangeEvent) -> int:
@@ -228,37 +193,16 @@ class LogSink:
             self._hubs.render(pings)
 
     def _moves(self, moved: Sequence[ArticleMoved]) -> None:
-        """A folder renamed is one line ("1,050 articles moved from a/ to b/"), each file's
-        at DEBUG; a single file moved keeps its own line."""
-        groups: dict[tuple[str, str], list[ArticleMoved]] = {}
-        for event in moved:
-            groups.setdefault(moved_folders(event.old_source, event.source), []).append(event)
-        for (old, new), group in groups.items():
+        """A folder renamed is one line, each file's at DEBUG; a file alone keeps its own."""
+        for (old, new), group in move_groups(moved).items():
             if len(group) == 1 and not group[0].entered and not group[0].left:
                 self._line(group[0])
                 continue
             if self.logger.isEnabledFor(logging.DEBUG):
                 for event in group:
                     self.logger.debug(log_line(event), extra={"change": to_record(event)})
-            changed = sum(1 for e in group if e.entered or e.left)
-            feeds = f"; {changed:,} of them changed feeds" if changed else ""
-            count = "1 article" if len(group) == 1 else f"{len(group):,} articles"
-            where = (
-                f"renamed in {shown(old or '.')}/"
-                if old == new
-                else f"moved from {shown(old or '.')}/ to {shown(new or '.')}/"
-            )
-            self.logger.info(
-                f"{count} {where}{feeds}",
-                extra={
-                    "change": {
-                        "event": "articles_moved",
-                        "from": old,
-                        "to": new,
-                        "articles": len(group),
-                    }
-                },
-            )
+            message, data = move_summary(old, new, group)
+            self.logger.info(message, extra={"change": data})
 
     def _write_failures(self, failed: Sequence[WriteFailed]) -> None:
         """One line per reason: a full disk fails every file of a build the same way (three
@@ -323,18 +267,6 @@ class LogSink:
         pings = [e for e in events if isinstance(e, HubPinged | HubPingFailed)]
         if pings:
             self._hubs.render(pings)
-
-
-def moved_folders(old: str, new: str) -> tuple[str, str]:
-    """The folders a move renamed: `a/x/1.txt` → `b/x/1.txt` is (`a`, `b`); a file renamed
-    is its two folders (`""` for the input folder itself)."""
-    old_parts, new_parts = old.split("/"), new.split("/")
-    if old_parts[-1] != new_parts[-1]:
-        return old.rpartition("/")[0], new.rpartition("/")[0]
-    while old_parts and new_parts and old_parts[-1] == new_parts[-1]:
-        old_parts.pop()
-        new_parts.pop()
-    return "/".join(old_parts), "/".join(new_parts)
 
 
 def log_sink(logger: logging.Logger = LOGGER, **options: Any) -> LogSink:
