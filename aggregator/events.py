@@ -3,6 +3,7 @@ turns them into log lines and the WebSub dispatcher into pings."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
@@ -81,6 +82,21 @@ class ArticleRemoved:
     title: str
     url: str
     feeds: tuple[FeedKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleMoved:
+    """An article's file was renamed or moved within the input (same webUrl, so same GUID):
+    `entered`/`left` list the feeds it moved into or out of (none when only the path moved)."""
+
+    kind: ClassVar[str] = "article_moved"
+    old_source: str
+    source: str
+    title: str
+    url: str
+    feeds: tuple[FeedKey, ...]
+    entered: tuple[FeedKey, ...] = ()
+    left: tuple[FeedKey, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +187,7 @@ class HubPingFailed:
 
 ChangeEvent = (
     ArticleAdded
+    | ArticleMoved
     | ArticleScheduled
     | ArticleReleased
     | ArticleUpdated
@@ -185,3 +202,29 @@ ChangeEvent = (
     | HubPinged
     | HubPingFailed
 )
+
+
+def pair_moves(events: Sequence[ChangeEvent]) -> list[ChangeEvent]:
+    """`events` with each removal paired with an addition of the same webUrl (a file moved,
+    its removal and its addition seen in two batches of one build) said as one `ArticleMoved`,
+    in the addition's place; everything else as it was, in its order."""
+    removed = {e.url: e for e in events if isinstance(e, ArticleRemoved)}
+    added = {e.url for e in events if isinstance(e, ArticleAdded) and e.url in removed}
+    if not added:
+        return list(events)
+    paired: list[ChangeEvent] = []
+    for event in events:
+        if isinstance(event, ArticleRemoved) and event.url in added:
+            continue
+        if isinstance(event, ArticleAdded) and event.url in added:
+            old = removed[event.url]
+            entered = tuple(k for k in event.feeds if k not in old.feeds)
+            left = tuple(k for k in old.feeds if k not in event.feeds)
+            paired.append(
+                ArticleMoved(
+                    old.source, event.source, event.title, event.url, event.feeds, entered, left
+                )
+            )
+        else:
+            paired.append(event)
+    return paired

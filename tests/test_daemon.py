@@ -36,6 +36,7 @@ from aggregator.config import Settings
 from aggregator.daemon import BUILD_RETRY, ChangeHandler, Daemon
 from aggregator.events import (
     ArticleAdded,
+    ArticleMoved,
     ArticleRejected,
     ArticleRemoved,
     ArticleUnpublished,
@@ -247,10 +248,13 @@ def test_a_move_inside_the_folder_keeps_the_item(settings: Settings) -> None:
         mark = len(recorder.events)
 
         os.rename(settings.input / "a.txt", settings.input / "b.txt")
-        wait_for(lambda: recorder.of(ArticleUpdated, since=mark), "the move's update")
+        wait_for(lambda: recorder.of(ArticleMoved, since=mark), "the move")
         assert frozenset({"a.txt", "b.txt"}) in spy(daemon).batches
-        assert kinds_for(recorder.events[mark:], "b.txt") == ["article_updated"]
+        assert kinds_for(recorder.events[mark:], "b.txt") == ["article_moved"]
+        (moved,) = recorder.of(ArticleMoved, since=mark)
+        assert (moved.old_source, moved.source, moved.title) == ("a.txt", "b.txt", "Moving")
         assert recorder.of(ArticleRemoved, since=mark) == []
+        assert recorder.of(ArticleUpdated, since=mark) == []
         after = feedparser.parse((settings.output / "all.atom.xml").read_bytes()).entries
         assert {e.link: e.id for e in after}[url] == guid_before
 
@@ -306,9 +310,7 @@ def test_deleting_the_file_removes_the_article(settings: Settings) -> None:
 # --- many changes -------------------------------------------------------------------------
 
 
-def test_a_burst_of_1000_files_lands_in_few_builds(
-    settings: Settings, corpus: list[Path]
-) -> None:
+def test_a_burst_of_1000_files_lands_in_few_builds(settings: Settings, corpus: list[Path]) -> None:
     expected: dict[str, set[str]] = {}  # feed → links
     for path in corpus:
         article = read_article(path, path.name)
@@ -321,9 +323,7 @@ def test_a_burst_of_1000_files_lands_in_few_builds(
         before = recorder.builds
         for path in corpus:
             shutil.copyfile(path, settings.input / path.name)
-        wait_for(
-            lambda: expected["all"] <= set(entries(settings)), "all 1,000 files", timeout=60
-        )
+        wait_for(lambda: expected["all"] <= set(entries(settings)), "all 1,000 files", timeout=60)
         assert daemon.wait_idle(TIMEOUT)
         builds = recorder.builds - before
         assert 1 <= builds <= 25, f"{builds} builds for 1,000 files"
@@ -426,9 +426,7 @@ def test_a_file_gone_before_its_build_is_no_trouble(settings: Settings) -> None:
 
 def test_ignored_files_never_start_a_build(settings: Settings) -> None:
     # Output and state inside the input: their own writes must not look like changes.
-    settings = replace(
-        settings, output=settings.input / "feeds", state=settings.input / ".state"
-    )
+    settings = replace(settings, output=settings.input / "feeds", state=settings.input / ".state")
     with running(settings, builder=SpyBuilder) as (daemon, recorder):
         assert daemon.wait_idle(TIMEOUT)
         builds = len(spy(daemon).batches)

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from email.utils import formatdate
 from functools import partial
 from pathlib import Path
@@ -349,10 +350,12 @@ def test_nothing_outside_the_folder_nor_hidden_is_served(
 
 def test_a_state_folder_inside_the_output_is_not_served(tmp_path: Path) -> None:
     shutil.copytree(SEEDS, tmp_path / "in")
-    settings = Settings(
-        input=tmp_path / "in", output=tmp_path / "out", state=tmp_path / "out/state", port=0
-    )
+    settings = Settings(input=tmp_path / "in", output=tmp_path / "out", state=tmp_path / "st")
     build(settings)
+    # A build refuses the state inside the output (tests/test_private_folders.py); moved
+    # there by hand, the server still hands out none of it.
+    settings.state.rename(settings.output / "state")
+    settings = replace(settings, state=settings.output / "state", port=0)
     assert (settings.state / "catalog.sqlite3").is_file()
     with FeedServer(settings) as server:
         client = Client(server.port)

@@ -12,6 +12,7 @@ from aggregator.catalog.base import storage_errors
 from aggregator.catalog.pending import PendingMixin
 from aggregator.catalog.records import FileChange, SyncResult
 from aggregator.catalog.sync import SyncBatch
+from aggregator.events import pair_moves
 from aggregator.reading import FileStat
 
 # Syncs of at least this many changes get a big page cache while they run.
@@ -89,5 +90,6 @@ class FilesMixin(PendingMixin):
             # written cannot leave them stale forever.
             self.add_pending(total.dirty_feeds)
         self._backend.synced()
-        total.events = self._keys.local_events(total.events)
+        # A file moved can be seen removed in one batch and added in a later one.
+        total.events = self._keys.local_events(pair_moves(total.events))
         return total

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from aggregator.catalog.records import FileChange
 from aggregator.events import (
     ArticleAdded,
+    ArticleMoved,
     ArticleRejected,
     ArticleRemoved,
     ArticleUnpublished,
@@ -72,4 +73,8 @@ class NodeKeys:
             ArticleAdded | ArticleUpdated | ArticleUnpublished | ArticleRemoved | ArticleRejected,
         ):
             return dataclasses.replace(event, source=local(event.source))
+        if isinstance(event, ArticleMoved):
+            return dataclasses.replace(
+                event, old_source=local(event.old_source), source=local(event.source)
+            )
         return event

@@ -24,6 +24,7 @@ from aggregator.catalog.records import (
 from aggregator.catalog.schema import Connection, chunks, marks
 from aggregator.events import (
     ArticleAdded,
+    ArticleMoved,
     ArticleRejected,
     ArticleRemoved,
     ArticleScheduled,
@@ -259,6 +260,19 @@ class SyncBatch:
             key = self._keys[name] = FeedKey.parse(name)
         return key
 
+    def _moved(
+        self, old_path: str, path: str, stored: StoredArticle, old_feeds: set[str]
+    ) -> ArticleMoved:
+        return ArticleMoved(
+            old_path,
+            path,
+            stored.title,
+            stored.url,
+            tuple(self._key(n) for n in stored.feeds),
+            tuple(self._key(n) for n in stored.feeds if n not in old_feeds),
+            tuple(self._key(n) for n in sorted(old_feeds.difference(stored.feeds))),
+        )
+
     def decide_items(self, files: FilesDecided) -> ItemsDecided:
         """The GUIDs of the winners, the events of what entered, changed or left a feed, the
         feeds to render again, and the item rows to write."""
@@ -297,7 +311,10 @@ class SyncBatch:
             ):
                 continue  # touched, not changed: no feed needs rendering
             was_listed = old is not None and old.date <= self.cutoff
-            if date > self.cutoff:
+            if was_listed and old is not None and old.path != row.path and date <= self.cutoff:
+                # The same article (its webUrl, so its GUID) under another path: a move.
+                result.events.append(self._moved(old.path, row.path, stored, old_set))
+            elif date > self.cutoff:
                 # Embargoed: in no feed until its date (the build that crosses it says so).
                 due = parse_date(date)
                 result.events.append(

@@ -219,8 +219,10 @@ def run(args: argparse.Namespace) -> int:
     settings = args.loaded.settings
     if not args.serve:
         return run_daemon(settings)
+    from aggregator.config import check_overlaps
     from aggregator.serve import FeedServer
 
+    check_overlaps(settings)  # before the server hands out anything
     # Listening first: a taken port fails at once, before the daemon takes the lock. The
     # server runs in its own thread; the daemon's SIGTERM handling stops both.
     with FeedServer(settings):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aggregator.faces import resolver
 
 if TYPE_CHECKING:
-    from aggregator.config.folders import check_folders, check_input
+    from aggregator.config.folders import check_folders, check_input, check_overlaps
     from aggregator.config.loading import (
         LoadedConfig,
         effective_values,
@@ -34,6 +34,7 @@ __all__ = [
     "Settings",
     "check_folders",
     "check_input",
+    "check_overlaps",
     "effective_values",
     "load_config",
     "load_settings",
@@ -48,6 +49,7 @@ _HOME = {
     "Settings": "aggregator.config.settings",
     "check_folders": "aggregator.config.folders",
     "check_input": "aggregator.config.folders",
+    "check_overlaps": "aggregator.config.folders",
     "effective_values": "aggregator.config.loading",
     "load_config": "aggregator.config.loading",
     "load_settings": "aggregator.config.loading",

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import string
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aggregator.config.settings import (
     DOCUMENTED_KEYS,
@@ -23,20 +24,13 @@ from aggregator.config.settings import (
     FeedTitles,
     Settings,
 )
+from aggregator.config.urls import Invalid, base_url, hub_urls, postgres_url
 from aggregator.errors import ConfigError
-from aggregator.membership import parse_feed_definitions
+from aggregator.membership import MAX_ITEMS, parse_feed_definitions
 from aggregator.model import ALL_FORMATS
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _LOG_FORMATS = ("text", "json")
-
-
-class Invalid(Exception):
-    """A value that cannot be read: each problem whole, `<dotted key>: <what is wrong>`."""
-
-    def __init__(self, *problems: str) -> None:
-        super().__init__(*problems)
-        self.problems = problems
 
 
 # (dotted key, value) → the value as `Settings` holds it; raises `Invalid`.
@@ -79,30 +73,29 @@ def _folder(key: str, value: Any) -> Path:
     raise Invalid(f"{key}: must be a folder path, got {value!r}")
 
 
-def _base_url(key: str, base: Any) -> str:
-    parts = urlsplit(base) if isinstance(base, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise Invalid(
-            f"{key}: must be an absolute http(s) URL such as "
-            f"https://feeds.example.org/, got {base!r}"
-        )
-    return str(base) if base.endswith("/") else base + "/"
-
-
-def _whole(minimum: int) -> Reader:
+def _whole(minimum: int, maximum: int) -> Reader:
     def read(key: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise Invalid(f"{key}: must be a whole number ≥ {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise Invalid(
+                f"{key}: must be a whole number from {minimum:,} to {maximum:,}, got {value!r}"
+            )
         return value
 
     return read
 
 
-def _seconds(minimum: float, *, show_value: bool = True) -> Reader:
+def _seconds(minimum: float, maximum: float, *, show_value: bool = True) -> Reader:
     def read(key: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not minimum <= value <= maximum
+        ):
             got = f", got {value!r}" if show_value else ""
-            raise Invalid(f"{key}: must be a number of seconds ≥ {minimum}{got}")
+            raise Invalid(
+                f"{key}: must be a number of seconds from {minimum:g} to {maximum:g}{got}"
+            )
         return float(value)
 
     return read
@@ -130,15 +123,6 @@ def _language(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Invalid(f"{key}: must be a language tag such as 'en', got {value!r}")
     return value.strip()
-
-
-def _postgres_url(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
-        raise Invalid(
-            f"{key}: must be a PostgreSQL URL such as postgresql://user@db-host/feeds "
-            f"(leave it out to keep the SQLite catalog in `state`), got {value!r}"
-        )
-    return value
 
 
 def _node_name(key: str, value: Any) -> str:
@@ -175,32 +159,6 @@ def _formats(key: str, value: Any) -> object:
     return tuple(f for f in ALL_FORMATS if f.value in chosen)
 
 
-def _hubs(key: str, hubs: Any) -> tuple[str, ...]:
-    if isinstance(hubs, str):
-        hubs = [hubs]
-    if not isinstance(hubs, list):
-        raise Invalid(f"{key}: must be a list of hub URLs, got {hubs!r}")
-    good: list[str] = []
-    bad: list[str] = []
-    for hub in hubs:
-        parts = urlsplit(hub) if isinstance(hub, str) else None
-        if (
-            parts is None
-            or parts.scheme not in ("http", "https")
-            or not parts.netloc
-            or any(c.isspace() or c in '<>"' for c in hub)
-        ):
-            bad.append(
-                f"{key}: each hub must be an absolute http(s) URL such as "
-                f"https://pubsubhubbub.appspot.com/, got {hub!r}"
-            )
-        elif hub not in good:
-            good.append(hub)
-    if bad:
-        raise Invalid(*bad)
-    return tuple(good)
-
-
 def _log_level(key: str, level: Any) -> str:
     if not isinstance(level, str) or level.upper() not in _LOG_LEVELS:
         raise Invalid(f"{key}: must be one of {', '.join(_LOG_LEVELS)} (any case)")
@@ -229,42 +187,67 @@ def _port(key: str, value: Any) -> int:
 
 
 def _max_age(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Invalid(f"{key}: must be a whole number of seconds ≥ 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _YEAR:
+        raise Invalid(
+            f"{key}: must be a whole number of seconds from 0 to {_YEAR:,} (a year), got {value!r}"
+        )
     return value
+
+
+_YEAR = 365 * 86_400
+_DAY = 86_400.0
 
 
 def _title(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Invalid(f"{key}: must be non-empty text")
+    # Parsed the way str.format will read it: only a bare {name}, no conversion (!r), no
+    # format spec ({name:>99999999} would take minutes and gigabytes), no attribute/index.
     try:
-        value.format(name="x")
-    except (KeyError, IndexError, ValueError):
-        raise Invalid(f"{key}: only {{name}} may appear in braces, got {value!r}") from None
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(value)
+            if name is not None
+        ]
+    except ValueError:
+        fields = [("", "", None)]
+    if any(field != ("name", "", None) for field in fields):
+        raise Invalid(
+            f"{key}: only {{name}} may appear in braces (write {{{{ and }}}} for a brace), "
+            f"got {value!r}"
+        )
+    sample = value.format(name="A topic's name")
+    if len(sample) > _MAX_TITLE_CHARS:
+        raise Invalid(f"{key}: must be at most {_MAX_TITLE_CHARS} characters")
     return value
+
+
+_MAX_TITLE_CHARS = 1000
 
 
 # --- the table --------------------------------------------------------------------------------
 
 
-def _daemon_seconds(name: str, minimum: float) -> Key:
-    return Key(name, _seconds(minimum, show_value=False), flat=name)
+def _daemon_seconds(name: str, minimum: float, maximum: float) -> Key:
+    return Key(name, _seconds(minimum, maximum, show_value=False), flat=name)
 
 
 TABLE: tuple[Key | Section, ...] = (
     Key("input", _folder),
     Key("output", _folder),
     Key("state", _folder),
-    Key("base_url", _base_url),
-    Key("max_items", _whole(1)),
-    Key("max_file_bytes", _whole(1)),
-    Key("max_excerpt_chars", _whole(100)),
-    Key("workers", _whole(0)),
+    Key("base_url", base_url),
+    # Every number bounded: past these a value is a typo, and some would overflow later
+    # (SQLite's 64-bit LIMIT, a timer of inf seconds, a worker pool of a million).
+    Key("max_items", _whole(1, MAX_ITEMS)),
+    Key("max_file_bytes", _whole(1, 1 << 30)),
+    Key("max_excerpt_chars", _whole(100, 1_000_000)),
+    Key("workers", _whole(0, 256)),
     Key("patterns", _patterns),
     Key("language", _language),
-    Key("lock_wait_seconds", _seconds(0)),
+    Key("lock_wait_seconds", _seconds(0, _DAY)),
     Key("follow_external_links", _switch),
-    Key("catalog", _postgres_url, null_is_unset=True),
+    Key("catalog", postgres_url, null_is_unset=True),
     Key("node", _node_name, null_is_unset=True),
     Key("embargo", _switch),
     Key("feeds", _feeds),
@@ -277,7 +260,7 @@ TABLE: tuple[Key | Section, ...] = (
     Key("formats", _formats),
     Section(
         "websub",
-        (Key("hubs", _hubs, null_is_unset=True),),
+        (Key("hubs", hub_urls, null_is_unset=True),),
         unknown_first=True,
         suggest=False,
     ),
@@ -293,10 +276,10 @@ TABLE: tuple[Key | Section, ...] = (
         "daemon",
         (
             Key("poll", _switch, flat="poll"),
-            _daemon_seconds("debounce_seconds", 0.0),
-            _daemon_seconds("debounce_max_seconds", 0.0),
-            _daemon_seconds("reconcile_seconds", 1.0),
-            _daemon_seconds("poll_seconds", 0.05),
+            _daemon_seconds("debounce_seconds", 0.0, 3600.0),
+            _daemon_seconds("debounce_max_seconds", 0.0, 3600.0),
+            _daemon_seconds("reconcile_seconds", 1.0, _DAY),
+            _daemon_seconds("poll_seconds", 0.05, 3600.0),
         ),
     ),
     Section(

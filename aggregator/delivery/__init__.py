@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from aggregator.faces import resolver
 
 if TYPE_CHECKING:
-    from aggregator.delivery.logs import configure_logging, lifecycle
-    from aggregator.delivery.notify import LogSink, Notifier, Sink, log_line, log_sink, to_record
+    from aggregator.delivery.logs import configure_logging, lifecycle, to_record
+    from aggregator.delivery.notify import LogSink, Notifier, Sink, log_line, log_sink
     from aggregator.delivery.websub import (
         GIVE_UP_SECONDS,
         PING_RETRY,
@@ -61,7 +61,7 @@ _HOME = {
     "ping": "aggregator.delivery.websub",
     "retry_delay": "aggregator.delivery.websub",
     "send_owed": "aggregator.delivery.websub",
-    "to_record": "aggregator.delivery.notify",
+    "to_record": "aggregator.delivery.logs",
 }
 
 __getattr__ = resolver(__name__, _HOME, globals())

@@ -16,12 +16,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
+from aggregator.delivery.logs import shown, shown_paths, to_record
+from aggregator.delivery.moves import move_groups, move_summary
 from aggregator.events import (
     ArticleAdded,
+    ArticleMoved,
     ArticleRejected,
     ArticleReleased,
     ArticleRemoved,
@@ -55,6 +57,8 @@ def _feeds(keys: Sequence[FeedKey]) -> str:
 
 def log_line(event: ChangeEvent) -> str:
     """The log line of an event: what changed, which file, which article, which feeds."""
+    if hasattr(event, "source"):
+        event = shown_paths(event)
     match event:
         case ArticleAdded():
             return f"added {event.source}: {event.title!r} to {_feeds(event.feeds)}"
@@ -72,6 +76,13 @@ def log_line(event: ChangeEvent) -> str:
             if event.left:
                 line += f"; left {_feeds(event.left)}"
             return line
+        case ArticleMoved():
+            line = f"moved {event.old_source} to {event.source}: {event.title!r}"
+            if event.entered:
+                line += f"; entered {_feeds(event.entered)}"
+            if event.left:
+                line += f"; left {_feeds(event.left)}"
+            return line
         case ArticleUnpublished():
             return f"unpublished {event.source}: {event.title!r} left {_feeds(event.feeds)}"
         case ArticleRemoved():
@@ -81,8 +92,8 @@ def log_line(event: ChangeEvent) -> str:
             return f"rejected {event.source}: {event.reason}{kept}"
         case DuplicateUrl():
             return (
-                f"duplicate webUrl {event.url}: listed from {event.winner} (newest), "
-                f"not from {', '.join(event.losers)}"
+                f"duplicate webUrl {shown(event.url)}: listed from {shown(event.winner)} "
+                f"(newest), not from {', '.join(shown(p) for p in event.losers)}"
             )
         case FeedWritten():
             return (
@@ -92,7 +103,7 @@ def log_line(event: ChangeEvent) -> str:
         case FeedUnchanged():
             return f"feed unchanged {event.feed}"
         case WriteFailed():
-            return f"write failed {event.path}: {event.reason}"
+            return f"write failed {shown(event.path)}: {shown(event.reason)}"
         case BuildFinished():
             return (
                 f"build finished in {event.seconds:.3f} s: {event.read} read, "
@@ -112,26 +123,6 @@ def log_line(event: ChangeEvent) -> str:
     raise TypeError(f"not a change event: {event!r}")  # pragma: no cover
 
 
-def to_record(event: ChangeEvent) -> dict[str, Any]:
-    """The event as plain JSON-ready data: `event` (its kind) and its fields."""
-    record: dict[str, Any] = {"event": event.kind}
-    for f in fields(event):
-        record[f.name] = _plain(getattr(event, f.name))
-    return record
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, FeedKey):
-        return str(value)
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return round(value, 6)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 def _level(event: ChangeEvent) -> int:
     if isinstance(event, ArticleRejected | WriteFailed):
         return logging.WARNING
@@ -148,6 +139,7 @@ _ITEM_EVENTS = (
     ArticleScheduled,
     ArticleReleased,
     ArticleUpdated,
+    ArticleMoved,
     ArticleUnpublished,
     ArticleRemoved,
     FeedWritten,
@@ -185,16 +177,32 @@ class LogSink:
         are the failed writes."""
         pings: list[HubPinged | HubPingFailed] = []
         failed: list[WriteFailed] = []
+        moved: list[ArticleMoved] = []
         for event in events:
             if isinstance(event, HubPinged | HubPingFailed):
                 pings.append(event)
             elif isinstance(event, WriteFailed):
                 failed.append(event)
+            elif isinstance(event, ArticleMoved):
+                moved.append(event)
             else:
                 self._line(event)
+        self._moves(moved)
         self._write_failures(failed)
         if pings:
             self._hubs.render(pings)
+
+    def _moves(self, moved: Sequence[ArticleMoved]) -> None:
+        """A folder renamed is one line, each file's at DEBUG; a file alone keeps its own."""
+        for (old, new), group in move_groups(moved).items():
+            if len(group) == 1 and not group[0].entered and not group[0].left:
+                self._line(group[0])
+                continue
+            if self.logger.isEnabledFor(logging.DEBUG):
+                for event in group:
+                    self.logger.debug(log_line(event), extra={"change": to_record(event)})
+            message, data = move_summary(old, new, group)
+            self.logger.info(message, extra={"change": data})
 
     def _write_failures(self, failed: Sequence[WriteFailed]) -> None:
         """One line per reason: a full disk fails every file of a build the same way (three
@@ -238,6 +246,7 @@ class LogSink:
             fields = {
                 "added": counts["article_added"],
                 "updated": counts["article_updated"],
+                "moved": counts["article_moved"],
                 "unpublished": counts["article_unpublished"],
                 "removed": counts["article_removed"],
                 "released": counts["article_released"],
@@ -246,7 +255,8 @@ class LogSink:
                 "feeds_unchanged": counts["feed_unchanged"],
             }
             message = (
-                "catch-up scan: {added} added, {updated} updated, {unpublished} unpublished, "
+                "catch-up scan: {added} added, {updated} updated, {moved} moved, "
+                "{unpublished} unpublished, "
                 "{removed} removed, {released} released, {scheduled} scheduled; "
                 "{feeds_written} feeds written, {feeds_unchanged} unchanged "
                 "(each change is logged from now on)"

@@ -11,11 +11,16 @@ from typing import TYPE_CHECKING
 from aggregator.faces import resolver
 
 if TYPE_CHECKING:
-    from aggregator.membership.definitions import FeedDefinition, parse_feed_definitions
+    from aggregator.membership.definitions import (
+        MAX_ITEMS,
+        FeedDefinition,
+        parse_feed_definitions,
+    )
     from aggregator.membership.slugs import DEFAULT_RULES, FeedRules, display_name, feeds_of
 
 __all__ = [
     "DEFAULT_RULES",
+    "MAX_ITEMS",
     "FeedDefinition",
     "FeedRules",
     "display_name",
@@ -26,6 +31,7 @@ __all__ = [
 _HOME = {
     "DEFAULT_RULES": "aggregator.membership.slugs",
     "FeedDefinition": "aggregator.membership.definitions",
+    "MAX_ITEMS": "aggregator.membership.definitions",
     "FeedRules": "aggregator.membership.slugs",
     "display_name": "aggregator.membership.slugs",
     "feeds_of": "aggregator.membership.slugs",

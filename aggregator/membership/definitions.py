@@ -19,6 +19,12 @@ from typing import Any
 from aggregator.membership.slugs import ArticleFacts, slugify
 from aggregator.model import ALL_FORMATS, Article, FeedFormat, FeedKey, FeedKind
 
+# The most items a feed may list (here and the config's `max_items`): more is a typo, and past
+# 2**63 SQLite's LIMIT overflows. A feed's time window is at most a century (`timedelta` and
+# the dates an article may carry end well before a million days).
+MAX_ITEMS = 100_000
+MAX_DAYS = 36_500
+
 _KNOWN_KEYS = (
     "name",
     "title",
@@ -178,9 +184,13 @@ def _parse_one(raw: Mapping[str, Any], where: str, problems: list[str]) -> FeedD
     max_age = _days(raw, where, problems)
     max_items = raw.get("max_items")
     if max_items is not None and (
-        isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1
+        isinstance(max_items, bool)
+        or not isinstance(max_items, int)
+        or not 1 <= max_items <= MAX_ITEMS
     ):
-        problems.append(f"{where}.max_items: must be a whole number ≥ 1, got {max_items!r}")
+        problems.append(
+            f"{where}.max_items: must be a whole number from 1 to {MAX_ITEMS:,}, got {max_items!r}"
+        )
         max_items = None
     formats = _formats(raw, where, problems)
     if len(problems) > before:
@@ -263,8 +273,15 @@ def _days(raw: Mapping[str, Any], where: str, problems: list[str]) -> float | No
         value = raw.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            problems.append(f"{where}.{key}: must be a number of days > 0, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value <= MAX_DAYS  # False for nan too
+        ):
+            problems.append(
+                f"{where}.{key}: must be a number of days > 0 and at most {MAX_DAYS:,} "
+                f"(a century), got {value!r}"
+            )
             continue
         found[key] = float(value)
     if len(set(found.values())) > 1:

@@ -7,6 +7,11 @@ output are hidden or refused). The file is opened first and its size and mtime t
 that open file (`fstat`), so a feed replaced mid-request (publish's `os.replace`) is sent
 whole: old bytes or new bytes, never a mix, and its ETag is of the bytes sent. Hashes are
 kept per (inode, size, mtime, ctime), so a 304 costs an open and an `fstat`.
+
+Whatever the config says (it refuses such overlaps, this is the second line): no folder on
+the way to a file may be the state folder or the input folder (compared by device and
+inode, so a link, a bind mount or a folder moved in after the start makes no difference),
+and the names of the state's own files (the catalog, its WAL, the lock) are never served.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
+# The state folder's own files, never served under any folder: the lock, and the catalog with
+# its -wal and -shm and a damaged one kept aside (no feed's file name has a dot in its slug).
+_LOCK_NAME = "lock"
+_CATALOG_NAME = "catalog.sqlite3"
+
+
 def path_parts(raw_path: str, hidden: tuple[str, ...] = ()) -> list[str] | None:
     """The decoded path segments, or None when the path may not be served.
 
@@ -49,27 +60,50 @@ def path_parts(raw_path: str, hidden: tuple[str, ...] = ()) -> list[str] | None:
             return None
         if not part or part.startswith(".") or any(c in part for c in "/\\\0"):
             return None
+        if part == _LOCK_NAME or part.startswith(_CATALOG_NAME):
+            return None
         parts.append(part)
     if hidden and tuple(parts[: len(hidden)]) == hidden:
         return None
     return parts
 
 
-def open_folder(root: Path, parts: list[str]) -> int | None:
-    """A descriptor of the folder `parts` names below `root`, opened without following any link."""
+def folder_ids(folders: tuple[Path, ...]) -> frozenset[tuple[int, int]]:
+    """The (device, inode) of each of `folders` that exists now (links followed)."""
+    ids = set()
+    for folder in folders:
+        try:
+            status = os.stat(folder)
+        except OSError:
+            continue
+        ids.add((status.st_dev, status.st_ino))
+    return frozenset(ids)
+
+
+def open_folder(
+    root: Path, parts: list[str], private: frozenset[tuple[int, int]] = frozenset()
+) -> int | None:
+    """A descriptor of the folder `parts` names below `root`, opened without following any
+    link, or None if it cannot be, or if `root` or any folder on the way is one of `private`."""
     try:
         # The folder itself may be a link (/srv/feeds -> /data/feeds); nothing below it.
         fd = os.open(root, _OPEN_DIR & ~os.O_NOFOLLOW)
     except OSError:
         return None
-    for part in parts:
-        try:
-            child = os.open(part, _OPEN_DIR, dir_fd=fd)
-        except OSError:
+    for part in (None, *parts):
+        if part is not None:
+            try:
+                child = os.open(part, _OPEN_DIR, dir_fd=fd)
+            except OSError:
+                os.close(fd)
+                return None
             os.close(fd)
-            return None
-        os.close(fd)
-        fd = child
+            fd = child
+        if private:
+            status = os.fstat(fd)
+            if (status.st_dev, status.st_ino) in private:
+                os.close(fd)
+                return None
     return fd
 
 

@@ -38,7 +38,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from aggregator.config import Settings
+from aggregator.config import Settings, check_overlaps
 from aggregator.errors import AggregatorError
 from aggregator.model import FEED_SUFFIXES
 from aggregator.output import GZIP_SUFFIX
@@ -52,6 +52,7 @@ from aggregator.serve.conditional import (
 )
 from aggregator.serve.files import (
     EtagCache,
+    folder_ids,
     hidden_prefix,
     open_file,
     open_folder,
@@ -77,6 +78,7 @@ class FolderApp:
         *,
         max_age: int,
         hidden: tuple[str, ...] = (),
+        private: tuple[Path, ...] = (),
         hubs: tuple[str, ...] = (),
         base_url: str = "",
     ) -> None:
@@ -87,6 +89,8 @@ class FolderApp:
         self.cache_control = f"public, max-age={max_age}"
         # Paths inside the folder that are never served (a state folder inside the output).
         self.hidden = hidden
+        # Folders never entered, whatever the config says: the state and the input.
+        self.private = private
         self._etags = EtagCache()
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -107,7 +111,8 @@ class FolderApp:
         parts = path_parts(request.raw_path, self.hidden)
         if parts is None:
             return _not_found()
-        folder_fd = open_folder(self.root, parts[:-1])
+        # Looked up per request (two stats): either may be made, moved or mounted later.
+        folder_fd = open_folder(self.root, parts[:-1], folder_ids(self.private))
         if folder_fd is None:
             return _not_found()
         try:
@@ -228,6 +233,7 @@ class FeedServer:
             settings.output,
             max_age=settings.max_age,
             hidden=hidden_prefix(settings.output, settings.state),
+            private=(settings.state, settings.input),
             hubs=settings.hubs,
             base_url=settings.base_url,
         )
@@ -361,6 +367,7 @@ def _check_base_url(base_url: str, port: int) -> None:
 
 def serve(settings: Settings) -> int:
     """`aggregator serve`: serve the output folder until SIGTERM or SIGINT; exit code 0."""
+    check_overlaps(settings)
     if settings.output.exists() and not settings.output.is_dir():
         raise AggregatorError(
             f"the output folder {settings.output} is a file, not a folder: point --output "
