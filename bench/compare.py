@@ -35,7 +35,8 @@ def run_build(tree: Path, corpus: Path, out: Path, state: Path) -> tuple[float, 
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"build failed in {tree}: {proc.stderr.read().decode() if proc.stderr else ''}")
+        detail = proc.stderr.read().decode() if proc.stderr else ""
+        raise SystemExit(f"build failed in {tree}: {detail}")
     return usage.ru_utime + usage.ru_stime, wall
 
 
