@@ -345,16 +345,20 @@ def test_builds_never_overlap_and_a_steady_stream_still_publishes(
         builder = spy(daemon)
         builder.delay = 0.1  # slow builds, so events keep arriving during them
         before = recorder.builds
-        urls = [f"https://stream.example.com/{i}" for i in range(50)]
-        for i, url in enumerate(urls):
-            # One drop every 20 ms, never quiet for the 50 ms debounce: only the 0.5 s
-            # ceiling lets a batch through while the stream lasts.
-            write_article(settings.input, f"s{i:02d}.txt", url, title=f"S{i}")
+        # One drop every 20 ms, never quiet for the 50 ms debounce: only the 0.5 s ceiling
+        # lets a batch through while the stream lasts. It lasts until a build has finished
+        # (at least 50 drops), however long builds take here; a daemon that waits for the
+        # stream to pause never gets there, and the stream's end is the test's failure.
+        urls: list[str] = []
+        deadline = time.monotonic() + TIMEOUT
+        while len(urls) < 50 or recorder.builds == before:
+            assert time.monotonic() < deadline, "nothing was published while the stream went on"
+            url = f"https://stream.example.com/{len(urls)}"
+            write_article(settings.input, f"s{len(urls):04d}.txt", url, title=f"S{len(urls)}")
+            urls.append(url)
             time.sleep(0.02)
-        during = recorder.builds - before
         wait_for(lambda: set(urls) <= set(entries(settings)), "every streamed article")
         assert daemon.wait_idle(TIMEOUT)
-    assert during >= 1, "nothing was published while the stream went on"
     assert builder.most_active == 1
     assert not [r for r in caplog.records if "skipped" in r.getMessage()]
     assert any("rebuild scheduled" in r.getMessage() for r in caplog.records)
