@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_shipped_config_is_valid_and_documents_every_key() -> None:
     settings = load_settings(ROOT / "config/aggregator.yaml")
-    assert settings.input == Path("seeds")
-    assert settings.output == Path("feeds")
+    # Relative to the file's folder, config/: the repository's seeds/ and feeds/.
+    assert settings.input == ROOT / "seeds"
+    assert settings.output == ROOT / "feeds"
     assert settings.max_items == 50
     text = (ROOT / "config/aggregator.yaml").read_text(encoding="utf-8")
     for name in Settings.__dataclass_fields__:
@@ -376,8 +377,8 @@ def test_init_writes_a_working_folder_and_says_what_to_run_next(tmp_path: Path) 
         )
         assert f"\n{key}:" in text or f"  {key}:" in text, key
     settings = load_settings(site / "aggregator.yaml")
-    assert settings.input == Path("articles")
-    assert settings.output == Path("feeds")
+    assert settings.input == site.resolve() / "articles"
+    assert settings.output == site.resolve() / "feeds"
     assert settings.base_url == Settings().base_url
     # The next command works as printed: the config in the folder is found by default.
     built = cli("build", cwd=site)
@@ -570,7 +571,8 @@ def test_help_describes_every_flag_with_defaults_and_only_the_flags_a_command_us
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings or action.dest}: no help"
     build_help = " ".join(cli("build", "--help", cwd=tmp_path).stdout.split())
-    for flag, default in (("--input", "seeds"), ("--output", "feeds"), ("--state", ".aggregator")):
+    defaults = (("--input", "articles"), ("--output", "feeds"), ("--state", ".aggregator"))
+    for flag, default in defaults:
         assert flag in build_help
         assert f"default {default}" in build_help
     check_help = cli("check", "--help", cwd=tmp_path).stdout

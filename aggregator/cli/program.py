@@ -10,6 +10,7 @@ command bodies, and the exit codes they return, are in `commands`.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -47,13 +48,14 @@ def _lower(value: str) -> str:
 
 FLAGS: dict[str, Flag] = {
     "config": Flag(
-        ("--config",),
+        ("-c", "--config"),
         {
             "type": Path,
             "metavar": "FILE",
             "help": "YAML config file (default: the first of "
             + ", ".join(str(p) for p in DEFAULT_CONFIGS)
-            + " that exists, else built-in defaults)",
+            + " that exists, else built-in defaults); relative folders in it are taken from "
+            "its folder, those of flags from the current folder",
         },
     ),
     "input": Flag(
@@ -193,7 +195,19 @@ FLAGS: dict[str, Flag] = {
             "help": "log every article and feed change, not just the summary (default off)",
         },
     ),
+    "quiet": Flag(
+        ("-q", "--quiet"),
+        {
+            "action": "store_true",
+            "help": "print only warnings and errors: no summary or progress, and log at "
+            "WARNING unless --log-level is given (default off)",
+        },
+    ),
 }
+
+# Flags also taken before the command (`aggregator -c site.yaml build`), by the commands
+# that take them; after the command they win over the same flag given before it.
+GLOBAL_FLAGS = ("config", "quiet", "log_level", "log_format")
 
 # The flags that decide the settings: what `config` shows the effect of.
 _SETTINGS_FLAGS = (
@@ -230,14 +244,46 @@ class Command:
     needs_settings: bool = True
 
 
+DESCRIPTION = (
+    "Turn a folder of article files into RSS 2.0, Atom 1.0 and JSON Feed 1.1 feeds, kept "
+    "current by a daemon."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with "did you mean" for a mistyped command or choice."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        known = [str(choice) for choice in choices]
+        close = difflib.get_close_matches(str(value), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        if isinstance(action, argparse._SubParsersAction):
+            raise argparse.ArgumentError(
+                action,
+                f"unknown command {value!r}{hint} (commands: {', '.join(known)}; "
+                "`aggregator help` describes them)",
+            )
+        raise argparse.ArgumentError(
+            action, f"invalid choice: {value!r}{hint} (choose from {', '.join(known)})"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `aggregator` command line, made from `COMMANDS` and `FLAGS`."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aggregator",
-        description="Turn a folder of article files into RSS 2.0 and Atom 1.0 feeds.",
-        epilog="Run `aggregator COMMAND --help` for the flags of a command.",
+        description=DESCRIPTION,
+        epilog="Run `aggregator help COMMAND` (or `aggregator COMMAND --help`) for the flags "
+        "of a command. The global flags are taken before the command too.",
     )
-    parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"aggregator {__version__}"
+    )
+    for name in GLOBAL_FLAGS:
+        _add_flag(parser, name)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         sub = subparsers.add_parser(
@@ -246,9 +292,26 @@ def build_parser() -> argparse.ArgumentParser:
         for positional in command.positionals:
             sub.add_argument(positional.name, **positional.options)
         for name in command.flags:
-            flag = FLAGS[name]
-            sub.add_argument(*flag.names, dest=name, **flag.options)
+            _add_flag(sub, name)
     return parser
+
+
+def _add_flag(parser: argparse.ArgumentParser, name: str) -> None:
+    # No default on either parser: a subcommand's default would overwrite the value given
+    # before the command (argparse fills a subparser's defaults in over the namespace).
+    # `_defaults` puts the flag's own default in afterwards.
+    flag = FLAGS[name]
+    options = {**flag.options, "default": argparse.SUPPRESS}
+    parser.add_argument(*flag.names, dest=name, **options)
+
+
+def _defaults(args: argparse.Namespace, command: Command) -> None:
+    """Each flag of `command` not given before or after it: its default (None, or False)."""
+    for name in command.flags:
+        if not hasattr(args, name):
+            options = FLAGS[name].options
+            store_true = options.get("action") == "store_true"
+            setattr(args, name, options.get("default", False if store_true else None))
 
 
 def subcommand_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -264,10 +327,17 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     # Subparsers hand unknown flags back to the top-level parser, which would print its own
     # usage: the user needs the usage of the command they typed.
     args, unknown = parser.parse_known_args(argv)
+    sub = subcommand_parsers(parser)[args.command]
     if unknown:
-        subcommand_parsers(parser)[args.command].error(
-            f"unrecognized arguments: {' '.join(unknown)}"
-        )
+        sub.error(f"unrecognized arguments: {' '.join(unknown)}")
+    command = _COMMANDS[args.command]
+    for name in GLOBAL_FLAGS:
+        if hasattr(args, name) and name not in command.flags:
+            sub.error(f"{args.command} does not take {'/'.join(FLAGS[name].names)}")
+    _defaults(args, command)
+    if getattr(args, "quiet", False) and getattr(args, "verbose", False):
+        sub.error("-q/--quiet and -v/--verbose cannot be given together")
+    args.parser = parser
     return args
 
 
@@ -291,7 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from aggregator.delivery import configure_logging
 
             settings = args.loaded.settings
-            configure_logging(settings.log_level, settings.log_format)
+            level = settings.log_level
+            if getattr(args, "quiet", False) and getattr(args, "log_level", None) is None:
+                level = "WARNING" if level in ("DEBUG", "INFO") else level
+            configure_logging(level, settings.log_format)
         return command.run(args)
     except ConfigError as exc:
         print(f"aggregator: {exc}", file=sys.stderr)
@@ -310,13 +383,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+# Filled in below from COMMANDS: what `help` takes (its choices are the commands themselves).
+_COMMAND_NAMES: list[str] = []
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "build",
         "bring the feeds up to date with the article files, once",
         "Read the article files that changed since the last build and rewrite the feeds "
         "whose items changed. Prints a summary.",
-        (*_SETTINGS_FLAGS, "strict", "verbose", "wait"),
+        (*_SETTINGS_FLAGS, "strict", "verbose", "quiet", "wait"),
         commands.build,
     ),
     Command(
@@ -324,7 +400,7 @@ COMMANDS: tuple[Command, ...] = (
         "validate article files without writing anything",
         "Parse article files and report every one that would be rejected, with the reason. "
         "Exits 1 if any is rejected.",
-        ("config", "input"),
+        ("config", "input", "quiet"),
         commands.check,
         positionals=(
             Positional(
@@ -344,7 +420,7 @@ COMMANDS: tuple[Command, ...] = (
         "keep the feeds current as files change (a foreground daemon)",
         "Build once, then watch the input folder and rebuild the feeds a change touches. "
         "Stops cleanly on SIGTERM or SIGINT.",
-        (*_SETTINGS_FLAGS, "poll", "wait", "serve", "bind", "port"),
+        (*_SETTINGS_FLAGS, "quiet", "poll", "wait", "serve", "bind", "port"),
         commands.run,
     ),
     Command(
@@ -352,7 +428,17 @@ COMMANDS: tuple[Command, ...] = (
         "serve the output folder over HTTP, for feed readers",
         "Serve the built feeds, index.opml and index.html over HTTP (ETag, conditional GET, "
         "gzip, Range) until SIGTERM or SIGINT. Reads the output folder only.",
-        ("config", "output", "state", "base_url", "log_level", "log_format", "bind", "port"),
+        (
+            "config",
+            "output",
+            "state",
+            "base_url",
+            "log_level",
+            "log_format",
+            "quiet",
+            "bind",
+            "port",
+        ),
         commands.serve,
     ),
     Command(
@@ -362,7 +448,7 @@ COMMANDS: tuple[Command, ...] = (
         "wrong. rebuild: make a new catalog keeping the GUIDs and feed records that can "
         "still be read, move the old one aside (catalog.sqlite3.damaged-TIME), then build "
         "everything from the article files.",
-        (*_SETTINGS_FLAGS, "wait"),
+        (*_SETTINGS_FLAGS, "quiet", "wait"),
         commands.catalog,
         positionals=(
             Positional(
@@ -376,7 +462,7 @@ COMMANDS: tuple[Command, ...] = (
         "create a starter folder: a commented config, a sample article, an output folder",
         "Write DIR/aggregator.yaml (every key with its default), DIR/articles/ with one "
         "sample article and DIR/feeds/. Never overwrites an existing file.",
-        (),
+        ("quiet",),
         commands.init,
         positionals=(
             Positional(
@@ -405,7 +491,7 @@ COMMANDS: tuple[Command, ...] = (
         "exit 0 if a daemon holds the state folder's lock and the catalog opens",
         "A container or service health check: exits 0 when a running `aggregator run` "
         "holds the lock of the state folder and the catalog can be read, 1 otherwise.",
-        ("config", "state", "catalog", "node"),
+        ("config", "state", "catalog", "node", "quiet"),
         commands.health,
     ),
     Command(
@@ -421,6 +507,26 @@ COMMANDS: tuple[Command, ...] = (
         needs_settings=False,
     ),
     Command(
+        "help",
+        "describe the commands, or one command and its flags",
+        "Print the list of commands, or with COMMAND its usage and every flag it takes "
+        "(the same as `aggregator COMMAND --help`).",
+        (),
+        commands.help,
+        positionals=(
+            Positional(
+                "topic",
+                {
+                    "nargs": "?",
+                    "choices": _COMMAND_NAMES,
+                    "metavar": "COMMAND",
+                    "help": "the command to describe (default: all of them, briefly)",
+                },
+            ),
+        ),
+        needs_settings=False,
+    ),
+    Command(
         "manpage",
         "print the man page (roff), made from this command line's parser",
         "Print aggregator(1) in roff; `aggregator manpage > aggregator.1`.",
@@ -430,3 +536,4 @@ COMMANDS: tuple[Command, ...] = (
     ),
 )
 _COMMANDS = {command.name: command for command in COMMANDS}
+_COMMAND_NAMES.extend(_COMMANDS)

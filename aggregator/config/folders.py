@@ -1,8 +1,14 @@
 """The folders the settings name, checked before anything is changed: the input must be a
 folder, and the output and the state must be able to be ones.
+
+Messages name each folder by its absolute path: a relative one is relative to the config
+file's folder or to the current folder, and the user must not have to guess which.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from aggregator.config.settings import Settings
 from aggregator.errors import ConfigError
@@ -14,7 +20,7 @@ def check_input(settings: Settings) -> None:
         raise ConfigError(
             "input",
             [
-                f"input: the folder {settings.input} does not exist or is not a folder; "
+                f"input: the folder {shown(settings.input)} does not exist or is not a folder; "
                 "set input (or --input) to the folder holding the article files"
             ],
         )
@@ -35,7 +41,12 @@ def check_folders(settings: Settings) -> None:
             raise ConfigError(
                 key,
                 [
-                    f"{key}: {folder} is a file, not a folder; move the file away or set "
+                    f"{key}: {shown(folder)} is a file, not a folder; move the file away or set "
                     f"{key} (or --{key}) to a folder"
                 ],
             )
+
+
+def shown(folder: Path) -> str:
+    """`folder` as messages name it: absolute, `..` folded away."""
+    return os.path.abspath(folder)

@@ -25,6 +25,7 @@ from aggregator.daemon.debounce import ChangeBatch, Debouncer
 from aggregator.errors import AggregatorError
 from aggregator.events import ArticleRejected
 from aggregator.pipeline import BuildReport
+from aggregator.words import counted
 
 LOGGER = logging.getLogger("aggregator.daemon")
 
@@ -67,7 +68,9 @@ class Retries:
 
     def build_succeeded(self) -> None:
         if self._failure is not None:
-            LOGGER.info("build succeeded again after %d failed attempt(s)", self._builds.failures)
+            LOGGER.info(
+                "build succeeded again after %s", counted(self._builds.failures, "failed attempt")
+            )
             self._failure = None
             self._builds.succeeded()
 
@@ -106,13 +109,15 @@ class Retries:
         recent = self._recently_rejected(report, root, started)
         if recent:
             # Likely still being copied: look again once it has been quiet for a while.
-            LOGGER.debug("re-checking %d recently modified rejected file(s)", len(recent))
+            LOGGER.debug(
+                "re-checking %s", counted(len(recent), "recently modified rejected file")
+            )
             self.debouncer.add(recent)
         if report.failed:
             delay = self._writes.failed()
             LOGGER.warning(
-                "%d feed(s) failed to write (the previous files stay); retrying in %g s",
-                report.failed,
+                "%s failed to write (the previous files stay); retrying in %g s",
+                counted(report.failed, "feed"),
                 delay,
             )
             if self._closing():

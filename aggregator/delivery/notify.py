@@ -12,7 +12,9 @@ Each ping keeps its own line at DEBUG (with the event's data, for JSON logs).
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +40,7 @@ from aggregator.events import (
     WriteFailed,
 )
 from aggregator.model import FeedKey
+from aggregator.words import counted
 
 Sink = Callable[[ChangeEvent], None]
 
@@ -87,7 +90,7 @@ def log_line(event: ChangeEvent) -> str:
         case FeedWritten():
             return (
                 f"feed written {event.feed}: {event.added} added, {event.updated} updated, "
-                f"{event.removed} removed, {event.items} items"
+                f"{event.removed} removed, {counted(event.items, 'item')}"
             )
         case FeedUnchanged():
             return f"feed unchanged {event.feed}"
@@ -97,7 +100,7 @@ def log_line(event: ChangeEvent) -> str:
             return (
                 f"build finished in {event.seconds:.3f} s: {event.read} read, "
                 f"{event.published} published, {event.rejected} rejected, "
-                f"{event.written} feeds written, {event.unchanged} unchanged"
+                f"{counted(event.written, 'feed')} written, {event.unchanged} unchanged"
             )
         case HubPinged():
             return f"hub pinged {event.hub}: {event.topic} (HTTP {event.status})"
@@ -206,11 +209,11 @@ class LogSink:
         for event in failed:
             by_reason.setdefault(event.reason, []).append(event.path)
         for reason, paths in by_reason.items():
-            count = "1 output file" if len(paths) == 1 else f"{len(paths)} output files"
+            count = counted(len(paths), "output file")
             self.logger.warning(
                 f"cannot write {count} ({reason}): {_examples(paths)}; the previous files "
-                "stay. Free some space or fix the output folder's permissions; the next "
-                "build (the daemon retries by itself) writes them",
+                f"stay. {write_advice(reason)}; the next build (the daemon retries by "
+                "itself) writes them",
                 extra={"change": {"event": "writes_failed", "reason": reason, "files": len(paths)}},
             )
 
@@ -248,9 +251,9 @@ class LogSink:
             message = (
                 "catch-up scan: {added} added, {updated} updated, {unpublished} unpublished, "
                 "{removed} removed, {released} released, {scheduled} scheduled; "
-                "{feeds_written} feeds written, {feeds_unchanged} unchanged "
+                "{feeds} written, {feeds_unchanged} unchanged "
                 "(each change is logged from now on)"
-            ).format(**fields)
+            ).format(**fields, feeds=counted(fields["feeds_written"], "feed"))
             self.logger.info(message, extra={"change": {"event": "catch_up", **fields}})
         for event in finished:
             self(event)
@@ -270,8 +273,57 @@ def _examples(topics: Sequence[str]) -> str:
     return f"e.g. {shown}" if len(topics) > HUB_EXAMPLES else shown
 
 
+# What to do about a failed write, by its errno. The events carry the reason as the OS wrote
+# it (strerror), which is os.strerror(errno): the table is keyed by that text.
+_WRITE_ADVICE = {
+    os.strerror(number): advice
+    for numbers, advice in (
+        (
+            (errno.ENOSPC, errno.EDQUOT),
+            "Free some space on the output folder's disk (or raise the quota)",
+        ),
+        (
+            (errno.EACCES, errno.EPERM),
+            "Let the user running aggregator write to the output folder (check the "
+            "permissions of it and of its parent folders)",
+        ),
+        (
+            (errno.EROFS,),
+            "The output folder is on a read-only file system: remount it writable, or set "
+            "output (or --output) to a folder on a writable one",
+        ),
+        (
+            (errno.ENOTDIR, errno.EEXIST),
+            "A file stands where the output path needs a folder: move it away, or set output "
+            "(or --output) to another folder",
+        ),
+        (
+            (errno.ENOENT,),
+            "The output folder cannot be created there (a parent is missing or cannot hold "
+            "folders, as in /proc): set output (or --output) to a folder that can exist",
+        ),
+        (
+            (errno.EISDIR,),
+            "A folder stands where an output file goes: move it away",
+        ),
+        (
+            (errno.ENAMETOOLONG,),
+            "The path is too long for the file system: set output (or --output) to a shorter one",
+        ),
+    )
+    for number in numbers
+}
+
+
+def write_advice(reason: str) -> str:
+    """What to do about an output file that could not be written for `reason`."""
+    return _WRITE_ADVICE.get(
+        reason, "Check that the output folder is a folder this user can write to"
+    )
+
+
 def _pings(count: int) -> str:
-    return "1 ping" if count == 1 else f"{count} pings"
+    return counted(count, "ping")
 
 
 def _failing(hub: str, reason: str) -> str:
