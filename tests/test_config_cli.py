@@ -383,7 +383,7 @@ def test_init_writes_a_working_folder_and_says_what_to_run_next(tmp_path: Path) 
     # The next command works as printed: the config in the folder is found by default.
     built = cli("build", cwd=site)
     assert built.returncode == 0, built.stderr
-    assert "1 article files read, 1 published, 0 rejected" in built.stdout
+    assert "1 article file read, 1 published, 0 rejected" in built.stdout
     assert (site / "feeds/all.rss.xml").is_file()
 
 
@@ -439,7 +439,7 @@ def test_strict_after_a_build_that_read_nothing_names_the_rejected_files(
     assert main(["build", "--strict", *folders_args(tmp_path)]) == 1
     captured = capsys.readouterr()
     assert "0 article files read, 1 published, 0 rejected (1 more still rejected" in captured.out
-    assert "--strict: 1 article file(s) rejected" in captured.err
+    assert "--strict: 1 article file rejected" in captured.err
     assert "\n  bad.txt: " in captured.err  # named, with its reason
     assert "front matter" in captured.err
 
@@ -767,6 +767,16 @@ def test_bash_completion_registers_and_completes(tmp_path: Path) -> None:
     assert "--input" in check_flags
     assert "--output" not in check_flags
     assert "--base-url" not in check_flags
+
+
+def test_completion_knows_the_global_flags_and_help(tmp_path: Path) -> None:
+    top = bash_complete("aggregator", "-")
+    assert {"-c", "--config", "-q", "--quiet", "-V", "--version", "--log-level"} <= set(top)
+    # The value of a global flag is not taken for the command.
+    assert bash_complete("aggregator", "-c", "site.yaml", "bu") == ["build"]
+    assert bash_complete("aggregator", "--log-level", "") == ["DEBUG", "INFO", "WARNING", "ERROR"]
+    assert "build" in bash_complete("aggregator", "help", "")
+    assert "-q" in bash_complete("aggregator", "build", "-")
 
 
 def test_a_new_subcommand_shows_up_in_completion_and_man_page(

@@ -1,8 +1,8 @@
 """The command line: every flag and command declared once, the parser made from them, and
 `main` (arguments → settings → one command → one clear exit code).
 
-Every flag is declared once in `FLAGS` and every command once in `COMMANDS`, naming the
-flags it takes: the parser, `--help`, the shell completion scripts and the man page are all
+Every flag is declared once in `FLAGS` (`flags`) and every command once in `COMMANDS`, naming
+the flags it takes: the parser, `--help`, the shell completion scripts and the man page are all
 made from them, so a new command or flag shows up everywhere by being added here. The
 command bodies, and the exit codes they return, are in `commands`.
 """
@@ -21,206 +21,11 @@ from typing import Any
 from aggregator import __version__
 from aggregator.cli import commands
 from aggregator.cli.commands import EXIT_FAILED, EXIT_USAGE
-from aggregator.config import DEFAULT_CONFIGS, LoadedConfig, Settings, load_config
+from aggregator.cli.flags import FLAGS, GLOBAL_FLAGS, SETTINGS_FLAGS
+from aggregator.config import LoadedConfig, load_config
 from aggregator.errors import AggregatorError, ConfigError
 
 LOGGER = logging.getLogger("aggregator")
-_DEFAULTS = Settings()
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    """One command-line option: its names, argparse keywords, and the setting it overrides
-    (None: it is not a setting, e.g. --strict)."""
-
-    names: tuple[str, ...]
-    options: dict[str, Any]
-    setting: str | None = None
-
-
-def _level(value: str) -> str:
-    return value.upper()
-
-
-def _lower(value: str) -> str:
-    return value.lower()
-
-
-FLAGS: dict[str, Flag] = {
-    "config": Flag(
-        ("-c", "--config"),
-        {
-            "type": Path,
-            "metavar": "FILE",
-            "help": "YAML config file (default: the first of "
-            + ", ".join(str(p) for p in DEFAULT_CONFIGS)
-            + " that exists, else built-in defaults); relative folders in it are taken from "
-            "its folder, those of flags from the current folder",
-        },
-    ),
-    "input": Flag(
-        ("--input",),
-        {
-            "type": Path,
-            "metavar": "DIR",
-            "help": f"folder of article files (config key input; default {_DEFAULTS.input})",
-        },
-        setting="input",
-    ),
-    "output": Flag(
-        ("--output",),
-        {
-            "type": Path,
-            "metavar": "DIR",
-            "help": "folder the feeds are written to "
-            f"(config key output; default {_DEFAULTS.output})",
-        },
-        setting="output",
-    ),
-    "state": Flag(
-        ("--state",),
-        {
-            "type": Path,
-            "metavar": "DIR",
-            "help": "folder of the catalog and the lock "
-            f"(config key state; default {_DEFAULTS.state})",
-        },
-        setting="state",
-    ),
-    "base_url": Flag(
-        ("--base-url",),
-        {
-            "metavar": "URL",
-            "help": "absolute http(s) URL the output folder is served at "
-            f"(config key base_url; default {_DEFAULTS.base_url})",
-        },
-        setting="base_url",
-    ),
-    "catalog": Flag(
-        ("--catalog",),
-        {
-            "metavar": "URL",
-            "help": "a PostgreSQL catalog shared by several nodes, postgresql://USER@HOST/DB "
-            "(config key catalog; default: the SQLite file in the state folder)",
-        },
-        setting="catalog",
-    ),
-    "node": Flag(
-        ("--node",),
-        {
-            "metavar": "NAME",
-            "help": "this node's name in a shared catalog "
-            "(config key node; default: the host name)",
-        },
-        setting="node",
-    ),
-    "log_level": Flag(
-        ("--log-level",),
-        {
-            "type": _level,
-            "choices": ["DEBUG", "INFO", "WARNING", "ERROR"],
-            "metavar": "LEVEL",
-            "help": "DEBUG, INFO, WARNING or ERROR, any case "
-            f"(config key logging.level; default {_DEFAULTS.log_level})",
-        },
-        setting="log_level",
-    ),
-    "log_format": Flag(
-        ("--log-format",),
-        {
-            "type": _lower,
-            "choices": ["text", "json"],
-            "help": "plain text lines, or one JSON object per line "
-            f"(config key logging.format; default {_DEFAULTS.log_format})",
-        },
-        setting="log_format",
-    ),
-    "poll": Flag(
-        ("--poll",),
-        {
-            "action": "store_true",
-            "default": None,
-            "help": "poll the folder instead of using inotify, for network mounts "
-            "(config key daemon.poll; default off)",
-        },
-        setting="poll",
-    ),
-    "serve": Flag(
-        ("--serve",),
-        {
-            "action": "store_true",
-            "help": "also serve the output folder over HTTP in the same process, as "
-            "`aggregator serve` does (default off)",
-        },
-    ),
-    "bind": Flag(
-        ("--bind",),
-        {
-            "metavar": "ADDR",
-            "help": f"address to listen on (config key serve.bind; default {_DEFAULTS.bind})",
-        },
-        setting="bind",
-    ),
-    "port": Flag(
-        ("--port",),
-        {
-            "type": int,
-            "metavar": "N",
-            "help": "TCP port, 0 for any free one "
-            f"(config key serve.port; default {_DEFAULTS.port})",
-        },
-        setting="port",
-    ),
-    "wait": Flag(
-        ("--wait",),
-        {
-            "type": float,
-            "metavar": "SECONDS",
-            "help": "how long to wait for another aggregator process that holds the state "
-            f"folder (config key lock_wait_seconds; default {_DEFAULTS.lock_wait_seconds:g})",
-        },
-        setting="lock_wait_seconds",
-    ),
-    "strict": Flag(
-        ("--strict",),
-        {
-            "action": "store_true",
-            "help": "exit 1 when any article file is rejected, naming each (default off)",
-        },
-    ),
-    "verbose": Flag(
-        ("-v", "--verbose"),
-        {
-            "action": "store_true",
-            "help": "log every article and feed change, not just the summary (default off)",
-        },
-    ),
-    "quiet": Flag(
-        ("-q", "--quiet"),
-        {
-            "action": "store_true",
-            "help": "print only warnings and errors: no summary or progress, and log at "
-            "WARNING unless --log-level is given (default off)",
-        },
-    ),
-}
-
-# Flags also taken before the command (`aggregator -c site.yaml build`), by the commands
-# that take them; after the command they win over the same flag given before it.
-GLOBAL_FLAGS = ("config", "quiet", "log_level", "log_format")
-
-# The flags that decide the settings: what `config` shows the effect of.
-_SETTINGS_FLAGS = (
-    "config",
-    "input",
-    "output",
-    "state",
-    "catalog",
-    "node",
-    "base_url",
-    "log_level",
-    "log_format",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +197,7 @@ COMMANDS: tuple[Command, ...] = (
         "bring the feeds up to date with the article files, once",
         "Read the article files that changed since the last build and rewrite the feeds "
         "whose items changed. Prints a summary.",
-        (*_SETTINGS_FLAGS, "strict", "verbose", "quiet", "wait"),
+        (*SETTINGS_FLAGS, "strict", "verbose", "quiet", "wait"),
         commands.build,
     ),
     Command(
@@ -420,7 +225,7 @@ COMMANDS: tuple[Command, ...] = (
         "keep the feeds current as files change (a foreground daemon)",
         "Build once, then watch the input folder and rebuild the feeds a change touches. "
         "Stops cleanly on SIGTERM or SIGINT.",
-        (*_SETTINGS_FLAGS, "quiet", "poll", "wait", "serve", "bind", "port"),
+        (*SETTINGS_FLAGS, "quiet", "poll", "wait", "serve", "bind", "port"),
         commands.run,
     ),
     Command(
@@ -448,7 +253,7 @@ COMMANDS: tuple[Command, ...] = (
         "wrong. rebuild: make a new catalog keeping the GUIDs and feed records that can "
         "still be read, move the old one aside (catalog.sqlite3.damaged-TIME), then build "
         "everything from the article files.",
-        (*_SETTINGS_FLAGS, "quiet", "wait"),
+        (*SETTINGS_FLAGS, "quiet", "wait"),
         commands.catalog,
         positionals=(
             Positional(
@@ -483,7 +288,7 @@ COMMANDS: tuple[Command, ...] = (
         "print the effective settings and where each came from",
         "Print every setting after merging the defaults, the config file and the flags, "
         "each with its origin: default, file:PATH or flag:--NAME.",
-        (*_SETTINGS_FLAGS, "poll"),
+        (*SETTINGS_FLAGS, "poll"),
         commands.config,
     ),
     Command(
