@@ -1,3 +1,3 @@
-"""aggregator: article files in, RSS 2.0 and Atom 1.0 feeds out, kept current by a daemon."""
+"""aggregator: article files in, RSS 2.0, Atom 1.0 and JSON Feed 1.1 feeds out, kept current."""
 
 __version__ = "0.1.0"

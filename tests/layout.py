@@ -11,9 +11,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
 
-# The data types, the errors, the one Backoff and the faces' resolver: any module may import
-# these, and they import nothing else of ours.
-GROUND = {"errors", "faults", "model", "events", "backoff", "faces"}
+# The data types, the errors, the one Backoff, how counts are written and the faces' resolver:
+# any module may import these, and they import nothing else of ours.
+GROUND = {"errors", "faults", "model", "events", "backoff", "words", "faces"}
 
 # wing -> the wings it may import (GROUND always). A DAG, not a rank list: peers that have
 # nothing to say to each other (reading and membership, serve and delivery) may not.

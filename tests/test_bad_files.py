@@ -115,7 +115,7 @@ def test_build_in_worker_processes_rejects_each_bad_file_alone(tmp_path: Path) -
     again = run_build(tmp_path)  # the bad files are recorded: nothing to read again...
     assert again.returncode == 0, again.stderr
     # ...but a name that cannot be recorded is rejected at every build until renamed.
-    assert "1 article files read" in again.stdout
+    assert "1 article file read" in again.stdout
 
 
 def test_daemon_publishes_a_good_file_dropped_after_a_bad_one(settings: Settings) -> None:

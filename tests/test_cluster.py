@@ -167,7 +167,7 @@ def test_three_nodes_survive_a_kill_and_a_database_restart(
             if index == FILES // 3:
                 # The leader dies; files keep landing in its folder while it is dead.
                 victim.kill()
-                wait_for(took_over, "a survivor to take the lead over", timeout=15)
+                wait_for(took_over, "a survivor to take the lead over")
             elif index == FILES // 2:
                 server.stop()
                 server.start()

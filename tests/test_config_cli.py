@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_shipped_config_is_valid_and_documents_every_key() -> None:
     settings = load_settings(ROOT / "config/aggregator.yaml")
-    assert settings.input == Path("seeds")
-    assert settings.output == Path("feeds")
+    # Relative to the file's folder, config/: the repository's seeds/ and feeds/.
+    assert settings.input == ROOT / "seeds"
+    assert settings.output == ROOT / "feeds"
     assert settings.max_items == 50
     text = (ROOT / "config/aggregator.yaml").read_text(encoding="utf-8")
     for name in Settings.__dataclass_fields__:
@@ -376,13 +377,13 @@ def test_init_writes_a_working_folder_and_says_what_to_run_next(tmp_path: Path) 
         )
         assert f"\n{key}:" in text or f"  {key}:" in text, key
     settings = load_settings(site / "aggregator.yaml")
-    assert settings.input == Path("articles")
-    assert settings.output == Path("feeds")
+    assert settings.input == site.resolve() / "articles"
+    assert settings.output == site.resolve() / "feeds"
     assert settings.base_url == Settings().base_url
     # The next command works as printed: the config in the folder is found by default.
     built = cli("build", cwd=site)
     assert built.returncode == 0, built.stderr
-    assert "1 article files read, 1 published, 0 rejected" in built.stdout
+    assert "1 article file read, 1 published, 0 rejected" in built.stdout
     assert (site / "feeds/all.rss.xml").is_file()
 
 
@@ -438,7 +439,7 @@ def test_strict_after_a_build_that_read_nothing_names_the_rejected_files(
     assert main(["build", "--strict", *folders_args(tmp_path)]) == 1
     captured = capsys.readouterr()
     assert "0 article files read, 1 published, 0 rejected (1 more still rejected" in captured.out
-    assert "--strict: 1 article file(s) rejected" in captured.err
+    assert "--strict: 1 article file rejected" in captured.err
     assert "\n  bad.txt: " in captured.err  # named, with its reason
     assert "front matter" in captured.err
 
@@ -570,7 +571,8 @@ def test_help_describes_every_flag_with_defaults_and_only_the_flags_a_command_us
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings or action.dest}: no help"
     build_help = " ".join(cli("build", "--help", cwd=tmp_path).stdout.split())
-    for flag, default in (("--input", "seeds"), ("--output", "feeds"), ("--state", ".aggregator")):
+    defaults = (("--input", "articles"), ("--output", "feeds"), ("--state", ".aggregator"))
+    for flag, default in defaults:
         assert flag in build_help
         assert f"default {default}" in build_help
     check_help = cli("check", "--help", cwd=tmp_path).stdout
@@ -765,6 +767,16 @@ def test_bash_completion_registers_and_completes(tmp_path: Path) -> None:
     assert "--input" in check_flags
     assert "--output" not in check_flags
     assert "--base-url" not in check_flags
+
+
+def test_completion_knows_the_global_flags_and_help(tmp_path: Path) -> None:
+    top = bash_complete("aggregator", "-")
+    assert {"-c", "--config", "-q", "--quiet", "-V", "--version", "--log-level"} <= set(top)
+    # The value of a global flag is not taken for the command.
+    assert bash_complete("aggregator", "-c", "site.yaml", "bu") == ["build"]
+    assert bash_complete("aggregator", "--log-level", "") == ["DEBUG", "INFO", "WARNING", "ERROR"]
+    assert "build" in bash_complete("aggregator", "help", "")
+    assert "-q" in bash_complete("aggregator", "build", "-")
 
 
 def test_a_new_subcommand_shows_up_in_completion_and_man_page() -> None:

@@ -119,7 +119,7 @@ def test_a_build_pings_each_changed_file_once_and_nothing_else(
 ) -> None:
     assert cli_build(settings, tmp_path) == 0
     assert sorted(hub.topics()) == SEED_TOPICS  # each format's file is its own topic
-    assert "12 ping(s) sent, 0 failed" in capsys.readouterr().out
+    assert "12 pings sent, 0 failed" in capsys.readouterr().out
     for name in ("all.atom.xml", "all.rss.xml"):
         links = feedparser.parse((settings.output / name).read_bytes()).feed.links
         assert ("hub", hub.url) in [(link.rel, link.href) for link in links]
@@ -139,7 +139,7 @@ def test_a_failed_ping_stays_owed_and_the_next_build_sends_it(
     hub.status = 503
     assert cli_build(settings, tmp_path) == 0  # the feeds are written: the build succeeded
     captured = capsys.readouterr()
-    assert "0 ping(s) sent, 12 failed" in captured.out
+    assert "0 pings sent, 12 failed" in captured.out
     assert "sent at the next run" in captured.err
     assert owed(settings) == sorted(f"{hub.url} {t}" for t in SEED_TOPICS)
     before = {p: p.read_bytes() for p in settings.output.rglob("*") if p.is_file()}

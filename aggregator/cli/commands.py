@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aggregator import __version__
 from aggregator.config import LoadedConfig, Settings, effective_values, yaml_value
 from aggregator.errors import AggregatorError
+from aggregator.words import counted
 
 if TYPE_CHECKING:
     from aggregator.events import ChangeEvent
@@ -43,8 +44,8 @@ def build(args: argparse.Namespace) -> int:
     changes.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     with Builder(settings) as builder:
         report = builder.build(
-            progress=_progress_bar("reading", "file", 1000),
-            render_progress=_progress_bar("rendering", "feed", 200),
+            progress=None if args.quiet else _progress_bar("reading", "file", 1000),
+            render_progress=None if args.quiet else _progress_bar("rendering", "feed", 200),
         )
         rejected_now = builder.catalog.rejected_files()
         nothing_matched = report.read == 0 and report.published == 0 and not rejected_now
@@ -56,8 +57,8 @@ def build(args: argparse.Namespace) -> int:
     Notifier([log_sink(changes)]).publish(pings)
     this_build = {e.source for e in report.events if isinstance(e, ArticleRejected)}
     earlier = [path for path, _ in rejected_now if path not in this_build]
-    print(
-        f"{report.read} article files read, {report.published} published, "
+    summary = (
+        f"{counted(report.read, 'article file')} read, {report.published} published, "
         f"{report.rejected} rejected"
         + (f" ({len(earlier)} more still rejected from earlier builds)" if earlier else "")
         + f"; feeds: {report.written} written, {report.unchanged} unchanged"
@@ -70,6 +71,8 @@ def build(args: argparse.Namespace) -> int:
             else ""
         )
     )
+    if not args.quiet:
+        print(summary)
     if nothing_matched:
         _warn_nothing_matched(settings)
     if report.failed:
@@ -77,7 +80,7 @@ def build(args: argparse.Namespace) -> int:
     if args.strict and rejected_now:
         lines = "".join(f"\n  {path}: {reason}" for path, reason in rejected_now)
         print(
-            f"aggregator: --strict: {len(rejected_now)} article file(s) rejected "
+            f"aggregator: --strict: {counted(len(rejected_now), 'article file')} rejected "
             f"(fix or delete each):{lines}",
             file=sys.stderr,
         )
@@ -91,7 +94,7 @@ def _pings_summary(pings: list[ChangeEvent]) -> str:
     if not pings:
         return ""
     sent = sum(isinstance(p, HubPinged) for p in pings)
-    return f"; WebSub: {sent} ping(s) sent, {len(pings) - sent} failed"
+    return f"; WebSub: {counted(sent, 'ping')} sent, {len(pings) - sent} failed"
 
 
 def _send_pings(settings: Settings, builder: Builder) -> list[ChangeEvent]:
@@ -154,7 +157,11 @@ def check(args: argparse.Namespace) -> int:
             print(f"rejected {exc}")
             continue
         published += article.published
-    print(f"{len(targets)} article files checked: {published} published, {rejected} rejected")
+    if not args.quiet:
+        print(
+            f"{counted(len(targets), 'article file')} checked: {published} published, "
+            f"{rejected} rejected"
+        )
     if not targets:
         _warn_nothing_matched(settings)
     return EXIT_FAILED if rejected else EXIT_OK
@@ -179,11 +186,13 @@ def catalog(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.action == "check":
         if not path.exists():
-            print(f"{path}: no catalog yet (the next build makes one)")
+            if not args.quiet:
+                print(f"{path}: no catalog yet (the next build makes one)")
             return EXIT_OK
         problems = check_catalog(path)
         if not problems:
-            print(f"{path}: ok")
+            if not args.quiet:
+                print(f"{path}: ok")
             return EXIT_OK
         for problem in problems:
             print(f"{path}: {problem}")
@@ -206,8 +215,9 @@ def catalog(args: argparse.Namespace) -> int:
     for problem in salvage.problems:
         print(f"could not carry over everything: {problem}")
     print(
-        f"new catalog {path}: {salvage.identities} GUID(s) and {salvage.feeds} feed "
-        "record(s) carried over; building everything from the article files"
+        f"new catalog {path}: {counted(salvage.identities, 'GUID')} and "
+        f"{counted(salvage.feeds, 'feed record')} carried over; building everything from the "
+        "article files"
     )
     args.strict = args.verbose = False
     return build(args)
@@ -240,6 +250,8 @@ def init(args: argparse.Namespace) -> int:
 
     folder: Path = args.folder
     result = create_starter(folder)
+    if args.quiet:
+        return EXIT_OK
     for path in result.written:
         print(f"wrote {path}")
     for path in result.kept:
@@ -258,6 +270,11 @@ def config(args: argparse.Namespace) -> int:
     width = max(len(f"{key}: {value}") for key, value, _ in shown)
     source = str(loaded.file) if loaded.file else "none (built-in defaults)"
     print(f"# config file: {source}; precedence: default < file < flag")
+    if loaded.base is not None:
+        print(
+            f"# relative folders of the file, and the default ones, are taken from "
+            f"{loaded.base}; those of flags from the current folder"
+        )
     for key, value, origin in shown:
         print(f"{f'{key}: {value}':<{width}}  # {origin}")
     return EXIT_OK
@@ -268,7 +285,8 @@ def health(args: argparse.Namespace) -> int:
     if problem:
         print(f"unhealthy: {problem}", file=sys.stderr)
         return EXIT_FAILED
-    print("healthy")
+    if not args.quiet:
+        print("healthy")
     return EXIT_OK
 
 
@@ -298,6 +316,17 @@ def _daemon_problem(settings: Settings) -> str | None:
     except AggregatorError as exc:
         return str(exc)
     return None
+
+
+def help(args: argparse.Namespace) -> int:
+    from aggregator.cli.program import subcommand_parsers
+
+    parser: argparse.ArgumentParser = args.parser
+    if args.topic is None:
+        parser.print_help()
+    else:
+        subcommand_parsers(parser)[args.topic].print_help()
+    return EXIT_OK
 
 
 def completion(args: argparse.Namespace) -> int:

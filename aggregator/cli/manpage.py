@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
-from aggregator.cli.completion import OptionSpec, describe
+from aggregator.cli.completion import OptionSpec, describe, global_options
 
 __all__ = ["manpage"]
 
@@ -61,17 +61,29 @@ def manpage(
         ".SH NAME",
         f"aggregator \\- {_roff(summary[:1].lower() + summary[1:])}",
         ".SH SYNOPSIS",
-        "\\fBaggregator\\fR \\fICOMMAND\\fR [\\fIOPTIONS\\fR]",
+        "\\fBaggregator\\fR [\\fIGLOBAL OPTIONS\\fR] \\fICOMMAND\\fR [\\fIOPTIONS\\fR]",
         ".br",
-        "\\fBaggregator\\fR \\fB\\-\\-version\\fR | \\fB\\-\\-help\\fR",
+        "\\fBaggregator help\\fR [\\fICOMMAND\\fR]",
+        ".br",
+        "\\fBaggregator\\fR \\fB\\-V\\fR | \\fB\\-\\-version\\fR | \\fB\\-\\-help\\fR",
         ".SH DESCRIPTION",
         _roff(
             "Content teams drop article files (YAML front matter between --- lines) into a "
-            "folder; aggregator turns the published ones into RSS 2.0 and Atom 1.0 feeds (all, "
-            "per topic, per provider), an OPML file and an HTML index. Settings come from "
-            "built-in defaults, then the config file, then the flags; "
-            "aggregator config shows the result."
+            "folder; aggregator turns the published ones into RSS 2.0, Atom 1.0 and JSON Feed "
+            "1.1 feeds (all, per topic, per provider, and feeds defined in the config), an OPML "
+            "file and an HTML index. Settings come from built-in defaults, then the config "
+            "file, then the flags; aggregator config shows the result. Relative folders in the "
+            "config file are taken from the file's folder, those of flags from the current one."
         ),
+        ".SH GLOBAL OPTIONS",
+        _roff(
+            "Taken before the command as well as after it, by the commands that use them "
+            "(after it wins):"
+        ),
+    ]
+    for option in global_options(parser):
+        lines += [".TP", _option_line(option), _roff(option.help)]
+    lines += [
         ".SH COMMANDS",
     ]
     for command in commands:

@@ -1,8 +1,8 @@
 """The command line: every flag and command declared once, the parser made from them, and
 `main` (arguments → settings → one command → one clear exit code).
 
-Every flag is declared once in `FLAGS` and every command once in `COMMANDS`, naming the
-flags it takes: the parser, `--help`, the shell completion scripts and the man page are all
+Every flag is declared once in `FLAGS` (`flags`) and every command once in `COMMANDS`, naming
+the flags it takes: the parser, `--help`, the shell completion scripts and the man page are all
 made from them, so a new command or flag shows up everywhere by being added here. The
 command bodies, and the exit codes they return, are in `commands`.
 """
@@ -10,6 +10,7 @@ command bodies, and the exit codes they return, are in `commands`.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -20,193 +21,11 @@ from typing import Any
 from aggregator import __version__
 from aggregator.cli import commands
 from aggregator.cli.commands import EXIT_FAILED, EXIT_USAGE
-from aggregator.config import DEFAULT_CONFIGS, LoadedConfig, Settings, load_config
+from aggregator.cli.flags import FLAGS, GLOBAL_FLAGS, SETTINGS_FLAGS
+from aggregator.config import LoadedConfig, load_config
 from aggregator.errors import AggregatorError, ConfigError
 
 LOGGER = logging.getLogger("aggregator")
-_DEFAULTS = Settings()
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    """One command-line option: its names, argparse keywords, and the setting it overrides
-    (None: it is not a setting, e.g. --strict)."""
-
-    names: tuple[str, ...]
-    options: dict[str, Any]
-    setting: str | None = None
-
-
-def _level(value: str) -> str:
-    return value.upper()
-
-
-def _lower(value: str) -> str:
-    return value.lower()
-
-
-FLAGS: dict[str, Flag] = {
-    "config": Flag(
-        ("--config",),
-        {
-            "type": Path,
-            "metavar": "FILE",
-            "help": "YAML config file (default: the first of "
-            + ", ".join(str(p) for p in DEFAULT_CONFIGS)
-            + " that exists, else built-in defaults)",
-        },
-    ),
-    "input": Flag(
-        ("--input",),
-        {
-            "type": Path,
-            "metavar": "DIR",
-            "help": f"folder of article files (config key input; default {_DEFAULTS.input})",
-        },
-        setting="input",
-    ),
-    "output": Flag(
-        ("--output",),
-        {
-            "type": Path,
-            "metavar": "DIR",
-            "help": "folder the feeds are written to "
-            f"(config key output; default {_DEFAULTS.output})",
-        },
-        setting="output",
-    ),
-    "state": Flag(
-        ("--state",),
-        {
-            "type": Path,
-            "metavar": "DIR",
-            "help": "folder of the catalog and the lock "
-            f"(config key state; default {_DEFAULTS.state})",
-        },
-        setting="state",
-    ),
-    "base_url": Flag(
-        ("--base-url",),
-        {
-            "metavar": "URL",
-            "help": "absolute http(s) URL the output folder is served at "
-            f"(config key base_url; default {_DEFAULTS.base_url})",
-        },
-        setting="base_url",
-    ),
-    "catalog": Flag(
-        ("--catalog",),
-        {
-            "metavar": "URL",
-            "help": "a PostgreSQL catalog shared by several nodes, postgresql://USER@HOST/DB "
-            "(config key catalog; default: the SQLite file in the state folder)",
-        },
-        setting="catalog",
-    ),
-    "node": Flag(
-        ("--node",),
-        {
-            "metavar": "NAME",
-            "help": "this node's name in a shared catalog "
-            "(config key node; default: the host name)",
-        },
-        setting="node",
-    ),
-    "log_level": Flag(
-        ("--log-level",),
-        {
-            "type": _level,
-            "choices": ["DEBUG", "INFO", "WARNING", "ERROR"],
-            "metavar": "LEVEL",
-            "help": "DEBUG, INFO, WARNING or ERROR, any case "
-            f"(config key logging.level; default {_DEFAULTS.log_level})",
-        },
-        setting="log_level",
-    ),
-    "log_format": Flag(
-        ("--log-format",),
-        {
-            "type": _lower,
-            "choices": ["text", "json"],
-            "help": "plain text lines, or one JSON object per line "
-            f"(config key logging.format; default {_DEFAULTS.log_format})",
-        },
-        setting="log_format",
-    ),
-    "poll": Flag(
-        ("--poll",),
-        {
-            "action": "store_true",
-            "default": None,
-            "help": "poll the folder instead of using inotify, for network mounts "
-            "(config key daemon.poll; default off)",
-        },
-        setting="poll",
-    ),
-    "serve": Flag(
-        ("--serve",),
-        {
-            "action": "store_true",
-            "help": "also serve the output folder over HTTP in the same process, as "
-            "`aggregator serve` does (default off)",
-        },
-    ),
-    "bind": Flag(
-        ("--bind",),
-        {
-            "metavar": "ADDR",
-            "help": f"address to listen on (config key serve.bind; default {_DEFAULTS.bind})",
-        },
-        setting="bind",
-    ),
-    "port": Flag(
-        ("--port",),
-        {
-            "type": int,
-            "metavar": "N",
-            "help": "TCP port, 0 for any free one "
-            f"(config key serve.port; default {_DEFAULTS.port})",
-        },
-        setting="port",
-    ),
-    "wait": Flag(
-        ("--wait",),
-        {
-            "type": float,
-            "metavar": "SECONDS",
-            "help": "how long to wait for another aggregator process that holds the state "
-            f"folder (config key lock_wait_seconds; default {_DEFAULTS.lock_wait_seconds:g})",
-        },
-        setting="lock_wait_seconds",
-    ),
-    "strict": Flag(
-        ("--strict",),
-        {
-            "action": "store_true",
-            "help": "exit 1 when any article file is rejected, naming each (default off)",
-        },
-    ),
-    "verbose": Flag(
-        ("-v", "--verbose"),
-        {
-            "action": "store_true",
-            "help": "log every article and feed change, not just the summary (default off)",
-        },
-    ),
-}
-
-# The flags that decide the settings: what `config` shows the effect of.
-_SETTINGS_FLAGS = (
-    "config",
-    "input",
-    "output",
-    "state",
-    "catalog",
-    "node",
-    "base_url",
-    "log_level",
-    "log_format",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,14 +49,46 @@ class Command:
     needs_settings: bool = True
 
 
+DESCRIPTION = (
+    "Turn a folder of article files into RSS 2.0, Atom 1.0 and JSON Feed 1.1 feeds, kept "
+    "current by a daemon."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with "did you mean" for a mistyped command or choice."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        known = [str(choice) for choice in choices]
+        close = difflib.get_close_matches(str(value), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        if isinstance(action, argparse._SubParsersAction):
+            raise argparse.ArgumentError(
+                action,
+                f"unknown command {value!r}{hint} (commands: {', '.join(known)}; "
+                "`aggregator help` describes them)",
+            )
+        raise argparse.ArgumentError(
+            action, f"invalid choice: {value!r}{hint} (choose from {', '.join(known)})"
+        )
+
+
 def build_parser(commands: Sequence[Command] | None = None) -> argparse.ArgumentParser:
     """The `aggregator` command line, made from `commands` (default `COMMANDS`) and `FLAGS`."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aggregator",
-        description="Turn a folder of article files into RSS 2.0 and Atom 1.0 feeds.",
-        epilog="Run `aggregator COMMAND --help` for the flags of a command.",
+        description=DESCRIPTION,
+        epilog="Run `aggregator help COMMAND` (or `aggregator COMMAND --help`) for the flags "
+        "of a command. The global flags are taken before the command too.",
     )
-    parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"aggregator {__version__}"
+    )
+    for name in GLOBAL_FLAGS:
+        _add_flag(parser, name)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS if commands is None else commands:
         sub = subparsers.add_parser(
@@ -246,9 +97,26 @@ def build_parser(commands: Sequence[Command] | None = None) -> argparse.Argument
         for positional in command.positionals:
             sub.add_argument(positional.name, **positional.options)
         for name in command.flags:
-            flag = FLAGS[name]
-            sub.add_argument(*flag.names, dest=name, **flag.options)
+            _add_flag(sub, name)
     return parser
+
+
+def _add_flag(parser: argparse.ArgumentParser, name: str) -> None:
+    # No default on either parser: a subcommand's default would overwrite the value given
+    # before the command (argparse fills a subparser's defaults in over the namespace).
+    # `_defaults` puts the flag's own default in afterwards.
+    flag = FLAGS[name]
+    options = {**flag.options, "default": argparse.SUPPRESS}
+    parser.add_argument(*flag.names, dest=name, **options)
+
+
+def _defaults(args: argparse.Namespace, command: Command) -> None:
+    """Each flag of `command` not given before or after it: its default (None, or False)."""
+    for name in command.flags:
+        if not hasattr(args, name):
+            options = FLAGS[name].options
+            store_true = options.get("action") == "store_true"
+            setattr(args, name, options.get("default", False if store_true else None))
 
 
 def subcommand_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -264,10 +132,17 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     # Subparsers hand unknown flags back to the top-level parser, which would print its own
     # usage: the user needs the usage of the command they typed.
     args, unknown = parser.parse_known_args(argv)
+    sub = subcommand_parsers(parser)[args.command]
     if unknown:
-        subcommand_parsers(parser)[args.command].error(
-            f"unrecognized arguments: {' '.join(unknown)}"
-        )
+        sub.error(f"unrecognized arguments: {' '.join(unknown)}")
+    command = _COMMANDS[args.command]
+    for name in GLOBAL_FLAGS:
+        if hasattr(args, name) and name not in command.flags:
+            sub.error(f"{args.command} does not take {'/'.join(FLAGS[name].names)}")
+    _defaults(args, command)
+    if getattr(args, "quiet", False) and getattr(args, "verbose", False):
+        sub.error("-q/--quiet and -v/--verbose cannot be given together")
+    args.parser = parser
     return args
 
 
@@ -291,7 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from aggregator.delivery import configure_logging
 
             settings = args.loaded.settings
-            configure_logging(settings.log_level, settings.log_format)
+            level = settings.log_level
+            if getattr(args, "quiet", False) and getattr(args, "log_level", None) is None:
+                level = "WARNING" if level in ("DEBUG", "INFO") else level
+            configure_logging(level, settings.log_format)
         return command.run(args)
     except ConfigError as exc:
         print(f"aggregator: {exc}", file=sys.stderr)
@@ -310,13 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+# Filled in below from COMMANDS: what `help` takes (its choices are the commands themselves).
+_COMMAND_NAMES: list[str] = []
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "build",
         "bring the feeds up to date with the article files, once",
         "Read the article files that changed since the last build and rewrite the feeds "
         "whose items changed. Prints a summary.",
-        (*_SETTINGS_FLAGS, "strict", "verbose", "wait"),
+        (*SETTINGS_FLAGS, "strict", "verbose", "quiet", "wait"),
         commands.build,
     ),
     Command(
@@ -324,7 +205,7 @@ COMMANDS: tuple[Command, ...] = (
         "validate article files without writing anything",
         "Parse article files and report every one that would be rejected, with the reason. "
         "Exits 1 if any is rejected.",
-        ("config", "input"),
+        ("config", "input", "quiet"),
         commands.check,
         positionals=(
             Positional(
@@ -344,7 +225,7 @@ COMMANDS: tuple[Command, ...] = (
         "keep the feeds current as files change (a foreground daemon)",
         "Build once, then watch the input folder and rebuild the feeds a change touches. "
         "Stops cleanly on SIGTERM or SIGINT.",
-        (*_SETTINGS_FLAGS, "poll", "wait", "serve", "bind", "port"),
+        (*SETTINGS_FLAGS, "quiet", "poll", "wait", "serve", "bind", "port"),
         commands.run,
     ),
     Command(
@@ -352,7 +233,17 @@ COMMANDS: tuple[Command, ...] = (
         "serve the output folder over HTTP, for feed readers",
         "Serve the built feeds, index.opml and index.html over HTTP (ETag, conditional GET, "
         "gzip, Range) until SIGTERM or SIGINT. Reads the output folder only.",
-        ("config", "output", "state", "base_url", "log_level", "log_format", "bind", "port"),
+        (
+            "config",
+            "output",
+            "state",
+            "base_url",
+            "log_level",
+            "log_format",
+            "quiet",
+            "bind",
+            "port",
+        ),
         commands.serve,
     ),
     Command(
@@ -362,7 +253,7 @@ COMMANDS: tuple[Command, ...] = (
         "wrong. rebuild: make a new catalog keeping the GUIDs and feed records that can "
         "still be read, move the old one aside (catalog.sqlite3.damaged-TIME), then build "
         "everything from the article files.",
-        (*_SETTINGS_FLAGS, "wait"),
+        (*SETTINGS_FLAGS, "quiet", "wait"),
         commands.catalog,
         positionals=(
             Positional(
@@ -376,7 +267,7 @@ COMMANDS: tuple[Command, ...] = (
         "create a starter folder: a commented config, a sample article, an output folder",
         "Write DIR/aggregator.yaml (every key with its default), DIR/articles/ with one "
         "sample article and DIR/feeds/. Never overwrites an existing file.",
-        (),
+        ("quiet",),
         commands.init,
         positionals=(
             Positional(
@@ -397,7 +288,7 @@ COMMANDS: tuple[Command, ...] = (
         "print the effective settings and where each came from",
         "Print every setting after merging the defaults, the config file and the flags, "
         "each with its origin: default, file:PATH or flag:--NAME.",
-        (*_SETTINGS_FLAGS, "poll"),
+        (*SETTINGS_FLAGS, "poll"),
         commands.config,
     ),
     Command(
@@ -405,7 +296,7 @@ COMMANDS: tuple[Command, ...] = (
         "exit 0 if a daemon holds the state folder's lock and the catalog opens",
         "A container or service health check: exits 0 when a running `aggregator run` "
         "holds the lock of the state folder and the catalog can be read, 1 otherwise.",
-        ("config", "state", "catalog", "node"),
+        ("config", "state", "catalog", "node", "quiet"),
         commands.health,
     ),
     Command(
@@ -421,6 +312,26 @@ COMMANDS: tuple[Command, ...] = (
         needs_settings=False,
     ),
     Command(
+        "help",
+        "describe the commands, or one command and its flags",
+        "Print the list of commands, or with COMMAND its usage and every flag it takes "
+        "(the same as `aggregator COMMAND --help`).",
+        (),
+        commands.help,
+        positionals=(
+            Positional(
+                "topic",
+                {
+                    "nargs": "?",
+                    "choices": _COMMAND_NAMES,
+                    "metavar": "COMMAND",
+                    "help": "the command to describe (default: all of them, briefly)",
+                },
+            ),
+        ),
+        needs_settings=False,
+    ),
+    Command(
         "manpage",
         "print the man page (roff), made from this command line's parser",
         "Print aggregator(1) in roff; `aggregator manpage > aggregator.1`.",
@@ -430,3 +341,4 @@ COMMANDS: tuple[Command, ...] = (
     ),
 )
 _COMMANDS = {command.name: command for command in COMMANDS}
+_COMMAND_NAMES.extend(_COMMANDS)

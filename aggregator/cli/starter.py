@@ -2,7 +2,8 @@
 
 The config template ships inside the package (`aggregator/templates/`), so an installed
 `aggregator` can write it; this repository's `config/aggregator.yaml` is the same template
-filled in for `seeds/` (a test keeps the two equal).
+filled in for `seeds/` (a test keeps the two equal). Relative folders in a config file are
+taken from the file's folder: the repository's, in `config/`, names `../seeds`.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ def config_text(*, input: str, output: str, state: str, base_url: str) -> str:
 
 
 def repository_config_text() -> str:
-    """`config/aggregator.yaml` of this repository: seeds/ → feeds/."""
+    """`config/aggregator.yaml` of this repository: seeds/ → feeds/, both beside config/."""
     return config_text(
-        input="seeds", output="feeds", state=".aggregator", base_url="http://localhost:8000/"
+        input="../seeds",
+        output="../feeds",
+        state="../.aggregator",
+        base_url="http://localhost:8000/",
     )
 
 
@@ -48,7 +52,7 @@ def starter_config_text() -> str:
     """The config `aggregator init` writes: articles/ → feeds/, served locally."""
     defaults = Settings()
     return config_text(
-        input="articles",
+        input=str(defaults.input),
         output=str(defaults.output),
         state=str(defaults.state),
         base_url=defaults.base_url,

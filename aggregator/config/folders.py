@@ -1,6 +1,9 @@
 """The folders the settings name, checked before anything is changed: the input must be a
 folder, and the output and the state must be able to be ones, and none of the three may
 expose another: no state or input that a server of the output would hand out.
+
+Messages name each folder by its absolute path: a relative one is relative to the config
+file's folder or to the current folder, and the user must not have to guess which.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ def check_input(settings: Settings) -> None:
         raise ConfigError(
             "input",
             [
-                f"input: the folder {settings.input} does not exist or is not a folder; "
+                f"input: the folder {shown(settings.input)} does not exist or is not a folder; "
                 "set input (or --input) to the folder holding the article files"
             ],
         )
@@ -37,7 +40,7 @@ def check_folders(settings: Settings) -> None:
             raise ConfigError(
                 key,
                 [
-                    f"{key}: {folder} is a file, not a folder; move the file away or set "
+                    f"{key}: {shown(folder)} is a file, not a folder; move the file away or set "
                     f"{key} (or --{key}) to a folder"
                 ],
             )
@@ -125,3 +128,6 @@ def check_overlaps(settings: Settings) -> None:
         )
     if problems:
         raise ConfigError("input, output and state", problems)
+def shown(folder: Path) -> str:
+    """`folder` as messages name it: absolute, `..` folded away."""
+    return os.path.abspath(folder)

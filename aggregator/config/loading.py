@@ -1,12 +1,18 @@
 """Reading the configuration: the YAML file (the default one only if it exists), the
 command-line overrides on top, where each value came from, and the effective values shown.
 
+Folders written in a config file, and the default folders when a file is read, are relative
+to the file's folder (as in Hugo and Pelican): `aggregator build --config site/aggregator.yaml`
+builds the same folders from anywhere. Folders given as flags are relative to the current
+folder, as a shell user expects.
+
 The merged keys are checked by `validate`; this module owns the YAML text of the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +27,13 @@ from aggregator.config.settings import (
     FeedTitles,
     Settings,
 )
-from aggregator.config.validate import SECTION_OF, SECTIONS, validate
+from aggregator.config.validate import NULL_IS_UNSET, SECTION_OF, SECTIONS, validate
 from aggregator.errors import ConfigError
 
 DEFAULT = "default"
+
+# The settings that are folders: relative ones in a file are taken from the file's folder.
+FOLDER_KEYS = ("input", "output", "state")
 
 
 def file_origin(path: Path) -> str:
@@ -43,6 +52,9 @@ class LoadedConfig:
 
     settings: Settings
     file: Path | None
+    # The folder relative paths of the file (and the default folders) are taken from: the
+    # file's own folder, absolute; None without a file (the current folder).
+    base: Path | None
     # dotted key (`base_url`, `logging.level`, `feed_titles.topic`) → `default`,
     # `file:<path>` or `flag:--<name>`; only keys not at their default are listed.
     origins: Mapping[str, str]
@@ -67,22 +79,42 @@ def load_config(
 ) -> LoadedConfig:
     """Read the YAML config (the default file only if it exists) and apply CLI overrides.
 
-    Relative paths in the file are taken relative to the working directory, as the CLI's are.
+    Relative folders in the file, and the default folders when a file is read, are taken
+    relative to the file's folder; those of `overrides` (the flags) to the current folder.
     Raises `ConfigError` listing every problem found, each with its key and, for a value
     given on the command line, its flag.
     """
     path = config_path if config_path is not None else default_config_file()
     raw: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    base: Path | None = None
     if path is not None:
         raw = _read_yaml(path)
         origins.update(_dotted_keys(raw, file_origin(path)))
+        base = path.parent.resolve()
+        for key in FOLDER_KEYS:
+            if key in raw and isinstance(raw[key], str) and raw[key].strip():
+                raw[key] = str(beside(base, raw[key]))
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value
             origins[SECTION_OF.get(key, key)] = flag_origin(key)
     settings = validate(raw, origins, str(path) if path is not None else "defaults")
-    return LoadedConfig(settings, path, origins)
+    if base is not None:
+        # The defaults too, when a file is read: init's layout beside the file.
+        settings = dataclasses.replace(
+            settings,
+            input=settings.input if "input" in origins else beside(base, settings.input),
+            output=settings.output if "output" in origins else beside(base, settings.output),
+            state=settings.state if "state" in origins else beside(base, settings.state),
+        )
+    return LoadedConfig(settings, path, base, origins)
+
+
+def beside(base: Path, folder: str | Path) -> Path:
+    """`folder` (`~` expanded) taken relative to `base`, `..` and `.` folded away as the
+    path is written (as `cd` does), so that messages show a plain absolute path."""
+    return Path(os.path.normpath(base / Path(folder).expanduser()))
 
 
 def load_settings(
@@ -94,13 +126,23 @@ def load_settings(
 
 
 def _dotted_keys(raw: Mapping[str, Any], origin: str) -> dict[str, str]:
-    """Every key of the file, sections flattened (`logging.level`), mapped to `origin`."""
+    """Every key of the file, sections flattened (`logging.level`), mapped to `origin`.
+
+    A key whose null means "the default" (`node: null`: the host name) and that is written
+    null keeps the default's origin: the value in effect did not come from the file.
+    """
     keys: dict[str, str] = {}
     for name, value in raw.items():
         key = str(name)
         if key in SECTIONS and isinstance(value, dict):
-            keys.update({f"{key}.{inner}": origin for inner in value})
-        else:
+            keys.update(
+                {
+                    f"{key}.{inner}": origin
+                    for inner, inner_value in value.items()
+                    if not (inner_value is None and f"{key}.{inner}" in NULL_IS_UNSET)
+                }
+            )
+        elif not (value is None and key in NULL_IS_UNSET):
             keys[SECTION_OF.get(key, key)] = origin
     return keys
 

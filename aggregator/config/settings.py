@@ -57,7 +57,9 @@ class BuiltinFeeds:
 class Settings:
     """Everything a build or the daemon needs to know, already validated."""
 
-    input: Path = Path("seeds")
+    # What `aggregator init` makes. Relative folders: to the config file's folder when one is
+    # read (`loading`), else to the current folder.
+    input: Path = Path("articles")
     output: Path = Path("feeds")
     state: Path = Path(".aggregator")
     base_url: str = "http://localhost:8000/"

@@ -308,6 +308,17 @@ SECTION_OF = {
 }
 # The keys of the file whose value is a mapping of settings.
 SECTIONS = frozenset(item.name for item in TABLE if isinstance(item, Section))
+# Dotted keys whose null in the file leaves the default (`node: null`: the host name).
+NULL_IS_UNSET = frozenset(
+    [item.name for item in TABLE if isinstance(item, Key) and item.null_is_unset]
+    + [
+        f"{item.name}.{key.name}"
+        for item in TABLE
+        if isinstance(item, Section)
+        for key in item.keys
+        if key.null_is_unset
+    ]
+)
 
 
 # --- checking ---------------------------------------------------------------------------------

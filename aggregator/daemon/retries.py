@@ -6,8 +6,9 @@ backoff, and the second look at files rejected while still being copied.
       is logged when it changes, not once per try
     feeds that failed to write (full disk, unwritable folder): a build is asked for after
       the backoff's wait (the previous files stay meanwhile)
-    a rejected file modified moments ago: likely still being copied, looked at again once
-      it has been quiet for a while
+    a rejected file modified moments before its build began (or during it): likely still
+      being copied, looked at again once it has been quiet for a while; each version of a
+      file (its mtime) once, so a file that stays broken is not read over and over
 
 Each asks the debouncer for a build; none builds itself.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from aggregator.daemon.debounce import ChangeBatch, Debouncer
 from aggregator.errors import AggregatorError
 from aggregator.events import ArticleRejected
 from aggregator.pipeline import BuildReport
+from aggregator.words import counted
 
 LOGGER = logging.getLogger("aggregator.daemon")
 
@@ -38,7 +39,8 @@ ReplaceJob = Callable[[str, Callable[[], None], float], None]
 class Retries:
     """The failures in a row of whole builds and of feed writes, and the retries they call
     for. `closing()` says the daemon is stopping (no retry is scheduled then);
-    `recheck_seconds` is how recent a rejected file's change must be to look again."""
+    `recheck_seconds`: how shortly before its build a rejected file must have changed for it
+    to be looked at again."""
 
     def __init__(
         self,
@@ -56,6 +58,8 @@ class Retries:
         self._writes = Backoff(policy)
         self._builds = Backoff(policy)
         self._failure: str | None = None  # the reason last logged for a failed build
+        # Rejected files already looked at again: path → the mtime (ns) of that version.
+        self._rechecked: dict[str, int] = {}
 
     @property
     def build_failures(self) -> int:
@@ -64,7 +68,9 @@ class Retries:
 
     def build_succeeded(self) -> None:
         if self._failure is not None:
-            LOGGER.info("build succeeded again after %d failed attempt(s)", self._builds.failures)
+            LOGGER.info(
+                "build succeeded again after %s", counted(self._builds.failures, "failed attempt")
+            )
             self._failure = None
             self._builds.succeeded()
 
@@ -95,18 +101,23 @@ class Retries:
             return
         self._replace_job(_RETRY_BUILD, self.debouncer.kick, delay)
 
-    def after(self, report: BuildReport, root: Path) -> None:
-        """Follow-ups: re-check half-written files, retry feeds that failed to write."""
-        recent = self._recently_rejected(report, root)
+    def after(self, report: BuildReport, root: Path, started: float) -> None:
+        """Follow-ups: re-check half-written files, retry feeds that failed to write.
+
+        `started`: the wall-clock time (`time.time()`) the build began, before it read any
+        file."""
+        recent = self._recently_rejected(report, root, started)
         if recent:
             # Likely still being copied: look again once it has been quiet for a while.
-            LOGGER.debug("re-checking %d recently modified rejected file(s)", len(recent))
+            LOGGER.debug(
+                "re-checking %s", counted(len(recent), "recently modified rejected file")
+            )
             self.debouncer.add(recent)
         if report.failed:
             delay = self._writes.failed()
             LOGGER.warning(
-                "%d feed(s) failed to write (the previous files stay); retrying in %g s",
-                report.failed,
+                "%s failed to write (the previous files stay); retrying in %g s",
+                counted(report.failed, "feed"),
                 delay,
             )
             if self._closing():
@@ -119,15 +130,30 @@ class Retries:
         LOGGER.debug("retrying feeds that failed to write")
         self.debouncer.kick()
 
-    def _recently_rejected(self, report: BuildReport, root: Path) -> list[str]:
-        now = time.time()
+    def _recently_rejected(self, report: BuildReport, root: Path, started: float) -> list[str]:
+        """The rejected files changed less than `recheck_seconds` before the build began, or
+        while it ran, not looked at again yet in that version.
+
+        Measured against the build's start, not the clock after it: whether a half-copied
+        file gets its second look must not depend on how long the build took (a slow disk
+        or a busy machine), only on how the file was changing when it was read.
+        """
         recent = []
+        rechecked: dict[str, int] = {}
         for event in report.events:
-            if isinstance(event, ArticleRejected):
-                try:
-                    mtime = os.stat(root / event.source).st_mtime
-                except OSError:
-                    continue  # gone: its delete event comes on its own
-                if now - mtime < self.recheck_seconds:
-                    recent.append(event.source)
+            if not isinstance(event, ArticleRejected):
+                continue
+            try:
+                status = os.stat(root / event.source)
+            except OSError:
+                continue  # gone: its delete event comes on its own
+            version = status.st_mtime_ns
+            if self._rechecked.get(event.source) == version:
+                rechecked[event.source] = version  # this version had its second look
+            elif started - status.st_mtime < self.recheck_seconds:
+                recent.append(event.source)
+                rechecked[event.source] = version
+        # Only this build's rejections are kept: a file rejected again in the same version
+        # is skipped by the next build, and the table never grows past one build's worth.
+        self._rechecked = rechecked
         return recent

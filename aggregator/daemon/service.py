@@ -443,6 +443,7 @@ class Daemon:
         builder = self.builder
         assert builder is not None
         LOGGER.debug("rebuild: %s", batch.summary())
+        started = time.time()  # wall clock, as file mtimes are: the re-check's reference
         try:
             report = builder.build(batch.changed, progress=_StopCheck(self._stopping))
         except BuildCancelled:
@@ -460,7 +461,7 @@ class Daemon:
         self.notifier.publish(report.events, catch_up=self.builds == 1)
         self._arm(report.next_due)
         self.pings.dispatch()
-        self.retries.after(report, builder.filter.root)
+        self.retries.after(report, builder.filter.root, started)
 
 
 def run_daemon(settings: Settings) -> int:

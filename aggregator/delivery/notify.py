@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggregator.delivery.advice import write_advice
 from aggregator.delivery.logs import shown, shown_paths, to_record
 from aggregator.delivery.moves import move_groups, move_summary
 from aggregator.events import (
@@ -40,6 +41,7 @@ from aggregator.events import (
     WriteFailed,
 )
 from aggregator.model import FeedKey
+from aggregator.words import counted
 
 Sink = Callable[[ChangeEvent], None]
 
@@ -98,7 +100,7 @@ def log_line(event: ChangeEvent) -> str:
         case FeedWritten():
             return (
                 f"feed written {event.feed}: {event.added} added, {event.updated} updated, "
-                f"{event.removed} removed, {event.items} items"
+                f"{event.removed} removed, {counted(event.items, 'item')}"
             )
         case FeedUnchanged():
             return f"feed unchanged {event.feed}"
@@ -108,7 +110,7 @@ def log_line(event: ChangeEvent) -> str:
             return (
                 f"build finished in {event.seconds:.3f} s: {event.read} read, "
                 f"{event.published} published, {event.rejected} rejected, "
-                f"{event.written} feeds written, {event.unchanged} unchanged"
+                f"{counted(event.written, 'feed')} written, {event.unchanged} unchanged"
             )
         case HubPinged():
             return f"hub pinged {event.hub}: {event.topic} (HTTP {event.status})"
@@ -214,11 +216,11 @@ class LogSink:
         for event in failed:
             by_reason.setdefault(event.reason, []).append(event.path)
         for reason, paths in by_reason.items():
-            count = "1 output file" if len(paths) == 1 else f"{len(paths)} output files"
+            count = counted(len(paths), "output file")
             self.logger.warning(
                 f"cannot write {count} ({reason}): {_examples(paths)}; the previous files "
-                "stay. Free some space or fix the output folder's permissions; the next "
-                "build (the daemon retries by itself) writes them",
+                f"stay. {write_advice(reason)}; the next build (the daemon retries by "
+                "itself) writes them",
                 extra={"change": {"event": "writes_failed", "reason": reason, "files": len(paths)}},
             )
 
@@ -258,9 +260,9 @@ class LogSink:
                 "catch-up scan: {added} added, {updated} updated, {moved} moved, "
                 "{unpublished} unpublished, "
                 "{removed} removed, {released} released, {scheduled} scheduled; "
-                "{feeds_written} feeds written, {feeds_unchanged} unchanged "
+                "{feeds} written, {feeds_unchanged} unchanged "
                 "(each change is logged from now on)"
-            ).format(**fields)
+            ).format(**fields, feeds=counted(fields["feeds_written"], "feed"))
             self.logger.info(message, extra={"change": {"event": "catch_up", **fields}})
         for event in finished:
             self(event)
@@ -281,7 +283,7 @@ def _examples(topics: Sequence[str]) -> str:
 
 
 def _pings(count: int) -> str:
-    return "1 ping" if count == 1 else f"{count} pings"
+    return counted(count, "ping")
 
 
 def _failing(hub: str, reason: str) -> str:

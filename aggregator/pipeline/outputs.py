@@ -25,6 +25,7 @@ from aggregator.output import (
     summaries,
 )
 from aggregator.pipeline.cutoff import Visibility
+from aggregator.words import counted
 
 # The build's logger: these lines have always been the build's.
 LOGGER = logging.getLogger("aggregator.build")
@@ -56,7 +57,9 @@ class Outputs:
         removed = remove_stale_temps(self.output)
         if removed:
             LOGGER.info(
-                "removed %d temp file(s) left in %s by an interrupted build", removed, self.output
+                "removed %s left in %s by an interrupted build",
+                counted(removed, "temp file"),
+                self.output,
             )
 
     def apply_definitions(self) -> list[FeedKey]:
