@@ -11,24 +11,29 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from aggregator.delivery.deadline import InFlight
     from aggregator.delivery.logs import configure_logging, lifecycle
     from aggregator.delivery.notify import LogSink, Notifier, Sink, log_line, log_sink, to_record
     from aggregator.delivery.websub import (
+        BUILD_PING_SECONDS,
         GIVE_UP_SECONDS,
+        PING_DEADLINE_SECONDS,
         PING_RETRY,
-        PING_TIMEOUT_SECONDS,
         PingResult,
         outcome,
         owed_to,
         ping,
         retry_delay,
         send_owed,
+        send_pings,
     )
 
 __all__ = [
+    "BUILD_PING_SECONDS",
     "GIVE_UP_SECONDS",
+    "PING_DEADLINE_SECONDS",
     "PING_RETRY",
-    "PING_TIMEOUT_SECONDS",
+    "InFlight",
     "LogSink",
     "Notifier",
     "PingResult",
@@ -42,6 +47,7 @@ __all__ = [
     "ping",
     "retry_delay",
     "send_owed",
+    "send_pings",
     "to_record",
 ]
 
@@ -50,7 +56,9 @@ _HOME = {
     "LogSink": "aggregator.delivery.notify",
     "Notifier": "aggregator.delivery.notify",
     "PING_RETRY": "aggregator.delivery.websub",
-    "PING_TIMEOUT_SECONDS": "aggregator.delivery.websub",
+    "BUILD_PING_SECONDS": "aggregator.delivery.websub",
+    "InFlight": "aggregator.delivery.deadline",
+    "PING_DEADLINE_SECONDS": "aggregator.delivery.websub",
     "PingResult": "aggregator.delivery.websub",
     "Sink": "aggregator.delivery.notify",
     "configure_logging": "aggregator.delivery.logs",
@@ -62,6 +70,7 @@ _HOME = {
     "ping": "aggregator.delivery.websub",
     "retry_delay": "aggregator.delivery.websub",
     "send_owed": "aggregator.delivery.websub",
+    "send_pings": "aggregator.delivery.websub",
     "to_record": "aggregator.delivery.notify",
 }
 
