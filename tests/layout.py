@@ -44,7 +44,7 @@ OWNERS: dict[str, set[str]] = {
     "psycopg": {"catalog.postgres", "catalog.cluster"},
     "urllib.request": {"delivery.websub", "delivery.deadline"},
     "yaml": {"reading.yaml_safe", "reading.articles", "config.loading"},
-    "aiohttp": {"serve.server"},
+    "aiohttp": {"serve.server", "serve.limits"},
     "anyascii": {"membership.slugs"},
     "tqdm": {"cli.commands"},
 }
