@@ -102,6 +102,9 @@ class PingDispatcher:
         self._owed: dict[tuple[str, str], OwedPing] = {}
         self._pinging: set[tuple[str, str]] = set()
         self._attempts: dict[int, int] = {}
+        # Obligations over (sent or given up) whose `_forget` has not run yet: a dispatch
+        # meanwhile still reads them from the catalog and must not send them again.
+        self._over: set[int] = set()
         # Per hub: the (hub, topic)s ready to send, its senders running, its unlogged successes.
         self._queues: dict[str, deque[tuple[str, str]]] = {}
         self._senders: dict[str, int] = {}
@@ -136,6 +139,8 @@ class PingDispatcher:
             with self._lock:
                 if self._closing:
                     return
+                if row.id in self._over:
+                    continue
                 self._owed[key] = row
                 if key in self._pinging:
                     continue  # its job picks the newest obligation up when it runs again
@@ -205,6 +210,7 @@ class PingDispatcher:
         with self._lock:
             if over:
                 self._attempts.pop(row.id, None)
+                self._over.add(row.id)
             if isinstance(event, HubPinged):
                 self._sent.setdefault(row.hub, []).append(event)
                 self._sent_since.setdefault(row.hub, time.monotonic())
@@ -237,3 +243,5 @@ class PingDispatcher:
             catalog.forget_pings([ping_id])
         except AggregatorError as exc:  # resent at the next start: a duplicate ping is harmless
             LOGGER.warning("cannot record a sent WebSub ping: %s", exc)
+        with self._lock:
+            self._over.discard(ping_id)

@@ -86,8 +86,9 @@ class Throttled:
             return
         self._last[kind] = now
         count, self._count[kind] = self._count[kind], 0
-        # replace, not format: the message may quote a client's or an OS's braces.
-        LOGGER.log(level, message.replace("{count}", str(count)), extra={"serve_trouble": kind})
+        # Not str.format: the message may quote a client's or an OS's braces.
+        text = str(count).join(message.split("{count}"))
+        LOGGER.log(level, text, extra={"serve_trouble": kind})
 
 
 class CappedServer(web.Server):
