@@ -42,9 +42,9 @@ OWNERS: dict[str, set[str]] = {
     "apscheduler": {"daemon.service"},
     "sqlite3": {"catalog.sqlite", "catalog.maintenance"},
     "psycopg": {"catalog.postgres", "catalog.cluster"},
-    "urllib.request": {"delivery.websub"},
+    "urllib.request": {"delivery.websub", "delivery.deadline"},
     "yaml": {"reading.yaml_safe", "reading.articles", "config.loading"},
-    "aiohttp": {"serve.server"},
+    "aiohttp": {"serve.server", "serve.limits"},
     "anyascii": {"membership.slugs"},
     "tqdm": {"cli.commands"},
 }

@@ -24,6 +24,10 @@ from aggregator.errors import AggregatorError
 from aggregator.words import counted
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from aggregator.catalog import OwedPing
     from aggregator.events import ChangeEvent
     from aggregator.pipeline import Builder
 
@@ -51,8 +55,10 @@ def build(args: argparse.Namespace) -> int:
         nothing_matched = report.read == 0 and report.published == 0 and not rejected_now
         if nothing_matched:
             nothing_matched = not builder.catalog.file_signatures()
-        # The new bytes are in place: tell the hubs now, once; a failure stays owed.
-        pings = _send_pings(settings, builder)
+        owed = _owed_pings(settings, builder)
+    # The new bytes are in place and the lock is released (a hub never holds up the next
+    # build or a daemon's start): tell the hubs now, once; a failure stays owed.
+    pings = _send_pings(settings, owed, builder.now)
     Notifier([log_sink(changes)]).publish(report.events)
     Notifier([log_sink(changes)]).publish(pings)
     this_build = {e.source for e in report.events if isinstance(e, ArticleRejected)}
@@ -97,12 +103,51 @@ def _pings_summary(pings: list[ChangeEvent]) -> str:
     return f"; WebSub: {counted(sent, 'ping')} sent, {len(pings) - sent} failed"
 
 
-def _send_pings(settings: Settings, builder: Builder) -> list[ChangeEvent]:
+def _owed_pings(settings: Settings, builder: Builder) -> list[OwedPing]:
     if not builder.catalog.owed_pings():
         return []  # the usual case: the HTTP client is not even imported
-    from aggregator.delivery import send_owed
+    from aggregator.delivery import owed_to
 
-    return send_owed(builder.catalog, settings.hubs, builder.now)
+    return owed_to(builder.catalog, settings.hubs)
+
+
+def _send_pings(
+    settings: Settings, owed: list[OwedPing], now: Callable[[], datetime]
+) -> list[ChangeEvent]:
+    """Send the owed pings (without the lock), then take the lock again briefly to forget
+    the ones that are over; if another build holds it now, they stay owed (a second ping
+    of the same change is harmless)."""
+    if not owed:
+        return []
+    from aggregator.delivery import send_pings
+
+    events, done = send_pings(owed, now)
+    if done:
+        try:
+            _forget_pings(settings, done)
+        except AggregatorError as exc:
+            logging.getLogger("aggregator.build").info(
+                "the sent WebSub pings stay recorded as owed (%s): the next run sends them "
+                "again (harmless)",
+                exc,
+            )
+    return events
+
+
+def _forget_pings(settings: Settings, done: list[int]) -> None:
+    from aggregator.catalog import Catalog
+    from aggregator.pipeline import BuildLock
+
+    lock = BuildLock(settings.state)
+    lock.acquire(min(settings.lock_wait_seconds, 5.0))
+    try:
+        catalog = Catalog(settings.catalog_location, node=settings.node, rules=settings.feed_rules)
+        try:
+            catalog.forget_pings(done)
+        finally:
+            catalog.close()
+    finally:
+        lock.release()
 
 
 def _warn_nothing_matched(settings: Settings) -> None:

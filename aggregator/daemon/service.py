@@ -46,7 +46,7 @@ from aggregator.backoff import BackoffPolicy
 from aggregator.config import Settings
 from aggregator.daemon.cluster import ClusterNode
 from aggregator.daemon.debounce import ChangeBatch, Debouncer
-from aggregator.daemon.pings import PINGS, WRITER, PingDispatcher
+from aggregator.daemon.pings import PINGS, WRITER, PingDispatcher, ping_threads
 from aggregator.daemon.retries import Retries
 from aggregator.daemon.watch import Watcher
 from aggregator.delivery import GIVE_UP_SECONDS, PING_RETRY, Notifier, Sink, lifecycle, log_sink
@@ -71,9 +71,6 @@ _REBUILD = "rebuild"
 _RECONCILE = "reconcile"
 _RELEASE = "embargo-next"
 _TIMERS = "timers"
-
-# Pings sent at once: a build that changed many feeds owes one per file and hub.
-PING_THREADS = 4
 
 
 class BuildCancelled(Exception):
@@ -114,16 +111,16 @@ class _Jobs:
 
     One thread for builds: the single writer. A second one for the timers (reconcile,
     retries), which only ask for builds, so they never queue behind a long one. WebSub pings
-    have threads of their own: a slow hub never delays a build. `on_lost` hears of a run the
-    scheduler skipped or missed.
+    have threads of their own, a few per hub (`ping_threads`): a slow hub never delays a build.
+    `on_lost` hears of a run the scheduler skipped or missed.
     """
 
-    def __init__(self, on_lost: Callable[[JobEvent], None]) -> None:
+    def __init__(self, on_lost: Callable[[JobEvent], None], ping_threads: int) -> None:
         self.scheduler = BackgroundScheduler(
             executors={
                 WRITER: ThreadPoolExecutor(1),
                 _TIMERS: ThreadPoolExecutor(1),
-                PINGS: ThreadPoolExecutor(PING_THREADS),
+                PINGS: ThreadPoolExecutor(ping_threads),
             },
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,
@@ -198,7 +195,7 @@ class Daemon:
             settings.debounce_max_seconds,
             on_pending=self._request,
         )
-        self._jobs = _Jobs(self._on_lost_run)
+        self._jobs = _Jobs(self._on_lost_run, ping_threads(settings.hubs))
         self._lock = threading.Lock()
         self._job_pending = False  # a "rebuild" run is scheduled or queued, not yet started
         self._release_now = False  # the next rebuild runs at once, without debouncing

@@ -10,24 +10,29 @@ from typing import TYPE_CHECKING
 from aggregator.faces import resolver
 
 if TYPE_CHECKING:
+    from aggregator.delivery.deadline import InFlight
     from aggregator.delivery.logs import configure_logging, lifecycle, to_record
     from aggregator.delivery.notify import LogSink, Notifier, Sink, log_line, log_sink
     from aggregator.delivery.websub import (
+        BUILD_PING_SECONDS,
         GIVE_UP_SECONDS,
+        PING_DEADLINE_SECONDS,
         PING_RETRY,
-        PING_TIMEOUT_SECONDS,
         PingResult,
         outcome,
         owed_to,
         ping,
         retry_delay,
         send_owed,
+        send_pings,
     )
 
 __all__ = [
+    "BUILD_PING_SECONDS",
     "GIVE_UP_SECONDS",
+    "PING_DEADLINE_SECONDS",
     "PING_RETRY",
-    "PING_TIMEOUT_SECONDS",
+    "InFlight",
     "LogSink",
     "Notifier",
     "PingResult",
@@ -41,6 +46,7 @@ __all__ = [
     "ping",
     "retry_delay",
     "send_owed",
+    "send_pings",
     "to_record",
 ]
 
@@ -49,7 +55,9 @@ _HOME = {
     "LogSink": "aggregator.delivery.notify",
     "Notifier": "aggregator.delivery.notify",
     "PING_RETRY": "aggregator.delivery.websub",
-    "PING_TIMEOUT_SECONDS": "aggregator.delivery.websub",
+    "BUILD_PING_SECONDS": "aggregator.delivery.websub",
+    "InFlight": "aggregator.delivery.deadline",
+    "PING_DEADLINE_SECONDS": "aggregator.delivery.websub",
     "PingResult": "aggregator.delivery.websub",
     "Sink": "aggregator.delivery.notify",
     "configure_logging": "aggregator.delivery.logs",
@@ -61,6 +69,7 @@ _HOME = {
     "ping": "aggregator.delivery.websub",
     "retry_delay": "aggregator.delivery.websub",
     "send_owed": "aggregator.delivery.websub",
+    "send_pings": "aggregator.delivery.websub",
     "to_record": "aggregator.delivery.logs",
 }
 

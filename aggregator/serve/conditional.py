@@ -31,7 +31,11 @@ CONTENT_TYPES: tuple[tuple[str, str], ...] = (
 )
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
-_RANGE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
+_RANGE = re.compile(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*")
+# Digits of a byte position taken at their value: more is past any file (and int() refuses
+# strings over 4,300 digits).
+_POSITION_DIGITS = 18
+_PAST_ANY_FILE: int = 10**_POSITION_DIGITS
 _ENTITY_TAG = re.compile(r'(W/)?("[^"]*")')
 
 
@@ -120,6 +124,14 @@ def if_range_holds(headers: Mapping[str, str], etag: str, mtime: int) -> bool:
     return _http_date(value) == mtime
 
 
+def _position(digits: str) -> int:
+    """A byte position; a number too long to be one is past the end of any file."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > _POSITION_DIGITS:
+        return _PAST_ANY_FILE
+    return int(digits)
+
+
 def byte_range(header: str, size: int) -> tuple[int, int] | str | None:
     """(first, last) byte of a one-range `Range`; "unsatisfiable"; None to send it all.
 
@@ -135,12 +147,12 @@ def byte_range(header: str, size: int) -> tuple[int, int] | str | None:
     if match is None or not (match[1] or match[2]):
         return "unsatisfiable"
     if not match[1]:
-        suffix = int(match[2])
+        suffix = _position(match[2])
         if suffix == 0 or size == 0:
             return "unsatisfiable"
         return max(0, size - suffix), size - 1
-    first = int(match[1])
-    last = int(match[2]) if match[2] else size - 1
+    first = _position(match[1])
+    last = _position(match[2]) if match[2] else size - 1
     if last < first or first >= size:
         return "unsatisfiable"
     return first, min(last, size - 1)

@@ -60,6 +60,13 @@ from aggregator.serve.files import (
     path_parts,
     read_body,
 )
+from aggregator.serve.limits import (
+    CappedServer,
+    Throttled,
+    connection_cap,
+    listen_backlog,
+    loop_exception_handler,
+)
 
 LOGGER = logging.getLogger("aggregator.serve")
 
@@ -67,6 +74,14 @@ ALLOWED_METHODS = "GET, HEAD"
 
 # How long a stop waits for requests in flight (they take milliseconds).
 STOP_SECONDS = 1.0
+# A client has this long, from connecting or from the previous response, to send a whole
+# request line and headers; an idle keep-alive connection is closed after it too. (aiohttp's
+# keep-alive timer runs from the connection's start and is not reset by a trickle of bytes.)
+HEADER_SECONDS = 10.0
+# aiohttp's limits on a request's head, kept explicit: a longer line or field is 400/431.
+MAX_LINE_BYTES = 8190
+MAX_FIELD_BYTES = 8190
+MAX_HEADERS = 100
 
 
 class FolderApp:
@@ -98,10 +113,12 @@ class FolderApp:
         try:
             response = self.respond(request)
         except Exception as exc:  # a bug must not become a traceback page
-            LOGGER.error("%s %s: %s: %s", request.method, request.raw_path, type(exc).__name__, exc)
+            LOGGER.error(
+                "%s %s: %s: %s", request.method, _shown(request.raw_path), type(exc).__name__, exc
+            )
             response = _plain(500, "500: Internal Server Error")
         if LOGGER.isEnabledFor(logging.DEBUG):
-            LOGGER.debug("%s %s %d", request.method, request.raw_path, response.status)
+            LOGGER.debug("%s %s %d", request.method, _shown(request.raw_path), response.status)
         return response
 
     def respond(self, request: web.BaseRequest) -> web.Response:
@@ -193,6 +210,14 @@ class FolderApp:
         return web.Response(status=200, body=data, headers=headers)
 
 
+# A client's text in a log line is cut to this many characters (a path may have 8 KB).
+_SHOWN_CHARS = 200
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + f"… ({len(text)} chars)"
+
+
 def _plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(status=status, text=text + "\n", headers=headers)
 
@@ -213,7 +238,7 @@ class _OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         if isinstance(exc, BaseException):
             if isinstance(exc, HttpProcessingError):
                 level = logging.DEBUG
-            msg = f"{msg}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            msg = f"{msg}: {type(exc).__name__}: {_shown(' '.join(str(exc).split()))}"
         kwargs.pop("stack_info", None)
         if self.logger.isEnabledFor(level):
             self.logger.log(level, msg, *args, **kwargs)
@@ -224,7 +249,8 @@ class FeedServer:
 
     `start()` binds (raising `AggregatorError` when it cannot, e.g. the port is taken) and
     returns once it is listening; `stop()` closes it within about a second. Used as a context
-    manager by `aggregator serve` and `aggregator run --serve`.
+    manager by `aggregator serve` and `aggregator run --serve`. `max_connections` (from the
+    descriptor limit) and `header_seconds` may be changed before `start()`.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -238,6 +264,10 @@ class FeedServer:
             base_url=settings.base_url,
         )
         self.port = settings.port
+        # Client connections open at once: well under the descriptor limit (limits.py).
+        self.max_connections = connection_cap()
+        self.header_seconds = HEADER_SECONDS
+        self.server: CappedServer | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -262,10 +292,11 @@ class FeedServer:
             self._thread = None
             raise _bind_error(self.settings, self._error)
         LOGGER.info(
-            "serving %s at %s (Cache-Control max-age %d s)",
+            "serving %s at %s (Cache-Control max-age %d s; at most %d connections)",
             self.settings.output,
             self.url,
             self.settings.max_age,
+            self.max_connections,
         )
         _check_base_url(self.settings.base_url, self.port)
 
@@ -301,15 +332,31 @@ class FeedServer:
 
     async def _serve(self) -> None:
         self._stop_event = asyncio.Event()
-        server = web.Server(
-            self.app,
+        throttled = Throttled()
+        asyncio.get_running_loop().set_exception_handler(loop_exception_handler(throttled))
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            server.active(request.protocol)
+            return await self.app(request)
+
+        server = CappedServer(
+            handle,
+            cap=self.max_connections,
+            throttled=throttled,
             access_log=None,
             logger=_OneLineLog(logging.getLogger("aggregator.serve.http"), {}),
+            keepalive_timeout=self.header_seconds,
+            max_line_size=MAX_LINE_BYTES,
+            max_field_size=MAX_FIELD_BYTES,
+            max_headers=MAX_HEADERS,
         )
+        self.server = server
         runner = web.ServerRunner(server, shutdown_timeout=STOP_SECONDS)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.settings.bind, self.settings.port)
+            site = web.TCPSite(
+                runner, self.settings.bind, self.settings.port, backlog=listen_backlog()
+            )
             await site.start()
         except (OSError, socket.gaierror) as exc:
             self._error = exc
