@@ -12,6 +12,7 @@ from aggregator.catalog.base import storage_errors
 from aggregator.catalog.pending import PendingMixin
 from aggregator.catalog.records import FileChange, SyncResult
 from aggregator.catalog.sync import SyncBatch
+from aggregator.faults import crash_point
 from aggregator.reading import FileStat
 
 # Syncs of at least this many changes get a big page cache while they run.
@@ -78,6 +79,7 @@ class FilesMixin(PendingMixin):
         batches = self._backend.batches(batches, bulk=bulk)
         total = SyncResult()
         with self.transaction():
+            crash_point("sync-locked")  # the (cluster-wide) write lock is held
             for batch in batches:
                 changes = self._keys.stored_changes(batch)
                 result = SyncBatch(self._db, now, self.rules, cutoff).run(changes)

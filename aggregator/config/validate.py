@@ -23,7 +23,7 @@ from aggregator.config.settings import (
     FeedTitles,
     Settings,
 )
-from aggregator.errors import ConfigError
+from aggregator.errors import ConfigError, redact_url
 from aggregator.membership import parse_feed_definitions
 from aggregator.model import ALL_FORMATS
 
@@ -136,7 +136,8 @@ def _postgres_url(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
         raise Invalid(
             f"{key}: must be a PostgreSQL URL such as postgresql://user@db-host/feeds "
-            f"(leave it out to keep the SQLite catalog in `state`), got {value!r}"
+            f"(leave it out to keep the SQLite catalog in `state`), "
+            f"got {(redact_url(value) if isinstance(value, str) else value)!r}"
         )
     return value
 

@@ -1,0 +1,239 @@
+"""A node's identity and the cluster's bounded waits, on a real PostgreSQL with real
+`aggregator run` / `aggregator build` processes.
+
+- a node name is exclusive: a second process with a live name is refused (exit 2, naming
+  where the first runs); once the first is SIGKILLed, the name can be taken;
+- a `postgresql://` catalog without psycopg installed says how to install it (exit 2);
+- `aggregator config` never prints the database password;
+- a node SIGSTOPped while it holds the cluster's write lock is cut off by the server: another
+  node still publishes a drop within a bound, and once the paused one resumes it redoes its
+  sync (same GUIDs, nothing lost or doubled) and both outputs converge;
+- each class of PostgreSQL error the test server can produce gets its own hint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from articlefiles import write_article
+from building import folder_settings
+from pgserver import PostgresServer
+from waiting import wait_for
+
+from aggregator.catalog import Catalog
+from aggregator.errors import CatalogError, NodeNameInUse
+from aggregator.pipeline import Builder
+
+BASE = "https://feeds.example.org/"
+# A drop on a healthy node while another stalls holding the lock: published within this
+# (the server cuts the stalled session off after 15 s idle in its transaction).
+STALL_BOUND_SECONDS = 30.0
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+class Node:
+    """One `aggregator` process with its own input, output and state folders."""
+
+    def __init__(self, root: Path, folder: str, url: str, name: str) -> None:
+        self.name = name
+        self.url = url
+        self.input = root / folder / "in"
+        self.output = root / folder / "out"
+        self.state = root / folder / "state"
+        self.log = root / folder / "log"
+        self.input.mkdir(parents=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def args(self, command: str) -> list[str]:
+        return [
+            sys.executable, "-m", "aggregator", command,
+            "--input", str(self.input), "--output", str(self.output),
+            "--state", str(self.state), "--base-url", BASE,
+            "--catalog", self.url, "--node", self.name,
+        ]  # fmt: skip
+
+    def start(self, **env: str) -> None:
+        with self.log.open("ab") as sink:
+            self.proc = subprocess.Popen(
+                self.args("run"),
+                cwd=self.input.parent,  # no config/aggregator.yaml there
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **env},
+            )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def watching(self) -> bool:
+        """Started, and its first build is done."""
+        return "build finished" in self.text()
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGCONT)  # a paused one must hear the SIGTERM
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[list[Node]]:
+    made: list[Node] = []
+    yield made
+    for node in made:
+        node.stop()
+
+
+def stopped(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the process is stopped (SIGSTOP): state T in /proc."""
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+# --- a node's name is exclusive ---------------------------------------------------------------
+
+
+def test_a_live_node_name_is_refused_and_a_killed_ones_is_taken_over(
+    tmp_path: Path, postgres_url: str, nodes: list[Node]
+) -> None:
+    first = Node(tmp_path, "a", postgres_url, "n1")
+    twin = Node(tmp_path, "b", postgres_url, "n1")  # a copied config: another folder
+    nodes += [first, twin]
+    write_article(first.input, "one.md", "https://example.com/one")
+    write_article(twin.input, "two.md", "https://example.com/two")
+    first.start()
+    wait_for(first.watching, "the first n1 to start")
+    assert first.proc is not None
+
+    refused = subprocess.run(
+        twin.args("run"), cwd=twin.input.parent, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr
+    message = refused.stderr.strip()
+    assert message.startswith("aggregator: node n1: is already running on host "), message
+    assert f"(pid {first.proc.pid}, since " in message
+    assert "--node NAME" in message
+    # A one-shot build with the name is refused the same way: its scan would withdraw
+    # every article of the live n1 that is not in this folder.
+    build = subprocess.run(
+        twin.args("build"), cwd=twin.input.parent, capture_output=True, text=True, timeout=60
+    )
+    assert build.returncode == 2, build.stderr
+    assert "node n1: is already running on host" in build.stderr
+    # Nothing of the live node's was withdrawn by either attempt.
+    with psycopg.connect(postgres_url) as conn:
+        listed = conn.execute("SELECT url, path FROM items").fetchall()
+    assert listed == [("https://example.com/one", "n1/one.md")]
+
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait()
+    # The dead node's session ended with it: the name is free to take over.
+    twin.start()
+    wait_for(twin.watching, "the second n1 to start once the first was killed")
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute("SELECT pid FROM cluster_nodes WHERE name = 'n1'").fetchone()
+    assert twin.proc is not None and row == (twin.proc.pid,)
+    assert twin.stop() == 0
+
+
+def test_two_catalogs_of_one_node_in_one_process_are_refused(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    settings = folder_settings(tmp_path, catalog=postgres_url, node="n1")
+    with Builder(settings):
+        other = folder_settings(tmp_path / "other", catalog=postgres_url, node="n1")
+        with pytest.raises(
+            NodeNameInUse, match=r"node n1: is already running on host \S+ \(pid \d+, since "
+        ):
+            Builder(other)
+        # A reader (render workers, health checks) claims nothing.
+        Catalog(postgres_url, readonly=True, node="n1").close()
+        # Another name is another node.
+        with Builder(folder_settings(tmp_path / "n2", catalog=postgres_url, node="n2")):
+            pass
+    with Builder(other):  # released with the first
+        pass
+
+
+_BLOCK_PSYCOPG = textwrap.dedent(
+    """
+    import sys
+
+    class NoPsycopg:  # as if the package were not installed
+        def find_spec(self, name, path=None, target=None):
+            if name == "psycopg" or name.startswith("psycopg."):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    sys.meta_path.insert(0, NoPsycopg())
+    from aggregator.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_a_postgresql_catalog_without_psycopg_says_how_to_install_it(tmp_path: Path) -> None:
+    node = Node(tmp_path, "a", "postgresql://feeds@127.0.0.1:9/feeds", "n1")
+    for command in ("build", "run"):
+        done = subprocess.run(
+            [sys.executable, "-c", _BLOCK_PSYCOPG, *node.args(command)[3:]],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "needs the PostgreSQL driver (psycopg 3)" in done.stderr
+        assert "pip install 'aggregator[postgresql]'" in done.stderr
+
+
+def test_the_database_password_is_never_printed(tmp_path: Path) -> None:
+    url = "postgresql://feeds:s3cr3t-pw@db.example.org:5433/feeds?sslmode=require"
+    shown = subprocess.run(
+        [sys.executable, "-m", "aggregator", "config", "--catalog", url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "s3cr3t-pw" not in shown.stdout + shown.stderr
+    assert "catalog: postgresql://feeds:***@db.example.org:5433/feeds?sslmode=require" in (
+        shown.stdout
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "aggregator", "config", "--catalog", "mysql://u:s3cr3t-pw@h/x"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2
+    assert "s3cr3t-pw" not in bad.stdout + bad.stderr
+    assert "mysql://u:***@h/x" in bad.stderr
