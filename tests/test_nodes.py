@@ -25,11 +25,10 @@ import psycopg
 import pytest
 from articlefiles import write_article
 from building import folder_settings
-from pgserver import PostgresServer
 from waiting import wait_for
 
 from aggregator.catalog import Catalog
-from aggregator.errors import CatalogError, NodeNameInUse
+from aggregator.errors import NodeNameInUse
 from aggregator.pipeline import Builder
 
 BASE = "https://feeds.example.org/"
@@ -44,6 +43,11 @@ def outputs(folder: Path) -> dict[str, bytes]:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and not p.name.startswith(".")
     }
+
+
+def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """One `aggregator` command to its end: exit code, stdout and stderr."""
+    return subprocess.run(args, check=False, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 class Node:
@@ -129,9 +133,7 @@ def test_a_live_node_name_is_refused_and_a_killed_ones_is_taken_over(
     wait_for(first.watching, "the first n1 to start")
     assert first.proc is not None
 
-    refused = subprocess.run(
-        twin.args("run"), cwd=twin.input.parent, capture_output=True, text=True, timeout=60
-    )
+    refused = cli(twin.args("run"), twin.input.parent)
     assert refused.returncode == 2, refused.stderr
     assert "Traceback" not in refused.stderr
     message = refused.stderr.strip()
@@ -140,9 +142,7 @@ def test_a_live_node_name_is_refused_and_a_killed_ones_is_taken_over(
     assert "--node NAME" in message
     # A one-shot build with the name is refused the same way: its scan would withdraw
     # every article of the live n1 that is not in this folder.
-    build = subprocess.run(
-        twin.args("build"), cwd=twin.input.parent, capture_output=True, text=True, timeout=60
-    )
+    build = cli(twin.args("build"), twin.input.parent)
     assert build.returncode == 2, build.stderr
     assert "node n1: is already running on host" in build.stderr
     # Nothing of the live node's was withdrawn by either attempt.
@@ -157,7 +157,8 @@ def test_a_live_node_name_is_refused_and_a_killed_ones_is_taken_over(
     wait_for(twin.watching, "the second n1 to start once the first was killed")
     with psycopg.connect(postgres_url) as conn:
         row = conn.execute("SELECT pid FROM cluster_nodes WHERE name = 'n1'").fetchone()
-    assert twin.proc is not None and row == (twin.proc.pid,)
+    assert twin.proc is not None
+    assert row == (twin.proc.pid,)
     assert twin.stop() == 0
 
 
@@ -200,13 +201,7 @@ _BLOCK_PSYCOPG = textwrap.dedent(
 def test_a_postgresql_catalog_without_psycopg_says_how_to_install_it(tmp_path: Path) -> None:
     node = Node(tmp_path, "a", "postgresql://feeds@127.0.0.1:9/feeds", "n1")
     for command in ("build", "run"):
-        done = subprocess.run(
-            [sys.executable, "-c", _BLOCK_PSYCOPG, *node.args(command)[3:]],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = cli([sys.executable, "-c", _BLOCK_PSYCOPG, *node.args(command)[3:]], tmp_path)
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr
         assert "needs the PostgreSQL driver (psycopg 3)" in done.stderr
@@ -215,25 +210,83 @@ def test_a_postgresql_catalog_without_psycopg_says_how_to_install_it(tmp_path: P
 
 def test_the_database_password_is_never_printed(tmp_path: Path) -> None:
     url = "postgresql://feeds:s3cr3t-pw@db.example.org:5433/feeds?sslmode=require"
-    shown = subprocess.run(
-        [sys.executable, "-m", "aggregator", "config", "--catalog", url],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    shown = cli([sys.executable, "-m", "aggregator", "config", "--catalog", url], tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "s3cr3t-pw" not in shown.stdout + shown.stderr
     assert "catalog: postgresql://feeds:***@db.example.org:5433/feeds?sslmode=require" in (
         shown.stdout
     )
-    bad = subprocess.run(
+    bad = cli(
         [sys.executable, "-m", "aggregator", "config", "--catalog", "mysql://u:s3cr3t-pw@h/x"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        tmp_path,
     )
     assert bad.returncode == 2
     assert "s3cr3t-pw" not in bad.stdout + bad.stderr
     assert "mysql://u:***@h/x" in bad.stderr
+
+
+# --- no lock can freeze the cluster -----------------------------------------------------------
+
+
+def listed_urls(folder: Path) -> set[str]:
+    path = folder / "all.json"
+    if not path.exists():
+        return set()
+    import json
+
+    return {item["url"] for item in json.loads(path.read_bytes())["items"]}
+
+
+@pytest.mark.faults
+def test_a_node_paused_holding_the_write_lock_freezes_nobody(
+    tmp_path: Path, postgres_url: str, nodes: list[Node]
+) -> None:
+    healthy = Node(tmp_path, "n2", postgres_url, "n2")
+    paused = Node(tmp_path, "n1", postgres_url, "n1")
+    nodes += [healthy, paused]
+    write_article(healthy.input, "first.md", "https://example.com/first")
+    healthy.start()
+    wait_for(healthy.watching, "n2 to start")
+    for index in range(3):
+        write_article(paused.input, f"p{index}.md", f"https://example.com/p{index}")
+    # n1 stops itself (SIGSTOP) inside its first sync, holding the cluster-wide write lock.
+    paused.start(AGGREGATOR_FAULT="stop-at:sync-locked")
+    assert paused.proc is not None
+    wait_for(lambda: stopped(paused.proc), "n1 to stop while holding the write lock")
+    with psycopg.connect(postgres_url) as conn:
+        guids_before = dict(conn.execute("SELECT url, guid FROM items").fetchall())
+        holders = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = %s",
+            (0x61676772_0001 & 0xFFFFFFFF,),
+        ).fetchone()
+    assert holders == (1,), "n1 should hold the write lock while it is stopped"
+
+    write_article(healthy.input, "second.md", "https://example.com/second")
+    # The server ends n1's session (idle in its transaction); n2's sync then gets the lock.
+    wait_for(
+        lambda: "https://example.com/second" in listed_urls(healthy.output),
+        "n2 to publish a drop while n1 is stopped",
+        timeout=STALL_BOUND_SECONDS,
+    )
+    assert stopped(paused.proc)
+
+    paused.proc.send_signal(signal.SIGCONT)
+    everything = {"https://example.com/first", "https://example.com/second"} | {
+        f"https://example.com/p{i}" for i in range(3)
+    }
+
+    def converged() -> bool:
+        return listed_urls(healthy.output) == everything and outputs(healthy.output) == outputs(
+            paused.output
+        )
+
+    wait_for(converged, "both nodes to list everything, with the same bytes")
+    assert paused.stop() == 0, paused.text()
+    assert healthy.stop() == 0, healthy.text()
+    # n1 noticed that its session was cut off, said why, and redid its sync.
+    assert "idle inside a transaction" in paused.text(), paused.text()
+    with psycopg.connect(postgres_url) as conn:
+        items = conn.execute("SELECT url, guid, path FROM items").fetchall()
+    assert sorted(url for url, _, _ in items) == sorted(everything)  # none lost, none twice
+    for url, guid, _ in items:
+        assert guids_before.get(url, guid) == guid, url  # no GUID changed

@@ -131,7 +131,19 @@ class PostgresConnection:
         self._run("BEGIN", None)
         self._in_transaction = True
         if exclusive:
-            self._run(f"SELECT pg_advisory_xact_lock({SYNC_LOCK})", None)
+            try:
+                self._run(f"SELECT pg_advisory_xact_lock({SYNC_LOCK})", None)
+            except BaseException:  # lock_timeout, a lost link: no transaction stays open
+                self.rollback_quietly()
+                raise
+
+    def rollback_quietly(self) -> None:
+        """End the open transaction, if the link still has one, on the way out of a failure
+        that says more."""
+        try:
+            self.execute("ROLLBACK")
+        except (psycopg.Error, CatalogError):
+            self._in_transaction = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement in SQLite's dialect; a cursor (fetchone, fetchall, iteration)."""
@@ -192,8 +204,11 @@ class PostgresConnection:
 
     @property
     def in_transaction(self) -> bool:
-        """Whether a BEGIN is open (as `sqlite3.Connection.in_transaction`)."""
-        return self._in_transaction and not self._conn.closed
+        """Whether a BEGIN is open (as `sqlite3.Connection.in_transaction`). A link the
+        server closed has none: it rolled back (the next statement reconnects)."""
+        if self._in_transaction and self._conn.closed:
+            self._in_transaction = False
+        return self._in_transaction
 
     @property
     def closed(self) -> bool:
@@ -256,7 +271,11 @@ class PostgresBackend(Backend):
     def begin_write(self, *, exclusive: bool = True) -> None:
         self.db.begin_write(exclusive=exclusive)
         if self._claim is not None:
-            self._claim.check(self.db)
+            try:
+                self._claim.check(self.db)
+            except BaseException:
+                self.db.rollback_quietly()
+                raise
 
     def lock_shared(self) -> None:
         self.db.execute(f"SELECT pg_advisory_xact_lock({SYNC_LOCK})")
