@@ -290,3 +290,36 @@ def test_a_node_paused_holding_the_write_lock_freezes_nobody(
     assert sorted(url for url, _, _ in items) == sorted(everything)  # none lost, none twice
     for url, guid, _ in items:
         assert guids_before.get(url, guid) == guid, url  # no GUID changed
+
+
+def test_a_node_whose_name_was_taken_over_while_it_was_cut_off_stops(
+    tmp_path: Path, postgres_url: str, nodes: list[Node]
+) -> None:
+    first = Node(tmp_path, "a", postgres_url, "n1")
+    twin = Node(tmp_path, "b", postgres_url, "n1")
+    nodes += [first, twin]
+    write_article(first.input, "one.md", "https://example.com/one")
+    first.start()
+    wait_for(first.watching, "the first n1 to start")
+    # The first one is paused, and the server ends its claim (as it does once the paused
+    # session sat idle for 30 s); the twin, started meanwhile, takes the free name.
+    assert first.proc is not None
+    first.proc.send_signal(signal.SIGSTOP)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        ended = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'aggregator node n1'"
+        ).fetchall()
+    assert ended == [(True,)]
+    twin.start()
+    wait_for(twin.watching, "the twin to take the free name")
+    assert twin.proc is not None
+    # Resumed, the first one notices at its next heartbeat and stops, saying who has its
+    # name now.
+    first.proc.send_signal(signal.SIGCONT)
+    code = first.proc.wait(timeout=60)
+    assert code == 2, first.text()
+    assert f"node n1: was taken over by host {os.uname().nodename}" in first.text()
+    assert f"(pid {twin.proc.pid}, since " in first.text()
+    assert "Traceback" not in first.text()
+    assert twin.stop() == 0

@@ -58,6 +58,7 @@ class NodeClaim:
         self.url = url
         self.node = node
         self.where = where_is(url)
+        self.app_name = f"aggregator node {node}"
         self.token = uuid.uuid4().hex
         self.host = socket.gethostname()
         self.started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -77,6 +78,8 @@ class NodeClaim:
             row = conn.execute("SELECT current_setting('idle_session_timeout', true)").fetchone()
             if row is not None and row[0] == "0":
                 conn.execute(f"SET idle_session_timeout = '{IDLE_SESSION}'")
+            # Which session holds which name, for an operator reading pg_stat_activity.
+            conn.execute("SELECT set_config('application_name', %s, false)", (self.app_name,))
         except psycopg.Error:
             conn.close()
             raise

@@ -91,8 +91,9 @@ HINTS: dict[str, str] = {
     "(or in ~/.pgpass / PGPASSWORD)",
     "28": "the server refused the login: check the user in `catalog:` and pg_hba.conf",
     "3D000": "the database does not exist: create it (`createdb NAME`) or fix `catalog:`",
-    "53300": "the server has no free connection slot: raise its max_connections, or close "
-    "other clients (each node keeps 4 connections, plus one per render worker)",
+    "53300": "the server has no free connection slot for this role or database: raise "
+    "max_connections (or the CONNECTION LIMIT), or close other clients (each node keeps "
+    "5 connections, plus one per render worker)",
     "53100": "the database server's disk is full: free space on it; the feeds stay as they "
     f"are and nothing half-written is kept ({_RETRIED})",
     "53200": f"the database server is out of memory ({_RETRIED})",
@@ -101,13 +102,15 @@ HINTS: dict[str, str] = {
     "`catalog:` at the primary",
     "40001": f"a conflict with another node's transaction ({_RETRIED})",
     "40P01": f"a deadlock with another node's transaction ({_RETRIED})",
-    "55P03": f"another session held a lock longer than lock_timeout ({LOCK_TIMEOUT}) "
-    f"({_RETRIED}; raise it with `?options=-c lock_timeout=…` in `catalog:`)",
-    "57014": f"a statement ran longer than statement_timeout ({STATEMENT_TIMEOUT}) or was "
-    f"cancelled ({_RETRIED}; raise it with `?options=-c statement_timeout=…` in `catalog:`)",
-    "25P03": f"this session sat idle inside a transaction longer than "
-    f"{IDLE_IN_TRANSACTION} (was this process paused?) and the server ended it "
+    "55P03": "another session held a lock longer than lock_timeout (ours is "
+    f"{LOCK_TIMEOUT} unless `catalog:` sets one with `?options=-c lock_timeout=…`) "
     f"({_RETRIED})",
+    "57014": "a statement ran longer than statement_timeout (ours is "
+    f"{STATEMENT_TIMEOUT} unless `catalog:` sets one with `?options=-c "
+    f"statement_timeout=…`), or was cancelled ({_RETRIED})",
+    "25P03": "this session sat idle inside a transaction longer than "
+    f"idle_in_transaction_session_timeout ({IDLE_IN_TRANSACTION}; was this process "
+    f"paused?) and the server ended it ({_RETRIED})",
     "57P01": f"the database server is shutting down ({_RETRIED})",
     "57P": f"the database server is restarting or shutting down ({_RETRIED})",
     "42501": "the database role lacks a privilege: grant it the rights to create and use "
