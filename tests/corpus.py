@@ -52,120 +52,42 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TOPICS: tuple[str, ...] = (
-    "AI",
-    "Machine Learning",
-    "Cloud Computing",
-    "Deep Learning",
-    "Cybersecurity",
-    "Startups",
-    "Data Science",
-    "Robotics",
-    "Computer Vision",
-    "Natural Language Processing",
-    "Big Data",
-    "Healthcare",
-    "Internet of Things",
-    "Blockchain",
-    "Autonomous Vehicles",
-    "Fintech",
-    "Ethics",
-    "Semiconductors",
-    "Quantum Computing",
-    "Privacy",
-    "5G",
-    "Open Source",
-    "Edge Computing",
-    "Energy",
-    "Chatbots",
-    "Climate Tech",
-    "Regulation",
-    "Drones",
-    "Smart Cities",
-    "Education",
-    "Augmented Reality",
-    "Biotech",
-    "Gaming",
-    "Space",
-    "E-commerce",
-    "DevOps",
-    "Wearables",
-    "Speech Recognition",
-    "Virtual Reality",
-    "Reinforcement Learning",
+    "AI", "Machine Learning", "Cloud Computing", "Deep Learning", "Cybersecurity", "Startups",
+    "Data Science", "Robotics", "Computer Vision", "Natural Language Processing", "Big Data",
+    "Healthcare", "Internet of Things", "Blockchain", "Autonomous Vehicles", "Fintech", "Ethics",
+    "Semiconductors", "Quantum Computing", "Privacy", "5G", "Open Source", "Edge Computing",
+    "Energy", "Chatbots", "Climate Tech", "Regulation", "Drones", "Smart Cities", "Education",
+    "Augmented Reality", "Biotech", "Gaming", "Space", "E-commerce", "DevOps", "Wearables",
+    "Speech Recognition", "Virtual Reality", "Reinforcement Learning",
 )
 """Topic names, most popular first."""
 
 OUTLETS: tuple[tuple[str, str], ...] = (
-    ("Axios", "axios.com"),
-    ("Wired", "wired.com"),
-    ("Vox", "vox.com"),
-    ("Politico", "politico.com"),
-    ("Forbes", "forbes.com"),
-    ("TechCrunch", "techcrunch.com"),
-    ("VentureBeat", "venturebeat.com"),
-    ("ZDNet", "zdnet.com"),
-    ("The Verge", "theverge.com"),
-    ("Reuters", "reuters.com"),
-    ("Bloomberg", "bloomberg.com"),
-    ("CNBC", "cnbc.com"),
-    ("BBC News", "bbc.co.uk"),
-    ("The Guardian", "theguardian.com"),
-    ("Engadget", "engadget.com"),
-    ("Ars Technica", "arstechnica.com"),
-    ("MIT Technology Review", "technologyreview.com"),
-    ("Fast Company", "fastcompany.com"),
-    ("Financial Times", "ft.com"),
-    ("Quartz", "qz.com"),
-    ("Fortune", "fortune.com"),
-    ("Harvard Business Review", "hbr.org"),
-    ("Nature", "nature.com"),
-    ("IEEE Spectrum", "spectrum.ieee.org"),
-    ("The Register", "theregister.com"),
-    ("InfoWorld", "infoworld.com"),
-    ("Computerworld", "computerworld.com"),
-    ("TechRepublic", "techrepublic.com"),
-    ("Phys.org", "phys.org"),
-    ("Gizmodo", "gizmodo.com"),
-    ("The Next Web", "thenextweb.com"),
-    ("Mashable", "mashable.com"),
-    ("CNN", "cnn.com"),
-    ("Los Angeles Times", "latimes.com"),
-    ("Washington Post", "washingtonpost.com"),
-    ("South China Morning Post", "scmp.com"),
-    ("Yahoo Finance", "finance.yahoo.com"),
-    ("KDnuggets", "kdnuggets.com"),
-    ("Datanami", "datanami.com"),
-    ("heise online", "heise.de"),
-    ("Süddeutsche Zeitung", "sueddeutsche.de"),
-    ("Le Monde Informatique", "lemondeinformatique.fr"),
-    ("O'Reilly Radar", "oreilly.com"),
-    ("AT&T Newsroom", "about.att.com"),
+    ("Axios", "axios.com"), ("Wired", "wired.com"), ("Vox", "vox.com"),
+    ("Politico", "politico.com"), ("Forbes", "forbes.com"), ("TechCrunch", "techcrunch.com"),
+    ("VentureBeat", "venturebeat.com"), ("ZDNet", "zdnet.com"), ("The Verge", "theverge.com"),
+    ("Reuters", "reuters.com"), ("Bloomberg", "bloomberg.com"), ("CNBC", "cnbc.com"),
+    ("BBC News", "bbc.co.uk"), ("The Guardian", "theguardian.com"), ("Engadget", "engadget.com"),
+    ("Ars Technica", "arstechnica.com"), ("MIT Technology Review", "technologyreview.com"),
+    ("Fast Company", "fastcompany.com"), ("Financial Times", "ft.com"), ("Quartz", "qz.com"),
+    ("Fortune", "fortune.com"), ("Harvard Business Review", "hbr.org"), ("Nature", "nature.com"),
+    ("IEEE Spectrum", "spectrum.ieee.org"), ("The Register", "theregister.com"),
+    ("InfoWorld", "infoworld.com"), ("Computerworld", "computerworld.com"),
+    ("TechRepublic", "techrepublic.com"), ("Phys.org", "phys.org"), ("Gizmodo", "gizmodo.com"),
+    ("The Next Web", "thenextweb.com"), ("Mashable", "mashable.com"), ("CNN", "cnn.com"),
+    ("Los Angeles Times", "latimes.com"), ("Washington Post", "washingtonpost.com"),
+    ("South China Morning Post", "scmp.com"), ("Yahoo Finance", "finance.yahoo.com"),
+    ("KDnuggets", "kdnuggets.com"), ("Datanami", "datanami.com"), ("heise online", "heise.de"),
+    ("Süddeutsche Zeitung", "sueddeutsche.de"), ("Le Monde Informatique", "lemondeinformatique.fr"),
+    ("O'Reilly Radar", "oreilly.com"), ("AT&T Newsroom", "about.att.com"),
 )
 """Known outlets (name, domain); generated local papers and blogs fill up to PROVIDERS."""
 
 PROVIDERS = 260
 TOWNS = (
-    "Ashford",
-    "Bayview",
-    "Cedar Falls",
-    "Dunmore",
-    "Elmwood",
-    "Fairhaven",
-    "Glenrock",
-    "Harbor City",
-    "Ironwood",
-    "Juniper",
-    "Kingsport",
-    "Lakeside",
-    "Millbrook",
-    "Northfield",
-    "Oakridge",
-    "Pinecrest",
-    "Queensbury",
-    "Redwood",
-    "Stonebridge",
-    "Tidewater",
-    "Westbury",
+    "Ashford", "Bayview", "Cedar Falls", "Dunmore", "Elmwood", "Fairhaven", "Glenrock",
+    "Harbor City", "Ironwood", "Juniper", "Kingsport", "Lakeside", "Millbrook", "Northfield",
+    "Oakridge", "Pinecrest", "Queensbury", "Redwood", "Stonebridge", "Tidewater", "Westbury",
 )
 PAPERS = ("Herald", "Gazette", "Tribune", "Courier", "Observer", "Ledger", "Daily", "Post")
 BLOG_HEADS = ("Data", "Byte", "Neural", "Signal", "Circuit", "Vector", "Quantum", "Cloud", "Bot")
@@ -192,29 +114,10 @@ _VOCABULARY = """
 """
 VOCABULARY = tuple(_VOCABULARY.split())
 SPICE = (
-    "\u201cAI\u201d",
-    "it\u2019s",
-    '"smart"',
-    "na\u00efve",
-    "Z\u00fcrich",
-    "S\u00e3o Paulo",
-    "Krak\u00f3w",
-    "\u2026",
-    "<b>beta</b>",
-    "C:\\data",
-    "\u2014",
-    "100%",
-    "#1",
-    "A&B",
-    "\u041c\u043e\u0441\u043a\u0432\u0430",
-    "\u6771\u4eac",
-    "\U0001f680",
-    "\u00bd",
-    "x\u00b2",
-    "O\u2019Neil",
-    "caf\u00e9 & bar",
-    "5 < 7 > 3",
-    "'single'",
+    "\u201cAI\u201d", "it\u2019s", '"smart"', "na\u00efve", "Z\u00fcrich", "S\u00e3o Paulo",
+    "Krak\u00f3w", "\u2026", "<b>beta</b>", "C:\\data", "\u2014", "100%", "#1", "A&B",
+    "\u041c\u043e\u0441\u043a\u0432\u0430", "\u6771\u4eac", "\U0001f680", "\u00bd", "x\u00b2",
+    "O\u2019Neil", "caf\u00e9 & bar", "5 < 7 > 3", "'single'",
 )
 """Tokens that exercise escaping and Unicode (quotes, backslash, markup, scripts, emoji)."""
 TITLE_ENDS = (" | Opinion", " - Analysis", " (Video)", ": Report", "?", "!")
@@ -303,13 +206,8 @@ def providers(seed: int) -> list[Provider]:
         host = domain if domain.count(".") > 1 or rng.random() < 0.3 else "www." + domain
         made.append(
             Provider(
-                name,
-                domain,
-                host,
-                rng.choice(SECTIONS),
-                rng.randrange(3),
-                rng.choice((0.0, 0.0, 0.5, 0.9)),
-                rng.random() < 0.35,
+                name, domain, host, rng.choice(SECTIONS), rng.randrange(3),
+                rng.choice((0.0, 0.0, 0.5, 0.9)), rng.random() < 0.35,
             )
         )
     return made
@@ -333,11 +231,8 @@ class Generator:
         embargo_from: int = EMBARGO_FROM,
         hugo: bool = False,
     ) -> None:
-        for label, ratio in (
-            ("published_ratio", published_ratio),
-            ("embargoed", embargoed),
-            ("duplicates", duplicates),
-        ):
+        for label, ratio in (("published_ratio", published_ratio), ("embargoed", embargoed),
+                             ("duplicates", duplicates)):
             if not 0.0 <= ratio <= 1.0:
                 raise ValueError(f"{label} must be between 0 and 1, got {ratio}")
         self.seed = seed
@@ -412,12 +307,8 @@ class Generator:
         name = f"{rng.getrandbits(64):016x}.{rng.choice(('jpg', 'jpg', 'png', 'webp'))}"
         url = f"https://cdn.{provider.domain}/{day.tm_year}/{day.tm_mon:02d}/{name}"
         url += "?w=1200&q=80" if rng.random() < 0.2 else ""
-        return [
-            f"{indent}- url: {quoted(url)}",
-            f"{indent}  width: {width}",
-            f"{indent}  height: {height}",
-            f"{indent}  isCached: true",
-        ]
+        return [f"{indent}- url: {quoted(url)}", f"{indent}  width: {width}",
+                f"{indent}  height: {height}", f"{indent}  isCached: true"]
 
     @staticmethod
     def _provider_lines(provider: Provider, indent: str, logo: bool) -> list[str]:
@@ -510,12 +401,8 @@ def write_corpus(
     """Write article files `start` .. `start + count - 1` into `dest` (made if missing); return
     their paths in order. A file of the same name is overwritten."""
     generator = Generator(
-        seed,
-        published_ratio=published_ratio,
-        embargoed=embargoed,
-        duplicates=duplicates,
-        embargo_from=embargo_from,
-        hugo=hugo,
+        seed, published_ratio=published_ratio, embargoed=embargoed, duplicates=duplicates,
+        embargo_from=embargo_from, hugo=hugo,
     )
     dest.mkdir(parents=True, exist_ok=True)
     width = max(6, len(str(start + count - 1)))
@@ -573,11 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         low, high = args.start_index, args.start_index + args.count
         clash = [p for p in own if low <= int(p.name.split("_", 1)[0]) < high]
         if clash:
-            print(
-                f"tests/corpus.py: {dest} already holds {len(clash)} article files numbered "
-                f"{low} to {high - 1}; --force replaces them, --start-index adds a batch",
-                file=sys.stderr,
-            )
+            print(f"tests/corpus.py: {dest} already holds {len(clash)} article files numbered "
+                  f"{low} to {high - 1}; --force replaces them, --start-index adds a batch",
+                  file=sys.stderr)
             return 2
 
     def progress(n: int) -> None:
@@ -586,23 +471,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.perf_counter()
     paths = write_corpus(
-        dest,
-        args.count,
-        seed=args.seed,
-        start=args.start_index,
-        published_ratio=args.published_ratio,
-        embargoed=args.embargoed,
-        duplicates=args.duplicates,
-        hugo=args.hugo,
-        progress=progress,
+        dest, args.count, seed=args.seed, start=args.start_index,
+        published_ratio=args.published_ratio, embargoed=args.embargoed,
+        duplicates=args.duplicates, hugo=args.hugo, progress=progress,
     )
     if not args.quiet:
         size = sum(p.stat().st_size for p in paths)
-        print(
-            f"wrote {len(paths)} article files ({size / 1e6:.1f} MB) to {dest} in "
-            f"{time.perf_counter() - started:.1f} s",
-            file=sys.stderr,
-        )
+        print(f"wrote {len(paths)} article files ({size / 1e6:.1f} MB) to {dest} in "
+              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
 
 

@@ -37,7 +37,6 @@ class Client:
     def close(self) -> None:
         self.connection.close()
 
-
 # What our server and deploy/nginx.conf must both answer each kind of file with (the seeds'
 # build, plus an all.json the test writes): explicit types, never the host's mime table.
 CONTENT_TYPES = {

@@ -53,7 +53,9 @@ def imports_of(path: Path) -> list[tuple[str, int]]:
 
 
 _MODULE_PATHS = {
-    module_name(p).replace(".", "/") for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"
+    module_name(p).replace(".", "/")
+    for p in PACKAGE.rglob("*.py")
+    if p.name != "__init__.py"
 } | {module_name(p).replace(".", "/") for p in PACKAGE.rglob("__init__.py")}
 
 

@@ -218,7 +218,9 @@ def test_a_rejected_file_that_says_nothing_else_keeps_its_last_good_version(
 
 def test_a_huge_excerpt_is_cut_at_a_word_boundary_and_feeds_stay_small(folders: Settings) -> None:
     words = " ".join(f"word{i}" for i in range(100_000))  # about 690 kB
-    related = [{"title": f"Related {i}", "webUrl": f"https://r.example.com/{i}"} for i in range(50)]
+    related = [
+        {"title": f"Related {i}", "webUrl": f"https://r.example.com/{i}"} for i in range(50)
+    ]
     for i in range(6):
         write_article(
             folders.input,

@@ -420,7 +420,10 @@ def test_every_feed_has_a_json_feed_and_a_format_turned_off_is_removed(
         for suffix in (".rss.xml", ".atom.xml", ".json"):
             assert (folders.output / (stem + suffix)).is_file()
     page = (folders.output / "index.html").read_text(encoding="utf-8")
-    assert f'type="application/feed+json" title="All articles (JSON)" href="{BASE}all.json"' in page
+    assert (
+        f'type="application/feed+json" title="All articles (JSON)" href="{BASE}all.json"'
+        in page
+    )
     before = snapshot(folders.output)
 
     rss_only = replace(folders, formats=(FeedFormat.RSS,))

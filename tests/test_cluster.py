@@ -70,22 +70,10 @@ class Node:
         with log.open("wb") as sink:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "aggregator",
-                    "run",
-                    "--input",
-                    str(self.input),
-                    "--output",
-                    str(self.output),
-                    "--state",
-                    str(self.state),
-                    "--base-url",
-                    BASE,
-                    "--catalog",
-                    self.url,
-                    "--node",
-                    self.name,
+                    sys.executable, "-m", "aggregator", "run",
+                    "--input", str(self.input), "--output", str(self.output),
+                    "--state", str(self.state), "--base-url", BASE,
+                    "--catalog", self.url, "--node", self.name,
                 ],
                 cwd=self.input.parent,  # no config/aggregator.yaml there
                 stdout=sink,

@@ -306,7 +306,9 @@ def test_deleting_the_file_removes_the_article(settings: Settings) -> None:
 # --- many changes -------------------------------------------------------------------------
 
 
-def test_a_burst_of_1000_files_lands_in_few_builds(settings: Settings, corpus: list[Path]) -> None:
+def test_a_burst_of_1000_files_lands_in_few_builds(
+    settings: Settings, corpus: list[Path]
+) -> None:
     expected: dict[str, set[str]] = {}  # feed → links
     for path in corpus:
         article = read_article(path, path.name)
@@ -319,7 +321,9 @@ def test_a_burst_of_1000_files_lands_in_few_builds(settings: Settings, corpus: l
         before = recorder.builds
         for path in corpus:
             shutil.copyfile(path, settings.input / path.name)
-        wait_for(lambda: expected["all"] <= set(entries(settings)), "all 1,000 files", timeout=60)
+        wait_for(
+            lambda: expected["all"] <= set(entries(settings)), "all 1,000 files", timeout=60
+        )
         assert daemon.wait_idle(TIMEOUT)
         builds = recorder.builds - before
         assert 1 <= builds <= 25, f"{builds} builds for 1,000 files"
@@ -422,7 +426,9 @@ def test_a_file_gone_before_its_build_is_no_trouble(settings: Settings) -> None:
 
 def test_ignored_files_never_start_a_build(settings: Settings) -> None:
     # Output and state inside the input: their own writes must not look like changes.
-    settings = replace(settings, output=settings.input / "feeds", state=settings.input / ".state")
+    settings = replace(
+        settings, output=settings.input / "feeds", state=settings.input / ".state"
+    )
     with running(settings, builder=SpyBuilder) as (daemon, recorder):
         assert daemon.wait_idle(TIMEOUT)
         builds = len(spy(daemon).batches)

@@ -113,14 +113,18 @@ def test_one_webUrl_from_two_nodes_is_one_item_from_the_newest_file(
         assert [(e.title, e.id) for e in entries] == [("New title", "https://e.org/same")]
 
 
-def test_the_listener_rings_for_other_nodes_commits_only(tmp_path: Path, postgres_url: str) -> None:
+def test_the_listener_rings_for_other_nodes_commits_only(
+    tmp_path: Path, postgres_url: str
+) -> None:
     one = node_settings(tmp_path, postgres_url, "one")
     two = node_settings(tmp_path, postgres_url, "two")
     with Builder(one) as first:
         first.build()  # creates the schema
         rings: list[str] = []
         connects = threading.Event()
-        listener = ChangeListener(postgres_url, "one", lambda: rings.append("ring"), connects.set)
+        listener = ChangeListener(
+            postgres_url, "one", lambda: rings.append("ring"), connects.set
+        )
         listener.start()
         try:
             assert connects.wait(10)
