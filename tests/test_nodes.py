@@ -323,3 +323,32 @@ def test_a_node_whose_name_was_taken_over_while_it_was_cut_off_stops(
     assert f"(pid {twin.proc.pid}, since " in first.text()
     assert "Traceback" not in first.text()
     assert twin.stop() == 0
+
+
+def test_the_leaders_checks_before_each_ping_open_no_connection(postgres_url: str) -> None:
+    from aggregator.catalog import Leadership
+
+    Catalog(postgres_url, node="n1").close()  # the schema
+    leadership = Leadership(postgres_url, "n1")
+    leadership.start()
+    try:
+        wait_for(lambda: leadership.epoch is not None, "n1 to lead")
+        epoch = leadership.epoch
+        assert epoch is not None
+
+        def sessions() -> int:
+            with psycopg.connect(postgres_url) as conn:
+                row = conn.execute(
+                    "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+                ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        before = sessions()
+        assert all(leadership.still_leader(epoch) for _ in range(50))
+        assert not leadership.still_leader(epoch + 1)
+        # Only the probes' own sessions were opened meanwhile (counted when they end): the
+        # checks reuse the leader's session (before, each opened one: 51 more).
+        assert sessions() - before <= 2
+    finally:
+        leadership.stop()
