@@ -93,7 +93,7 @@ HINTS: dict[str, str] = {
     "3D000": "the database does not exist: create it (`createdb NAME`) or fix `catalog:`",
     "53300": "the server has no free connection slot for this role or database: raise "
     "max_connections (or the CONNECTION LIMIT), or close other clients (each node keeps "
-    "5 connections, plus one per render worker)",
+    "4 connections, plus one per render worker)",
     "53100": "the database server's disk is full: free space on it; the feeds stay as they "
     f"are and nothing half-written is kept ({_RETRIED})",
     "53200": f"the database server is out of memory ({_RETRIED})",
