@@ -106,13 +106,13 @@ class MissingExtra(ConfigError):
 
 
 _PASSWORD_IN_URL = re.compile(
-    r"(?P<head>^[a-z][a-z0-9+.-]*://[^/@?#:]*:)(?P<secret>[^/@?#]*)@", re.IGNORECASE
+    r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/@?#:\s]*:)(?P<secret>[^/@?#\s]*)@", re.IGNORECASE
 )
 _PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)", re.I)
 
 
 def redact_url(url: str) -> str:
-    """`url` with any password (`user:SECRET@`, `?password=SECRET`) shown as `***`: the form
-    in which a URL may reach output or a log."""
+    """`url` (or a message holding URLs) with any password (`user:SECRET@`,
+    `?password=SECRET`) shown as `***`: the form in which a URL may reach output or a log."""
     text = _PASSWORD_IN_URL.sub(r"\g<head>***@", url)
     return _PASSWORD_PARAM.sub(r"\g<head>***", text)

@@ -15,7 +15,7 @@ import psycopg
 from aggregator.backoff import Backoff, BackoffPolicy
 from aggregator.catalog.pgconnect import connect, where_is
 from aggregator.catalog.postgres import CHANNEL, LEADER_LOCK
-from aggregator.errors import CatalogError
+from aggregator.errors import CatalogError, redact_url
 
 LOGGER = logging.getLogger("aggregator.catalog")
 
@@ -26,7 +26,7 @@ LEADER_POLL_SECONDS = 1.0
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
+    text = redact_url(str(exc).strip())
     return text.splitlines()[0] if text else "closed"
 
 

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from aggregator.errors import CatalogError
+from aggregator.errors import CatalogError, redact_url
 
 # What a session of ours waits for, at most (PostgreSQL's units).
 # A stalled holder of the write lock (a paused process, a lost host) is cut off by the server
@@ -115,6 +115,9 @@ HINTS: dict[str, str] = {
     "57P": f"the database server is restarting or shutting down ({_RETRIED})",
     "42501": "the database role lacks a privilege: grant it the rights to create and use "
     "tables in this database",
+    "08006": "the server closed this session (it restarted, an administrator ended it, or "
+    f"it sat idle inside a transaction longer than {IDLE_IN_TRANSACTION} while this process "
+    f"was paused) ({_RETRIED} on a new connection)",
     "08": f"the connection to the database broke; {_UNREACHABLE}",
 }
 
@@ -125,6 +128,7 @@ _CONNECT_FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"database \".*\" does not exist"), "3D000"),
     (re.compile(r"too many (clients|connections)|remaining connection slots"), "53300"),
     (re.compile(r"the database system is (starting up|shutting down|in recovery)"), "57P"),
+    (re.compile(r"server closed the connection unexpectedly"), "08006"),
 )
 
 
@@ -142,7 +146,7 @@ def _hint(exc: psycopg.Error, detail: str) -> str | None:
 
 def reason(exc: psycopg.Error, where: str) -> CatalogError:
     """What to do about a PostgreSQL error, for a message naming `where`."""
-    text = str(exc).strip()
+    text = redact_url(str(exc).strip())  # a driver's message may quote the URL
     detail = text.splitlines()[0] if text else type(exc).__name__
     hint = _hint(exc, text)
     if hint is not None:
