@@ -196,5 +196,5 @@ class NodeClaim:
         """Let the name go (closing the session frees the lock)."""
         self._stopping.set()
         self._thread.join(timeout=5)
-        with self._lock:
-            self._conn.close()
+        # Not under the lock: a heartbeat stuck on a dead link must not hold a stop up.
+        self._conn.close()
