@@ -5,6 +5,8 @@ Every message a user sees says what went wrong, where (file, field or key) and w
 
 from __future__ import annotations
 
+import re
+
 
 class AggregatorError(Exception):
     """Root of every error this package raises on purpose."""
@@ -78,3 +80,39 @@ class PublishError(AggregatorError):
 
     def __str__(self) -> str:
         return f"cannot write {self.path}: {self.reason} (the previous file is left as it was)"
+
+
+class NodeNameInUse(ConfigError):
+    """The `node:` name is held by another live process of the cluster (exit 2, as for a
+    bad config): two processes with one name would take each other's files for their own."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(source, [reason])
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"node {self.source}: {self.reason}"
+
+
+class MissingExtra(ConfigError):
+    """A setting needs an optional part of the package that is not installed (exit 2)."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(source, [reason])
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+_PASSWORD_IN_URL = re.compile(
+    r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/@?#:\s]*:)(?P<secret>[^/@?#\s]*)@", re.IGNORECASE
+)
+_PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)", re.I)
+
+
+def redact_url(url: str) -> str:
+    """`url` (or a message holding URLs) with any password (`user:SECRET@`,
+    `?password=SECRET`) shown as `***`: the form in which a URL may reach output or a log."""
+    text = _PASSWORD_IN_URL.sub(r"\g<head>***@", url)
+    return _PASSWORD_PARAM.sub(r"\g<head>***", text)

@@ -41,7 +41,7 @@ OWNERS: dict[str, set[str]] = {
     "watchdog": {"daemon.watch"},
     "apscheduler": {"daemon.service"},
     "sqlite3": {"catalog.sqlite", "catalog.maintenance"},
-    "psycopg": {"catalog.postgres", "catalog.cluster"},
+    "psycopg": {"catalog.postgres", "catalog.cluster", "catalog.pgconnect", "catalog.claim"},
     "urllib.request": {"delivery.websub", "delivery.deadline"},
     "yaml": {"reading.yaml_safe", "reading.articles", "config.loading"},
     "aiohttp": {"serve.server", "serve.limits"},

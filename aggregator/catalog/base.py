@@ -19,7 +19,7 @@ from typing import ClassVar, Concatenate, ParamSpec, TypeVar
 from aggregator.catalog.nodes import NodeKeys
 from aggregator.catalog.records import FileChange
 from aggregator.catalog.schema import MIGRATIONS, SCHEMA_VERSION, Connection, Meta, damaged
-from aggregator.errors import CatalogError
+from aggregator.errors import AggregatorError, CatalogError
 from aggregator.membership import FeedRules
 from aggregator.model import FeedKey
 
@@ -43,9 +43,19 @@ class Backend:
     quiet: ClassVar[tuple[type[Exception], ...]]  # what closing or rolling back may raise
     _savepoints = 0
 
-    def begin_write(self) -> None:
-        """Begin the one write transaction the catalog allows at a time."""
+    def begin_write(self, *, exclusive: bool = True) -> None:
+        """Begin the one write transaction the catalog allows at a time (`exclusive`: it
+        writes rows other nodes share, so it also waits for their writers; a shared
+        catalog only)."""
         raise NotImplementedError
+
+    def lock_shared(self) -> None:
+        """Inside a transaction: take the lock `exclusive` would have (a shared catalog)."""
+
+    def identity_lost(self) -> AggregatorError | None:
+        """Why this process may no longer write as its node (another took the name over
+        while it was cut off), or None: always None for a catalog of one node."""
+        return None
 
     def storage_error(self, exc: Exception) -> CatalogError | None:
         """`exc` (one of `errors`) as what to do about it; None if it is a bug (re-raised)."""
@@ -102,7 +112,7 @@ class Backend:
         return _Boundary(self)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, exclusive: bool = True) -> Iterator[None]:
         """`begin_write` … COMMIT, or ROLLBACK on any error: all of it or none. Inside a
         transaction already: a savepoint, so that it composes.
 
@@ -111,11 +121,14 @@ class Backend:
         transaction is active", hiding it.
         """
         if self.db.in_transaction:
+            if exclusive:
+                with self.boundary():
+                    self.lock_shared()  # an outer transaction may not have needed it
             with self._savepoint():
                 yield
             return
         with self.boundary():
-            self.begin_write()
+            self.begin_write(exclusive=exclusive)
         try:
             yield
             self.db.execute("COMMIT")
@@ -205,10 +218,17 @@ class CatalogBase:
         """Whether several nodes share this catalog (PostgreSQL)."""
         return self._backend.shared
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        """BEGIN … COMMIT, or ROLLBACK on any error: all of a sync or none (on PostgreSQL,
-        holding the cluster-wide write lock). Nested: a savepoint."""
-        return self._backend.transaction()
+    def transaction(self, *, exclusive: bool = True) -> contextlib.AbstractContextManager[None]:
+        """BEGIN … COMMIT, or ROLLBACK on any error: all of a sync or none. On PostgreSQL,
+        `exclusive` holds the cluster-wide write lock: leave it only for a transaction that
+        writes this node's own rows (never the shared ones, never the change log). Nested:
+        a savepoint."""
+        return self._backend.transaction(exclusive=exclusive)
+
+    def identity_lost(self) -> AggregatorError | None:
+        """Why this process must stop writing as its node (its name was taken over), or
+        None (see `aggregator.catalog.claim`)."""
+        return self._backend.identity_lost()
 
 
 def storage_errors(

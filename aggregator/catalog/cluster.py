@@ -13,7 +13,9 @@ from typing import Any
 import psycopg
 
 from aggregator.backoff import Backoff, BackoffPolicy
-from aggregator.catalog.postgres import CHANNEL, LEADER_LOCK, where_is
+from aggregator.catalog.pgconnect import connect, where_is
+from aggregator.catalog.postgres import CHANNEL, LEADER_LOCK
+from aggregator.errors import CatalogError, redact_url
 
 LOGGER = logging.getLogger("aggregator.catalog")
 
@@ -21,6 +23,11 @@ LOGGER = logging.getLogger("aggregator.catalog")
 BACKOFF = BackoffPolicy(first=1.0, cap=30.0)
 # How often a follower tries to become the leader (a dead leader is replaced this fast).
 LEADER_POLL_SECONDS = 1.0
+
+
+def _first_line(exc: Exception) -> str:
+    text = redact_url(str(exc).strip())
+    return text.splitlines()[0] if text else "closed"
 
 
 class _SessionThread:
@@ -45,15 +52,16 @@ class _SessionThread:
     def _session(self, conn: psycopg.Connection[Any]) -> None:
         raise NotImplementedError
 
-    def _lost(self, exc: psycopg.Error) -> None:
+    def _lost(self, exc: psycopg.Error | CatalogError) -> None:
         """The session failed (or could not start); the thread waits, then reconnects."""
 
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                # Our session settings (bounded waits, keepalives): see pgconnect.
+                with connect(self.url) as conn:
                     self._session(conn)
-            except psycopg.Error as exc:
+            except (psycopg.Error, CatalogError) as exc:
                 self._lost(exc)
                 self._stopping.wait(self._backoff.failed())
 
@@ -100,14 +108,14 @@ class ChangeListener(_SessionThread):
             # notifies() returns quietly on timeout; a dead link shows here.
             conn.execute("SELECT 1")
 
-    def _lost(self, exc: psycopg.Error) -> None:
+    def _lost(self, exc: psycopg.Error | CatalogError) -> None:
         self.connected.clear()
         if not self._gone:
             LOGGER.warning(
                 "catalog: lost the connection to %s (%s); the feeds stay as they "
                 "are; reconnecting every %g-%g s",
                 self.where,
-                str(exc).strip().splitlines()[0] if str(exc).strip() else "closed",
+                _first_line(exc),
                 BACKOFF.first,
                 BACKOFF.cap,
             )
@@ -128,16 +136,23 @@ class Leadership(_SessionThread):
         self.node = node
         self.on_elected = on_elected
         self.epoch: int | None = None
+        self._conn: psycopg.Connection[Any] | None = None  # the session holding the lock
 
     def stop(self) -> None:
         """Give up leadership (closing the session frees the lock) and stop."""
         super().stop()
 
     def still_leader(self, epoch: int) -> bool:
-        """Whether `epoch` is still the current one (check before each once-only action)."""
+        """Whether `epoch` is still the current one (check before each once-only action).
+
+        Asked on the session that holds the leader lock (psycopg serialises its users), not
+        on a new connection per ping: a reply proves the lock is still held, and the ping
+        threads cost the server no connection of their own."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return False
         try:
-            with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-                row = conn.execute("SELECT epoch FROM cluster_leader WHERE id = 1").fetchone()
+            row = conn.execute("SELECT epoch FROM cluster_leader WHERE id = 1").fetchone()
         except psycopg.Error:
             return False
         return row is not None and int(row[0]) == epoch
@@ -146,13 +161,20 @@ class Leadership(_SessionThread):
         super()._run()
         self.epoch = None
 
-    def _lost(self, exc: psycopg.Error) -> None:
+    def _lost(self, exc: psycopg.Error | CatalogError) -> None:
         if self.epoch is not None:
             LOGGER.warning("leader: %s lost its session; no longer the leader", self.node)
             self.epoch = None
 
     def _session(self, conn: psycopg.Connection[Any]) -> None:
         self._backoff.succeeded()
+        self._conn = conn
+        try:
+            self._campaign(conn)
+        finally:
+            self._conn = None
+
+    def _campaign(self, conn: psycopg.Connection[Any]) -> None:
         while not self._stopping.is_set():
             if self.epoch is None:
                 row = conn.execute(f"SELECT pg_try_advisory_lock({LEADER_LOCK})").fetchone()

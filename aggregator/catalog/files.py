@@ -13,6 +13,7 @@ from aggregator.catalog.pending import PendingMixin
 from aggregator.catalog.records import FileChange, SyncResult
 from aggregator.catalog.sync import SyncBatch
 from aggregator.events import pair_moves
+from aggregator.faults import crash_point
 from aggregator.reading import FileStat
 
 # Syncs of at least this many changes get a big page cache while they run.
@@ -79,6 +80,7 @@ class FilesMixin(PendingMixin):
         batches = self._backend.batches(batches, bulk=bulk)
         total = SyncResult()
         with self.transaction():
+            crash_point("sync-locked")  # the (cluster-wide) write lock is held
             for batch in batches:
                 changes = self._keys.stored_changes(batch)
                 result = SyncBatch(self._db, now, self.rules, cutoff).run(changes)

@@ -44,7 +44,7 @@ class PendingMixin(MetaMixin):
 
         Feeds written make the indexes (which list them) pending, until `finish_indexes`.
         """
-        with self.transaction():
+        with self.transaction(exclusive=False):  # this node's rows only: no cluster lock
             for record in written:
                 self._save_feed(record)
             self.set_meta(PENDING_FEEDS, json.dumps(sorted(str(k) for k in failed)))

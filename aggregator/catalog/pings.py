@@ -39,7 +39,8 @@ class PingsMixin(CatalogBase):
         """Drop owed pings that were sent (or given up); unknown ids are ignored."""
         if not ids:
             return
-        with self.transaction():
+        # Deleting by id cannot conflict with another node's obligations: no cluster lock.
+        with self.transaction(exclusive=False):
             for chunk in chunks(ids):
                 self._db.execute(
                     f"DELETE FROM pending_pings WHERE id IN ({marks(len(chunk))})", chunk

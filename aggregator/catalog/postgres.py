@@ -17,13 +17,13 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import psycopg
-from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict
 
 from aggregator.catalog.base import Backend
+from aggregator.catalog.claim import CLAIM_DDL, NodeClaim
+from aggregator.catalog.pgconnect import connect, is_bug, reason, where_is
 from aggregator.catalog.records import FileChange
 from aggregator.catalog.schema import RENDERED_SEQ, Meta
-from aggregator.errors import CatalogError
+from aggregator.errors import AggregatorError, CatalogError
 from aggregator.model import FeedKey
 
 LOGGER = logging.getLogger("aggregator.catalog")
@@ -43,45 +43,8 @@ CLUSTER_DDL = (
     "CREATE TABLE IF NOT EXISTS cluster_leader ("
     " id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL, node TEXT NOT NULL)",
     "INSERT INTO cluster_leader (id, epoch, node) VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
+    CLAIM_DDL,
 )
-
-
-def where_is(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        info = conninfo_to_dict(url)
-    except psycopg.Error:
-        return "postgresql://?"
-    host = info.get("host") or "localhost"
-    port = info.get("port") or "5432"
-    return f"postgresql://{host}:{port}/{info.get('dbname') or ''}"
-
-
-# Programming errors a user can still act on: a damaged schema, or a role without rights.
-_NOT_BUGS = (pg_errors.UndefinedTable, pg_errors.UndefinedColumn, pg_errors.InsufficientPrivilege)
-
-
-def is_bug(exc: psycopg.Error) -> bool:
-    """Whether an error is this package's mistake (bad SQL, wrong parameters), not advice."""
-    return isinstance(exc, psycopg.ProgrammingError) and not isinstance(exc, _NOT_BUGS)
-
-
-def _reason(exc: psycopg.Error, where: str) -> CatalogError:
-    if isinstance(exc, psycopg.OperationalError):
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return CatalogError(
-            where,
-            f"cannot reach the database ({detail}); check `catalog:` / is PostgreSQL running?",
-        )
-    return CatalogError(where, str(exc).strip() or type(exc).__name__)
-
-
-def connect(url: str) -> psycopg.Connection[Any]:
-    """An autocommit connection (transactions are explicit BEGIN … COMMIT), or CatalogError."""
-    try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        raise _reason(exc, where_is(url)) from exc
 
 
 # --- SQLite's dialect on PostgreSQL ---------------------------------------------------------
@@ -157,15 +120,30 @@ class PostgresConnection:
         except psycopg.Error as exc:
             if is_bug(exc):
                 raise
-            raise _reason(exc, self.where) from exc
+            raise reason(exc, self.where) from exc
 
-    def begin_write(self) -> None:
-        """BEGIN, holding SQLite's single writer cluster-wide: the syncs of all nodes run one
-        at a time (the lock goes with the transaction)."""
+    def begin_write(self, *, exclusive: bool = True) -> None:
+        """BEGIN; `exclusive`: holding SQLite's single writer cluster-wide, so that the syncs
+        of all nodes (and anything else that writes shared rows or the change log) run one
+        at a time (the lock goes with the transaction). A transaction that writes only this
+        node's own rows need not wait for the other nodes."""
         self._reconnect_if_broken()
         self._run("BEGIN", None)
         self._in_transaction = True
-        self._run(f"SELECT pg_advisory_xact_lock({SYNC_LOCK})", None)
+        if exclusive:
+            try:
+                self._run(f"SELECT pg_advisory_xact_lock({SYNC_LOCK})", None)
+            except BaseException:  # lock_timeout, a lost link: no transaction stays open
+                self.rollback_quietly()
+                raise
+
+    def rollback_quietly(self) -> None:
+        """End the open transaction, if the link still has one, on the way out of a failure
+        that says more."""
+        try:
+            self.execute("ROLLBACK")
+        except (psycopg.Error, CatalogError):
+            self._in_transaction = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement in SQLite's dialect; a cursor (fetchone, fetchall, iteration)."""
@@ -196,7 +174,7 @@ class PostgresConnection:
         except psycopg.Error as exc:
             if is_bug(exc):
                 raise
-            raise _reason(exc, self.where) from exc
+            raise reason(exc, self.where) from exc
 
     def schema_version(self) -> int:
         """The migration the database is at (its own table: PostgreSQL has no user_version)."""
@@ -226,8 +204,11 @@ class PostgresConnection:
 
     @property
     def in_transaction(self) -> bool:
-        """Whether a BEGIN is open (as `sqlite3.Connection.in_transaction`)."""
-        return self._in_transaction and not self._conn.closed
+        """Whether a BEGIN is open (as `sqlite3.Connection.in_transaction`). A link the
+        server closed has none: it rolled back (the next statement reconnects)."""
+        if self._in_transaction and self._conn.closed:
+            self._in_transaction = False
+        return self._in_transaction
 
     @property
     def closed(self) -> bool:
@@ -271,6 +252,7 @@ class PostgresBackend(Backend):
         self._node = node
         self._kept_open = readonly  # the process's reader connection, reused by the next
         self._pending_upto = 0
+        self._claim: NodeClaim | None = None
         if readonly:
             return
         try:
@@ -279,16 +261,31 @@ class PostgresBackend(Backend):
                 self.migrate()
             finally:
                 self.db.unlock_migrations()
+            # A writer holds its node's name for as long as it is open: only one process
+            # may write `<node>/` rows (see claim.py).
+            self._claim = NodeClaim(url, node)
         except BaseException:
             self.close_quietly()  # the migration's error says more than a close could
             raise
 
-    def begin_write(self) -> None:
-        self.db.begin_write()
+    def begin_write(self, *, exclusive: bool = True) -> None:
+        self.db.begin_write(exclusive=exclusive)
+        if self._claim is not None:
+            try:
+                self._claim.check(self.db)
+            except BaseException:
+                self.db.rollback_quietly()
+                raise
+
+    def lock_shared(self) -> None:
+        self.db.execute(f"SELECT pg_advisory_xact_lock({SYNC_LOCK})")
+
+    def identity_lost(self) -> AggregatorError | None:
+        return None if self._claim is None else self._claim.lost
 
     def storage_error(self, exc: Exception) -> CatalogError | None:
         assert isinstance(exc, psycopg.Error)
-        return None if is_bug(exc) else _reason(exc, self.where)
+        return None if is_bug(exc) else reason(exc, self.where)
 
     def schema_version(self) -> int:
         return self.db.schema_version()
@@ -325,11 +322,17 @@ class PostgresBackend(Backend):
     def batches(
         self, batches: Iterable[Sequence[FileChange]], *, bulk: bool
     ) -> Iterable[Sequence[FileChange]]:
-        # The transaction holds the cluster-wide write lock: the daemon's batches are read
-        # first, so that other nodes do not wait on this one's parsing. A bulk sync (a cold
-        # build) keeps reading while it writes, which saves more.
-        return batches if bulk else list(batches)
+        # The transaction holds the cluster-wide write lock: every batch is read (parsed)
+        # before it begins, so that the lock is held for the SQL alone, never while files
+        # are read: a cold build on one node must not stall every other node's ingest, and
+        # a session idle inside its transaction is a stalled one (the server ends it).
+        return list(batches)
 
     def close(self) -> None:
-        if not self._kept_open:
-            self.db.close()
+        try:
+            if not self._kept_open:
+                self.db.close()
+        finally:
+            if self._claim is not None:  # last: no write of ours can follow its release
+                self._claim.release()
+                self._claim = None

@@ -70,8 +70,8 @@ class SqliteBackend(Backend):
         except OSError as exc:
             raise CatalogError(str(path), f"cannot create its folder: {exc.strerror}") from exc
 
-    def begin_write(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+    def begin_write(self, *, exclusive: bool = True) -> None:
+        self.db.execute("BEGIN IMMEDIATE")  # one node: every write transaction is exclusive
 
     def storage_error(self, exc: Exception) -> CatalogError | None:
         # A closed database is a caller's mistake a user can still be told about; any other

@@ -18,6 +18,7 @@ from aggregator.catalog.files import FilesMixin
 from aggregator.catalog.nodes import NodeKeys
 from aggregator.catalog.pings import PingsMixin
 from aggregator.catalog.sqlite import SqliteBackend
+from aggregator.errors import MissingExtra
 from aggregator.membership import DEFAULT_RULES, FeedRules
 
 
@@ -30,7 +31,18 @@ def _open_backend(location: Path | str, path: Path, node: str, *, readonly: bool
     """The backend for a location, chosen here once: the methods never ask again."""
     if is_shared(location):
         # Imported here: a SQLite user never loads psycopg (an optional extra).
-        from aggregator.catalog.postgres import PostgresBackend
+        try:
+            from aggregator.catalog.postgres import PostgresBackend
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] != "psycopg":
+                raise
+            raise MissingExtra(
+                "catalog",
+                "a postgresql:// catalog needs the PostgreSQL driver (psycopg 3), which is "
+                "not installed here: pip install 'aggregator[postgresql]' (the exact "
+                "versions tested: pip install psycopg==3.3.9 psycopg-binary==3.3.9, as in "
+                "requirements.lock), then run again",
+            ) from None
 
         return PostgresBackend(str(location), node, readonly=readonly)
     return SqliteBackend(path, str(location), readonly=readonly)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aggregator import __version__
 from aggregator.config import LoadedConfig, Settings, effective_values, yaml_value
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, redact_url
 from aggregator.words import counted
 
 if TYPE_CHECKING:
@@ -311,6 +311,8 @@ def init(args: argparse.Namespace) -> int:
 def config(args: argparse.Namespace) -> int:
     loaded: LoadedConfig = args.loaded
     values = effective_values(loaded.settings)
+    # A database password is never printed (nor logged): the URL shows `***` instead.
+    values = [(k, _redacted(v)) for k, v in values]
     shown = [(key, yaml_value(value), loaded.origin(key)) for key, value in values]
     width = max(len(f"{key}: {value}") for key, value, _ in shown)
     source = str(loaded.file) if loaded.file else "none (built-in defaults)"
@@ -323,6 +325,14 @@ def config(args: argparse.Namespace) -> int:
     for key, value, origin in shown:
         print(f"{f'{key}: {value}':<{width}}  # {origin}")
     return EXIT_OK
+
+
+def _redacted(value: object) -> object:
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def health(args: argparse.Namespace) -> int:

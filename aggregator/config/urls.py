@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from aggregator.errors import redact_url
+
 
 class Invalid(Exception):
     """A value that cannot be read: each problem whole, `<dotted key>: <what is wrong>`."""
@@ -64,7 +66,8 @@ def postgres_url(key: str, value: Any) -> str:
     if not readable:
         raise Invalid(
             f"{key}: must be a PostgreSQL URL such as postgresql://user@db-host/feeds "
-            f"(leave it out to keep the SQLite catalog in `state`), got {value!r}"
+            f"(leave it out to keep the SQLite catalog in `state`), "
+            f"got {(redact_url(value) if isinstance(value, str) else value)!r}"
         )
     return str(value)
 

@@ -18,8 +18,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from aggregator.errors import AggregatorError
+
 if TYPE_CHECKING:
-    from aggregator.catalog import ChangeListener, Leadership
+    from aggregator.catalog import Catalog, ChangeListener, Leadership
 
 LOGGER = logging.getLogger("aggregator.daemon")
 
@@ -31,6 +33,8 @@ class ClusterNode:
         self.listener: ChangeListener | None = None
         # The node doing once-only work on a shared catalog (None: SQLite, always this one).
         self.leadership: Leadership | None = None
+        # Why this node must stop: another process holds its name now (NodeNameInUse).
+        self.fatal: AggregatorError | None = None
 
     def join(
         self,
@@ -62,6 +66,13 @@ class ClusterNode:
             LOGGER.debug("%s: left to the leader", what)
             return False
         return True
+
+    def must_stop(self, catalog: Catalog | None) -> AggregatorError | None:
+        """Why this node must stop now: its name was taken over while it was cut off from
+        the catalog (see the catalog's `claim` module), or None."""
+        if self.fatal is None and catalog is not None:
+            self.fatal = catalog.identity_lost()
+        return self.fatal
 
     def stop(self) -> None:
         """Stop both threads (the claim to lead lapses with the session)."""

@@ -50,7 +50,7 @@ from aggregator.daemon.pings import PINGS, WRITER, PingDispatcher, ping_threads
 from aggregator.daemon.retries import Retries
 from aggregator.daemon.watch import Watcher
 from aggregator.delivery import GIVE_UP_SECONDS, PING_RETRY, Notifier, Sink, lifecycle, log_sink
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, NodeNameInUse
 from aggregator.pipeline import Builder, start_worker_server
 
 if TYPE_CHECKING:
@@ -446,6 +446,9 @@ class Daemon:
         except BuildCancelled:
             LOGGER.info("build abandoned: stopping (nothing was written)")
             return
+        except NodeNameInUse as exc:  # another process writes as this node now: stop
+            self.cluster.fatal = exc
+            return
         except Exception as exc:
             # An environment problem (full disk, damaged catalog) or a bug: the daemon goes
             # on. The batch is kept (paths, or the full scan) and retried with backoff.
@@ -476,7 +479,7 @@ def run_daemon(settings: Settings) -> int:
     daemon = Daemon(settings)
     try:
         daemon.start()
-        while not stop.wait(1.0):
+        while not stop.wait(1.0) and daemon.cluster.must_stop(daemon._catalog()) is None:
             pass
     finally:
         finished = daemon.stop()
@@ -489,4 +492,6 @@ def run_daemon(settings: Settings) -> int:
         logging.shutdown()
         os._exit(0)
     LOGGER.info("stopped", extra=lifecycle("stopped"))
+    if daemon.cluster.fatal is not None:
+        raise daemon.cluster.fatal  # the command line says it: exit 2
     return 0
