@@ -169,6 +169,35 @@ FLAGS: dict[str, Flag] = {
         },
         setting="port",
     ),
+    "access_log": Flag(
+        ("--access-log",),
+        {
+            "action": "store_true",
+            "default": None,
+            "help": "log one line per HTTP request on the aggregator.access logger "
+            "(config key serve.access_log; default off)",
+        },
+        setting="access_log",
+    ),
+    "metrics_port": Flag(
+        ("--metrics-port",),
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "serve Prometheus metrics at /metrics and a health check at /healthz on "
+            "this TCP port (config key metrics.port; default: no metrics server)",
+        },
+        setting="metrics_port",
+    ),
+    "metrics_bind": Flag(
+        ("--metrics-bind",),
+        {
+            "metavar": "ADDR",
+            "help": "address the metrics server listens on "
+            f"(config key metrics.bind; default {_DEFAULTS.metrics_bind})",
+        },
+        setting="metrics_bind",
+    ),
     "wait": Flag(
         ("--wait",),
         {
@@ -344,7 +373,17 @@ COMMANDS: tuple[Command, ...] = (
         "keep the feeds current as files change (a foreground daemon)",
         "Build once, then watch the input folder and rebuild the feeds a change touches. "
         "Stops cleanly on SIGTERM or SIGINT.",
-        (*_SETTINGS_FLAGS, "poll", "wait", "serve", "bind", "port"),
+        (
+            *_SETTINGS_FLAGS,
+            "poll",
+            "wait",
+            "serve",
+            "bind",
+            "port",
+            "access_log",
+            "metrics_port",
+            "metrics_bind",
+        ),
         commands.run,
     ),
     Command(
@@ -352,7 +391,17 @@ COMMANDS: tuple[Command, ...] = (
         "serve the output folder over HTTP, for feed readers",
         "Serve the built feeds, index.opml and index.html over HTTP (ETag, conditional GET, "
         "gzip, Range) until SIGTERM or SIGINT. Reads the output folder only.",
-        ("config", "output", "state", "base_url", "log_level", "log_format", "bind", "port"),
+        (
+            "config",
+            "output",
+            "state",
+            "base_url",
+            "log_level",
+            "log_format",
+            "bind",
+            "port",
+            "access_log",
+        ),
         commands.serve,
     ),
     Command(
