@@ -86,7 +86,9 @@ def _count(agent: str) -> int | None:
             start = at
             while start > 0 and at - start < _MAX_DIGITS and agent[start - 1].isdigit():
                 start -= 1
-            if start < at and agent[start:at].isascii():
+            # A whole number: not the tail of a version ("8.5.0 subscribers").
+            whole = start == 0 or agent[start - 1] in " (;,-"
+            if start < at and whole and agent[start:at].isascii():
                 return int(agent[start:at])
             at = agent.find(word, at + len(word))
     return None
