@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -79,7 +78,9 @@ def test_hostile_agents_are_bounded() -> None:
     report = parse_subscribers("X" * 500 + "/1 (" + " subscribers" * 100_000)
     assert report is None
     report = parse_subscribers("A" * 200 + "/1 (7 subscribers)")
-    assert report is not None and len(report.reader) == 64 and report.subscribers == 7
+    assert report is not None
+    assert len(report.reader) == 64
+    assert report.subscribers == 7
     assert parse_subscribers("Feedly/1.0 (" + " " * 2000 + "5 subscribers)") is None
 
 
@@ -143,14 +144,16 @@ class Serve:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
+def settings(tmp_path: Path) -> Settings:
     settings = folder_settings(tmp_path)
     write_article(settings.input, "a.md", "https://example.com/a")
     build(settings)
-    yield settings
+    return settings
 
 
-FORGED = b'x" 200 1 "-" \\ \t\xe2\x80\xa8\xe2\x80\xae end'  # quotes, a backslash, a tab, U+2028, U+202E
+FORGED = (
+    b'x" 200 1 "-" \\ \t\xe2\x80\xa8\xe2\x80\xae end'  # quotes, a backslash, a tab, U+2028, U+202E
+)
 
 
 def test_text_lines_escape_what_a_client_sends(settings: Settings) -> None:
@@ -180,8 +183,10 @@ def test_json_lines_carry_the_fields(settings: Settings) -> None:
     records = [json.loads(line) for line in server.lines]  # every line is JSON
     (access,) = [r for r in records if r.get("event") == "http_request"]
     assert access["logger"] == "aggregator.access"
-    assert access["client"] == "127.0.0.1" and access["method"] == "GET"
-    assert access["path"] == "/all.rss.xml" and access["status"] == 200
+    assert access["client"] == "127.0.0.1"
+    assert access["method"] == "GET"
+    assert access["path"] == "/all.rss.xml"
+    assert access["status"] == 200
     assert access["bytes"] == (settings.output / "all.rss.xml").stat().st_size
     assert access["user_agent"] == FORGED.decode("utf-8", "surrogateescape")
     assert 0 <= access["seconds"] < TIMEOUT
@@ -202,7 +207,9 @@ def test_subscriber_counts_are_kept_per_feed_and_reader(settings: Settings) -> N
         server.request("/all.rss.xml", b"Mozilla/5.0 (compatible; inoreader.com; 120 subscribers)")
     finally:
         assert server.stop() == 0
-    counts = {(c.path, c.reader, c.feed_id): c.subscribers for c in read_subscribers(settings.state)}
+    counts = {
+        (c.path, c.reader, c.feed_id): c.subscribers for c in read_subscribers(settings.state)
+    }
     assert counts[("/all.rss.xml", "inoreader.com", "")] == 120  # the latest, written at stop
     assert counts[("/all.rss.xml", "Feedly", "abc123")] == 143
     assert counts[("/all.atom.xml", "Feedly", "z")] == 7

@@ -44,7 +44,8 @@ def get(port: int, path: str) -> tuple[int, str, str]:
 
 def scrape(port: int) -> Samples:
     status, kind, text = get(port, "/metrics")
-    assert status == 200 and kind.startswith("text/plain"), (status, kind)
+    assert status == 200, status
+    assert kind.startswith("text/plain"), kind
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -142,9 +143,11 @@ def test_a_drop_moves_the_counters_and_the_latency_histogram(
 
     def published() -> bool:
         samples = scrape(daemon.port)
-        return value(samples, "aggregator_items_listed") == 1 and value(
-            samples, "aggregator_files_rejected"
-        ) == 1 and value(samples, "aggregator_drop_to_published_seconds_count") >= 1
+        return (
+            value(samples, "aggregator_items_listed") == 1
+            and value(samples, "aggregator_files_rejected") == 1
+            and value(samples, "aggregator_drop_to_published_seconds_count") >= 1
+        )
 
     wait_for(published, "the drop published and counted")
     after = scrape(daemon.port)
@@ -205,7 +208,8 @@ def test_health_goes_503_with_the_reason_and_back(settings: Settings, daemon: Ru
     catalog = settings.catalog_path
     catalog.rename(catalog.with_name("aside.sqlite3"))
     status, text = healthz(daemon.port)
-    assert status == 503 and "the catalog cannot be read" in text, text
+    assert status == 503, text
+    assert "the catalog cannot be read" in text, text
     assert str(catalog) in text
     assert value(scrape(daemon.port), "aggregator_catalog_up") == 0
     catalog.with_name("aside.sqlite3").rename(catalog)
@@ -226,7 +230,9 @@ def test_a_stopped_watcher_is_unhealthy(settings: Settings) -> None:
             assert daemon.watcher is not None
             daemon.watcher.stop()  # as if its thread had died
             status, text = healthz(server.port)
-            assert status == 503 and "file watcher" in text and str(settings.input) in text
+            assert status == 503, text
+            assert "file watcher" in text
+            assert str(settings.input) in text
         finally:
             assert daemon.stop()
 
@@ -235,7 +241,7 @@ def test_a_taken_metrics_port_is_a_clear_error(settings: Settings) -> None:
     observer = Observer(settings)
     with MetricsServer(settings, observer) as first:
         taken = folder_settings(settings.input.parent, metrics_port=first.port)
-        with pytest.raises(AggregatorError, match="already in use.*--metrics-port"):
+        with pytest.raises(AggregatorError, match=r"already in use.*--metrics-port"):
             MetricsServer(taken, Observer(taken)).start()
 
 
