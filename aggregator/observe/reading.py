@@ -35,7 +35,7 @@ def read_figures(settings: Settings) -> CatalogFigures:
     try:
         until = datetime.now(UTC) if settings.embargo else None
         items = catalog.published_count(until)
-        feeds = len(catalog.feed_records())
+        feeds = catalog.feed_count()
         rejected = len(catalog.rejected_files())
         owed = Counter(ping.hub for ping in catalog.owed_pings())
         leader, lags = catalog.cluster_progress()
