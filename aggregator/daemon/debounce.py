@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,8 @@ class ChangeBatch:
     full_scan: bool = False
     # When (on the debouncer's clock) the first changed path of the batch was seen: the
     # start of its drop-to-published latency (None: no path, e.g. a reconcile or a kick).
-    first_seen: float | None = None
+    # Timing, not content: two batches of the same paths are equal.
+    first_seen: float | None = field(default=None, compare=False)
 
     @property
     def changed(self) -> frozenset[str] | None:
