@@ -156,13 +156,20 @@ def test_no_god_objects(path: Path) -> None:
 
 
 def test_the_server_only_reads() -> None:
-    """The server opens files read-only and calls nothing that writes, moves or deletes."""
+    """The server opens files read-only and calls nothing that writes, moves or deletes.
+
+    One module is let off: `subscribers.py` writes its one file, `<state>/subscribers.json`
+    (the counts feed readers report), into the state folder, never the output folder
+    (tests/test_access_log.py checks where it lands).
+    """
     writers = {
         "O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND", "write_bytes", "write_text",
         "unlink", "remove", "rename", "replace", "mkdir", "rmdir", "utime", "chmod", "mkstemp",
         "PublishBatch", "publish_all",
     }  # fmt: skip
     for path in (PACKAGE / "serve").rglob("*.py"):
+        if path.name == "subscribers.py":
+            continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
         names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}

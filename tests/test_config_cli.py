@@ -24,6 +24,15 @@ from aggregator.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Settings fields written under another name inside their section (`logging.level`).
+_IN_SECTION = {
+    "log_level": "level",
+    "log_format": "format",
+    "metrics_port": "port",
+    "metrics_bind": "bind",
+}
+
+
 def test_the_shipped_config_is_valid_and_documents_every_key() -> None:
     settings = load_settings(ROOT / "config/aggregator.yaml")
     # Relative to the file's folder, config/: the repository's seeds/ and feeds/.
@@ -32,11 +41,7 @@ def test_the_shipped_config_is_valid_and_documents_every_key() -> None:
     assert settings.max_items == 50
     text = (ROOT / "config/aggregator.yaml").read_text(encoding="utf-8")
     for name in Settings.__dataclass_fields__:
-        key = {
-            "titles": "feed_titles",
-            "log_level": "level",
-            "log_format": "format",
-        }.get(name, name)
+        key = {"titles": "feed_titles", **_IN_SECTION}.get(name, name)
         assert f"{key}:" in text, f"config/aggregator.yaml does not document {key}"
 
 
@@ -372,9 +377,7 @@ def test_init_writes_a_working_folder_and_says_what_to_run_next(tmp_path: Path) 
     # Every key, with its default; paths relative to the folder.
     text = (site / "aggregator.yaml").read_text(encoding="utf-8")
     for name in Settings.__dataclass_fields__:
-        key = {"titles": "feed_titles", "log_level": "level", "log_format": "format"}.get(
-            name, name
-        )
+        key = {"titles": "feed_titles", **_IN_SECTION}.get(name, name)
         assert f"\n{key}:" in text or f"  {key}:" in text, key
     settings = load_settings(site / "aggregator.yaml")
     assert settings.input == site.resolve() / "articles"

@@ -213,7 +213,7 @@ def _imports(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("library", "owner"), [("watchdog", "daemon/watch"), ("apscheduler", "daemon/service")]
+    ("library", "owner"), [("watchdog", "daemon/watch"), ("apscheduler", "daemon/jobs")]
 )
 def test_one_module_imports_each_scheduling_library(library: str, owner: str) -> None:
     importers = {

@@ -83,6 +83,13 @@ class FeedsMixin(PendingMixin):
         ]
 
     @storage_errors
+    def feed_count(self) -> int:
+        """How many feeds were ever written (this node's), without reading them."""
+        where, params = self._keys.where("feed")
+        (count,) = self._db.execute(f"SELECT count(*) FROM feeds{where}", params).fetchone()
+        return int(count)
+
+    @storage_errors
     def membership_counts(
         self,
         until: datetime | None = None,

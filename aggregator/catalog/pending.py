@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.meta import MetaMixin
 from aggregator.catalog.records import FeedRecord, format_date
-from aggregator.catalog.schema import PENDING_FEEDS, PENDING_INDEXES
+from aggregator.catalog.schema import PENDING_FEEDS, PENDING_INDEXES, RENDERED_SEQ
 from aggregator.model import FeedKey
 
 
@@ -74,3 +74,22 @@ class PendingMixin(MetaMixin):
                 json.dumps(record.guids),
             ),
         )
+
+    @storage_errors
+    def cluster_progress(self) -> tuple[str | None, dict[str, int]]:
+        """On a shared catalog: the node last elected leader (None if none yet) and, for
+        each node that ever rendered, how many change-log entries it is behind. On a
+        catalog of one node: (None, {}). Reads only (for the metrics and `status`)."""
+        if not self._keys.prefix:
+            return None, {}
+        (newest,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM feed_changes").fetchone()
+        row = self._db.execute("SELECT node FROM cluster_leader WHERE id = 1").fetchone()
+        leader = str(row[0]) if row is not None and row[0] else None
+        lags: dict[str, int] = {}
+        suffix = "/" + RENDERED_SEQ
+        for key, value in self._db.execute(
+            "SELECT key, value FROM meta WHERE key LIKE ?", ("%" + suffix,)
+        ):
+            node = str(key).removesuffix(suffix)
+            lags[node] = max(0, int(newest) - int(value or 0))
+        return leader, lags

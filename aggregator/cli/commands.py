@@ -269,19 +269,30 @@ def catalog(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
     from aggregator.daemon import run_daemon
 
     settings = args.loaded.settings
-    if not args.serve:
-        return run_daemon(settings)
-    from aggregator.config import check_overlaps
-    from aggregator.serve import FeedServer
+    with ExitStack() as stack:
+        observer = None
+        if settings.metrics_port is not None:
+            from aggregator.observe import MetricsServer, Observer
 
-    check_overlaps(settings)  # before the server hands out anything
-    # Listening first: a taken port fails at once, before the daemon takes the lock. The
-    # server runs in its own thread; the daemon's SIGTERM handling stops both.
-    with FeedServer(settings):
-        return run_daemon(settings)
+            observer = Observer(settings)
+        # Listening first: a taken port fails at once, before the daemon takes the lock.
+        # The servers run in threads of their own; the daemon's SIGTERM handling stops all.
+        if args.serve:
+            from aggregator.config import check_overlaps
+            from aggregator.serve import FeedServer
+
+            check_overlaps(settings)  # before the server hands out anything
+            server = stack.enter_context(FeedServer(settings))
+            if observer is not None:
+                observer.watch_server(server.recorder.statuses)
+        if observer is not None:
+            stack.enter_context(MetricsServer(settings, observer))
+        return run_daemon(settings, observer)
 
 
 def serve(args: argparse.Namespace) -> int:

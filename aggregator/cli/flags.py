@@ -156,6 +156,35 @@ FLAGS: dict[str, Flag] = {
         },
         setting="port",
     ),
+    "access_log": Flag(
+        ("--access-log",),
+        {
+            "action": "store_true",
+            "default": None,
+            "help": "log one line per HTTP request on the aggregator.access logger "
+            "(config key serve.access_log; default off)",
+        },
+        setting="access_log",
+    ),
+    "metrics_port": Flag(
+        ("--metrics-port",),
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "serve Prometheus metrics at /metrics and a health check at /healthz on "
+            "this TCP port (config key metrics.port; default: no metrics server)",
+        },
+        setting="metrics_port",
+    ),
+    "metrics_bind": Flag(
+        ("--metrics-bind",),
+        {
+            "metavar": "ADDR",
+            "help": "address the metrics server listens on "
+            f"(config key metrics.bind; default {_DEFAULTS.metrics_bind})",
+        },
+        setting="metrics_bind",
+    ),
     "wait": Flag(
         ("--wait",),
         {

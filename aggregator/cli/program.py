@@ -225,7 +225,8 @@ COMMANDS: tuple[Command, ...] = (
         "keep the feeds current as files change (a foreground daemon)",
         "Build once, then watch the input folder and rebuild the feeds a change touches. "
         "Stops cleanly on SIGTERM or SIGINT.",
-        (*SETTINGS_FLAGS, "quiet", "poll", "wait", "serve", "bind", "port"),
+        (*SETTINGS_FLAGS, "quiet", "poll", "wait", "serve", "bind", "port", "access_log",
+         "metrics_port", "metrics_bind"),
         commands.run,
     ),
     Command(
@@ -243,6 +244,7 @@ COMMANDS: tuple[Command, ...] = (
             "quiet",
             "bind",
             "port",
+            "access_log",
         ),
         commands.serve,
     ),

@@ -90,6 +90,13 @@ class Settings:
     port: int = 8000
     max_age: int = 60
     gzip_sidecars: bool = True
+    # One line per request on the `aggregator.access` logger (off: none).
+    access_log: bool = False
+    # Subscriber counts feed readers report, kept in <state>/subscribers.json (see serve).
+    subscribers_seconds: float = 60.0
+    # metrics and health over HTTP (`run --metrics-port`; None: no such server)
+    metrics_port: int | None = None
+    metrics_bind: str = "127.0.0.1"
     # reliability
     lock_wait_seconds: float = 30.0
     follow_external_links: bool = False
@@ -147,4 +154,5 @@ DOCUMENTED_KEYS = (
     "logging",
     "daemon",
     "serve",
+    "metrics",
 )

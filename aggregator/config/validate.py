@@ -289,6 +289,15 @@ TABLE: tuple[Key | Section, ...] = (
             Key("port", _port, flat="port"),
             Key("max_age", _max_age, flat="max_age"),
             Key("gzip_sidecars", _switch, flat="gzip_sidecars"),
+            Key("access_log", _switch, flat="access_log"),
+            Key("subscribers_seconds", _seconds(1.0, _DAY), flat="subscribers_seconds"),
+        ),
+    ),
+    Section(
+        "metrics",
+        (
+            Key("port", _port, field="metrics_port", flat="metrics_port", null_is_unset=True),
+            Key("bind", _bind, field="metrics_bind", flat="metrics_bind"),
         ),
     ),
     Section(

@@ -54,6 +54,12 @@ class ClusterNode:
         self.leadership.start()
         LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
 
+    @property
+    def is_leader(self) -> bool:
+        """Whether this node holds the leadership now, as last seen (no query): for the
+        metrics. Acting on it needs `leading`."""
+        return self.leadership is None or self.leadership.epoch is not None
+
     def leading(self, what: str) -> bool:
         """Whether this node may do once-only work now: always on SQLite (one node); on a
         shared catalog, only the leader whose fencing epoch is still the current one, so a

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,10 @@ class ChangeBatch:
 
     paths: frozenset[str]
     full_scan: bool = False
+    # When (on the debouncer's clock) the first changed path of the batch was seen: the
+    # start of its drop-to-published latency (None: no path, e.g. a reconcile or a kick).
+    # Timing, not content: two batches of the same paths are equal.
+    first_seen: float | None = field(default=None, compare=False)
 
     @property
     def changed(self) -> frozenset[str] | None:
@@ -66,6 +70,7 @@ class Debouncer:
         self._kicked = False
         self._first: float | None = None
         self._last: float | None = None
+        self._first_path: float | None = None
         # Paths of a batch whose build failed: they ride along with the next batch, but do
         # not start one on their own (a persistent failure would otherwise loop).
         self._held: set[str] = set()
@@ -82,6 +87,8 @@ class Debouncer:
             if first:
                 self._first = now
             self._last = now
+            if paths and self._first_path is None:
+                self._first_path = now
             self._paths |= paths
             self._full_scan = self._full_scan or full_scan
         if first and self.on_pending is not None:
@@ -131,8 +138,11 @@ class Debouncer:
             if due is None or (not force and self.clock() < due):
                 return None
             batch = ChangeBatch(
-                frozenset(self._paths | self._held), self._full_scan or self._held_full_scan
+                frozenset(self._paths | self._held),
+                self._full_scan or self._held_full_scan,
+                self._first_path,
             )
+            self._first_path = None
             self._paths = set()
             self._held = set()
             self._held_full_scan = False

@@ -22,7 +22,7 @@
     thread keeps this node's claim to the once-only work (cluster.py)
 
 The scheduler only decides WHEN a build runs; `Builder` decides what it does. This module
-is the only importer of apscheduler.
+and `jobs.py` the only importer of apscheduler.
 """
 
 from __future__ import annotations
@@ -33,20 +33,18 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers import SchedulerNotRunningError
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.backoff import BackoffPolicy
 from aggregator.config import Settings
 from aggregator.daemon.cluster import ClusterNode
 from aggregator.daemon.debounce import ChangeBatch, Debouncer
-from aggregator.daemon.pings import PINGS, WRITER, PingDispatcher, ping_threads
+from aggregator.daemon.hooks import DaemonHooks, DaemonProbe, NoHooks, tell_build
+from aggregator.daemon.jobs import Jobs as _Jobs
+from aggregator.daemon.jobs import LostRun
+from aggregator.daemon.pings import WRITER, PingDispatcher, ping_threads
 from aggregator.daemon.retries import Retries
 from aggregator.daemon.watch import Watcher
 from aggregator.delivery import GIVE_UP_SECONDS, PING_RETRY, Notifier, Sink, lifecycle, log_sink
@@ -70,7 +68,6 @@ BUILD_RETRY = BackoffPolicy(first=1.0, cap=60.0)
 _REBUILD = "rebuild"
 _RECONCILE = "reconcile"
 _RELEASE = "embargo-next"
-_TIMERS = "timers"
 
 
 class BuildCancelled(Exception):
@@ -102,68 +99,6 @@ class _StopCheck:
         """Parsing is done; the rest of the build is short and runs to its end."""
 
 
-def _utc_in(seconds: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=max(0.0, seconds))
-
-
-class _Jobs:
-    """The daemon's APScheduler: its executors and the kinds of job it runs.
-
-    One thread for builds: the single writer. A second one for the timers (reconcile,
-    retries), which only ask for builds, so they never queue behind a long one. WebSub pings
-    have threads of their own, a few per hub (`ping_threads`): a slow hub never delays a build.
-    `on_lost` hears of a run the scheduler skipped or missed.
-    """
-
-    def __init__(self, on_lost: Callable[[JobEvent], None], ping_threads: int) -> None:
-        self.scheduler = BackgroundScheduler(
-            executors={
-                WRITER: ThreadPoolExecutor(1),
-                _TIMERS: ThreadPoolExecutor(1),
-                PINGS: ThreadPoolExecutor(ping_threads),
-            },
-            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-            timezone=UTC,
-        )
-        self.scheduler.add_listener(on_lost, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
-
-    def every(self, job_id: str, job: Callable[[], None], seconds: float) -> None:
-        """Run `job()` every `seconds` on the timers thread."""
-        self.scheduler.add_job(job, "interval", seconds=seconds, id=job_id, executor=_TIMERS)
-
-    def schedule(
-        self, job: Callable[..., None], *args: object, executor: str, delay: float = 0.0
-    ) -> None:
-        """Run `job(*args)` on `executor` after `delay` seconds, unless the daemon stopped."""
-        try:
-            self.scheduler.add_job(
-                job, "date", run_date=_utc_in(delay), args=list(args), executor=executor
-            )
-        except SchedulerNotRunningError:
-            LOGGER.debug("stopping: %s not scheduled (the catalog keeps what is owed)", job)
-
-    def replace(
-        self, job_id: str, job: Callable[[], None], delay: float, executor: str = _TIMERS
-    ) -> None:
-        """(Re)schedule the one date job `job_id`: `job()` in `delay` seconds on `executor`."""
-        self.scheduler.add_job(
-            job,
-            "date",
-            run_date=_utc_in(delay),
-            id=job_id,
-            executor=executor,
-            replace_existing=True,
-        )
-
-    def cancel(self, job_id: str) -> None:
-        if self.scheduler.get_job(job_id) is not None:
-            self.scheduler.remove_job(job_id)
-
-    def shutdown(self, *, wait: bool) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=wait)
-
-
 class Daemon:
     """The watcher, the scheduler and the one builder, started and stopped together.
 
@@ -182,11 +117,11 @@ class Daemon:
         retry: BackoffPolicy = BUILD_RETRY,
         ping_retry: BackoffPolicy = PING_RETRY,
         ping_give_up_seconds: float = GIVE_UP_SECONDS,
+        hooks: DaemonHooks | None = None,
     ) -> None:
         self.settings = settings
-        self.notifier = Notifier(
-            list(sinks) if sinks is not None else [log_sink(CHANGES, live=True)]
-        )
+        self.hooks = hooks or NoHooks()
+        self.notifier = Notifier([*(sinks or [log_sink(CHANGES, live=True)]), self.hooks.on_event])
         self._builder_factory = builder_factory
         self.builder: Builder | None = None
         self.watcher: Watcher | None = None
@@ -222,6 +157,7 @@ class Daemon:
             retry=ping_retry,
             give_up_seconds=ping_give_up_seconds,
         )
+        self.hooks.attach(DaemonProbe(lambda: self.watcher, self.cluster))
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -367,7 +303,7 @@ class Daemon:
         LOGGER.debug("rebuild scheduled in %.3f s", max(0.0, delay))
         self._jobs.replace(_REBUILD, self._rebuild, delay, executor=WRITER)
 
-    def _on_lost_run(self, event: JobEvent) -> None:
+    def _on_lost_run(self, event: LostRun) -> None:
         """A run was skipped or missed after all: log it and schedule another."""
         if event.job_id != _REBUILD:
             return
@@ -402,6 +338,7 @@ class Daemon:
         with self._lock:
             if self._closing or builder is None:
                 return
+        self.hooks.release_armed(due)
         if due is None:
             self._jobs.cancel(_RELEASE)
             return
@@ -441,10 +378,12 @@ class Daemon:
         assert builder is not None
         LOGGER.debug("rebuild: %s", batch.summary())
         started = time.time()  # wall clock, as file mtimes are: the re-check's reference
+        began = time.monotonic()
         try:
             report = builder.build(batch.changed, progress=_StopCheck(self._stopping))
         except BuildCancelled:
             LOGGER.info("build abandoned: stopping (nothing was written)")
+            tell_build(self.hooks, began, result="cancelled")
             return
         except NodeNameInUse as exc:  # another process writes as this node now: stop
             self.cluster.fatal = exc
@@ -453,7 +392,9 @@ class Daemon:
             # An environment problem (full disk, damaged catalog) or a bug: the daemon goes
             # on. The batch is kept (paths, or the full scan) and retried with backoff.
             self.retries.build_failed(batch, exc)
+            tell_build(self.hooks, began, result="failed", reason=str(exc) or repr(exc))
             return
+        tell_build(self.hooks, began, batch, report)
         self.retries.build_succeeded()
         self.builds += 1
         # The first build catches up with what changed while the daemon was stopped: the log
@@ -464,7 +405,7 @@ class Daemon:
         self.retries.after(report, builder.filter.root, started)
 
 
-def run_daemon(settings: Settings) -> int:
+def run_daemon(settings: Settings, hooks: DaemonHooks | None = None) -> int:
     """Run in the foreground until SIGTERM or SIGINT; returns the exit code (0)."""
     stop = threading.Event()
 
@@ -476,7 +417,7 @@ def run_daemon(settings: Settings) -> int:
     previous: dict[signal.Signals, Any] = {
         sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
     }
-    daemon = Daemon(settings)
+    daemon = Daemon(settings, hooks=hooks)
     try:
         daemon.start()
         while not stop.wait(1.0) and daemon.cluster.must_stop(daemon._catalog()) is None:

@@ -36,12 +36,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from aggregator.config import Settings, check_overlaps
 from aggregator.errors import AggregatorError
 from aggregator.model import FEED_SUFFIXES
 from aggregator.output import GZIP_SUFFIX
+from aggregator.serve.access import ACCESS, Request, RequestRecorder
 from aggregator.serve.conditional import (
     accepts_gzip,
     byte_range,
@@ -67,6 +69,7 @@ from aggregator.serve.limits import (
     listen_backlog,
     loop_exception_handler,
 )
+from aggregator.serve.subscribers import SubscriberLedger
 
 LOGGER = logging.getLogger("aggregator.serve")
 
@@ -244,6 +247,37 @@ class _OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
             self.logger.log(level, msg, *args, **kwargs)
 
 
+def _access_logger(recorder: RequestRecorder) -> type[AbstractAccessLogger]:
+    """aiohttp's access-log hook (one instance per connection, called after each response
+    is sent), bound to the server's one `RequestRecorder`."""
+
+    class _Recorded(AbstractAccessLogger):
+        def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+            recorder.record(
+                Request(
+                    client=request.remote or "-",
+                    method=request.method,
+                    path=request.raw_path,
+                    version=f"{request.version.major}.{request.version.minor}",
+                    status=response.status,
+                    bytes=_body_bytes(request, response),
+                    seconds=time,
+                    user_agent=request.headers.get("User-Agent", ""),
+                )
+            )
+
+    return _Recorded
+
+
+def _body_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
+    """The body bytes sent (Common Log Format's %b, nginx's $body_bytes_sent): none for a
+    HEAD; `body_length` would count the headers too."""
+    if request.method == "HEAD" or not isinstance(response, web.Response):
+        return 0
+    body = response.body
+    return len(body) if isinstance(body, bytes | bytearray) else 0
+
+
 class FeedServer:
     """The HTTP server for the output folder, running its own event loop in a thread.
 
@@ -268,6 +302,8 @@ class FeedServer:
         self.max_connections = connection_cap()
         self.header_seconds = HEADER_SECONDS
         self.server: CappedServer | None = None
+        self.ledger = SubscriberLedger(settings.state, settings.subscribers_seconds)
+        self.recorder = RequestRecorder(access_log=settings.access_log, ledger=self.ledger)
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -343,7 +379,8 @@ class FeedServer:
             handle,
             cap=self.max_connections,
             throttled=throttled,
-            access_log=None,
+            access_log=ACCESS,
+            access_log_class=_access_logger(self.recorder),
             logger=_OneLineLog(logging.getLogger("aggregator.serve.http"), {}),
             keepalive_timeout=self.header_seconds,
             max_line_size=MAX_LINE_BYTES,
@@ -365,10 +402,22 @@ class FeedServer:
             return
         self.port = _bound_port(runner, self.settings.port)
         self._ready.set()
+        flusher = asyncio.get_running_loop().create_task(self._flush_every())
         try:
             await self._stop_event.wait()
         finally:
+            flusher.cancel()
             await runner.cleanup()
+            # The last counts, after the last request (in this thread: the loop is ending).
+            self.ledger.flush()
+
+    async def _flush_every(self) -> None:
+        """Write the subscriber counts now and then, in a worker thread: never a disk
+        write in a request's path."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.ledger.interval)
+            await loop.run_in_executor(None, self.ledger.flush)
 
 
 def _bound_port(runner: web.BaseRunner, asked: int) -> int:
