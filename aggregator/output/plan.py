@@ -112,7 +112,8 @@ def plan_feed(
     """Everything a feed shows, decided from its items (newest first) and its last state."""
     name = feed_name(key, items, previous_name)
     title, description = _titles(key, name, settings)
-    updated = max(item.date for item in items) if items else previous_updated or NEVER_LISTED
+    # The newest item date or edit: an edit changes the feed too (RFC 4287 4.2.15).
+    updated = max(item.updated for item in items) if items else previous_updated or NEVER_LISTED
     return FeedPlan(
         key=key,
         title=title,
