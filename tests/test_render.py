@@ -489,7 +489,9 @@ def test_each_feed_gives_its_items_ids_of_its_own_the_same_in_every_format() -> 
     for key in keys:
         files = render_feed(plan((a,), key=key))
         per_format = {parse(f.data).entries[0].id for f in files if not f.path.endswith(".json")}
-        per_format |= {json.loads(f.data)["items"][0]["id"] for f in files if f.path.endswith(".json")}
+        per_format |= {
+            json.loads(f.data)["items"][0]["id"] for f in files if f.path.endswith(".json")
+        }
         assert per_format == {key.entry_id(a.guid)}
         ids.append(key.entry_id(a.guid))
     assert ids[0] == a.guid

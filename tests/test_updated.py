@@ -109,7 +109,11 @@ def test_a_link_edit_moves_updated_but_keeps_the_guid(folders: Settings) -> None
     path = write_article(folders.input, "a.txt", "https://a.example.com/moved")
     build(folders)
     entry = atom_entry(folders)
-    assert (entry.id, entry.link, entry.updated) == (URL, "https://a.example.com/moved", stamp(path))
+    assert (entry.id, entry.link, entry.updated) == (
+        URL,
+        "https://a.example.com/moved",
+        stamp(path),
+    )
 
 
 def test_an_edit_with_an_old_mtime_still_moves_updated_forward(folders: Settings) -> None:

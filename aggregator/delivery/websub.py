@@ -96,7 +96,7 @@ def ping(hub: str, topic: str, timeout: float = PING_TIMEOUT_SECONDS) -> PingRes
 
 
 def _why(reason: object) -> str:
-    """"Connection refused", not "[Errno 111] Connection refused"."""
+    """ "Connection refused", not "[Errno 111] Connection refused"."""
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
     return str(reason) or type(reason).__name__

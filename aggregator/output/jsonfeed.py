@@ -1,8 +1,9 @@
 """FeedPlan → JSON Feed 1.1 bytes (https://jsonfeed.org/version/1.1), byte-stable.
 
 The same items, in the same order, with the same strings as the RSS and Atom files
-(`content.py` makes them): `id` is the item's GUID, `content_html` is what Atom carries as
-`content` (or `summary` when there is no body), HTML-escaped the same way. Keys are written in
+(`content.py` makes them): `id` is the item's id in this feed (`FeedKey.entry_id`),
+`content_html` is what Atom carries as `content` (or `summary` when there is no body),
+HTML-escaped the same way. Keys are written in
 the order the spec lists them, so the file reads like the spec; no clock, no dict of unknown
 order, `ensure_ascii=False` (JSON is UTF-8 by definition), a trailing newline.
 
@@ -69,8 +70,9 @@ _ITEM_START = "{\n" + "  " * 3
 def _with_id(entry_id: str, item: FeedItem) -> str:
     """The item's JSON with `id` first, as the spec lists it: the id of the item in this
     feed (`FeedKey.entry_id`), the rest shared by every feed that lists the item."""
-    rest = item_json(item)  # "{\n      "url": …
-    return f'{_ITEM_START}"id": {encode_basestring(xml_safe(entry_id))},\n      {rest[len(_ITEM_START):]}'
+    members = item_json(item)[len(_ITEM_START) :]  # "url": …, after the opening brace
+    entry = encode_basestring(xml_safe(entry_id))
+    return f'{_ITEM_START}"id": {entry},\n      {members}'
 
 
 @lru_cache(maxsize=ITEM_CACHE_SIZE)

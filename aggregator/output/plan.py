@@ -252,9 +252,7 @@ def summaries(feeds: Iterable[FeedListing], settings: PlanSettings) -> list[Feed
                 articles=feed.articles,
                 updated=feed.updated if feed.items else None,
                 json_url=(
-                    settings.base_url + feed.key.json_path
-                    if FeedFormat.JSON in formats
-                    else None
+                    settings.base_url + feed.key.json_path if FeedFormat.JSON in formats else None
                 ),
                 formats=formats,
             )

@@ -20,8 +20,10 @@ newsboat, reader) and keeps the article's text exactly as written:
 - The first image is `media:content` + `media:thumbnail` (Media RSS), directly in the item.
 - Related articles are an HTML list in `content:encoded` (RSS) / `<content type="html">` (Atom),
   after the excerpt, since readers show that content instead of the summary.
-- GUIDs are `isPermaLink="false"`: they stay when an article's URL changes. Atom uses the GUID
-  as entry id, so it must be a URI: a URL or a `urn:` with a namespace of 2+ characters.
+- GUIDs are `isPermaLink="false"`: they stay when an article's URL changes. The id is the
+  GUID in the all feed and a `urn:uuid:` of (feed, GUID) elsewhere (`FeedKey.entry_id`), the
+  same in RSS and Atom; Atom needs a URI: a URL or a `urn:` with a namespace of 2+ characters.
+- Atom `<updated>` is the item's last visible edit (`FeedItem.updated`), else its date.
 - An entry without excerpt and without related links gets its title as summary: an Atom entry
   with neither summary nor content draws a W3C warning.
 - `&` and `<` are written `&#x26;` / `&#x3C;` (see `_hex_refs`), the RSS Profile's spelling
