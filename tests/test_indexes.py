@@ -711,3 +711,15 @@ def test_providers_sharing_a_name_are_told_apart_everywhere(tmp_path: Path) -> N
         builder.build()
     assert titles()["providers/databrief-com"] == "Provider: Data Brief"
     assert "Provider: Data Brief (databrief-com)" not in (out / "index.html").read_text("utf-8")
+
+
+def test_each_group_has_an_opml_of_its_own_linked_from_its_heading(site: Path, page: str) -> None:
+    everything = opml_outlines((site / "index.opml").read_bytes())
+    for path, prefix in (("index-topics.opml", "Topic: "), ("index-providers.opml", "Provider: ")):
+        group = opml_outlines((site / path).read_bytes())
+        assert group == [o for o in everything if o["title"].startswith(prefix)]
+        assert f'href="{BASE}{path}"' in page  # a plain link: no script needed
+    assert len(opml_outlines((site / "index-topics.opml").read_bytes())) == len(TOPICS)
+    # No feed of the config here: no file for the group, and no link to one.
+    assert not (site / "index-selections.opml").exists()
+    assert "index-selections.opml" not in page

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aggregator.output.digest import renderer_digest
-    from aggregator.output.indexes import render_indexes
+    from aggregator.output.indexes import render_group_opmls, render_indexes
     from aggregator.output.jsonfeed import dumps_indented, rfc3339
     from aggregator.output.plan import (
         FeedListing,
@@ -57,6 +57,7 @@ __all__ = [
     "publish_all",
     "remove_stale_temps",
     "render_feed",
+    "render_group_opmls",
     "render_indexes",
     "renderer_digest",
     "rfc3339",
@@ -83,6 +84,7 @@ _HOME = {
     "publish_all": "aggregator.output.publish",
     "remove_stale_temps": "aggregator.output.publish",
     "render_feed": "aggregator.output.render",
+    "render_group_opmls": "aggregator.output.indexes",
     "render_indexes": "aggregator.output.indexes",
     "renderer_digest": "aggregator.output.digest",
     "rfc3339": "aggregator.output.jsonfeed",

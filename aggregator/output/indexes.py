@@ -16,10 +16,17 @@ from html import escape
 from aggregator.model import FeedFormat, FeedItem, FeedKind, FeedSummary, RenderedFile
 from aggregator.output.text import xml_safe
 
-__all__ = ["HTML_PATH", "OPML_PATH", "render_indexes"]
+__all__ = ["GROUP_OPML_PATHS", "HTML_PATH", "OPML_PATH", "render_group_opmls", "render_indexes"]
 
 OPML_PATH = "index.opml"
 HTML_PATH = "index.html"
+# One OPML per group of several feeds, linked from its heading: a person without scripts
+# can still take only the topics, or only the providers.
+GROUP_OPML_PATHS: dict[FeedKind, str] = {
+    FeedKind.CUSTOM: "index-selections.opml",
+    FeedKind.TOPIC: "index-topics.opml",
+    FeedKind.PROVIDER: "index-providers.opml",
+}
 
 # The groups, in the order both indexes show them.
 _GROUPS: tuple[tuple[FeedKind, str], ...] = (
@@ -58,6 +65,25 @@ def render_indexes(
             _html(groups, title=title, home_url=home_url, opml_url=opml_url, headlines=headlines),
         ),
     )
+
+
+def render_group_opmls(
+    feeds: Sequence[FeedSummary], *, title: str, home_url: str
+) -> tuple[list[RenderedFile], list[str]]:
+    """(the OPML of each group that has feeds, the paths of those of the groups that have
+    none: they must not be left behind) of `GROUP_OPML_PATHS`."""
+    files, empty = [], []
+    for kind, label in _GROUPS:
+        path = GROUP_OPML_PATHS.get(kind)
+        if path is None:
+            continue
+        members = [group for group in _grouped(feeds) if group[0] == label]
+        if members:
+            opml = _opml(members, title=f"{title}: {label}", home_url=home_url)
+            files.append(RenderedFile(path, opml))
+        else:
+            empty.append(path)
+    return files, empty
 
 
 def _grouped(feeds: Sequence[FeedSummary]) -> list[tuple[str, list[FeedSummary]]]:
@@ -151,6 +177,7 @@ border:1px solid var(--line);border-radius:.4rem;background:var(--card);color:va
 cursor:pointer}
 .picker button:disabled{opacity:.5;cursor:default}
 .group-pick{margin-left:.75rem;vertical-align:middle}
+.group-opml{margin-left:.75rem;font-size:.875rem;font-weight:400}
 @media (max-width:30rem){main{padding:.6rem}li.feed{display:block}\
 .pick{float:left;margin-top:.2rem}.formats{margin-top:.3rem}}
 """
@@ -417,12 +444,21 @@ def _html(
         '<noscript><p class="meta">Every feed is listed below; your browser\'s Find '
         "(Ctrl+F) searches them.</p></noscript>",
     ]
+    group_paths = {label: GROUP_OPML_PATHS.get(kind) for kind, label in _GROUPS}
     for label, members in groups:
         slug = label.lower()
+        path = group_paths.get(label)
+        group_link = (
+            f' <a class="group-opml" href="{_attr(opml_url.rsplit("/", 1)[0] + "/" + path)}" '
+            f'type="text/x-opml">OPML of these {len(members):,}</a>'
+            if path
+            else ""
+        )
         body += [
             f'<section class="group" aria-labelledby="group-{slug}">',
             f'<h2 id="group-{slug}">{_text(label)}<button type="button" class="group-pick" '
-            f'hidden aria-label="choose every {_attr(label)} feed shown">choose all</button></h2>',
+            f'hidden aria-label="choose every {_attr(label)} feed shown">choose all</button>'
+            f"{group_link}</h2>",
             '<ul class="feeds">',
             *(_feed_item(feed) for feed in members),
             "</ul>",
