@@ -1,6 +1,7 @@
-"""The lists of every feed: `index.opml` (OPML 2.0, for readers) and `index.html` (for people).
+"""The lists of every feed: `index.opml` (OPML 2.0, for readers), one OPML per group, and
+`index.html` (for people: a filter, and an OPML of the feeds one ticks made in the page).
 
-Both are pure functions of the feed summaries: no clock, stable order, so an unchanged set of
+All are pure functions of the feed summaries: no clock, stable order, so an unchanged set of
 feeds gives unchanged bytes (and no rewrite). `render.py` re-exports `render_indexes`.
 """
 

@@ -1,7 +1,8 @@
 """What the output folder holds besides the feeds' bytes: the feeds the config defines (a
 feed no longer defined, or a format turned off, has its files deleted), the feeds whose files
-are missing, and the indexes (index.opml, index.html), written again when a feed changed, a
-file is missing or the indexes' code changed; and the temp files an interrupted build left.
+are missing, and the indexes (index.opml, index.html, an OPML per group), written again when a
+feed changed, a file is missing or the indexes' code changed; and the temp files an
+interrupted build left.
 """
 
 from __future__ import annotations
