@@ -6,10 +6,15 @@ files --read--> Article --sync--> Catalog --plan--> FeedPlan --render--> Rendere
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
+
+ENTRY_ID_NAMESPACE = uuid.UUID("5d0c3a4e-8f7b-4c1e-9a62-0b7f3c9e2d41")
+"""The UUID namespace of the per-feed entry ids (`FeedKey.entry_id`). Fixed forever: a new
+value would give every entry of every topic, provider and custom feed a new id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,21 @@ class FeedKey:
         """Relative path of the file in format `fmt`."""
         return self.stem + _SUFFIXES[fmt]
 
+    def entry_id(self, guid: str) -> str:
+        """The id an item of GUID `guid` carries in this feed (RSS `guid`, Atom `id`, JSON
+        Feed `id`): the GUID itself in the `all` feed, and in every other feed a name-based
+        UUID of the feed and the GUID (`urn:uuid:`, RFC 4122 version 5).
+
+        Readers such as newsboat and Tiny Tiny RSS keep one copy of an entry per id across
+        all the feeds a person follows, so an id shared by the all, topic and provider feeds
+        left the topic and provider feeds empty there (docs/readers.md). Derived from the
+        GUID and the feed's path only, it is as permanent as the GUID: the same on every
+        node and after `catalog rebuild`, and the same in the feed's RSS, Atom and JSON files.
+        """
+        if self.kind is FeedKind.ALL:
+            return guid
+        return uuid.uuid5(ENTRY_ID_NAMESPACE, f"{self.stem}\n{guid}").urn
+
     def __str__(self) -> str:
         return self.stem
 
@@ -159,11 +179,22 @@ class FeedKey:
 
 @dataclass(frozen=True, slots=True)
 class FeedItem:
-    """An article as an entry of feeds: its permanent GUID and the date it is listed under."""
+    """An article as an entry of feeds: its permanent GUID, the date it is listed under and
+    when it was last edited."""
 
     guid: str
     date: datetime
     article: Article
+    # When readers last saw it change (an edit of its title, link, summary, image or related
+    # links), None if never since it was first listed; see `updated`.
+    modified: datetime | None = None
+
+    @property
+    def updated(self) -> datetime:
+        """Atom `<updated>` and JSON Feed `date_modified`: the last edit, or its date."""
+        if self.modified is None or self.modified < self.date:
+            return self.date
+        return self.modified
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,6 +207,8 @@ def test_built_in_groups_can_be_switched_off(tmp_path: Path) -> None:
     write_article(inp, "a.txt", "https://x.test/a", topics=["AI"])
     build(config(tmp_path, [AI_AT_FORBES]))
     assert (out / "topics/ai.rss.xml").is_file()
+    groups = ("index-selections.opml", "index-topics.opml", "index-providers.opml")
+    assert all((out / name).is_file() for name in groups)
     path = config(tmp_path, [AI_AT_FORBES], builtin_feeds={"topics": False, "providers": False})
     build(path)
     assert not (out / "topics/ai.rss.xml").exists()
@@ -216,6 +218,9 @@ def test_built_in_groups_can_be_switched_off(tmp_path: Path) -> None:
     html = (out / "index.html").read_text()
     assert "Topics" not in html
     assert "Providers" not in html
+    # A group with no feed has no OPML left behind (nor its sidecar).
+    assert [name for name in groups if (out / name).exists()] == ["index-selections.opml"]
+    assert not (out / "index-topics.opml.gz").exists()
     # Switched back on: the feeds come back from the catalog, no file is read.
     report = build(config(tmp_path, [AI_AT_FORBES]))
     assert report.read == 0

@@ -12,11 +12,14 @@ import shutil
 import struct
 import subprocess
 import time
+import urllib.parse
+import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import html5lib
 import pytest
 from articlefiles import write_article
@@ -560,3 +563,163 @@ def test_a_new_page_version_is_published_without_waiting_for_a_feed_change(
         builder.catalog.set_meta("index_renderer", "an older version")
         builder.build()
     assert page.read_bytes() == fresh
+
+
+def click(browser: DevTools, selector: str) -> None:
+    """A real mouse click (a user gesture) on the element `selector` finds."""
+    x, y = browser.evaluate(
+        f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+        " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+        " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
+    for kind in ("mousePressed", "mouseReleased"):
+        browser.call(
+            "Input.dispatchMouseEvent",
+            session=True,
+            type=kind,
+            x=x,
+            y=y,
+            button="left",
+            clickCount=1,
+        )
+
+
+def shown_names(browser: DevTools) -> list[str]:
+    names: list[str] = browser.evaluate(
+        "Array.from(document.querySelectorAll('li.feed')).filter(li => li.offsetParent)"
+        ".map(li => li.querySelector('.name').textContent)"
+    )
+    return names
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("ai", ["Topic: AI"]),  # a word, not the "ai" inside other words
+        ("ision", []),  # inside "Vision": not the start of a word
+        ("vis", ["Topic: Vision"]),
+        ("comp", ["Topic: Cloud Computing"]),
+        ("Cloud   COMPUTING", ["Topic: Cloud Computing"]),
+        ("machines robots", ["Topic: Robots & <Machines>"]),  # every word, any order
+        ("cloud-computing", ["Topic: Cloud Computing"]),  # its slug
+        ("gcn", ["Provider: GCN"]),
+    ],
+)
+def test_the_filter_matches_words_and_their_starts(
+    chromium: DevTools, site: Path, typed: str, expected: list[str]
+) -> None:
+    chromium.open((site / "index.html").as_uri() + "?q=" + urllib.parse.quote(typed))
+    assert shown_names(chromium) == expected
+
+
+def opml_outlines(data: bytes) -> list[dict[str, str]]:
+    root = ET.fromstring(data)
+    assert root.tag == "opml"
+    assert root.get("version") == "2.0"
+    return [dict(o.attrib) for o in root.iter("outline") if o.get("xmlUrl")]
+
+
+def test_chosen_feeds_come_as_one_opml_made_in_the_page(
+    chromium: DevTools, site: Path, tmp_path: Path
+) -> None:
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    chromium.call("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+    chromium.open((site / "index.html").as_uri())
+    button = "document.getElementById('opml-chosen')"
+    assert chromium.evaluate(f"{button}.disabled") is True
+    click(chromium, "#group-topics ~ ul li.feed:nth-child(2) input.pick")
+    click(chromium, "#group-all ~ ul li.feed input.pick")
+    # "choose all" takes the group's feeds that the filter shows.
+    chromium.evaluate("document.getElementById('q').focus()")
+    chromium.type_text("forbes")
+    chromium.wait_for(lambda: len(shown_names(chromium)) == 1, "the filter to show Forbes")
+    chromium.evaluate("document.getElementById('q').value = ''")
+    click(chromium, "#group-providers button.group-pick")
+    chromium.evaluate("document.getElementById('q').dispatchEvent(new Event('input'))")
+    chromium.wait_for(
+        lambda: chromium.evaluate(f"{button}.textContent") == "OPML of 3 chosen feeds",
+        "three feeds chosen",
+    )
+    click(chromium, "#opml-chosen")
+    made = downloads / "feeds.opml"
+    chromium.wait_for(made.is_file, "the OPML download")
+    chosen = opml_outlines(made.read_bytes())
+    # Exactly the chosen feeds, each as index.opml lists it, in its order.
+    everything = opml_outlines((site / "index.opml").read_bytes())
+    titles = [o["title"] for o in chosen]
+    assert titles == ["All articles", "Topic: Cloud Computing", "Provider: Forbes"]
+    assert chosen == [o for o in everything if o["title"] in titles]
+    folders = [o.get("text") for o in ET.fromstring(made.read_bytes()).find("body") or []]
+    assert folders == ["All", "Topics", "Providers"]
+
+
+def test_with_scripts_off_no_checkbox_shows_and_the_opml_link_is_there(
+    chromium: DevTools, site: Path
+) -> None:
+    chromium.call("Emulation.setScriptExecutionDisabled", session=True, value=True)
+    try:
+        chromium.open((site / "index.html").as_uri())
+        assert chromium.evaluate(
+            "Array.from(document.querySelectorAll('input.pick, button.group-pick'))"
+            ".every(e => !e.offsetParent)"
+        )
+        assert chromium.evaluate("document.getElementById('picker').offsetParent") is None
+        assert chromium.evaluate("document.querySelector('a[type=\"text/x-opml\"]').href") == (
+            BASE + "index.opml"
+        )
+    finally:
+        chromium.call("Emulation.setScriptExecutionDisabled", session=True, value=False)
+
+
+def test_providers_sharing_a_name_are_told_apart_everywhere(tmp_path: Path) -> None:
+    # Two providers called "Data Brief" (databrief.com, databrief.co), one "Forbes".
+    for n, domain in enumerate(["databrief.com", "databrief.co", "forbes.com"]):
+        name = "Forbes" if domain == "forbes.com" else "Data Brief"
+        write_article(
+            tmp_path / "in",
+            f"a{n}.md",
+            f"https://news.example.com/{n}",
+            provider={"name": name, "domain": domain},
+        )
+    settings = Settings(
+        input=tmp_path / "in", output=tmp_path / "out", state=tmp_path / "state", base_url=BASE
+    )
+    with Builder(settings) as builder:
+        builder.build()
+    out = settings.output
+
+    def titles() -> dict[str, str]:
+        feeds = {
+            str(p.relative_to(out)).removesuffix(".rss.xml"): feedparser.parse(p.read_bytes())
+            for p in (out / "providers").glob("*.rss.xml")
+        }
+        return {stem: parsed.feed.title for stem, parsed in feeds.items()}
+
+    assert titles() == {
+        "providers/databrief-com": "Provider: Data Brief (databrief-com)",
+        "providers/databrief-co": "Provider: Data Brief (databrief-co)",
+        "providers/forbes-com": "Provider: Forbes",
+    }
+    listed = {o["title"] for o in opml_outlines((out / "index.opml").read_bytes())}
+    assert set(titles().values()) <= listed
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert all(f">{title}</div>" in page for title in titles().values())
+    # One of them goes: the other's name is its own again, in its feed too.
+    (tmp_path / "in" / "a1.md").unlink()
+    with Builder(settings) as builder:
+        builder.build()
+    assert titles()["providers/databrief-com"] == "Provider: Data Brief"
+    assert "Provider: Data Brief (databrief-com)" not in (out / "index.html").read_text("utf-8")
+
+
+def test_each_group_has_an_opml_of_its_own_linked_from_its_heading(site: Path, page: str) -> None:
+    everything = opml_outlines((site / "index.opml").read_bytes())
+    for path, prefix in (("index-topics.opml", "Topic: "), ("index-providers.opml", "Provider: ")):
+        group = opml_outlines((site / path).read_bytes())
+        assert group == [o for o in everything if o["title"].startswith(prefix)]
+        assert f'href="{BASE}{path}"' in page  # a plain link: no script needed
+    assert len(opml_outlines((site / "index-topics.opml").read_bytes())) == len(TOPICS)
+    # No feed of the config here: no file for the group, and no link to one.
+    assert not (site / "index-selections.opml").exists()
+    assert "index-selections.opml" not in page

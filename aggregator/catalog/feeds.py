@@ -43,20 +43,21 @@ class FeedsMixin(PendingMixin):
         embargoed) and after `since` (the feed's time window), when given.
         """
         rows = self._db.execute(
-            "SELECT m.guid, m.date, i.path, f.article FROM memberships m "
+            "SELECT m.guid, m.date, i.path, f.article, i.modified FROM memberships m "
             "JOIN items i ON i.guid = m.guid JOIN files f ON f.path = i.path "
             "WHERE m.feed = ? AND m.date <= ? AND m.date > ? "
             "ORDER BY m.date DESC, m.guid DESC LIMIT ?",
             (str(key), upper(until), lower(since), limit),
         ).fetchall()
         items = []
-        for guid, date, path, article_json in rows:
+        for guid, date, path, article_json, modified in rows:
             article = cache.get(path) if cache is not None else None
             if article is None:
                 article = article_from_json(article_json)
                 if cache is not None:
                     cache[path] = article
-            items.append(FeedItem(guid=guid, date=parse_date(date), article=article))
+            edited = parse_date(modified) if modified else None
+            items.append(FeedItem(guid, parse_date(date), article, edited))
         return items
 
     @storage_errors

@@ -37,6 +37,8 @@ def check_catalog(path: Path) -> list[str]:
             problems = [
                 str(row[0]) for row in db.execute("PRAGMA integrity_check") if str(row[0]) != "ok"
             ]
+            if version < SCHEMA_VERSION:
+                return problems  # older: the next build migrates it (columns, tables added)
             problems += schema_problems(db)
             if not problems:
                 # Reading every stored text catches bytes that are not UTF-8.
@@ -81,8 +83,8 @@ def rebuild_catalog(path: Path, stamp: str) -> Salvage:
     try:
         with catalog.transaction():
             catalog._backend.db.executemany(
-                "INSERT OR IGNORE INTO identities (guid, url, path, first_published) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO identities (guid, url, path, first_published, modified) "
+                "VALUES (?, ?, ?, ?, ?)",
                 identities,
             )
             catalog._backend.db.executemany(
@@ -109,12 +111,14 @@ def _salvage_rows(path: Path, table: str, problems: list[str]) -> list[tuple[Any
     """The rows of `table` that a damaged file still gives, in order, up to the first bad
     one; rows whose values are not all text are skipped."""
     rows: list[tuple[Any, ...]] = []
-    query = f"SELECT {', '.join(TABLES[table])} FROM {table}"
     try:
         with contextlib.closing(
             sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, isolation_level=None)
         ) as db:
-            cursor = db.execute(query)
+            # A column a migration added may be missing from an old catalog: read as NULL.
+            present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            columns = [c if c in present or not present else "NULL" for c in TABLES[table]]
+            cursor = db.execute(f"SELECT {', '.join(columns)} FROM {table}")
             while True:
                 try:
                     row = cursor.fetchone()

@@ -13,6 +13,7 @@ from typing import Any
 
 from aggregator.catalog.base import CatalogBase, storage_errors
 from aggregator.catalog.records import format_date, parse_date
+from aggregator.model import FeedKey
 
 # The build's keys (`Builder` used to name them itself).
 CUTOFF = "cutoff"  # the last build's cut-off: later items were embargoed
@@ -20,6 +21,7 @@ EMBARGO = "embargo"  # "on" or "off": whether that cut-off hid anything
 RENDER_SETTINGS = "render_settings"  # the fingerprint of what the feeds were rendered with
 FEED_DEFINITIONS = "feed_definitions"  # JSON: the memberships' rules, feed by feed
 INDEX_RENDERER = "index_renderer"  # the fingerprint of the indexes' code
+AMBIGUOUS_FEEDS = "ambiguous_feeds"  # JSON: the feeds last rendered with the slug in the title
 
 
 class MetaMixin(CatalogBase):
@@ -45,6 +47,17 @@ class MetaMixin(CatalogBase):
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (self._keys.stored(key), value),
         )
+
+    @storage_errors
+    def ambiguous_feeds(self) -> frozenset[FeedKey]:
+        """The feeds whose titles were last rendered with their slug (a name shared)."""
+        text = self.meta(AMBIGUOUS_FEEDS)
+        return frozenset(FeedKey.parse(name) for name in json.loads(text)) if text else frozenset()
+
+    def set_ambiguous_feeds(self, keys: frozenset[FeedKey]) -> None:
+        """Remember which feeds' titles carry their slug now."""
+        if keys != self.ambiguous_feeds():
+            self.set_meta(AMBIGUOUS_FEEDS, json.dumps(sorted(str(k) for k in keys)))
 
     @storage_errors
     def cutoff(self) -> datetime | None:

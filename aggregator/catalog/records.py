@@ -69,6 +69,13 @@ def article_from_json(text: str) -> Article:
     )
 
 
+def visible_part(article_json: str) -> tuple[Any, ...]:
+    """What of a stored article a reader shows as the item: its title, link, summary, images
+    and related links. An edit of any of them moves the item's `modified` date."""
+    data = json.loads(article_json)
+    return (data["title"], data["url"], data["excerpt"], data["images"], data["related"])
+
+
 @lru_cache(maxsize=8192)  # few distinct feeds, named once per article each
 def _feed_name(key: FeedKey) -> str:
     return str(key)

@@ -80,14 +80,21 @@ MIGRATIONS: dict[int, str] = {
         UNIQUE (hub, topic)
     );
     """,
+    # When an item last changed in a way readers see (title, link, summary, image, related
+    # links): NULL until it is edited after it was first listed. Kept on the identity too,
+    # which `catalog rebuild` carries over, so an edit's date outlives the items table.
+    4: """
+    ALTER TABLE items ADD COLUMN modified TEXT;
+    ALTER TABLE identities ADD COLUMN modified TEXT;
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 # Every table a catalog of SCHEMA_VERSION has, and the columns each must have.
 TABLES = {
     "meta": ("key", "value"),
     "files": ("path", "size", "mtime_ns", "url", "article", "error"),
-    "identities": ("guid", "url", "path", "first_published"),
-    "items": ("guid", "url", "path", "date", "fingerprint", "feeds"),
+    "identities": ("guid", "url", "path", "first_published", "modified"),
+    "items": ("guid", "url", "path", "date", "fingerprint", "feeds", "modified"),
     "memberships": ("feed", "date", "guid"),
     "feeds": ("feed", "name", "updated", "guids"),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aggregator.catalog.records import (
@@ -20,6 +20,7 @@ from aggregator.catalog.records import (
     format_date,
     parse_date,
     upper,
+    visible_part,
 )
 from aggregator.catalog.schema import Connection, chunks, marks
 from aggregator.events import (
@@ -58,6 +59,7 @@ class ItemRow:
     fingerprint: str
     feeds: str  # the feeds it is listed in, one per line
     article_json: str | None  # the version listed, for the title of a leaving article
+    modified: str | None = None  # when readers last saw it change (None: never edited)
 
 
 Winners = dict[str, tuple[FileRow, StoredArticle]]
@@ -80,8 +82,8 @@ class ItemsDecided:
 
     listed: list[tuple[str]]  # items listed before: their rows go
     memberships_gone: list[tuple[str, str, str]]
-    identity_rows: list[tuple[str, str, str, str]]
-    item_rows: list[tuple[str, str, str, str, str, str]]
+    identity_rows: list[tuple[str, str, str, str, str | None]]
+    item_rows: list[tuple[str, str, str, str, str, str, str | None]]
     member_rows: list[tuple[str, str, str]]
 
 
@@ -177,7 +179,7 @@ class SyncBatch:
         return FilesDecided(changes, new_files, before, self._winners(affected_urls, rivals))
 
     def _items_before(self, urls: Collection[str], paths: Collection[str]) -> dict[str, ItemRow]:
-        columns = "i.guid, i.url, i.path, i.date, i.fingerprint, i.feeds, f.article"
+        columns = "i.guid, i.url, i.path, i.date, i.fingerprint, i.feeds, f.article, i.modified"
         source = "items i LEFT JOIN files f ON f.path = i.path"
         rows = self._select(f"SELECT {columns} FROM {source} WHERE i.url IN ({{marks}})", urls)
         rows += self._select(f"SELECT {columns} FROM {source} WHERE i.path IN ({{marks}})", paths)
@@ -283,27 +285,37 @@ class SyncBatch:
 
         old_feeds = {guid: set(item.feeds.split("\n")) for guid, item in before.items()}
 
-        first_published = dict(
-            self._select(
-                "SELECT guid, first_published FROM identities WHERE guid IN ({marks})",
+        known = {
+            guid: (first, modified)
+            for guid, first, modified in self._select(
+                "SELECT guid, first_published, modified FROM identities WHERE guid IN ({marks})",
                 after_by_guid,
             )
-        )
+        }
         now_text = format_date(self.now())
 
-        identity_rows: list[tuple[str, str, str, str]] = []
-        item_rows: list[tuple[str, str, str, str, str, str]] = []
+        identity_rows: list[tuple[str, str, str, str, str | None]] = []
+        item_rows: list[tuple[str, str, str, str, str, str, str | None]] = []
         member_rows: list[tuple[str, str, str]] = []
         dirty: set[str] = set()
         for guid, (row, stored) in after_by_guid.items():
-            first = first_published.get(guid, now_text)
+            first, known_modified = known.get(guid, (now_text, None))
             date = stored.date or first
-            identity_rows.append((guid, stored.url, row.path, first))
+            old = before.get(guid)
+            modified = edited_at(old, row, stored) if old is not None else known_modified
+            identity_rows.append((guid, stored.url, row.path, first, modified))
             item_rows.append(
-                (guid, stored.url, row.path, date, stored.fingerprint, "\n".join(stored.feeds))
+                (
+                    guid,
+                    stored.url,
+                    row.path,
+                    date,
+                    stored.fingerprint,
+                    "\n".join(stored.feeds),
+                    modified,
+                )
             )
             member_rows.extend((name, date, guid) for name in stored.feeds)
-            old = before.get(guid)
             old_set = old_feeds.get(guid, set())
             keys = tuple(self._key(name) for name in stored.feeds)
             if old is not None and (
@@ -440,15 +452,35 @@ def write_items(db: Connection, items: ItemsDecided) -> None:
         [(r[2], r[0]) for r in identity_rows],
     )
     db.executemany(
-        "INSERT INTO identities (guid, url, path, first_published) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (guid) DO UPDATE SET url = excluded.url, path = excluded.path",
+        "INSERT INTO identities (guid, url, path, first_published, modified) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guid) DO UPDATE SET url = excluded.url, "
+        "path = excluded.path, modified = excluded.modified",
         identity_rows,
     )
     db.executemany(
-        "INSERT INTO items (guid, url, path, date, fingerprint, feeds) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO items (guid, url, path, date, fingerprint, feeds, modified) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         item_rows,
     )
     db.executemany("INSERT INTO memberships (feed, date, guid) VALUES (?, ?, ?)", member_rows)
+
+
+def edited_at(old: ItemRow, row: FileRow, stored: StoredArticle) -> str | None:
+    """The item's `modified` after this sync: unchanged unless what a reader sees of it
+    (`visible_part`) changed, and then the edited file's mtime, at least a whole second
+    after the item's previous date or edit (so readers that trust Atom `<updated>` always
+    see it move forward, even when a copy kept an older mtime).
+
+    From the data only, never a clock: the row is shared by every node of a cluster, and
+    the same files give the same value at every build."""
+    if old.fingerprint == stored.fingerprint or old.article_json is None:
+        return old.modified
+    if visible_part(old.article_json) == visible_part(stored.json):
+        return old.modified
+    previous = parse_date(max(old.date, old.modified or ""))
+    floor = previous.replace(microsecond=0) + timedelta(seconds=1)
+    mtime = datetime.fromtimestamp(row.mtime_ns // 1_000_000_000, UTC)
+    return format_date(max(mtime, floor))
 
 
 def _storable(text: str) -> bool:

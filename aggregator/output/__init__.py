@@ -12,12 +12,13 @@ from aggregator.faces import resolver
 
 if TYPE_CHECKING:
     from aggregator.output.digest import renderer_digest
-    from aggregator.output.indexes import render_indexes
+    from aggregator.output.indexes import render_group_opmls, render_indexes
     from aggregator.output.jsonfeed import dumps_indented, rfc3339
     from aggregator.output.plan import (
         FeedListing,
         PlanSettings,
         added_updated_removed,
+        ambiguous_names,
         cut,
         feed_name,
         feeds_to_render,
@@ -43,6 +44,7 @@ __all__ = [
     "PublishBatch",
     "PublishResult",
     "added_updated_removed",
+    "ambiguous_names",
     "cut",
     "dumps_indented",
     "feed_name",
@@ -54,6 +56,7 @@ __all__ = [
     "publish_all",
     "remove_stale_temps",
     "render_feed",
+    "render_group_opmls",
     "render_indexes",
     "renderer_digest",
     "rfc3339",
@@ -70,6 +73,7 @@ _HOME = {
     "added_updated_removed": "aggregator.output.plan",
     "cut": "aggregator.output.plan",
     "dumps_indented": "aggregator.output.jsonfeed",
+    "ambiguous_names": "aggregator.output.plan",
     "feed_name": "aggregator.output.plan",
     "feeds_to_render": "aggregator.output.plan",
     "gzip_bytes": "aggregator.output.publish",
@@ -79,6 +83,7 @@ _HOME = {
     "publish_all": "aggregator.output.publish",
     "remove_stale_temps": "aggregator.output.publish",
     "render_feed": "aggregator.output.render",
+    "render_group_opmls": "aggregator.output.indexes",
     "render_indexes": "aggregator.output.indexes",
     "renderer_digest": "aggregator.output.digest",
     "rfc3339": "aggregator.output.jsonfeed",

@@ -1,11 +1,14 @@
-"""The lists of every feed: `index.opml` (OPML 2.0, for readers) and `index.html` (for people).
+"""The lists of every feed: `index.opml` (OPML 2.0, for readers), one OPML per group, and
+`index.html` (for people: a filter, and an OPML of the feeds one ticks made in the page).
 
-Both are pure functions of the feed summaries: no clock, stable order, so an unchanged set of
+All are pure functions of the feed summaries: no clock, stable order, so an unchanged set of
 feeds gives unchanged bytes (and no rewrite). `render.py` re-exports `render_indexes`.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,10 +17,17 @@ from html import escape
 from aggregator.model import FeedFormat, FeedItem, FeedKind, FeedSummary, RenderedFile
 from aggregator.output.text import xml_safe
 
-__all__ = ["HTML_PATH", "OPML_PATH", "render_indexes"]
+__all__ = ["GROUP_OPML_PATHS", "HTML_PATH", "OPML_PATH", "render_group_opmls", "render_indexes"]
 
 OPML_PATH = "index.opml"
 HTML_PATH = "index.html"
+# One OPML per group of several feeds, linked from its heading: a person without scripts
+# can still take only the topics, or only the providers.
+GROUP_OPML_PATHS: dict[FeedKind, str] = {
+    FeedKind.CUSTOM: "index-selections.opml",
+    FeedKind.TOPIC: "index-topics.opml",
+    FeedKind.PROVIDER: "index-providers.opml",
+}
 
 # The groups, in the order both indexes show them.
 _GROUPS: tuple[tuple[FeedKind, str], ...] = (
@@ -51,8 +61,30 @@ def render_indexes(
     groups = _grouped(feeds)
     return (
         RenderedFile(OPML_PATH, _opml(groups, title=title, home_url=home_url)),
-        RenderedFile(HTML_PATH, _html(groups, title=title, opml_url=opml_url, headlines=headlines)),
+        RenderedFile(
+            HTML_PATH,
+            _html(groups, title=title, home_url=home_url, opml_url=opml_url, headlines=headlines),
+        ),
     )
+
+
+def render_group_opmls(
+    feeds: Sequence[FeedSummary], *, title: str, home_url: str
+) -> tuple[list[RenderedFile], list[str]]:
+    """(the OPML of each group that has feeds, the paths of those of the groups that have
+    none: they must not be left behind) of `GROUP_OPML_PATHS`."""
+    files, empty = [], []
+    for kind, label in _GROUPS:
+        path = GROUP_OPML_PATHS.get(kind)
+        if path is None:
+            continue
+        members = [group for group in _grouped(feeds) if group[0] == label]
+        if members:
+            opml = _opml(members, title=f"{title}: {label}", home_url=home_url)
+            files.append(RenderedFile(path, opml))
+        else:
+            empty.append(path)
+    return files, empty
 
 
 def _grouped(feeds: Sequence[FeedSummary]) -> list[tuple[str, list[FeedSummary]]]:
@@ -138,7 +170,17 @@ background:transparent;color:var(--muted);padding:.15rem .5rem;cursor:pointer}
 .filter{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap;margin:.5rem 0}
 .filter input{font:inherit;flex:1 1 12rem;padding:.4rem .6rem;border:1px solid var(--line);\
 border-radius:.4rem;background:var(--bg);color:var(--fg)}
-@media (max-width:30rem){main{padding:.6rem}li.feed{display:block}.formats{margin-top:.3rem}}
+.pick{margin:0 .25rem 0 0;width:1.1rem;height:1.1rem;align-self:center}
+.feed .about{flex:1 1 12rem}
+.picker{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap;margin:.5rem 0}
+.picker button,.group-pick{font:inherit;font-size:.875rem;padding:.2rem .6rem;\
+border:1px solid var(--line);border-radius:.4rem;background:var(--card);color:var(--fg);\
+cursor:pointer}
+.picker button:disabled{opacity:.5;cursor:default}
+.group-pick{margin-left:.75rem;vertical-align:middle}
+.group-opml{margin-left:.75rem;font-size:.875rem;font-weight:400}
+@media (max-width:30rem){main{padding:.6rem}li.feed{display:block}\
+.pick{float:left;margin-top:.2rem}.formats{margin-top:.3rem}}
 """
 
 _SCRIPT = """\
@@ -149,12 +191,21 @@ _SCRIPT = """\
   var shown = document.getElementById("shown");
   var feeds = Array.prototype.slice.call(document.querySelectorAll("li.feed"));
   var groups = Array.prototype.slice.call(document.querySelectorAll("section.group"));
+  // Each word typed must start a word of the feed's title (folded as the page wrote
+  // data-name: lower case, accents off, split at anything but letters and digits), or all
+  // that is typed, run together, must start its slug ("bothub-ai" finds bothub-ai).
+  function words(text) {
+    return text.toLowerCase().normalize("NFKD").replace(/[\\u0300-\\u036f]/g, "")
+      .split(/[^\\p{L}\\p{N}]+/u).filter(Boolean);
+  }
   function apply() {
-    var words = input.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    var typed = words(input.value);
+    var joined = typed.join("");
     var count = 0;
     feeds.forEach(function (li) {
-      var name = li.getAttribute("data-name");
-      var hit = words.every(function (w) { return name.indexOf(w) >= 0; });
+      var name = " " + li.getAttribute("data-name");
+      var hit = typed.every(function (w) { return name.indexOf(" " + w) >= 0; }) ||
+        li.getAttribute("data-slug").indexOf(joined) === 0;
       li.hidden = !hit;
       if (hit) { count += 1; }
     });
@@ -183,6 +234,7 @@ _SCRIPT = """\
     document.body.removeChild(area);
     copied(button, ok);
   }
+  picker();
   Array.prototype.forEach.call(document.querySelectorAll("button.copy"), function (button) {
     button.hidden = false;
     button.addEventListener("click", function () {
@@ -195,6 +247,69 @@ _SCRIPT = """\
       }
     });
   });
+  // Choose feeds, take one OPML of them: made here, from the page, like index.opml.
+  function picker() {
+    var bar = document.getElementById("picker");
+    var make = document.getElementById("opml-chosen");
+    var clear = document.getElementById("clear-chosen");
+    var boxes = feeds.map(function (li) { return li.querySelector("input.pick"); });
+    function update() {
+      var n = boxes.filter(function (b) { return b.checked; }).length;
+      make.disabled = n === 0;
+      make.textContent = "OPML of " + n + (n === 1 ? " chosen feed" : " chosen feeds");
+    }
+    boxes.forEach(function (b) { b.hidden = false; b.addEventListener("change", update); });
+    groups.forEach(function (g) {
+      var button = g.querySelector("button.group-pick");
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        g.querySelectorAll("li.feed:not([hidden]) input.pick").forEach(function (b) {
+          b.checked = true;
+        });
+        update();
+      });
+    });
+    clear.addEventListener("click", function () {
+      boxes.forEach(function (b) { b.checked = false; });
+      update();
+    });
+    make.addEventListener("click", function () {
+      var doc = document.implementation.createDocument(null, "opml", null);
+      var root = doc.documentElement;
+      root.setAttribute("version", "2.0");
+      var head = root.appendChild(doc.createElement("head"));
+      head.appendChild(doc.createElement("title")).textContent = bar.getAttribute("data-title");
+      var body = root.appendChild(doc.createElement("body"));
+      groups.forEach(function (g) {
+        var chosen = Array.prototype.filter.call(g.querySelectorAll("li.feed"), function (li) {
+          return li.querySelector("input.pick").checked;
+        });
+        if (!chosen.length) { return; }
+        var folder = body.appendChild(doc.createElement("outline"));
+        folder.setAttribute("text", g.querySelector("h2").firstChild.textContent);
+        chosen.forEach(function (li) {
+          var outline = folder.appendChild(doc.createElement("outline"));
+          var name = li.getAttribute("data-opml-text");
+          outline.setAttribute("type", "rss");
+          outline.setAttribute("text", name);
+          outline.setAttribute("title", name);
+          outline.setAttribute("xmlUrl", li.querySelector(".format a").href);
+          outline.setAttribute("htmlUrl", bar.getAttribute("data-home"));
+        });
+      });
+      var text = '<?xml version="1.0" encoding="UTF-8"?>\\n' +
+        new XMLSerializer().serializeToString(doc) + "\\n";
+      var link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob([text], { type: "text/x-opml" }));
+      link.download = "feeds.opml";
+      document.body.appendChild(link);
+      link.click();
+      document.body.removeChild(link);
+      setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+    });
+    bar.hidden = false;
+    update();
+  }
 })();
 """
 
@@ -244,12 +359,27 @@ def _feed_item(feed: FeedSummary) -> str:
         f'aria-label="copy the {label} URL of {_attr(feed.title)}">copy</button></span>'
         for label, mime, url in _formats(feed)
     )
-    name = f"{feed.title} {feed.key}".casefold()
+    qualifier = f" ({feed.key.slug})"
     return (
-        f'<li class="feed" data-name="{_attr(name)}"><div><div class="name">'
-        f'{_text(feed.title)}</div><div class="meta">{counts}</div></div>'
+        # The slug a shared name is told apart by is matched as the slug, not as words.
+        f'<li class="feed" data-name="{_attr(_words(feed.title.removesuffix(qualifier)))}" '
+        f'data-slug="{_attr(feed.key.slug.replace("-", ""))}" '
+        f'data-opml-text="{_attr(_opml_text(feed.title))}">'
+        f'<input type="checkbox" class="pick" hidden aria-label="choose {_attr(feed.title)}">'
+        f'<div class="about"><div class="name">{_text(feed.title)}</div>'
+        f'<div class="meta">{counts}</div></div>'
         f'<div class="formats">{links}</div></li>'
     )
+
+
+def _words(text: str) -> str:
+    """The words the filter matches typed words against (each must start one): lower case,
+    accents off, split at anything but letters and digits, as the page's script splits
+    what is typed. `ai` then finds "AI" and "AI Weekly", not "Daily" or "Blockchain" (nor
+    every provider at a .ai domain, which a match on the path would)."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return " ".join(re.findall(r"[^\W_]+", plain))
 
 
 def _headline(item: FeedItem) -> str:
@@ -266,6 +396,7 @@ def _html(
     groups: list[tuple[str, list[FeedSummary]]],
     *,
     title: str,
+    home_url: str,
     opml_url: str,
     headlines: Sequence[FeedItem],
 ) -> bytes:
@@ -306,14 +437,29 @@ def _html(
         'autocomplete="off">',
         '<span id="shown" class="meta" aria-live="polite"></span>',
         "</form>",
+        f'<div id="picker" class="picker" hidden data-title="{_attr(title)}" '
+        f'data-home="{_attr(home_url)}">'
+        '<button type="button" id="opml-chosen" disabled>OPML of 0 chosen feeds</button>'
+        '<button type="button" id="clear-chosen">clear</button>'
+        '<span class="meta">tick the feeds you want, or a group\'s "choose all"</span></div>',
         '<noscript><p class="meta">Every feed is listed below; your browser\'s Find '
         "(Ctrl+F) searches them.</p></noscript>",
     ]
+    group_paths = {label: GROUP_OPML_PATHS.get(kind) for kind, label in _GROUPS}
     for label, members in groups:
         slug = label.lower()
+        path = group_paths.get(label)
+        group_link = (
+            f' <a class="group-opml" href="{_attr(opml_url.rsplit("/", 1)[0] + "/" + path)}" '
+            f'type="text/x-opml">OPML of these {len(members):,}</a>'
+            if path
+            else ""
+        )
         body += [
             f'<section class="group" aria-labelledby="group-{slug}">',
-            f'<h2 id="group-{slug}">{_text(label)}</h2>',
+            f'<h2 id="group-{slug}">{_text(label)}<button type="button" class="group-pick" '
+            f'hidden aria-label="choose every {_attr(label)} feed shown">choose all</button>'
+            f"{group_link}</h2>",
             '<ul class="feeds">',
             *(_feed_item(feed) for feed in members),
             "</ul>",

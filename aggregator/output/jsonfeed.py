@@ -1,13 +1,16 @@
 """FeedPlan → JSON Feed 1.1 bytes (https://jsonfeed.org/version/1.1), byte-stable.
 
 The same items, in the same order, with the same strings as the RSS and Atom files
-(`content.py` makes them): `id` is the item's GUID, `content_html` is what Atom carries as
-`content` (or `summary` when there is no body), HTML-escaped the same way. Keys are written in
+(`content.py` makes them): `id` is the item's id in this feed (`FeedKey.entry_id`),
+`content_html` is what Atom carries as `content` (or `summary` when there is no body),
+HTML-escaped the same way. Keys are written in
 the order the spec lists them, so the file reads like the spec; no clock, no dict of unknown
 order, `ensure_ascii=False` (JSON is UTF-8 by definition), a trailing newline.
 
+`date_modified` is there only for an item edited since it was first listed (as Atom's
+`<updated>`, from `FeedItem.modified`): repeating `date_published` would claim an edit.
+
 What is left out, and why:
-- `date_modified`: the articles carry one date; repeating it would claim a modification.
 - `author` (1.0): deprecated in 1.1 for `authors`; readers of 1.1 read `authors`.
 """
 
@@ -53,17 +56,30 @@ def render_json_feed(plan: FeedPlan) -> RenderedFile:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in plan.hubs]
     # Each item's text is made once per process and shared by every feed that lists it (an
     # article is in several), indented for its place: the feed's `items`, two levels down.
-    items = ",\n    ".join(item_json(item) for item in plan.items)
+    items = ",\n    ".join(_with_id(plan.key.entry_id(item.guid), item) for item in plan.items)
     members = dumps_indented(feed)[: -len("\n}")]  # the feed's keys, items last
     listed = f"[\n    {items}\n  ]" if items else "[]"
     text = f'{members},\n  "items": {listed}\n}}\n'
     return RenderedFile(plan.key.json_path, text.encode("utf-8"))
 
 
+# An item's members start after this (its first, `id`, is the one that differs per feed).
+_ITEM_START = "{\n" + "  " * 3
+
+
+def _with_id(entry_id: str, item: FeedItem) -> str:
+    """The item's JSON with `id` first, as the spec lists it: the id of the item in this
+    feed (`FeedKey.entry_id`), the rest shared by every feed that lists the item."""
+    members = item_json(item)[len(_ITEM_START) :]  # "url": …, after the opening brace
+    entry = encode_basestring(xml_safe(entry_id))
+    return f'{_ITEM_START}"id": {entry},\n      {members}'
+
+
 @lru_cache(maxsize=ITEM_CACHE_SIZE)
 def item_json(item: FeedItem) -> str:
-    """One item as JSON, indented as in a feed's `items`. Keyed on the frozen item, as the
-    XML entries are (`render._entry`): an edited article is a new key."""
+    """One item as JSON without its `id`, indented as in a feed's `items` (`_with_id` adds
+    the id). Keyed on the frozen item, as the XML entries are (`render._entry`): an edited
+    article is a new key."""
     return dumps_indented(_item(item), 2)
 
 
@@ -72,7 +88,6 @@ def _item(item: FeedItem) -> dict[str, Any]:
     title = item_title(article)
     # The same strings RSS and Atom carry: characters XML cannot hold are dropped everywhere.
     entry: dict[str, Any] = {
-        "id": xml_safe(item.guid),
         "url": xml_safe(article.url),
         "title": title,
     }
@@ -85,6 +100,8 @@ def _item(item: FeedItem) -> dict[str, Any]:
     if article.images:
         entry["image"] = xml_safe(article.images[0].url)
     entry["date_published"] = rfc3339(item.date)
+    if rfc3339(item.updated) != entry["date_published"]:
+        entry["date_modified"] = rfc3339(item.updated)  # edited since it was first listed
     if article.provider is not None:
         name = xml_safe(article.provider.name).strip()
         if name:

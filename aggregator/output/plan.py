@@ -48,6 +48,10 @@ class PlanSettings:
     # The config's feeds. Not part of what re-renders every feed: a change to one
     # definition re-renders that feed only (the catalog keeps a fingerprint of each).
     custom: tuple[FeedDefinition, ...] = ()
+    # The topic and provider feeds whose name another feed of their kind shares: their
+    # titles add the slug (`ambiguous_names`). Decided per build, like `custom` not part of
+    # what re-renders every feed: the builder renders the feeds whose state changed.
+    ambiguous: frozenset[FeedKey] = frozenset()
 
     def definition(self, key: FeedKey) -> FeedDefinition | None:
         """The config's definition of a custom feed (None for the built-in feeds)."""
@@ -112,7 +116,8 @@ def plan_feed(
     """Everything a feed shows, decided from its items (newest first) and its last state."""
     name = feed_name(key, items, previous_name)
     title, description = _titles(key, name, settings)
-    updated = max(item.date for item in items) if items else previous_updated or NEVER_LISTED
+    # The newest item date or edit: an edit changes the feed too (RFC 4287 4.2.15).
+    updated = max(item.updated for item in items) if items else previous_updated or NEVER_LISTED
     return FeedPlan(
         key=key,
         title=title,
@@ -175,11 +180,27 @@ def cut(text: str, limit: int) -> str:
     return head.rstrip() + ELLIPSIS
 
 
-def _titles(key: FeedKey, name: str, settings: PlanSettings) -> tuple[str, str]:
+def _titles(
+    key: FeedKey, name: str, settings: PlanSettings, ambiguous: Collection[FeedKey] | None = None
+) -> tuple[str, str]:
     definition = settings.definition(key)
     if definition is not None:
         return definition.title, definition.description
+    if key in (settings.ambiguous if ambiguous is None else ambiguous):
+        name = f"{name} ({key.slug})"
     return titles_of(key, name, settings.titles)
+
+
+def ambiguous_names(names: Iterable[tuple[FeedKey, str]]) -> frozenset[FeedKey]:
+    """The topic and provider feeds whose name another feed of the same kind has too (case
+    and spacing aside): two providers called "DataBrief", at databrief.com and databrief.co.
+    Their titles add the slug, `Provider: DataBrief (databrief-co)`; the others stay as
+    they are. From the names alone, so every node and build decides the same."""
+    groups: dict[tuple[FeedKind, str], list[FeedKey]] = {}
+    for key, name in names:
+        if key.kind in (FeedKind.TOPIC, FeedKind.PROVIDER):
+            groups.setdefault((key.kind, " ".join(name.casefold().split())), []).append(key)
+    return frozenset(key for keys in groups.values() if len(keys) > 1 for key in keys)
 
 
 def titles_of(key: FeedKey, name: str, titles: FeedTitles) -> tuple[str, str]:
@@ -236,10 +257,12 @@ def summaries(feeds: Iterable[FeedListing], settings: PlanSettings) -> list[Feed
     """The index entries: every feed that lists something, plus `all` and the config's
     feeds always; in path order."""
     listed = []
-    for feed in sorted(feeds, key=lambda f: f.key):
+    feeds = sorted(feeds, key=lambda f: f.key)
+    ambiguous = ambiguous_names((f.key, f.name) for f in feeds if f.items)
+    for feed in feeds:
         if feed.items == 0 and feed.key.kind not in (FeedKind.ALL, FeedKind.CUSTOM):
             continue
-        title, _ = _titles(feed.key, feed.name, settings)
+        title, _ = _titles(feed.key, feed.name, settings, ambiguous)
         formats = settings.formats_of(feed.key)
         listed.append(
             FeedSummary(
@@ -251,9 +274,7 @@ def summaries(feeds: Iterable[FeedListing], settings: PlanSettings) -> list[Feed
                 articles=feed.articles,
                 updated=feed.updated if feed.items else None,
                 json_url=(
-                    settings.base_url + feed.key.json_path
-                    if FeedFormat.JSON in formats
-                    else None
+                    settings.base_url + feed.key.json_path if FeedFormat.JSON in formats else None
                 ),
                 formats=formats,
             )

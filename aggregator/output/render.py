@@ -20,8 +20,10 @@ newsboat, reader) and keeps the article's text exactly as written:
 - The first image is `media:content` + `media:thumbnail` (Media RSS), directly in the item.
 - Related articles are an HTML list in `content:encoded` (RSS) / `<content type="html">` (Atom),
   after the excerpt, since readers show that content instead of the summary.
-- GUIDs are `isPermaLink="false"`: they stay when an article's URL changes. Atom uses the GUID
-  as entry id, so it must be a URI: a URL or a `urn:` with a namespace of 2+ characters.
+- GUIDs are `isPermaLink="false"`: they stay when an article's URL changes. The id is the
+  GUID in the all feed and a `urn:uuid:` of (feed, GUID) elsewhere (`FeedKey.entry_id`), the
+  same in RSS and Atom; Atom needs a URI: a URL or a `urn:` with a namespace of 2+ characters.
+- Atom `<updated>` is the item's last visible edit (`FeedItem.updated`), else its date.
 - An entry without excerpt and without related links gets its title as summary: an Atom entry
   with neither summary nor content draws a W3C warning.
 - `&` and `<` are written `&#x26;` / `&#x3C;` (see `_hex_refs`), the RSS Profile's spelling
@@ -48,7 +50,7 @@ from feedgen.ext.media import MediaEntryExtension, MediaExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
-from aggregator.model import FeedFormat, FeedItem, FeedPlan, RenderedFile
+from aggregator.model import FeedFormat, FeedItem, FeedKey, FeedPlan, RenderedFile
 from aggregator.output.indexes import render_indexes
 from aggregator.output.jsonfeed import item_json, render_json_feed
 from aggregator.output.text import content_html, item_title, summary_html, unique, xml_safe
@@ -106,6 +108,7 @@ def render_feed(plan: FeedPlan) -> tuple[RenderedFile, ...]:
     if xml_formats:
         with _LOCK:
             _Round.current += 1
+            _Round.key = plan.key
             files.update(_render(plan, xml_formats))
     if FeedFormat.JSON in plan.formats:
         files[FeedFormat.JSON] = render_json_feed(plan)
@@ -178,9 +181,11 @@ def _feed(plan: FeedPlan) -> Any:
 
 
 class _Round:
-    """Which render is in progress (changed under `_LOCK` only): see `_SharedEntry`."""
+    """Which render is in progress, and of which feed (changed under `_LOCK` only): see
+    `_SharedEntry`."""
 
     current = 0
+    key = FeedKey.everything()
 
 
 # _SharedEntry moves one lxml element from feed to feed, so two renders must not interleave.
@@ -198,10 +203,14 @@ class _SharedEntry(FeedEntry):  # type: ignore[misc]  # feedgen has no type hint
     dropped. Copying instead costs more than a third of a warm build. Within one render an
     element is lent once; the same item listed twice gets a copy the second time. The entry
     must not change after it is first built: `_entry` sets everything before handing it out.
+
+    The one part that differs from feed to feed is the entry's id (`FeedKey.entry_id`): it
+    is written into the lent element's `<guid>` / `<id>` each time it is lent.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, guid: str = "") -> None:
         super().__init__()
+        self.base_guid = guid
         self._built: dict[str, Any] = {}
         self._lent_in: dict[str, int] = {}
 
@@ -218,9 +227,17 @@ class _SharedEntry(FeedEntry):  # type: ignore[misc]  # feedgen has no type hint
         if element is None:
             element = self._built[kind] = build(True)
         if self._lent_in.get(kind) == _Round.current:
-            return element.__copy__()  # listed twice in this feed: lxml copies the subtree
-        self._lent_in[kind] = _Round.current
+            element = element.__copy__()  # listed twice in this feed: lxml copies the subtree
+        else:
+            self._lent_in[kind] = _Round.current
+        id_element = element.find(_ID_TAGS[kind])
+        if id_element is not None:
+            id_element.text = xml_safe(_Round.key.entry_id(self.base_guid))
         return element
+
+
+# Where the id is in each format's entry element (feedgen writes Atom's without a prefix).
+_ID_TAGS = {"rss": "guid", "atom": "id"}
 
 
 @lru_cache(maxsize=_ENTRY_CACHE_SIZE)
@@ -233,15 +250,16 @@ def _entry(item: FeedItem) -> Any:
     equal items (same instant, different offsets) give the same output.
     """
     article = item.article
-    entry = _SharedEntry()
+    entry = _SharedEntry(item.guid)
     entry.register_extension("media", MediaEntryExtension, atom=True, rss=True)
     entry.register_extension("dc", DcEntryExtension, atom=False, rss=True)
     entry.guid(xml_safe(item.guid), permalink=False)
     entry.title(item_title(article))
     entry.link(href=xml_safe(article.url), rel="alternate")
-    date = _utc(item.date)
-    entry.published(date)
-    entry.updated(date)  # feedgen's default is the clock
+    entry.published(_utc(item.date))
+    # The last edit readers should see (feedgen's default is the clock); RSS has no element
+    # for it, so readers of RSS see an edit by its changed content only.
+    entry.updated(_utc(item.updated))
 
     # RSS description is HTML to every reader: escaped so the text shows as written. Atom gets
     # the same value as type="html" so both formats carry the very same string (content.py).

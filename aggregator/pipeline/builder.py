@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -38,12 +38,14 @@ from aggregator.events import (
     WriteFailed,
 )
 from aggregator.faults import crash_point
-from aggregator.model import FeedKey
+from aggregator.model import FeedKey, FeedKind
 from aggregator.output import (
     PlanSettings,
     PublishBatch,
     PublishResult,
     added_updated_removed,
+    ambiguous_names,
+    feed_name,
     feeds_to_render,
 )
 from aggregator.pipeline.cutoff import Visibility
@@ -175,6 +177,7 @@ class Builder:
             events.extend(visibility.advance(now, sync.changed_guids))
             synced = time.perf_counter()
             keys, fingerprint = self._choose_feeds(full_scan=changed is None)
+            keys, ambiguous = self._disambiguate(keys, now)
             written, unchanged, failed = self._render_and_publish(
                 keys,
                 sync.changed_guids,
@@ -187,6 +190,8 @@ class Builder:
             workers.close()
         if fingerprint is not None and not failed:
             self.catalog.set_render_settings(fingerprint)
+        if not failed:
+            self.catalog.set_ambiguous_feeds(ambiguous)
 
         published = self.catalog.published_count(visibility.until(now))
         next_due = visibility.next_due(now)
@@ -238,6 +243,29 @@ class Builder:
         if settings_changed:
             self.outputs.remove_turned_off(known)
         return keys, fingerprint if settings_changed else None
+
+    def _disambiguate(
+        self, keys: list[FeedKey], now: datetime
+    ) -> tuple[list[FeedKey], frozenset[FeedKey]]:
+        """(the feeds to render, the feeds whose names collide): the names are the feeds'
+        as last written, and for those about to be rendered their newest item's. A feed
+        whose name starts or stops colliding is rendered too, for its title."""
+        # Only feeds that list something count: an empty one is in no index.
+        records = self.catalog.feed_records()
+        names = {r.key: r.name for r in records if r.guids}
+        until = self.visibility.until(now)
+        for key in keys:
+            if key.kind in (FeedKind.TOPIC, FeedKind.PROVIDER):
+                newest = self.catalog.newest(key, 1, until=until)
+                if newest:
+                    names[key] = feed_name(key, newest, names.get(key))
+                else:
+                    names.pop(key, None)
+        ambiguous = ambiguous_names(names.items())
+        self.plan_settings = replace(self.plan_settings, ambiguous=ambiguous)
+        known = {r.key for r in records}
+        flipped = (ambiguous ^ self.catalog.ambiguous_feeds()) & known
+        return sorted(set(keys) | flipped), ambiguous
 
     def _changes(
         self,
@@ -380,8 +408,10 @@ def _plan_settings(settings: Settings) -> PlanSettings:
 
 def _settings_fingerprint(plan_settings: PlanSettings) -> str:
     shaping = asdict(plan_settings)
-    # Each definition has its own fingerprint (`Outputs.apply_definitions`).
+    # Each definition has its own fingerprint (`Outputs.apply_definitions`); the ambiguous
+    # names are kept apart too (`Builder._disambiguate`).
     del shaping["custom"]
+    del shaping["ambiguous"]
     data = json.dumps([__version__, shaping], sort_keys=True, default=str)
     return hashlib.sha256(data.encode()).hexdigest()
 

@@ -1,7 +1,8 @@
 """What the output folder holds besides the feeds' bytes: the feeds the config defines (a
 feed no longer defined, or a format turned off, has its files deleted), the feeds whose files
-are missing, and the indexes (index.opml, index.html), written again when a feed changed, a
-file is missing or the indexes' code changed; and the temp files an interrupted build left.
+are missing, and the indexes (index.opml, index.html, an OPML per group), written again when a
+feed changed, a file is missing or the indexes' code changed; and the temp files an
+interrupted build left.
 """
 
 from __future__ import annotations
@@ -162,8 +163,9 @@ class Outputs:
             self.catalog.finish_indexes()
 
     def _publish_indexes(self, events: list[ChangeEvent], now: datetime) -> bool:
-        """Write index.opml and index.html; whether both are now current."""
-        from aggregator.output import render_indexes
+        """Write index.opml, index.html and the groups' OPMLs (deleting those of groups with
+        no feed left); whether all are now current."""
+        from aggregator.output import render_group_opmls, render_indexes
 
         # Counted at this build's cut-off, as the feeds were: embargoed and aged-out
         # items are in no count.
@@ -175,8 +177,14 @@ class Outputs:
             for r in self.catalog.feed_records()
         ]
         base = self.settings.base_url
+        listed = summaries(feeds, self.plan_settings)
+        groups, empty = render_group_opmls(
+            listed, title=self.settings.titles.site, home_url=base + "index.html"
+        )
+        for path in empty:
+            _remove_output(self.output / path, "its group lists no feed now")
         opml, html = render_indexes(
-            summaries(feeds, self.plan_settings),
+            listed,
             title=self.settings.titles.site,
             home_url=base + "index.html",
             opml_url=base + "index.opml",
@@ -187,7 +195,9 @@ class Outputs:
             ),
         )
         ok = True
-        for result in publish_all(self.output, [opml, html], gzip=self.settings.gzip_sidecars):
+        # The page last: what it links to is there before it.
+        files = [*groups, opml, html]
+        for result in publish_all(self.output, files, gzip=self.settings.gzip_sidecars):
             if result.error is not None:
                 ok = False
                 events.append(WriteFailed(result.error.path, result.error.reason))
