@@ -41,6 +41,8 @@ class Backend:
     start_over: ClassVar[str]  # the advice for a catalog made by a newer aggregator
     errors: ClassVar[tuple[type[Exception], ...]]  # the errors of the database's library
     quiet: ClassVar[tuple[type[Exception], ...]]  # what closing or rolling back may raise
+    # Opens a transaction that only reads (`Catalog.snapshot`): one moment, no lock taken.
+    begin_read: ClassVar[str] = "BEGIN"
     _savepoints = 0
 
     def begin_write(self, *, exclusive: bool = True) -> None:
@@ -79,6 +81,10 @@ class Backend:
 
     def rendered(self, meta: Meta) -> None:
         """Remember that the feeds `pending_feeds` last returned were written."""
+
+    def leader_lock_held(self) -> bool:
+        """Whether some session holds the cluster leader's lock (one node: never asked)."""
+        return False
 
     @contextmanager
     def bulk(self) -> Iterator[None]:

@@ -244,6 +244,7 @@ class PostgresBackend(Backend):
     start_over: ClassVar[str] = "use an empty database to start over"
     errors: ClassVar[tuple[type[Exception], ...]] = (psycopg.Error,)
     quiet: ClassVar[tuple[type[Exception], ...]] = (psycopg.Error, CatalogError)
+    begin_read: ClassVar[str] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     db: PostgresConnection
 
     def __init__(self, url: str, node: str, *, readonly: bool) -> None:
@@ -318,6 +319,16 @@ class PostgresBackend(Backend):
     def rendered(self, meta: Meta) -> None:
         # Up to what `pending_feeds` saw: later changes stay pending.
         meta.set_meta(RENDERED_SEQ, str(self._pending_upto))
+
+    def leader_lock_held(self) -> bool:
+        # A session advisory lock on a bigint key shows in pg_locks split in two halves.
+        (held,) = self.db.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 1 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (LEADER_LOCK >> 32, LEADER_LOCK & 0xFFFFFFFF),
+        ).fetchone()
+        return bool(held)
 
     def batches(
         self, batches: Iterable[Sequence[FileChange]], *, bulk: bool

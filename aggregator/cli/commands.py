@@ -2,7 +2,8 @@
 settings) and returns the exit code.
 
 Exit codes: 0 done; 1 the work failed (or, with --strict, a file was rejected; or `health`
-found the daemon down); 2 the configuration or the command line is wrong.
+found the daemon down); 2 the configuration or the command line is wrong; 3 (`status`) the
+daemon is not running.
 
 Declared apart from the flags and the parser (`program`), as the anchors keep command bodies
 apart from the argument declarations. `completion` and `manpage` import the parser at call
@@ -393,6 +394,16 @@ def help(args: argparse.Namespace) -> int:
     else:
         subcommand_parsers(parser)[args.topic].print_help()
     return EXIT_OK
+def status(args: argparse.Namespace) -> int:
+    from aggregator.cli.inspection import status as show_status
+
+    return show_status(args)
+
+
+def explain(args: argparse.Namespace) -> int:
+    from aggregator.cli.inspection import explain_command
+
+    return explain_command(args)
 
 
 def completion(args: argparse.Namespace) -> int:

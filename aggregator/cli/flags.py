@@ -185,6 +185,10 @@ FLAGS: dict[str, Flag] = {
         },
         setting="metrics_bind",
     ),
+    "json": Flag(
+        ("--json",),
+        {"action": "store_true", "help": "print JSON (schema in the README) instead of text"},
+    ),
     "wait": Flag(
         ("--wait",),
         {

@@ -302,6 +302,32 @@ COMMANDS: tuple[Command, ...] = (
         commands.health,
     ),
     Command(
+        "status",
+        "show the daemon, its last build, rejected files, scheduled items, pings owed",
+        "Safe beside a running daemon (no lock; the catalog is only read): whether the "
+        "daemon runs (PID, since when, node, leader), its last build, the rejected files "
+        "and why, the next embargoed items, the WebSub pings owed per hub. Exits 0 if the "
+        "daemon runs, 3 if not, 1 if the catalog cannot be read.",
+        ("config", "state", "catalog", "node", "json"),
+        commands.status,
+    ),
+    Command(
+        "explain",
+        "say why an article is or is not in each feed",
+        "For an article file (a path inside the input, or absolute) or a webUrl: read or "
+        "rejected and why, published, embargoed until when, the duplicate webUrl's winner, "
+        "its GUID, each feed that lists it (position against max_items) and each feed that "
+        "leaves it out, with the rule. Reads the catalog only; safe beside the daemon.",
+        ("config", "input", "state", "catalog", "node", "json"),
+        commands.explain,
+        positionals=(
+            Positional(
+                "target",
+                {"metavar": "FILE|URL", "help": "an article file, or an article's webUrl"},
+            ),
+        ),
+    ),
+    Command(
         "completion",
         "print a shell completion script (bash, zsh or fish)",
         "Print a completion script for the shell, made from this command line's parser. "

@@ -13,14 +13,18 @@ from aggregator.faces import resolver
 if TYPE_CHECKING:
     from aggregator.daemon.debounce import ChangeBatch, Debouncer
     from aggregator.daemon.service import BUILD_RETRY, Daemon, run_daemon
+    from aggregator.daemon.status import STATUS_FILE, DaemonState, daemon_state
     from aggregator.daemon.watch import ChangeHandler, inotify_limit_message
 
 __all__ = [
     "BUILD_RETRY",
+    "STATUS_FILE",
     "ChangeBatch",
     "ChangeHandler",
     "Daemon",
+    "DaemonState",
     "Debouncer",
+    "daemon_state",
     "inotify_limit_message",
     "run_daemon",
 ]
@@ -30,6 +34,9 @@ _HOME = {
     "ChangeBatch": "aggregator.daemon.debounce",
     "ChangeHandler": "aggregator.daemon.watch",
     "Daemon": "aggregator.daemon.service",
+    "DaemonState": "aggregator.daemon.status",
+    "STATUS_FILE": "aggregator.daemon.status",
+    "daemon_state": "aggregator.daemon.status",
     "Debouncer": "aggregator.daemon.debounce",
     "inotify_limit_message": "aggregator.daemon.watch",
     "run_daemon": "aggregator.daemon.service",

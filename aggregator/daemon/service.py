@@ -46,6 +46,7 @@ from aggregator.daemon.jobs import Jobs as _Jobs
 from aggregator.daemon.jobs import LostRun
 from aggregator.daemon.pings import WRITER, PingDispatcher, ping_threads
 from aggregator.daemon.retries import Retries
+from aggregator.daemon.status import StatusRecord
 from aggregator.daemon.watch import Watcher
 from aggregator.delivery import GIVE_UP_SECONDS, PING_RETRY, Notifier, Sink, lifecycle, log_sink
 from aggregator.errors import AggregatorError, NodeNameInUse
@@ -148,6 +149,7 @@ class Daemon:
             recheck_seconds=settings.debounce_max_seconds,
         )
         self.cluster = ClusterNode()
+        self.status = StatusRecord(settings)  # for `aggregator status` (daemon/status.py)
         self.pings = PingDispatcher(
             schedule=self._jobs.schedule,
             leading=self.cluster.leading,
@@ -173,6 +175,7 @@ class Daemon:
         self.builder = self._builder_factory(settings)
         start_worker_server()
         try:
+            self.status.started(self.builder.catalog.where)
             self._jobs.scheduler.start()
             self.watcher = Watcher(
                 self.builder.filter,
@@ -253,6 +256,7 @@ class Daemon:
             self._jobs.shutdown(wait=False)
             return False
         self._jobs.shutdown(wait=True)
+        self.status.stopped()
         if self.builder is not None:
             self.builder.close()
             self.builder = None
@@ -393,9 +397,11 @@ class Daemon:
             # on. The batch is kept (paths, or the full scan) and retried with backoff.
             self.retries.build_failed(batch, exc)
             tell_build(self.hooks, began, result="failed", reason=str(exc) or repr(exc))
+            self.status.failed(exc)
             return
         tell_build(self.hooks, began, batch, report)
         self.retries.build_succeeded()
+        self.status.built(report)
         self.builds += 1
         # The first build catches up with what changed while the daemon was stopped: the log
         # summarises it; every later build is a live change, logged item by item.

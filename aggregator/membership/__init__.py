@@ -16,7 +16,13 @@ if TYPE_CHECKING:
         FeedDefinition,
         parse_feed_definitions,
     )
-    from aggregator.membership.slugs import DEFAULT_RULES, FeedRules, display_name, feeds_of
+    from aggregator.membership.slugs import (
+        DEFAULT_RULES,
+        FeedRules,
+        display_name,
+        feeds_of,
+        slugify,
+    )
 
 __all__ = [
     "DEFAULT_RULES",
@@ -26,6 +32,7 @@ __all__ = [
     "display_name",
     "feeds_of",
     "parse_feed_definitions",
+    "slugify",
 ]
 
 _HOME = {
@@ -36,6 +43,7 @@ _HOME = {
     "display_name": "aggregator.membership.slugs",
     "feeds_of": "aggregator.membership.slugs",
     "parse_feed_definitions": "aggregator.membership.definitions",
+    "slugify": "aggregator.membership.slugs",
 }
 
 __getattr__ = resolver(__name__, _HOME, globals())

@@ -86,6 +86,38 @@ class FeedDefinition:
             return False
         return self.excerpt_matches is None or bool(self.excerpt_matches.search(article.excerpt))
 
+    def refusal(self, article: Article) -> str | None:
+        """Why the feed leaves this (published) article out: the first condition it fails,
+        named by its config key (None: the feed lists it, whatever its date). The same
+        conditions as `accepts`, in words, for `aggregator explain`."""
+        facts = ArticleFacts.of(article)
+        topics = facts.topics
+        if self.topics_any is not None and topics.isdisjoint(self.topics_any):
+            return (
+                f"topics_any: it names none of {_listed(self.topics_any)} "
+                f"(its topics: {_listed(topics) or 'none'})"
+            )
+        if not self.topics_all <= topics:
+            return f"topics_all: it does not name {_listed(self.topics_all - topics)}"
+        if not topics.isdisjoint(self.topics_none):
+            return f"topics_none: it names {_listed(topics & self.topics_none)}"
+        if self.providers is not None and facts.provider not in self.providers:
+            return (
+                f"providers: its provider ({facts.provider or 'none'}) is not "
+                f"{_listed(self.providers, 'or')}"
+            )
+        if self.has_image is not None and bool(article.images) != self.has_image:
+            return (
+                "has_image: true, and it has no image"
+                if self.has_image
+                else ("has_image: false, and it has an image")
+            )
+        if self.title_matches is not None and not self.title_matches.search(article.title):
+            return f"title_matches: {self.title_matches.pattern!r} is not found in its title"
+        if self.excerpt_matches is not None and not self.excerpt_matches.search(article.excerpt):
+            return f"excerpt_matches: {self.excerpt_matches.pattern!r} is not found in its excerpt"
+        return None
+
     def membership_fingerprint(self) -> str:
         """Changes exactly when the definition's filter, title, window or size changes."""
         data = {
@@ -105,6 +137,11 @@ class FeedDefinition:
         }
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _listed(slugs: frozenset[str], word: str = "and") -> str:
+    names = sorted(slugs)
+    return ", ".join(names[:-1]) + f" {word} " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def _pattern_text(pattern: re.Pattern[str] | None) -> str | None:
