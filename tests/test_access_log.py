@@ -216,3 +216,22 @@ def test_subscriber_counts_are_kept_per_feed_and_reader(settings: Settings) -> N
     assert not any(path in ("/missing.rss.xml", "/index.html") for path, _, _ in counts)
     assert not list(settings.output.rglob("subscribers.json"))  # never in the output
     assert (settings.state / "subscribers.json").is_file()
+    # `aggregator status` shows them: the number publishers ask for.
+    shown = subprocess.run(
+        [sys.executable, "-m", "aggregator", "status", "--json", "--config", str(config),
+         "--state", str(settings.state)],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert "Traceback" not in shown.stderr
+    reported = {
+        (s["feed"], s["reader"], s["feed_id"]): s["subscribers"]
+        for s in json.loads(shown.stdout)["subscribers"]
+    }
+    assert reported == counts
+    text = subprocess.run(
+        [sys.executable, "-m", "aggregator", "status", "--config", str(config),
+         "--state", str(settings.state)],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    ).stdout  # fmt: skip
+    assert f"{sum(counts.values())} reported by feed readers" in text
+    assert "Feedly: 143" in text

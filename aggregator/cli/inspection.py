@@ -89,8 +89,9 @@ def status_report(settings: Settings) -> dict[str, Any]:
         "rejected": [],
         "scheduled": {"count": 0, "next": []},
         "pings_owed": [],
-        # Filled by the access log's User-Agent counts (issue #16, item 4); None: not recorded.
-        "subscribers": None,
+        # What feed readers said of their subscribers in the User-Agents `serve` saw (the
+        # server keeps them in the state folder); None: the server never recorded any.
+        "subscribers": _subscribers(settings),
     }
     try:
         catalog = _open(settings)
@@ -193,9 +194,37 @@ def _status_text(report: dict[str, Any]) -> str:
     rows.append(("pings owed", "none" if not owed else f"{sum(o['count'] for o in owed)}"))
     rows += [(f"  {o['hub']}", f"{o['count']} since {o['oldest']}") for o in owed]
     subscribers = report["subscribers"]
-    rows.append(("subscribers", "not recorded yet" if subscribers is None else str(subscribers)))
+    if not subscribers:
+        rows.append(("subscribers", "not recorded yet (only `serve` and `run --serve` see them)"))
+    else:
+        total = sum(s["subscribers"] for s in subscribers)
+        rows.append(("subscribers", f"{total} reported by feed readers"))
+        rows += [
+            (f"  {s['feed']}", f"{s['reader']}: {s['subscribers']} (seen {s['seen']})")
+            for s in subscribers
+        ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}".rstrip() for label, value in rows)
+
+
+def _subscribers(settings: Settings) -> list[dict[str, Any]] | None:
+    """The latest count per feed and reader, most subscribers first; None when none exist."""
+    from aggregator.serve import read_subscribers
+
+    counts = read_subscribers(settings.state)
+    if not counts:
+        return None
+    counts.sort(key=lambda c: (-c.subscribers, c.path, c.reader, c.feed_id))
+    return [
+        {
+            "feed": c.path,
+            "reader": c.reader,
+            "feed_id": c.feed_id,
+            "subscribers": c.subscribers,
+            "seen": c.seen.isoformat().replace("+00:00", "Z"),
+        }
+        for c in counts
+    ]
 
 
 def _build_text(build: dict[str, Any] | None) -> str:
