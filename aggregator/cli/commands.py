@@ -214,17 +214,24 @@ def catalog(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aggregator.config import load_config
     from aggregator.daemon import run_daemon
 
-    settings = args.loaded.settings
+    loaded: LoadedConfig = args.loaded
+    settings = loaded.settings
+
+    def reload() -> Settings:
+        # SIGHUP: the file the daemon started with (not a default found since), the flags.
+        return load_config(loaded.file, args.overrides).settings
+
     if not args.serve:
-        return run_daemon(settings)
+        return run_daemon(settings, reload=reload)
     from aggregator.serve import FeedServer
 
     # Listening first: a taken port fails at once, before the daemon takes the lock. The
     # server runs in its own thread; the daemon's SIGTERM handling stops both.
-    with FeedServer(settings):
-        return run_daemon(settings)
+    with FeedServer(settings) as server:
+        return run_daemon(settings, reload=reload, on_reload=[server.reconfigure])
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -13,15 +13,20 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aggregator.daemon.debounce import ChangeBatch, Debouncer
-    from aggregator.daemon.service import BUILD_RETRY, Daemon, run_daemon
+    from aggregator.daemon.foreground import run_daemon
+    from aggregator.daemon.liveness import RESTART_ONLY
+    from aggregator.daemon.service import BUILD_RETRY, Daemon
+    from aggregator.daemon.systemd import SystemdNotifier
     from aggregator.daemon.watch import ChangeHandler, inotify_limit_message
 
 __all__ = [
     "BUILD_RETRY",
+    "RESTART_ONLY",
     "ChangeBatch",
     "ChangeHandler",
     "Daemon",
     "Debouncer",
+    "SystemdNotifier",
     "inotify_limit_message",
     "run_daemon",
 ]
@@ -32,8 +37,10 @@ _HOME = {
     "ChangeHandler": "aggregator.daemon.watch",
     "Daemon": "aggregator.daemon.service",
     "Debouncer": "aggregator.daemon.debounce",
+    "RESTART_ONLY": "aggregator.daemon.liveness",
+    "SystemdNotifier": "aggregator.daemon.systemd",
     "inotify_limit_message": "aggregator.daemon.watch",
-    "run_daemon": "aggregator.daemon.service",
+    "run_daemon": "aggregator.daemon.foreground",
 }
 
 

@@ -28,14 +28,12 @@ is the only importer of apscheduler.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -46,6 +44,14 @@ from aggregator.backoff import BackoffPolicy
 from aggregator.config import Settings
 from aggregator.daemon.cluster import ClusterNode
 from aggregator.daemon.debounce import ChangeBatch, Debouncer
+from aggregator.daemon.liveness import (
+    TICK_SECONDS,
+    BuildCancelled,
+    Liveness,
+    Pulse,
+    StopCheck,
+    live_settings,
+)
 from aggregator.daemon.pings import PINGS, WRITER, PingDispatcher
 from aggregator.daemon.retries import Retries
 from aggregator.daemon.watch import Watcher
@@ -71,38 +77,10 @@ _REBUILD = "rebuild"
 _RECONCILE = "reconcile"
 _RELEASE = "embargo-next"
 _TIMERS = "timers"
+_TICK = "tick"
 
 # Pings sent at once: a build that changed many feeds owes one per file and hub.
 PING_THREADS = 4
-
-
-class BuildCancelled(Exception):
-    """Raised inside a build (from its progress callback) when the daemon is stopping."""
-
-
-class _StopCheck:
-    """A `Progress` that abandons the parse stage of a build once a stop is requested.
-
-    Parsing is the long part of a big build and runs before anything is written, so
-    abandoning it loses nothing: the catalog still has the old sizes and mtimes, and the
-    next start reads those files again.
-    """
-
-    def __init__(self, stopping: threading.Event) -> None:
-        self.stopping = stopping
-
-    def _check(self) -> None:
-        if self.stopping.is_set():
-            raise BuildCancelled
-
-    def start(self, total: int) -> None:
-        self._check()
-
-    def advance(self, count: int) -> None:
-        self._check()
-
-    def finish(self) -> None:
-        """Parsing is done; the rest of the build is short and runs to its end."""
 
 
 def _utc_in(seconds: float) -> datetime:
@@ -114,11 +92,14 @@ class _Jobs:
 
     One thread for builds: the single writer. A second one for the timers (reconcile,
     retries), which only ask for builds, so they never queue behind a long one. WebSub pings
-    have threads of their own: a slow hub never delays a build. `on_lost` hears of a run the
+    have threads of their own: a slow hub never delays a build. `on_lost` hears of a rebuild run the
     scheduler skipped or missed.
     """
 
-    def __init__(self, on_lost: Callable[[JobEvent], None]) -> None:
+    def __init__(self, on_lost: Callable[[], None]) -> None:
+        # APScheduler logs every job run at INFO; our own debug lines say what matters.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        self._on_lost = on_lost
         self.scheduler = BackgroundScheduler(
             executors={
                 WRITER: ThreadPoolExecutor(1),
@@ -128,11 +109,18 @@ class _Jobs:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,
         )
-        self.scheduler.add_listener(on_lost, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self.scheduler.add_listener(self._lost, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+
+    def _lost(self, event: JobEvent) -> None:
+        if event.job_id == _REBUILD:
+            LOGGER.warning("a rebuild run was skipped by the scheduler; rescheduling it")
+            self._on_lost()
 
     def every(self, job_id: str, job: Callable[[], None], seconds: float) -> None:
-        """Run `job()` every `seconds` on the timers thread."""
-        self.scheduler.add_job(job, "interval", seconds=seconds, id=job_id, executor=_TIMERS)
+        """Run `job()` every `seconds` on the timers thread (from now on, if it ran already)."""
+        self.scheduler.add_job(
+            job, "interval", seconds=seconds, id=job_id, executor=_TIMERS, replace_existing=True
+        )
 
     def schedule(
         self, job: Callable[..., None], *args: object, executor: str, delay: float = 0.0
@@ -167,6 +155,19 @@ class _Jobs:
             self.scheduler.shutdown(wait=wait)
 
 
+def _log_watching(root: Path, mode: str, settings: Settings) -> None:
+    LOGGER.info(
+        "watching %s (%s); feeds in %s; debounce %g s (at most %g s), reconcile every %g s",
+        root,
+        mode,
+        settings.output,
+        settings.debounce_seconds,
+        settings.debounce_max_seconds,
+        settings.reconcile_seconds,
+        extra=lifecycle("watching", input=str(root), output=str(settings.output), mode=mode),
+    )
+
+
 class Daemon:
     """The watcher, the scheduler and the one builder, started and stopped together.
 
@@ -198,7 +199,7 @@ class Daemon:
             settings.debounce_max_seconds,
             on_pending=self._request,
         )
-        self._jobs = _Jobs(self._on_lost_run)
+        self._jobs = _Jobs(self._lost_rebuild)
         self._lock = threading.Lock()
         self._job_pending = False  # a "rebuild" run is scheduled or queued, not yet started
         self._release_now = False  # the next rebuild runs at once, without debouncing
@@ -208,6 +209,8 @@ class Daemon:
         self._idle = threading.Event()
         self._idle.set()
         self.builds = 0
+        self.liveness = Liveness()
+        self._new_settings: Settings | None = None  # a reload's, for the writer to take
         self.retries = Retries(
             self.debouncer,
             replace_job=self._jobs.replace,
@@ -229,14 +232,9 @@ class Daemon:
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Take the build lock, start watching, and schedule the first full build.
-
-        Raises what `Builder` raises (another process holds the lock, the input folder is
-        missing); nothing is left running then.
-        """
+        """Take the build lock, start watching, and schedule the first full build. Raises
+        what `Builder` raises (the lock is held, no input folder); nothing is left running."""
         settings = self.settings
-        # APScheduler logs every job run at INFO; our own debug lines say what matters.
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self.builder = self._builder_factory(settings)
         start_worker_server()
         try:
@@ -256,21 +254,8 @@ class Daemon:
                     f"cannot watch {self.builder.filter.root}: {exc.strerror or exc}"
                 ) from exc
             self._jobs.every(_RECONCILE, self._reconcile, settings.reconcile_seconds)
-            LOGGER.info(
-                "watching %s (%s); feeds in %s; debounce %g s (at most %g s), reconcile every %g s",
-                self.builder.filter.root,
-                self.watcher.mode,
-                settings.output,
-                settings.debounce_seconds,
-                settings.debounce_max_seconds,
-                settings.reconcile_seconds,
-                extra=lifecycle(
-                    "watching",
-                    input=str(self.builder.filter.root),
-                    output=str(settings.output),
-                    mode=self.watcher.mode,
-                ),
-            )
+            self._jobs.every(_TICK, self.liveness.tick, TICK_SECONDS)
+            _log_watching(self.builder.filter.root, self.watcher.mode, settings)
             # Pings a stop left owed go out now, not after the first build; on the writer
             # thread, the catalog's only user.
             self.pings.dispatch_soon()
@@ -290,6 +275,25 @@ class Daemon:
             self.stop()
             raise
 
+    def reconfigure(self, settings: Settings) -> list[str]:
+        """A reload: the jobs re-armed now, the builder's settings swapped by the writer
+        before the build this asks for (which re-renders what they change). Returns the
+        `RESTART_ONLY` settings that changed: they keep their values until a restart."""
+        old = self.settings
+        settings, kept = live_settings(old, settings)
+        self.settings = settings
+        self.debouncer.retime(settings.debounce_seconds, settings.debounce_max_seconds)
+        self.retries.recheck_seconds = settings.debounce_max_seconds
+        self.pings.hubs = settings.hubs
+        with self._lock:
+            if self._closing:
+                return kept
+            self._new_settings = settings
+        if settings.reconcile_seconds != old.reconcile_seconds:
+            self._jobs.every(_RECONCILE, self._reconcile, settings.reconcile_seconds)
+        self.debouncer.kick(now=True)
+        return kept
+
     def as_leader(self, what: str, action: Callable[[], None]) -> bool:
         """Run once-only work (anything that acts outside this node) if this node leads:
         always on SQLite, see `ClusterNode.leading`. False if it was left to the leader."""
@@ -299,12 +303,9 @@ class Daemon:
         return True
 
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
-        """Stop watching, finish or abandon the build in flight, release everything.
-
-        Returns False if the build in flight was still running after `timeout` seconds
-        (the caller then leaves without it; its writes are atomic, its transaction is
-        rolled back by SQLite on the next start).
-        """
+        """Stop watching, finish or abandon the build in flight, release everything. False
+        if the build was still running after `timeout` s (the caller leaves without it: its
+        writes are atomic, its transaction rolls back)."""
         with self._lock:
             self._closing = True
         self.pings.close()
@@ -370,23 +371,16 @@ class Daemon:
         LOGGER.debug("rebuild scheduled in %.3f s", max(0.0, delay))
         self._jobs.replace(_REBUILD, self._rebuild, delay, executor=WRITER)
 
-    def _on_lost_run(self, event: JobEvent) -> None:
-        """A run was skipped or missed after all: log it and schedule another."""
-        if event.job_id != _REBUILD:
-            return
-        LOGGER.warning("a rebuild run was skipped by the scheduler; rescheduling it")
+    def _lost_rebuild(self) -> None:
+        """A rebuild run was skipped or missed after all (`_Jobs` logged it): another."""
         with self._lock:
             self._job_pending = False
         self._request()
 
     def _reconcile(self) -> None:
         """Periodic full scan, for anything the watcher missed."""
-        watcher = self.watcher
-        if watcher is not None and not watcher.alive() and not self._closing:
-            LOGGER.error("the file watcher stopped (%s); restarting it, polling", watcher.mode)
-            watcher.stop()
-            watcher.poll = True
-            watcher.start()
+        if self.watcher is not None and not self._closing:
+            self.watcher.revive()
         LOGGER.debug("reconcile: full scan requested")
         self.debouncer.add(full_scan=True)
 
@@ -426,6 +420,7 @@ class Daemon:
             if batch is not None:
                 self._release_now = False
                 self._building = True
+                self.liveness.building(True)
                 self._idle.clear()
         if batch is None:
             # Events kept arriving since this run was scheduled: the batch is due later.
@@ -436,19 +431,31 @@ class Daemon:
         finally:
             with self._lock:
                 self._building = False
+                self.liveness.building(False)
                 self._idle.set()
             self._request()
 
     def _build(self, batch: ChangeBatch) -> None:
         builder = self.builder
         assert builder is not None
+        with self._lock:
+            new, self._new_settings = self._new_settings, None
+        if new is not None:
+            builder.reconfigure(new)  # here: the writer is the builder's only user
         LOGGER.debug("rebuild: %s", batch.summary())
         try:
-            report = builder.build(batch.changed, progress=_StopCheck(self._stopping))
+            report = builder.build(
+                batch.changed,
+                progress=StopCheck(self._stopping, self.liveness.beat),
+                render_progress=Pulse(self.liveness.beat),
+            )
         except BuildCancelled:
             LOGGER.info("build abandoned: stopping (nothing was written)")
             return
         except Exception as exc:
+            if self._stopping.is_set():  # torn down by the stop: nothing to retry
+                LOGGER.info("build abandoned: stopping (%s)", type(exc).__name__)
+                return
             # An environment problem (full disk, damaged catalog) or a bug: the daemon goes
             # on. The batch is kept (paths, or the full scan) and retried with backoff.
             self.retries.build_failed(batch, exc)
@@ -461,34 +468,3 @@ class Daemon:
         self._arm(report.next_due)
         self.pings.dispatch()
         self.retries.after(report, builder.filter.root)
-
-
-def run_daemon(settings: Settings) -> int:
-    """Run in the foreground until SIGTERM or SIGINT; returns the exit code (0)."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        LOGGER.info("%s received: stopping", name, extra=lifecycle("stopping", signal=name))
-        stop.set()
-
-    previous: dict[signal.Signals, Any] = {
-        sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    daemon = Daemon(settings)
-    try:
-        daemon.start()
-        while not stop.wait(1.0):
-            pass
-    finally:
-        finished = daemon.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if not finished:
-        # The build thread cannot be interrupted and the interpreter would wait for it at
-        # exit: leave now. Its writes are atomic and its catalog transaction rolls back.
-        LOGGER.info("stopped", extra=lifecycle("stopped"))
-        logging.shutdown()
-        os._exit(0)
-    LOGGER.info("stopped", extra=lifecycle("stopped"))
-    return 0
