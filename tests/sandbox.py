@@ -62,7 +62,13 @@ def restrict(families: list[int]) -> None:
 
     program = Program(len(code) // 8, ctypes.addressof(buffer))
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    libc.prctl.argtypes = [
+        ctypes.c_int,
+        ctypes.c_ulong,
+        ctypes.c_void_p,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, None, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
     if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(program), 0, 0) != 0:
@@ -75,7 +81,8 @@ def supported() -> bool:
 
 def main(argv: list[str]) -> None:
     names, separator, *command = argv
-    assert separator == "--" and command, __doc__
+    if separator != "--" or not command:
+        raise SystemExit(__doc__)
     restrict([socket.AddressFamily[name].value for name in names.split(",") if name])
     os.execvp(command[0], command)
 

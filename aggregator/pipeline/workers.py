@@ -241,20 +241,31 @@ def start_worker_server() -> None:
     """Start the forkserver now, for a long-lived threaded process (the daemon).
 
     Its start and imports (about 0.3 s) are then paid once at start-up, not by the first
-    burst of files that needs workers. It starts with SIGINT and SIGTERM blocked (a mask
-    survives fork and exec): a stop signal sent to the whole process group must reach the
-    daemon only; the forkserver killed by one would take the build's workers with it (a
-    `BrokenProcessPool`). It ends when the daemon does (its "alive" pipe closes). Blocked,
-    not ignored, here: a signal meanwhile stays pending for the daemon.
+    burst of files that needs workers. It starts with SIGINT and SIGTERM ignored (an ignored
+    signal stays ignored across fork and exec; a blocked one does not: the spawn resets the
+    mask): a stop signal sent to the whole process group must reach the daemon only; the
+    forkserver killed by one would take the build's workers with it (a `BrokenProcessPool`).
+    It ends when the daemon does (its "alive" pipe closes).
+
+    Here the two are blocked while ignored, so one sent meanwhile is not lost: still
+    pending when the daemon's handlers are back, it reaches them.
     """
     from multiprocessing import forkserver
 
     _forkserver()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
     try:
-        forkserver.ensure_running()
+        pending = signal.sigpending() & _GROUP_SIGNALS  # setting SIG_IGN drops those
+        handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _GROUP_SIGNALS}
+        try:
+            forkserver.ensure_running()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        for sig in pending:
+            os.kill(os.getpid(), sig)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -317,7 +328,9 @@ def _owner_signals_only(owner: int) -> None:
     SIGTERM is blocked and a thread takes each one (`sigwaitinfo`), exiting on the owner's.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Blocked, never ignored (the forkserver's SIG_IGN would drop the owner's too).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def take_sigterm() -> None:
         while True:
