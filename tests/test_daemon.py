@@ -94,7 +94,10 @@ class SpyBuilder(Builder):
         self._count_lock = threading.Lock()
 
     def build(
-        self, changed: Iterable[str] | None = None, progress: Progress | None = None
+        self,
+        changed: Iterable[str] | None = None,
+        progress: Progress | None = None,
+        render_progress: Progress | None = None,
     ) -> BuildReport:
         with self._count_lock:
             self.active += 1
@@ -106,7 +109,7 @@ class SpyBuilder(Builder):
             if fail:
                 raise RuntimeError("boom: an unexpected bug in a build")
             time.sleep(self.delay)
-            return super().build(changed, progress)
+            return super().build(changed, progress, render_progress)
         finally:
             with self._count_lock:
                 self.active -= 1

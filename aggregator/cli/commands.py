@@ -272,9 +272,17 @@ def catalog(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
+    from aggregator.config import load_config
     from aggregator.daemon import run_daemon
 
-    settings = args.loaded.settings
+    loaded: LoadedConfig = args.loaded
+    settings = loaded.settings
+
+    def reload() -> Settings:
+        # SIGHUP: the file the daemon started with (not a default found since), the flags.
+        return load_config(loaded.file, args.overrides).settings
+
+    on_reload = []
     with ExitStack() as stack:
         observer = None
         if settings.metrics_port is not None:
@@ -289,11 +297,12 @@ def run(args: argparse.Namespace) -> int:
 
             check_overlaps(settings)  # before the server hands out anything
             server = stack.enter_context(FeedServer(settings))
+            on_reload.append(server.reconfigure)
             if observer is not None:
                 observer.watch_server(server.recorder.statuses)
         if observer is not None:
             stack.enter_context(MetricsServer(settings, observer))
-        return run_daemon(settings, observer)
+        return run_daemon(settings, observer, reload=reload, on_reload=on_reload)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -153,6 +153,8 @@ def _loaded(args: argparse.Namespace) -> LoadedConfig:
         setting = FLAGS[name].setting
         if setting is not None:
             overrides[setting] = getattr(args, name)
+    # Kept for a reload (`run` on SIGHUP): the same file and flags, read again.
+    args.overrides = overrides
     return load_config(getattr(args, "config", None), overrides)
 
 
@@ -224,7 +226,8 @@ COMMANDS: tuple[Command, ...] = (
         "run",
         "keep the feeds current as files change (a foreground daemon)",
         "Build once, then watch the input folder and rebuild the feeds a change touches. "
-        "Stops cleanly on SIGTERM or SIGINT.",
+        "Stops cleanly on SIGTERM or SIGINT; SIGHUP reloads the config file. Under systemd "
+        "(Type=notify) it reports READY=1 after the first build and feeds the watchdog.",
         (*SETTINGS_FLAGS, "quiet", "poll", "wait", "serve", "bind", "port", "access_log",
          "metrics_port", "metrics_bind"),
         commands.run,

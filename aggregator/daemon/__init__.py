@@ -12,18 +12,23 @@ from aggregator.faces import resolver
 
 if TYPE_CHECKING:
     from aggregator.daemon.debounce import ChangeBatch, Debouncer
-    from aggregator.daemon.service import BUILD_RETRY, Daemon, run_daemon
+    from aggregator.daemon.foreground import run_daemon
+    from aggregator.daemon.liveness import RESTART_ONLY
+    from aggregator.daemon.service import BUILD_RETRY, Daemon
     from aggregator.daemon.status import STATUS_FILE, DaemonState, daemon_state
+    from aggregator.daemon.systemd import SystemdNotifier
     from aggregator.daemon.watch import ChangeHandler, inotify_limit_message
 
 __all__ = [
     "BUILD_RETRY",
+    "RESTART_ONLY",
     "STATUS_FILE",
     "ChangeBatch",
     "ChangeHandler",
     "Daemon",
     "DaemonState",
     "Debouncer",
+    "SystemdNotifier",
     "daemon_state",
     "inotify_limit_message",
     "run_daemon",
@@ -38,8 +43,10 @@ _HOME = {
     "STATUS_FILE": "aggregator.daemon.status",
     "daemon_state": "aggregator.daemon.status",
     "Debouncer": "aggregator.daemon.debounce",
+    "RESTART_ONLY": "aggregator.daemon.liveness",
+    "SystemdNotifier": "aggregator.daemon.systemd",
     "inotify_limit_message": "aggregator.daemon.watch",
-    "run_daemon": "aggregator.daemon.service",
+    "run_daemon": "aggregator.daemon.foreground",
 }
 
 __getattr__ = resolver(__name__, _HOME, globals())

@@ -76,6 +76,12 @@ class Debouncer:
         self._held: set[str] = set()
         self._held_full_scan = False
 
+    def retime(self, quiet: float, ceiling: float) -> None:
+        """New debounce times (a reload); the batch gathering now is due by them."""
+        with self._lock:
+            self.quiet = quiet
+            self.ceiling = max(ceiling, quiet)
+
     def add(self, paths: Iterable[str] = (), *, full_scan: bool = False) -> None:
         """Record changed paths (or a request for a full scan)."""
         paths = set(paths)

@@ -35,6 +35,8 @@ class Jobs:
     """
 
     def __init__(self, on_lost: Callable[[JobEvent], None], ping_threads: int) -> None:
+        # APScheduler logs every job run at INFO; our own debug lines say what matters.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self.scheduler = BackgroundScheduler(
             executors={
                 WRITER: ThreadPoolExecutor(1),
@@ -47,8 +49,11 @@ class Jobs:
         self.scheduler.add_listener(on_lost, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
     def every(self, job_id: str, job: Callable[[], None], seconds: float) -> None:
-        """Run `job()` every `seconds` on the timers thread."""
-        self.scheduler.add_job(job, "interval", seconds=seconds, id=job_id, executor=TIMERS)
+        """Run `job()` every `seconds` on the timers thread (from now on, if it ran already:
+        a reload re-arms the reconcile interval)."""
+        self.scheduler.add_job(
+            job, "interval", seconds=seconds, id=job_id, executor=TIMERS, replace_existing=True
+        )
 
     def schedule(
         self, job: Callable[..., None], *args: object, executor: str, delay: float = 0.0

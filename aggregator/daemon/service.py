@@ -28,14 +28,12 @@ and `jobs.py` the only importer of apscheduler.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.backoff import BackoffPolicy
 from aggregator.config import Settings
@@ -44,6 +42,14 @@ from aggregator.daemon.debounce import ChangeBatch, Debouncer
 from aggregator.daemon.hooks import DaemonHooks, DaemonProbe, NoHooks, tell_build
 from aggregator.daemon.jobs import Jobs as _Jobs
 from aggregator.daemon.jobs import LostRun
+from aggregator.daemon.liveness import (
+    TICK_SECONDS,
+    BuildCancelled,
+    Liveness,
+    Pulse,
+    StopCheck,
+    live_settings,
+)
 from aggregator.daemon.pings import WRITER, PingDispatcher, ping_threads
 from aggregator.daemon.retries import Retries
 from aggregator.daemon.status import StatusRecord
@@ -70,34 +76,20 @@ _REBUILD = "rebuild"
 _RECONCILE = "reconcile"
 _RELEASE = "embargo-next"
 
-
-class BuildCancelled(Exception):
-    """Raised inside a build (from its progress callback) when the daemon is stopping."""
+_TICK = "tick"
 
 
-class _StopCheck:
-    """A `Progress` that abandons the parse stage of a build once a stop is requested.
-
-    Parsing is the long part of a big build and runs before anything is written, so
-    abandoning it loses nothing: the catalog still has the old sizes and mtimes, and the
-    next start reads those files again.
-    """
-
-    def __init__(self, stopping: threading.Event) -> None:
-        self.stopping = stopping
-
-    def _check(self) -> None:
-        if self.stopping.is_set():
-            raise BuildCancelled
-
-    def start(self, total: int) -> None:
-        self._check()
-
-    def advance(self, count: int) -> None:
-        self._check()
-
-    def finish(self) -> None:
-        """Parsing is done; the rest of the build is short and runs to its end."""
+def _log_watching(root: Path, mode: str, settings: Settings) -> None:
+    LOGGER.info(
+        "watching %s (%s); feeds in %s; debounce %g s (at most %g s), reconcile every %g s",
+        root,
+        mode,
+        settings.output,
+        settings.debounce_seconds,
+        settings.debounce_max_seconds,
+        settings.reconcile_seconds,
+        extra=lifecycle("watching", input=str(root), output=str(settings.output), mode=mode),
+    )
 
 
 class Daemon:
@@ -141,6 +133,8 @@ class Daemon:
         self._idle = threading.Event()
         self._idle.set()
         self.builds = 0
+        self.liveness = Liveness()
+        self._new_settings: Settings | None = None  # a reload's, for the writer to take
         self.retries = Retries(
             self.debouncer,
             replace_job=self._jobs.replace,
@@ -153,7 +147,7 @@ class Daemon:
         self.pings = PingDispatcher(
             schedule=self._jobs.schedule,
             leading=self.cluster.leading,
-            catalog=self._catalog,
+            catalog=self.catalog_in_use,
             hubs=settings.hubs,
             notifier=self.notifier,
             retry=ping_retry,
@@ -164,14 +158,9 @@ class Daemon:
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Take the build lock, start watching, and schedule the first full build.
-
-        Raises what `Builder` raises (another process holds the lock, the input folder is
-        missing); nothing is left running then.
-        """
+        """Take the build lock, start watching, and schedule the first full build. Raises
+        what `Builder` raises (the lock is held, no input folder); nothing is left running."""
         settings = self.settings
-        # APScheduler logs every job run at INFO; our own debug lines say what matters.
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self.builder = self._builder_factory(settings)
         start_worker_server()
         try:
@@ -192,21 +181,8 @@ class Daemon:
                     f"cannot watch {self.builder.filter.root}: {exc.strerror or exc}"
                 ) from exc
             self._jobs.every(_RECONCILE, self._reconcile, settings.reconcile_seconds)
-            LOGGER.info(
-                "watching %s (%s); feeds in %s; debounce %g s (at most %g s), reconcile every %g s",
-                self.builder.filter.root,
-                self.watcher.mode,
-                settings.output,
-                settings.debounce_seconds,
-                settings.debounce_max_seconds,
-                settings.reconcile_seconds,
-                extra=lifecycle(
-                    "watching",
-                    input=str(self.builder.filter.root),
-                    output=str(settings.output),
-                    mode=self.watcher.mode,
-                ),
-            )
+            self._jobs.every(_TICK, self.liveness.tick, TICK_SECONDS)
+            _log_watching(self.builder.filter.root, self.watcher.mode, settings)
             # Pings a stop left owed go out now, not after the first build; on the writer
             # thread, the catalog's only user.
             self.pings.dispatch_soon()
@@ -226,6 +202,25 @@ class Daemon:
             self.stop()
             raise
 
+    def reconfigure(self, settings: Settings) -> list[str]:
+        """A reload: the jobs re-armed now, the builder's settings swapped by the writer
+        before the build this asks for (which re-renders what they change). Returns the
+        `RESTART_ONLY` settings that changed: they keep their values until a restart."""
+        old = self.settings
+        settings, kept = live_settings(old, settings)
+        self.settings = settings
+        self.debouncer.retime(settings.debounce_seconds, settings.debounce_max_seconds)
+        self.retries.recheck_seconds = settings.debounce_max_seconds
+        self.pings.hubs = settings.hubs
+        with self._lock:
+            if self._closing:
+                return kept
+            self._new_settings = settings
+        if settings.reconcile_seconds != old.reconcile_seconds:
+            self._jobs.every(_RECONCILE, self._reconcile, settings.reconcile_seconds)
+        self.debouncer.kick(now=True)
+        return kept
+
     def as_leader(self, what: str, action: Callable[[], None]) -> bool:
         """Run once-only work (anything that acts outside this node) if this node leads:
         always on SQLite, see `ClusterNode.leading`. False if it was left to the leader."""
@@ -235,12 +230,9 @@ class Daemon:
         return True
 
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
-        """Stop watching, finish or abandon the build in flight, release everything.
-
-        Returns False if the build in flight was still running after `timeout` seconds
-        (the caller then leaves without it; its writes are atomic, its transaction is
-        rolled back by SQLite on the next start).
-        """
+        """Stop watching, finish or abandon the build in flight, release everything. False
+        if the build was still running after `timeout` s (the caller leaves without it: its
+        writes are atomic, its transaction rolls back)."""
         with self._lock:
             self._closing = True
         self.pings.close()
@@ -277,8 +269,9 @@ class Daemon:
         with self._lock:
             return self._closing
 
-    def _catalog(self) -> Catalog | None:
-        """The builder's catalog, for the pings; None before the start and after the stop."""
+    def catalog_in_use(self) -> Catalog | None:
+        """The builder's catalog (for the pings, and the main loop's check that this node
+        still holds its name); None before the start and after the stop."""
         builder = self.builder
         return None if builder is None else builder.catalog
 
@@ -318,12 +311,8 @@ class Daemon:
 
     def _reconcile(self) -> None:
         """Periodic full scan, for anything the watcher missed."""
-        watcher = self.watcher
-        if watcher is not None and not watcher.alive() and not self._closing:
-            LOGGER.error("the file watcher stopped (%s); restarting it, polling", watcher.mode)
-            watcher.stop()
-            watcher.poll = True
-            watcher.start()
+        if self.watcher is not None and not self._closing:
+            self.watcher.revive()
         LOGGER.debug("reconcile: full scan requested")
         self.debouncer.add(full_scan=True)
 
@@ -364,6 +353,7 @@ class Daemon:
             if batch is not None:
                 self._release_now = False
                 self._building = True
+                self.liveness.building(True)
                 self._idle.clear()
         if batch is None:
             # Events kept arriving since this run was scheduled: the batch is due later.
@@ -374,17 +364,26 @@ class Daemon:
         finally:
             with self._lock:
                 self._building = False
+                self.liveness.building(False)
                 self._idle.set()
             self._request()
 
     def _build(self, batch: ChangeBatch) -> None:
         builder = self.builder
         assert builder is not None
+        with self._lock:
+            new, self._new_settings = self._new_settings, None
+        if new is not None:
+            builder.reconfigure(new)  # here: the writer is the builder's only user
         LOGGER.debug("rebuild: %s", batch.summary())
         started = time.time()  # wall clock, as file mtimes are: the re-check's reference
         began = time.monotonic()
         try:
-            report = builder.build(batch.changed, progress=_StopCheck(self._stopping))
+            report = builder.build(
+                batch.changed,
+                progress=StopCheck(self._stopping, self.liveness.beat),
+                render_progress=Pulse(self.liveness.beat),
+            )
         except BuildCancelled:
             LOGGER.info("build abandoned: stopping (nothing was written)")
             tell_build(self.hooks, began, result="cancelled")
@@ -393,6 +392,9 @@ class Daemon:
             self.cluster.fatal = exc
             return
         except Exception as exc:
+            if self._stopping.is_set():  # torn down by the stop: nothing to retry
+                LOGGER.info("build abandoned: stopping (%s)", type(exc).__name__)
+                return
             # An environment problem (full disk, damaged catalog) or a bug: the daemon goes
             # on. The batch is kept (paths, or the full scan) and retried with backoff.
             self.retries.build_failed(batch, exc)
@@ -409,36 +411,3 @@ class Daemon:
         self._arm(report.next_due)
         self.pings.dispatch()
         self.retries.after(report, builder.filter.root, started)
-
-
-def run_daemon(settings: Settings, hooks: DaemonHooks | None = None) -> int:
-    """Run in the foreground until SIGTERM or SIGINT; returns the exit code (0)."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        LOGGER.info("%s received: stopping", name, extra=lifecycle("stopping", signal=name))
-        stop.set()
-
-    previous: dict[signal.Signals, Any] = {
-        sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    daemon = Daemon(settings, hooks=hooks)
-    try:
-        daemon.start()
-        while not stop.wait(1.0) and daemon.cluster.must_stop(daemon._catalog()) is None:
-            pass
-    finally:
-        finished = daemon.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if not finished:
-        # The build thread cannot be interrupted and the interpreter would wait for it at
-        # exit: leave now. Its writes are atomic and its catalog transaction rolls back.
-        LOGGER.info("stopped", extra=lifecycle("stopped"))
-        logging.shutdown()
-        os._exit(0)
-    LOGGER.info("stopped", extra=lifecycle("stopped"))
-    if daemon.cluster.fatal is not None:
-        raise daemon.cluster.fatal  # the command line says it: exit 2
-    return 0

@@ -276,6 +276,15 @@ class Watcher:
             raise
         self._observer = observer
 
+    def revive(self) -> None:
+        """Restart the observer, polling, if it died (the reconcile job asks)."""
+        if self.alive():
+            return
+        LOGGER.error("the file watcher stopped (%s); restarting it, polling", self.mode)
+        self.stop()
+        self.poll = True
+        self.start()
+
     def alive(self) -> bool:
         """Whether the observer and its emitter threads still run."""
         observer = self._observer

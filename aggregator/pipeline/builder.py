@@ -125,6 +125,16 @@ class Builder:
         # Under the lock, so no other writer's temp files are live.
         self.outputs.clear_stale_temps()
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Build with new settings from now on (the daemon's reload), on the same folders,
+        catalog and node (the caller keeps those: they need a restart). The next build
+        re-renders what they change: the render fingerprint and the feed definitions."""
+        self.settings = settings
+        self.catalog.rules = settings.feed_rules
+        self.plan_settings = _plan_settings(settings)
+        self.visibility = Visibility(self.catalog, self.plan_settings, embargo=settings.embargo)
+        self.outputs = Outputs(self.catalog, settings, self.plan_settings, self.visibility)
+
     def close(self) -> None:
         """Close the catalog and let another process build."""
         self.catalog.close()

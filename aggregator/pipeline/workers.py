@@ -232,23 +232,51 @@ def _context() -> BaseContext:
     return _forkserver()
 
 
+# The signals a terminal (Ctrl-C: SIGINT) or a service manager (SIGTERM to every process of
+# the unit) sends to the whole group: the daemon's to handle, never its helpers'.
+_GROUP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def start_worker_server() -> None:
     """Start the forkserver now, for a long-lived threaded process (the daemon).
 
     Its start and imports (about 0.3 s) are then paid once at start-up, not by the first
-    burst of files that needs workers.
+    burst of files that needs workers. It starts with SIGINT and SIGTERM ignored (an ignored
+    signal stays ignored across fork and exec; a blocked one does not: the spawn resets the
+    mask): a stop signal sent to the whole process group must reach the daemon only; the
+    forkserver killed by one would take the build's workers with it (a `BrokenProcessPool`).
+    It ends when the daemon does (its "alive" pipe closes).
+
+    Here the two are blocked while ignored, so one sent meanwhile is not lost: still
+    pending when the daemon's handlers are back, it reaches them.
     """
     from multiprocessing import forkserver
 
     _forkserver()
-    forkserver.ensure_running()
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
+    try:
+        pending = signal.sigpending() & _GROUP_SIGNALS  # setting SIG_IGN drops those
+        handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _GROUP_SIGNALS}
+        try:
+            forkserver.ensure_running()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        for sig in pending:
+            os.kill(os.getpid(), sig)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _worker_start(owner: int) -> None:
-    """Worker initializer: die with the build (or daemon) process `owner` that uses it.
+def _worker_start(owner: int, log_formats: list[logging.Formatter | None], log_level: int) -> None:
+    """Worker initializer: log as the owner does, leave the group's stop signals to the
+    owner, and die with the build (or daemon) process `owner` that uses it.
+
+    Logging: as the owner's handlers (stderr, its text or JSON format), so nothing a worker
+    logs is a raw line in a JSON log. Signals: see `_owner_signals_only`.
 
     A worker blocked on its task queue never learns that a killed build is gone; it would
     live on holding the caller's output pipes. Two guards:
@@ -258,6 +286,16 @@ def _worker_start(owner: int) -> None:
       workers need it: each holds the server's "clients alive" pipe, so the server outlives
       a killed daemon as long as its workers do, and they it.
     """
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    for formatter in log_formats:
+        handler = logging.StreamHandler()
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(log_level)
+    logging.captureWarnings(True)
+    _owner_signals_only(owner)
     if sys.platform == "linux":
         import ctypes
 
@@ -279,6 +317,40 @@ def _worker_start(owner: int) -> None:
     threading.Thread(target=exit_with_owner, name="aggregator-owner", daemon=True).start()
 
 
+def _owner_signals_only(owner: int) -> None:
+    """Ignore SIGINT, and every SIGTERM but the owner's.
+
+    A SIGINT or SIGTERM sent to the process group (Ctrl-C, `kill -- -PGID`, a service
+    manager signalling every process) is for the owner, which stops the build and the pool
+    in order; a worker killed by it would print a traceback and break the pool. But the pool
+    itself ends its workers with SIGTERM when it breaks (a worker killed by the OOM killer):
+    that one, from the owner, must still work, or the pool would wait for them for ever. So
+    SIGTERM is blocked and a thread takes each one (`sigwaitinfo`), exiting on the owner's.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Blocked, never ignored (the forkserver's SIG_IGN would drop the owner's too).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def take_sigterm() -> None:
+        while True:
+            info = signal.sigwaitinfo({signal.SIGTERM})
+            if info.si_pid == owner:
+                os._exit(1)
+
+    threading.Thread(target=take_sigterm, name="aggregator-sigterm", daemon=True).start()
+
+
+def _log_formats() -> list[logging.Formatter | None]:
+    """The formatters of the owner's stderr handlers, for its workers (a handler has a lock
+    and cannot be pickled; the others, such as pytest's capture, stay in the owner)."""
+    return [
+        handler.formatter
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr
+    ]
+
+
 class Workers:
     """A process pool started on first use and shut down with the build."""
 
@@ -296,7 +368,7 @@ class Workers:
                 max_workers=self.count,
                 mp_context=_context(),
                 initializer=_worker_start,
-                initargs=(os.getpid(),),
+                initargs=(os.getpid(), _log_formats(), logging.getLogger().level),
             )
         return self._pool
 

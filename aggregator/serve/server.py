@@ -31,7 +31,7 @@ import threading
 from collections.abc import Mapping
 from email.utils import formatdate
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -310,6 +310,13 @@ class FeedServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
 
+    def reconfigure(self, settings: Settings) -> None:
+        """A reload's settings (`run --serve`): the hubs and self URLs of the Link header
+        and Cache-Control change live; the folder, address and port need a restart."""
+        self.app.hubs = settings.hubs
+        self.app.base_url = settings.base_url
+        self.app.cache_control = f"public, max-age={settings.max_age}"
+
     @property
     def url(self) -> str:
         """Where the server listens, as a URL (the actual port when 0 was asked)."""
@@ -395,6 +402,10 @@ class FeedServer:
                 runner, self.settings.bind, self.settings.port, backlog=listen_backlog()
             )
             await site.start()
+            if not runner.addresses:
+                # asyncio skips an address whose socket cannot be made (a sandbox that
+                # forbids its family) and "listens" on none: never report that as serving.
+                raise _no_socket(self.settings.bind, self.settings.port)
         except (OSError, socket.gaierror) as exc:
             self._error = exc
             await runner.cleanup()
@@ -418,6 +429,22 @@ class FeedServer:
         while True:
             await asyncio.sleep(self.ledger.interval)
             await loop.run_in_executor(None, self.ledger.flush)
+
+
+def _no_socket(bind: str, port: int) -> OSError:
+    """Why no listening socket could be made for `bind` (the first family's error)."""
+    for family, kind, proto, _, _ in socket.getaddrinfo(
+        bind, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        try:
+            socket.socket(family, kind, proto).close()
+        except OSError as exc:
+            return OSError(
+                exc.errno,
+                f"{exc.strerror} (no {socket.AddressFamily(family).name} socket: a sandbox "
+                "such as systemd's RestrictAddressFamilies= may forbid it)",
+            )
+    return OSError(errno.EADDRNOTAVAIL, "no address to listen on")
 
 
 def _bound_port(runner: web.BaseRunner, asked: int) -> int:
@@ -474,19 +501,16 @@ def serve(settings: Settings) -> int:
             f"the output folder {settings.output} does not exist: build the feeds first "
             f"(aggregator build), or point --output at them"
         )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        LOGGER.info("%s received: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # Blocked, then taken by sigwait in this thread: no handler runs in the middle of other
+    # code (one that set an Event could deadlock with the wait it interrupted). The server
+    # thread, started after, inherits the mask and never sees them.
+    stops = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     try:
         with FeedServer(settings):
-            while not stop.wait(1.0):
-                pass
+            received = signal.sigwait(stops)
+            LOGGER.info("%s received: stopping", signal.Signals(received).name)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     LOGGER.info("stopped")
     return 0
