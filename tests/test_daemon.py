@@ -415,13 +415,16 @@ class CopyingBuilder(SpyBuilder):
     slow, longer than the re-check window, as on a loaded machine; the others are not."""
 
     def build(
-        self, changed: Iterable[str] | None = None, progress: Progress | None = None
+        self,
+        changed: Iterable[str] | None = None,
+        progress: Progress | None = None,
+        render_progress: Progress | None = None,
     ) -> BuildReport:
         first = not self.batches
         if first:
             (self.settings.input / "half.txt").write_text("---\ntitle: half", encoding="utf-8")
         self.delay = 2 * self.settings.debounce_max_seconds if first else 0.0
-        return super().build(changed, progress)
+        return super().build(changed, progress, render_progress)
 
 
 def test_a_rejected_file_changed_during_its_build_is_checked_again_once(
