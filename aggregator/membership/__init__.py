@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aggregator.membership.definitions import FeedDefinition, parse_feed_definitions
+    from aggregator.membership.patterns import Pattern, PatternError
     from aggregator.membership.slugs import DEFAULT_RULES, FeedRules, display_name, feeds_of
 
 __all__ = [
     "DEFAULT_RULES",
     "FeedDefinition",
     "FeedRules",
+    "Pattern",
+    "PatternError",
     "display_name",
     "feeds_of",
     "parse_feed_definitions",
@@ -28,6 +31,8 @@ _HOME = {
     "DEFAULT_RULES": "aggregator.membership.slugs",
     "FeedDefinition": "aggregator.membership.definitions",
     "FeedRules": "aggregator.membership.slugs",
+    "Pattern": "aggregator.membership.patterns",
+    "PatternError": "aggregator.membership.patterns",
     "display_name": "aggregator.membership.slugs",
     "feeds_of": "aggregator.membership.slugs",
     "parse_feed_definitions": "aggregator.membership.definitions",
