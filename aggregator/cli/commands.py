@@ -1,8 +1,9 @@
 """The bodies of the `aggregator` commands: each takes the parsed arguments (with the loaded
 settings) and returns the exit code.
 
-Exit codes: 0 done; 1 the work failed (or, with --strict, a file was rejected; or `health`
-found the daemon down); 2 the configuration or the command line is wrong.
+Exit codes: 0 done; 1 the work failed (a feed could not be written, or a folder of the input
+could not be listed: a partial scan is not a success; with --strict, a file was rejected; or
+`health` found the daemon down); 2 the configuration or the command line is wrong.
 
 Declared apart from the flags and the parser (`program`), as the anchors keep command bodies
 apart from the argument declarations. `completion` and `manpage` import the parser at call
@@ -23,7 +24,9 @@ from aggregator.config import LoadedConfig, Settings, effective_values, yaml_val
 from aggregator.errors import AggregatorError
 
 if TYPE_CHECKING:
-    from aggregator.events import ChangeEvent
+    from collections.abc import Sequence
+
+    from aggregator.events import ChangeEvent, SourceUnreadable
     from aggregator.pipeline import Builder
 
 EXIT_OK = 0
@@ -47,7 +50,12 @@ def build(args: argparse.Namespace) -> int:
             render_progress=_progress_bar("rendering", "feed", 200),
         )
         rejected_now = builder.catalog.rejected_files()
-        nothing_matched = report.read == 0 and report.published == 0 and not rejected_now
+        nothing_matched = (
+            report.read == 0
+            and report.published == 0
+            and not rejected_now
+            and not report.unreadable
+        )
         if nothing_matched:
             nothing_matched = not builder.catalog.file_signatures()
         # The new bytes are in place: tell the hubs now, once; a failure stays owed.
@@ -62,6 +70,7 @@ def build(args: argparse.Namespace) -> int:
         + (f" ({len(earlier)} more still rejected from earlier builds)" if earlier else "")
         + f"; feeds: {report.written} written, {report.unchanged} unchanged"
         + (f", {report.failed} failed" if report.failed else "")
+        + _unreadable_summary(report.unreadable)
         + _pings_summary(pings)
         + f"; {report.seconds:.2f} s"
         + (
@@ -72,7 +81,7 @@ def build(args: argparse.Namespace) -> int:
     )
     if nothing_matched:
         _warn_nothing_matched(settings)
-    if report.failed:
+    if report.failed or report.unreadable:
         return EXIT_FAILED
     if args.strict and rejected_now:
         lines = "".join(f"\n  {path}: {reason}" for path, reason in rejected_now)
@@ -83,6 +92,18 @@ def build(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _unreadable_summary(unreadable: Sequence[SourceUnreadable]) -> str:
+    if not unreadable:
+        return ""
+    kept = sum(u.kept for u in unreadable)
+    folders = ", ".join(u.path or "the input folder" for u in unreadable[:3])
+    more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+    return (
+        f"; INCOMPLETE: {len(unreadable)} folder(s) could not be listed ({folders}{more}), "
+        f"their {kept} known article file(s) kept as they were"
+    )
 
 
 def _pings_summary(pings: list[ChangeEvent]) -> str:

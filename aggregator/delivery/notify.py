@@ -35,6 +35,7 @@ from aggregator.events import (
     FeedWritten,
     HubPinged,
     HubPingFailed,
+    SourceUnreadable,
     WriteFailed,
 )
 from aggregator.model import FeedKey
@@ -93,6 +94,13 @@ def log_line(event: ChangeEvent) -> str:
             return f"feed unchanged {event.feed}"
         case WriteFailed():
             return f"write failed {event.path}: {event.reason}"
+        case SourceUnreadable():
+            where = f"folder {event.path}" if event.path else "the input folder"
+            return (
+                f"cannot list {where}: {event.reason}; its {event.kept} article file(s) stay "
+                "listed as they were (a folder that cannot be listed is not a deleted one). "
+                "Fix its permissions or mount; the next full scan picks up what changed"
+            )
         case BuildFinished():
             return (
                 f"build finished in {event.seconds:.3f} s: {event.read} read, "
@@ -135,6 +143,8 @@ def _plain(value: object) -> object:
 def _level(event: ChangeEvent) -> int:
     if isinstance(event, ArticleRejected | WriteFailed):
         return logging.WARNING
+    if isinstance(event, SourceUnreadable):
+        return logging.ERROR
     if isinstance(event, DuplicateUrl):
         return logging.WARNING
     if isinstance(event, FeedUnchanged):
