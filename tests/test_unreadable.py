@@ -128,6 +128,29 @@ def test_a_sub_folder_that_cannot_be_read_keeps_its_articles(
     assert titles(folders) == {"A", "C", "D", "E"}
 
 
+def test_check_says_what_it_could_not_list(held_to_bits: list[str], folders: Path) -> None:
+    (folders / "in/team").chmod(0)
+    done = subprocess.run(
+        [
+            *held_to_bits,
+            sys.executable,
+            "-m",
+            "aggregator",
+            "check",
+            "--input",
+            str(folders / "in"),
+        ],
+        cwd=folders,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "cannot list team: Permission denied; its article files were not checked" in done.stdout
+    assert "2 article files checked: 2 published, 0 rejected" in done.stdout
+
+
 def test_an_input_folder_that_cannot_be_listed_empties_no_feed(
     held_to_bits: list[str], folders: Path
 ) -> None:

@@ -135,9 +135,10 @@ def _warn_nothing_matched(settings: Settings) -> None:
 def check(args: argparse.Namespace) -> int:
     from aggregator.config import check_input
     from aggregator.errors import ArticleError
-    from aggregator.reading import SourceFilter, read_article, scan_sources
+    from aggregator.reading import SourceFilter, read_article, scan_tree
 
     settings: Settings = args.loaded.settings
+    unreadable: list[tuple[str, str]] = []  # (folder, reason): not checked, not a pass
     paths: list[Path] = args.paths
     source_filter = SourceFilter(
         settings.input,
@@ -155,14 +156,19 @@ def check(args: argparse.Namespace) -> int:
                     excluded=(settings.output, settings.state),
                     follow_external_links=settings.follow_external_links,
                 )
-                found = sorted(scan_sources(folder))
-                targets += [(str(path / rel), path / rel) for rel in found]
+                scan = scan_tree(folder)
+                unreadable += [(str(path / rel), why) for rel, why in scan.unreadable.items()]
+                targets += [(str(path / rel), path / rel) for rel in sorted(scan.found)]
             else:
                 targets.append((str(path), path))
     else:
         check_input(settings)
-        targets = [(rel, source_filter.root / rel) for rel in sorted(scan_sources(source_filter))]
+        scan = scan_tree(source_filter)
+        unreadable += [(rel or str(settings.input), why) for rel, why in scan.unreadable.items()]
+        targets = [(rel, source_filter.root / rel) for rel in sorted(scan.found)]
     rejected = published = 0
+    for where, reason in unreadable:
+        print(f"cannot list {where}: {reason}; its article files were not checked")
     for name, path in targets:
         if not path.exists() and not path.is_symlink():
             rejected += 1
@@ -176,9 +182,9 @@ def check(args: argparse.Namespace) -> int:
             continue
         published += article.published
     print(f"{len(targets)} article files checked: {published} published, {rejected} rejected")
-    if not targets:
+    if not targets and not unreadable:
         _warn_nothing_matched(settings)
-    return EXIT_FAILED if rejected else EXIT_OK
+    return EXIT_FAILED if rejected or unreadable else EXIT_OK
 
 
 def catalog(args: argparse.Namespace) -> int:
