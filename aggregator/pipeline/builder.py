@@ -367,6 +367,9 @@ def _find_changes(
     to_read, gone = {}, set()
     failed: dict[str, str] = {}
     kept_by: dict[str, int] = {}
+    if not sources.root.is_dir():
+        # Between the two moves of a swap, or a mount gone: every path would look deleted.
+        return to_read, gone, [SourceUnreadable("", "the input folder is missing", 0)]
     for path in sorted(set(changed)):
         rel = sources.relative(path)
         if rel is None or not sources.matches(rel):
