@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import feedparser
@@ -20,6 +21,7 @@ from waiting import Recorder, wait_for
 
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
+from aggregator.events import ArticleRemoved
 
 
 @pytest.fixture
@@ -57,9 +59,11 @@ def sh(*argv: str) -> None:
     subprocess.run(argv, check=True, timeout=60)
 
 
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
 def test_a_deploy_swap_is_followed_at_once(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+    settings: Settings, caplog: pytest.LogCaptureFixture, poll: bool
 ) -> None:
+    settings = replace(settings, poll=poll, poll_seconds=0.2)
     inp = settings.input
     new = inp.with_name("in.new")
     shutil.copytree(inp, new)
@@ -80,7 +84,7 @@ def test_a_deploy_swap_is_followed_at_once(
         assert titles(settings) == {"A", "B", "C", "D", "E"}
         assert daemon.watcher is not None
         assert daemon.watcher.alive()
-        assert not daemon.watcher.polling
+        assert daemon.watcher.polling is poll
 
 
 def test_an_input_folder_deleted_and_created_again(
@@ -88,13 +92,9 @@ def test_an_input_folder_deleted_and_created_again(
 ) -> None:
     inp = settings.input
     caplog.set_level(logging.INFO, logger="aggregator")
-    with running(settings) as (daemon, recorder):
-        builds = recorder.builds
+    with running(settings) as (daemon, _):
         sh("rm", "-r", str(inp))
         wait_for(lambda: "is gone" in caplog.text, "the log line saying the folder is gone")
-        wait_for(lambda: recorder.builds > builds, "the full scan of the missing folder")
-        # Gone is not empty: nothing was withdrawn while no folder was there.
-        assert titles(settings) == {"A", "B"}
         inp.mkdir()
         write_article(inp, "a.txt", "https://x.test/a", title="A again")
         wait_for(lambda: titles(settings) == {"A again"}, "the new folder's article alone")
@@ -102,6 +102,28 @@ def test_an_input_folder_deleted_and_created_again(
         wait_for(lambda: "F" in titles(settings), "a drop into the re-created folder")
         assert daemon.watcher is not None
         assert daemon.watcher.alive()
+
+
+def test_an_input_folder_moved_away_withdraws_nothing(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first half of a swap, or a mount that vanished: no folder at the path is not an
+    empty folder. Edits in the folder moved away are not the input's any more."""
+    inp, away = settings.input, settings.input.with_name("in.away")
+    caplog.set_level(logging.INFO, logger="aggregator")
+    with running(settings) as (_, recorder):
+        sh("mv", str(inp), str(away))
+        wait_for(lambda: "is gone" in caplog.text, "the log line saying the folder is gone")
+        (away / "b.txt").unlink()
+        write_article(away, "a.txt", "https://x.test/a", title="A edited away")
+        sh("mv", str(away), str(inp))
+        wait_for(lambda: "is back" in caplog.text, "the log line saying the folder is back")
+        wait_for(lambda: titles(settings) == {"A edited away"}, "the folder as it came back")
+        write_article(inp, "g.txt", "https://x.test/g", title="G")
+        wait_for(lambda: "G" in titles(settings), "a drop into the folder back in place")
+    # Nothing left while the folder was away: B left when it came back without it.
+    removed = [e.source for e in recorder.of(ArticleRemoved)]
+    assert removed == ["b.txt"]
 
 
 def test_a_deleted_output_folder_is_written_again_at_once(
