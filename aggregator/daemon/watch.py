@@ -410,6 +410,8 @@ class Watcher:
                 now = {"input": identity(self.filter.root), "output": identity(self.output)}
                 if now == self._watched:
                     break
+                if self._output_appeared(now):
+                    continue
                 old, self._observer = self._observer, None
                 if old is not None:
                     _stop(old)
@@ -430,6 +432,25 @@ class Watcher:
             rebuild |= now_is is not None if name == "input" else was is not None
         if rebuild:
             self.debouncer.add(full_scan=True)
+        return True
+
+    def _output_appeared(self, now: dict[str, tuple[int, int] | None]) -> bool:
+        """Whether the only change is an output folder where there was none (the first
+        build made it): it is added to the running observer (the same inotify instance,
+        whose events are not lost meanwhile), not a new one."""
+        watched = self._watched
+        if now["input"] != watched.get("input") or watched.get("output") is not None:
+            return False
+        observer = self._observer
+        assert observer is not None
+        for path, recursive in self._extra:
+            if path == self.output:
+                try:
+                    observer.schedule(self.roots, str(path), recursive=recursive)
+                except OSError as exc:
+                    LOGGER.debug("cannot watch %s (%s): the guard polls", path, exc)
+                    return False
+        self._watched = now
         return True
 
     def _output_lost(self, path: str) -> None:
