@@ -149,6 +149,19 @@ class WriteFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceUnreadable:
+    """A folder below the input folder (`path`; "" is the input folder itself), or a file in
+    it, could not be listed or looked at (no permission, a failing mount, the folder missing):
+    nothing below it was withdrawn, the `kept` article files the catalog knew there stay
+    listed as they were. A build that says this is not a full success."""
+
+    kind: ClassVar[str] = "source_unreadable"
+    path: str
+    reason: str
+    kept: int
+
+
+@dataclass(frozen=True, slots=True)
 class BuildFinished:
     """One build is over: what it read and wrote, and how long it took."""
 
@@ -198,6 +211,7 @@ ChangeEvent = (
     | FeedWritten
     | FeedUnchanged
     | WriteFailed
+    | SourceUnreadable
     | BuildFinished
     | HubPinged
     | HubPingFailed

@@ -50,6 +50,7 @@ OWNERS: dict[str, set[str]] = {
     "yaml": {"reading.yaml_safe", "reading.articles", "config.loading"},
     "aiohttp": {"serve.server", "serve.limits"},
     "anyascii": {"membership.slugs"},
+    "re2": {"membership.patterns"},
     "tqdm": {"cli.commands"},
 }
 

@@ -1,9 +1,10 @@
 """The bodies of the `aggregator` commands: each takes the parsed arguments (with the loaded
 settings) and returns the exit code.
 
-Exit codes: 0 done; 1 the work failed (or, with --strict, a file was rejected; or `health`
-found the daemon down); 2 the configuration or the command line is wrong; 3 (`status`) the
-daemon is not running.
+Exit codes: 0 done; 1 the work failed (a feed could not be written, or a folder of the input
+could not be listed: a partial scan is not a success; with --strict, a file was rejected; or
+`health` found the daemon down); 2 the configuration or the command line is wrong; 3
+(`status`) the daemon is not running.
 
 Declared apart from the flags and the parser (`program`), as the anchors keep command bodies
 apart from the argument declarations. `completion` and `manpage` import the parser at call
@@ -25,11 +26,11 @@ from aggregator.errors import AggregatorError, redact_url
 from aggregator.words import counted
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from datetime import datetime
 
     from aggregator.catalog import OwedPing
-    from aggregator.events import ChangeEvent
+    from aggregator.events import ChangeEvent, SourceUnreadable
     from aggregator.pipeline import Builder
 
 EXIT_OK = 0
@@ -53,7 +54,12 @@ def build(args: argparse.Namespace) -> int:
             render_progress=None if args.quiet else _progress_bar("rendering", "feed", 200),
         )
         rejected_now = builder.catalog.rejected_files()
-        nothing_matched = report.read == 0 and report.published == 0 and not rejected_now
+        nothing_matched = (
+            report.read == 0
+            and report.published == 0
+            and not rejected_now
+            and not report.unreadable
+        )
         if nothing_matched:
             nothing_matched = not builder.catalog.file_signatures()
         owed = _owed_pings(settings, builder)
@@ -70,6 +76,7 @@ def build(args: argparse.Namespace) -> int:
         + (f" ({len(earlier)} more still rejected from earlier builds)" if earlier else "")
         + f"; feeds: {report.written} written, {report.unchanged} unchanged"
         + (f", {report.failed} failed" if report.failed else "")
+        + _unreadable_summary(report.unreadable)
         + _pings_summary(pings)
         + f"; {report.seconds:.2f} s"
         + (
@@ -82,7 +89,7 @@ def build(args: argparse.Namespace) -> int:
         print(summary)
     if nothing_matched:
         _warn_nothing_matched(settings)
-    if report.failed:
+    if report.failed or report.unreadable:
         return EXIT_FAILED
     if args.strict and rejected_now:
         lines = "".join(f"\n  {path}: {reason}" for path, reason in rejected_now)
@@ -93,6 +100,18 @@ def build(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _unreadable_summary(unreadable: Sequence[SourceUnreadable]) -> str:
+    if not unreadable:
+        return ""
+    kept = sum(u.kept for u in unreadable)
+    folders = ", ".join(u.path or "the input folder" for u in unreadable[:3])
+    more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+    return (
+        f"; INCOMPLETE: {len(unreadable)} folder(s) could not be listed ({folders}{more}), "
+        f"their {kept} known article file(s) kept as they were"
+    )
 
 
 def _pings_summary(pings: list[ChangeEvent]) -> str:
@@ -163,9 +182,10 @@ def _warn_nothing_matched(settings: Settings) -> None:
 def check(args: argparse.Namespace) -> int:
     from aggregator.config import check_input
     from aggregator.errors import ArticleError
-    from aggregator.reading import SourceFilter, read_article, scan_sources
+    from aggregator.reading import SourceFilter, read_article, scan_tree
 
     settings: Settings = args.loaded.settings
+    unreadable: list[tuple[str, str]] = []  # (folder, reason): not checked, not a pass
     paths: list[Path] = args.paths
     source_filter = SourceFilter(
         settings.input,
@@ -183,14 +203,19 @@ def check(args: argparse.Namespace) -> int:
                     excluded=(settings.output, settings.state),
                     follow_external_links=settings.follow_external_links,
                 )
-                found = sorted(scan_sources(folder))
-                targets += [(str(path / rel), path / rel) for rel in found]
+                scan = scan_tree(folder)
+                unreadable += [(str(path / rel), why) for rel, why in scan.unreadable.items()]
+                targets += [(str(path / rel), path / rel) for rel in sorted(scan.found)]
             else:
                 targets.append((str(path), path))
     else:
         check_input(settings)
-        targets = [(rel, source_filter.root / rel) for rel in sorted(scan_sources(source_filter))]
+        scan = scan_tree(source_filter)
+        unreadable += [(rel or str(settings.input), why) for rel, why in scan.unreadable.items()]
+        targets = [(rel, source_filter.root / rel) for rel in sorted(scan.found)]
     rejected = published = 0
+    for where, reason in unreadable:
+        print(f"cannot list {where}: {reason}; its article files were not checked")
     for name, path in targets:
         if not path.exists() and not path.is_symlink():
             rejected += 1
@@ -208,9 +233,9 @@ def check(args: argparse.Namespace) -> int:
             f"{counted(len(targets), 'article file')} checked: {published} published, "
             f"{rejected} rejected"
         )
-    if not targets:
+    if not targets and not unreadable:
         _warn_nothing_matched(settings)
-    return EXIT_FAILED if rejected else EXIT_OK
+    return EXIT_FAILED if rejected or unreadable else EXIT_OK
 
 
 def catalog(args: argparse.Namespace) -> int:

@@ -15,7 +15,11 @@ __all__ = ["manpage"]
 
 _EXIT_STATUS = (
     ("0", "done (for health: the daemon is up)"),
-    ("1", "the work failed; with --strict, an article file was rejected; for health: down"),
+    (
+        "1",
+        "the work failed (for build: a feed could not be written, or a folder of the input "
+        "could not be listed); with --strict, an article file was rejected; for health: down",
+    ),
     ("2", "the configuration or the command line is wrong"),
 )
 

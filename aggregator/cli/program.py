@@ -206,7 +206,7 @@ COMMANDS: tuple[Command, ...] = (
         "check",
         "validate article files without writing anything",
         "Parse article files and report every one that would be rejected, with the reason. "
-        "Exits 1 if any is rejected.",
+        "Exits 1 if any is rejected, or a folder cannot be listed.",
         ("config", "input", "quiet"),
         commands.check,
         positionals=(

@@ -13,11 +13,12 @@ from aggregator.faces import resolver
 if TYPE_CHECKING:
     from aggregator.daemon.debounce import ChangeBatch, Debouncer
     from aggregator.daemon.foreground import run_daemon
+    from aggregator.daemon.inotify import inotify_limit_message
     from aggregator.daemon.liveness import RESTART_ONLY
     from aggregator.daemon.service import BUILD_RETRY, Daemon
     from aggregator.daemon.status import STATUS_FILE, DaemonState, daemon_state
     from aggregator.daemon.systemd import SystemdNotifier
-    from aggregator.daemon.watch import ChangeHandler, inotify_limit_message
+    from aggregator.daemon.watch import ChangeHandler
 
 __all__ = [
     "BUILD_RETRY",
@@ -45,7 +46,7 @@ _HOME = {
     "Debouncer": "aggregator.daemon.debounce",
     "RESTART_ONLY": "aggregator.daemon.liveness",
     "SystemdNotifier": "aggregator.daemon.systemd",
-    "inotify_limit_message": "aggregator.daemon.watch",
+    "inotify_limit_message": "aggregator.daemon.inotify",
     "run_daemon": "aggregator.daemon.foreground",
 }
 

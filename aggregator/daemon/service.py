@@ -8,6 +8,8 @@
       → Notifier (one log line per change) → schedule the next batch if one is gathering;
       a failed build, or feeds that failed to write, are retried with backoff (retries.py)
     "reconcile" job: every reconcile_seconds, ask for a full scan (through the same writer)
+    roots (watch.py): the input and output folders are followed by path, not inode: a swapped
+      input folder is watched at once and scanned, a deleted output folder written again
     "embargo-next" job: one date job at the next time a feed changes by the clock alone (an
       embargoed article falls due, an item ages out of a windowed feed), re-armed after every
       build (the first one is at start-up); it asks for a build with no changed path, at
@@ -169,6 +171,7 @@ class Daemon:
             self.watcher = Watcher(
                 self.builder.filter,
                 self.debouncer,
+                output=settings.output,
                 poll=settings.poll,
                 poll_seconds=settings.poll_seconds,
             )
@@ -311,8 +314,10 @@ class Daemon:
 
     def _reconcile(self) -> None:
         """Periodic full scan, for anything the watcher missed."""
-        if self.watcher is not None and not self._closing:
-            self.watcher.revive()
+        watcher = self.watcher
+        if watcher is not None and not self._closing:
+            watcher.check_roots()  # a root replaced: watch the new one before judging
+            watcher.revive()
         LOGGER.debug("reconcile: full scan requested")
         self.debouncer.add(full_scan=True)
 

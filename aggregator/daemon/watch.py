@@ -5,20 +5,29 @@
       | Debouncer (debounce.py), which decides when a batch is ready
       | ChangeBatch → the daemon, which hands it to the one Builder
 
+The roots themselves are watched too (`Watcher.check_roots`): inotify follows an inode, not a
+path, so after a deploy swap (`mv in in.old; mv in.new in`) or a deleted and re-created input
+folder it would go on watching the old one. The parents of the input and output folders are
+watched for their names, the output folder for deleted feed files, and a guard thread checks
+both roots' inodes (woken by those events, and every `guard_seconds` in case an event is
+missed): a new input folder is watched at once (logged) and scanned in full; a deleted output
+folder, or deleted feed files, make a full build that writes every missing file again.
+
 This module decides which paths changed; it never reads an article and never builds (that
 is `daemon/service.py` and the pipeline). It is the only importer of watchdog.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from watchdog.events import (
@@ -43,6 +52,8 @@ if sys.platform == "linux":
     from watchdog.observers.inotify_c import InotifyFD
 
 from aggregator.daemon.debounce import Debouncer
+from aggregator.daemon.inotify import inotify_limit_message
+from aggregator.daemon.roots import identity, inside, log_root
 from aggregator.reading import SourceFilter
 
 LOGGER = logging.getLogger("aggregator.watch")
@@ -65,18 +76,29 @@ _EVENTS: list[type[FileSystemEvent]] = [
 
 _FILE_CHANGES = tuple(kind for kind in _EVENTS if not kind.is_directory)
 
-# The kernel's two ways of refusing inotify: too many watches, too many instances.
-_INOTIFY_LIMITS = {errno.ENOSPC: "max_user_watches", errno.EMFILE: "max_user_instances"}
+# What is written in the output folder (not the temp files, whose names start with `.`, nor the
+# gzip sidecars, which follow their file): one of these deleted is written again.
+_OUTPUT_SUFFIXES = (".xml", ".json", ".opml", ".html")
 
+# How often the guard checks the roots' inodes when no event woke it.
+GUARD_SECONDS = 1.0
 
 class ChangeHandler(FileSystemEventHandler):
     """Turns watchdog events into paths for the debouncer, ignoring exactly what a build
     ignores (hidden files, editor leftovers, other patterns, the output and state folders)."""
 
-    def __init__(self, source_filter: SourceFilter, debouncer: Debouncer) -> None:
+    def __init__(
+        self,
+        source_filter: SourceFilter,
+        debouncer: Debouncer,
+        roots: RootEvents | None = None,
+    ) -> None:
         super().__init__()
         self.filter = source_filter
         self.debouncer = debouncer
+        # The roots' own events, when the output folder or a root's parent lies inside the
+        # input (its recursive watch sees them, and no second watch may take that inode).
+        self.roots = roots
 
     def _article(self, path: str | bytes) -> str | None:
         if not path:
@@ -95,6 +117,8 @@ class ChangeHandler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         """Route one event; called on the observer's thread."""
+        if self.roots is not None:
+            self.roots.on_any_event(event)
         if event.is_directory:
             # Files in a created, moved or deleted folder may not get events of their own
             # (a folder moved out of the input gives one event for all of them): rescan.
@@ -116,18 +140,40 @@ class ChangeHandler(FileSystemEventHandler):
             self.debouncer.add(found)
 
 
-def inotify_limit_message(exc: OSError) -> str | None:
-    """The explanation for an inotify limit error, or None if `exc` is not one."""
-    setting = _INOTIFY_LIMITS.get(exc.errno or 0)
-    if setting is None:
-        return None
-    value = 524288 if setting == "max_user_watches" else 1024
-    return (
-        f"the kernel refused an inotify watch ({exc.strerror or exc}); falling back to "
-        f"polling. Raise the limit with `sysctl fs.inotify.{setting}={value}` and keep it "
-        f"across reboots with a file in /etc/sysctl.d/ (e.g. "
-        f"/etc/sysctl.d/90-inotify.conf containing `fs.inotify.{setting}={value}`)"
-    )
+class RootEvents(FileSystemEventHandler):
+    """Events about the roots: in their parents (a root's name created, moved or deleted: the
+    guard checks the inodes at once) and in the output folder (a feed file deleted or moved
+    away: `on_output_lost`, which asks for the full build that writes it again)."""
+
+    def __init__(
+        self,
+        roots: tuple[Path, ...],
+        output: Path | None,
+        *,
+        wake: Callable[[], None],
+        on_output_lost: Callable[[str], None],
+    ) -> None:
+        super().__init__()
+        self._roots = {str(root) for root in roots}
+        self._output = None if output is None else os.path.join(str(output), "")
+        self._wake = wake
+        self._on_output_lost = on_output_lost
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        src = os.fsdecode(event.src_path)
+        dest = os.fsdecode(getattr(event, "dest_path", "") or "")
+        if event.is_directory and (src in self._roots or dest in self._roots):
+            self._wake()
+        output = self._output
+        if output is None or not src.startswith(output):
+            return
+        if not isinstance(event, FileDeletedEvent | FileMovedEvent | DirDeletedEvent):
+            return
+        if isinstance(event, FileMovedEvent) and dest.startswith(output):
+            return  # a temp file renamed over its target: our own publishing
+        name = os.path.basename(src)
+        if event.is_directory or (not name.startswith(".") and name.endswith(_OUTPUT_SUFFIXES)):
+            self._on_output_lost(src)
 
 
 # --- inotify queue overflow ---------------------------------------------------------------
@@ -195,24 +241,55 @@ def _inotify_observer(on_overflow: Callable[[], None]) -> BaseObserver:
 
 class Watcher:
     """The observer over the input folder: inotify, or polling when asked to (network
-    mounts) or when the kernel refuses inotify watches."""
+    mounts) or when the kernel refuses inotify watches. Also the roots' guard: the input
+    and output folders are followed by their paths, not their inodes (`check_roots`)."""
 
     def __init__(
         self,
         source_filter: SourceFilter,
         debouncer: Debouncer,
         *,
+        output: Path | None = None,
         poll: bool = False,
         poll_seconds: float = 1.0,
+        guard_seconds: float = GUARD_SECONDS,
     ) -> None:
         self.filter = source_filter
         self.debouncer = debouncer
-        self.handler = ChangeHandler(source_filter, debouncer)
+        self.output = None if output is None else output.resolve()
         self.overflows = 0
         self._overflow_logged: float | None = None
         self.poll = poll
         self.poll_seconds = poll_seconds
+        self.guard_seconds = guard_seconds
+        self.reattached = 0
         self._observer: BaseObserver | None = None
+        # The inodes watched; the guard compares the paths' current ones with them.
+        self._watched: dict[str, tuple[int, int] | None] = {}
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._guard: threading.Thread | None = None
+        root = source_filter.root
+        # The output folder inside the input: the input's recursive watch sees its events.
+        output_inside = self.output is not None and inside(self.output, root)
+        self.roots = RootEvents(
+            (root,) if self.output is None else (root, self.output),
+            self.output,
+            wake=self._wake.set,
+            on_output_lost=self._output_lost,
+        )
+        self.handler = ChangeHandler(
+            source_filter, debouncer, self.roots if output_inside else None
+        )
+        # Watched apart (non-recursive: the roots' names in their parents; recursive: the
+        # output), unless the input's own watch covers them.
+        parents = {root.parent} | ({self.output.parent} if self.output is not None else set())
+        self._extra: list[tuple[Path, bool]] = [
+            (parent, False) for parent in sorted(parents) if not inside(parent, root)
+        ]
+        if self.output is not None and not output_inside:
+            self._extra.append((self.output, True))
 
     @property
     def polling(self) -> bool:
@@ -236,6 +313,17 @@ class Watcher:
         warnings.filterwarnings(
             "ignore", message="Callback with id .* already exists", category=RuntimeWarning
         )
+        with self._lock:
+            self._closed.clear()
+            self._attach()
+            if self._guard is None:
+                self._guard = threading.Thread(
+                    target=self._guard_loop, name="aggregator-roots", daemon=True
+                )
+                self._guard.start()
+
+    def _attach(self) -> None:
+        """A new observer over the roots as they are now (under the lock)."""
         if not self.poll:
             try:
                 self._start(_inotify_observer(self._overflowed))
@@ -265,16 +353,102 @@ class Watcher:
         )
 
     def _start(self, observer: BaseObserver) -> None:
+        root = self.filter.root
+        watched = {"input": identity(root), "output": identity(self.output)}
         try:
-            observer.schedule(
-                self.handler, str(self.filter.root), recursive=True, event_filter=_EVENTS
-            )
+            # A missing input folder (gone between the two moves of a swap) is not watched
+            # until it is back; the guard watches its parent for it.
+            if watched["input"] is not None or not self._watched:
+                observer.schedule(self.handler, str(root), recursive=True, event_filter=_EVENTS)
+            for path, recursive in self._extra:
+                if identity(path) is None:
+                    continue
+                try:
+                    observer.schedule(self.roots, str(path), recursive=recursive)
+                except OSError as exc:
+                    # Only a quicker reaction is lost: the guard checks every few seconds.
+                    LOGGER.debug("cannot watch %s (%s): the guard polls", path, exc)
             observer.start()
         except BaseException:
             # The inotify observer runs a reader thread from its constructor on: stop it.
             _stop(observer)
             raise
         self._observer = observer
+        self._watched = watched
+
+    def check_roots(self) -> bool:
+        """Whether a root was replaced, deleted or came back since it was watched; if so the
+        observer is attached again to what is at the paths now (logged), and a full build is
+        asked for when it can change anything: a new input folder is scanned, a lost output
+        folder written again. (An output folder that appears, as the first build makes it,
+        is only watched.)"""
+        with self._lock:
+            if self._observer is None or self._closed.is_set():
+                return False
+            before = dict(self._watched)
+            # Again until the paths hold still: the second move of a swap may land while the
+            # first is being handled, before the new observer watches the parent.
+            for _ in range(3):
+                now = {"input": identity(self.filter.root), "output": identity(self.output)}
+                if now == self._watched:
+                    break
+                if self._output_appeared(now):
+                    continue
+                old, self._observer = self._observer, None
+                if old is not None:
+                    _stop(old)
+                self._attach()  # records the identities it attached to
+            after = dict(self._watched)
+            if after == before:
+                return False
+            self.reattached += 1
+        rebuild = False
+        for name, path in (("input", self.filter.root), ("output", self.output)):
+            was, now_is = before.get(name), after.get(name)
+            if was == now_is:
+                continue
+            if name == "input" or was is not None:
+                log_root(name, path, before=was, now=now_is)
+            # The input folder gone: nothing to scan until it is back (a scan of a missing
+            # input folder withdraws nothing anyway). An output folder lost: write it again.
+            rebuild |= now_is is not None if name == "input" else was is not None
+        if rebuild:
+            self.debouncer.add(full_scan=True)
+        return True
+
+    def _output_appeared(self, now: dict[str, tuple[int, int] | None]) -> bool:
+        """Whether the only change is an output folder where there was none (the first
+        build made it): it is added to the running observer (the same inotify instance,
+        whose events are not lost meanwhile), not a new one."""
+        watched = self._watched
+        if now["input"] != watched.get("input") or watched.get("output") is not None:
+            return False
+        observer = self._observer
+        assert observer is not None
+        for path, recursive in self._extra:
+            if path == self.output:
+                try:
+                    observer.schedule(self.roots, str(path), recursive=recursive)
+                except OSError as exc:
+                    LOGGER.debug("cannot watch %s (%s): the guard polls", path, exc)
+                    return False
+        self._watched = now
+        return True
+
+    def _output_lost(self, path: str) -> None:
+        LOGGER.info("%s was deleted from the output folder: full build, it is written again", path)
+        self.debouncer.add(full_scan=True)
+
+    def _guard_loop(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait(self.guard_seconds)
+            self._wake.clear()
+            if self._closed.is_set():
+                return
+            try:
+                self.check_roots()
+            except Exception as exc:  # the guard must outlive a bad moment
+                LOGGER.error("cannot watch the folders again (%s); retrying", exc)
 
     def revive(self) -> None:
         """Restart the observer, polling, if it died (the reconcile job asks)."""
@@ -298,8 +472,14 @@ class Watcher:
         return reader is None or bool(reader.is_alive())
 
     def stop(self) -> None:
-        """Stop the observer and wait for its threads."""
-        observer, self._observer = self._observer, None
+        """Stop the guard and the observer, and wait for their threads."""
+        self._closed.set()
+        self._wake.set()
+        guard, self._guard = self._guard, None
+        if guard is not None and guard is not threading.current_thread():
+            guard.join()
+        with self._lock:
+            observer, self._observer = self._observer, None
         if observer is not None:
             _stop(observer)
 

@@ -38,6 +38,7 @@ from aggregator.events import (
     FeedWritten,
     HubPinged,
     HubPingFailed,
+    SourceUnreadable,
     WriteFailed,
 )
 from aggregator.model import FeedKey
@@ -106,6 +107,13 @@ def log_line(event: ChangeEvent) -> str:
             return f"feed unchanged {event.feed}"
         case WriteFailed():
             return f"write failed {shown(event.path)}: {shown(event.reason)}"
+        case SourceUnreadable():
+            where = f"folder {shown(event.path)}" if event.path else "the input folder"
+            return (
+                f"cannot list {where}: {shown(event.reason)}; its {event.kept} article file(s) "
+                "stay listed as they were (a folder that cannot be listed is not a deleted "
+                "one). Fix its permissions or mount; the next full scan picks up what changed"
+            )
         case BuildFinished():
             return (
                 f"build finished in {event.seconds:.3f} s: {event.read} read, "
@@ -128,6 +136,8 @@ def log_line(event: ChangeEvent) -> str:
 def _level(event: ChangeEvent) -> int:
     if isinstance(event, ArticleRejected | WriteFailed):
         return logging.WARNING
+    if isinstance(event, SourceUnreadable):
+        return logging.ERROR
     if isinstance(event, DuplicateUrl):
         return logging.WARNING
     if isinstance(event, FeedUnchanged):

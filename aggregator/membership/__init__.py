@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         FeedDefinition,
         parse_feed_definitions,
     )
+    from aggregator.membership.patterns import Pattern, PatternError
     from aggregator.membership.slugs import (
         DEFAULT_RULES,
         FeedRules,
@@ -29,6 +30,8 @@ __all__ = [
     "MAX_ITEMS",
     "FeedDefinition",
     "FeedRules",
+    "Pattern",
+    "PatternError",
     "display_name",
     "feeds_of",
     "parse_feed_definitions",
@@ -40,6 +43,8 @@ _HOME = {
     "FeedDefinition": "aggregator.membership.definitions",
     "MAX_ITEMS": "aggregator.membership.definitions",
     "FeedRules": "aggregator.membership.slugs",
+    "Pattern": "aggregator.membership.patterns",
+    "PatternError": "aggregator.membership.patterns",
     "display_name": "aggregator.membership.slugs",
     "feeds_of": "aggregator.membership.slugs",
     "parse_feed_definitions": "aggregator.membership.definitions",

@@ -1,9 +1,10 @@
 """Feeds defined in the config (`feeds:`): their validation and their filters. Pure, no I/O.
 
 A definition is checked once, when the settings load (every problem at once, each naming its
-key); its patterns are compiled then. What it lists is decided where the feeds of an article
-are decided (`slugs.feeds_of`), in the worker processes that read files: a definition is
-plain picklable data (a compiled pattern pickles as its text and flags).
+key); its patterns are compiled then, by RE2 (`patterns`: linear time whatever the title).
+What it lists is decided where the feeds of an article are decided (`slugs.feeds_of`), in the
+worker processes that read files: a definition is plain picklable data (a pattern pickles as
+its text).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggregator.membership.patterns import Pattern, PatternError
 from aggregator.membership.slugs import ArticleFacts, slugify
 from aggregator.model import ALL_FORMATS, Article, FeedFormat, FeedKey, FeedKind
 
@@ -55,8 +56,8 @@ class FeedDefinition:
     topics_all: frozenset[str] = frozenset()
     topics_none: frozenset[str] = frozenset()
     providers: frozenset[str] | None = None
-    title_matches: re.Pattern[str] | None = None
-    excerpt_matches: re.Pattern[str] | None = None
+    title_matches: Pattern | None = None
+    excerpt_matches: Pattern | None = None
     has_image: bool | None = None
     max_age_days: float | None = None
     max_items: int | None = None
@@ -84,7 +85,7 @@ class FeedDefinition:
             return False
         if self.title_matches is not None and not self.title_matches.search(article.title):
             return False
-        return self.excerpt_matches is None or bool(self.excerpt_matches.search(article.excerpt))
+        return self.excerpt_matches is None or self.excerpt_matches.search(article.excerpt)
 
     def refusal(self, article: Article) -> str | None:
         """Why the feed leaves this (published) article out: the first condition it fails,
@@ -144,7 +145,7 @@ def _listed(slugs: frozenset[str], word: str = "and") -> str:
     return ", ".join(names[:-1]) + f" {word} " + names[-1] if len(names) > 1 else "".join(names)
 
 
-def _pattern_text(pattern: re.Pattern[str] | None) -> str | None:
+def _pattern_text(pattern: Pattern | None) -> str | None:
     return None if pattern is None else pattern.pattern
 
 
@@ -285,9 +286,7 @@ def _slugs(
     return frozenset(slugs)
 
 
-def _pattern(
-    raw: Mapping[str, Any], key: str, where: str, problems: list[str]
-) -> re.Pattern[str] | None:
+def _pattern(raw: Mapping[str, Any], key: str, where: str, problems: list[str]) -> Pattern | None:
     value = raw.get(key)
     if value is None:
         return None
@@ -295,12 +294,9 @@ def _pattern(
         problems.append(f"{where}.{key}: must be a regular expression, got {value!r}")
         return None
     try:
-        return re.compile(value)
-    except re.error as exc:
-        problems.append(
-            f"{where}.{key}: not a valid regular expression ({exc.msg} at position "
-            f"{exc.pos}): {value!r}"
-        )
+        return Pattern(value)
+    except PatternError as exc:
+        problems.append(f"{where}.{key}: {exc}: {value!r}")
         return None
 
 

@@ -35,6 +35,7 @@ from aggregator.events import (
     ChangeEvent,
     FeedUnchanged,
     FeedWritten,
+    SourceUnreadable,
     WriteFailed,
 )
 from aggregator.faults import crash_point
@@ -52,7 +53,7 @@ from aggregator.pipeline.cutoff import Visibility
 from aggregator.pipeline.lock import BuildLock
 from aggregator.pipeline.outputs import Outputs
 from aggregator.pipeline.workers import Workers
-from aggregator.reading import FileStat, SourceFilter, scan_sources, stat_source
+from aggregator.reading import FileStat, SourceFilter, scan_tree, stat_source
 
 LOGGER = logging.getLogger("aggregator.build")
 
@@ -89,6 +90,8 @@ class BuildReport:
     # When the next embargoed article falls due or the next item ages out of a windowed
     # feed, after this build's cut-off (None: nothing is scheduled).
     next_due: datetime | None = None
+    # The folders that could not be listed: what they held stays listed; not a full success.
+    unreadable: tuple[SourceUnreadable, ...] = ()
 
 
 def _utcnow() -> datetime:
@@ -169,7 +172,7 @@ class Builder:
         now = self.now()
         visibility = self.visibility
         self.outputs.apply_definitions()
-        to_read, gone = _find_changes(self.filter, self.catalog, changed)
+        to_read, gone, unreadable = _find_changes(self.filter, self.catalog, changed)
         crash_point("after-scan")
         workers = Workers(self.settings.worker_count)
         try:
@@ -183,7 +186,7 @@ class Builder:
                 cutoff=visibility.until(now),
             )
             crash_point("after-sync")
-            events: list[ChangeEvent] = list(sync.events)
+            events: list[ChangeEvent] = [*unreadable, *sync.events]
             events.extend(visibility.advance(now, sync.changed_guids))
             synced = time.perf_counter()
             keys, fingerprint = self._choose_feeds(full_scan=changed is None)
@@ -233,6 +236,7 @@ class Builder:
             failed=failed,
             seconds=seconds,
             next_due=next_due,
+            unreadable=tuple(unreadable),
         )
 
     def _choose_feeds(self, *, full_scan: bool) -> tuple[list[FeedKey], str | None]:
@@ -300,7 +304,7 @@ class Builder:
         parsed = workers.read(root, list(to_read), max_bytes, rules)
         for rel, stored, error, withdrawn in parsed:
             stat: FileStat | None = to_read[rel]
-            if error is not None and stat_source(self.filter, rel) is None:
+            if error is not None and _vanished(self.filter, rel):
                 stat = None  # vanished while being read: it is a deletion
             batch.append(FileChange(rel, stat, stored, error, withdrawn=withdrawn))
             if len(batch) >= SYNC_BATCH:
@@ -379,27 +383,61 @@ class Builder:
 
 def _find_changes(
     sources: SourceFilter, catalog: Catalog, changed: Iterable[str] | None
-) -> tuple[dict[str, FileStat], set[str]]:
-    """(files to read with their stat, files gone) — by size and mtime against the catalog."""
+) -> tuple[dict[str, FileStat], set[str], list[SourceUnreadable]]:
+    """(files to read with their stat, files gone, folders that could not be read) — by size
+    and mtime against the catalog. A known file not seen because its folder could not be
+    listed (or the input folder is missing) is not gone: it stays as the catalog knew it."""
     if changed is None:
-        on_disk = scan_sources(sources)
+        scan = scan_tree(sources)
+        on_disk = scan.found
         known = catalog.file_signatures()
         changed_paths = sorted(p for p, sig in on_disk.items() if known.get(p) != sig)
         to_read = {p: FileStat.parse(on_disk[p]) for p in changed_paths}
-        return to_read, known.keys() - on_disk.keys()
+        gone = set()
+        kept = dict.fromkeys(scan.unreadable, 0)
+        for path in known.keys() - on_disk.keys():
+            folder = scan.covering(path)
+            if folder is None:
+                gone.add(path)
+            else:
+                kept[folder] += 1
+        return to_read, gone, _unreadable(scan.unreadable, kept)
     to_read, gone = {}, set()
+    failed: dict[str, str] = {}
+    kept_by: dict[str, int] = {}
+    if not sources.root.is_dir():
+        # Between the two moves of a swap, or a mount gone: every path would look deleted.
+        return to_read, gone, [SourceUnreadable("", "the input folder is missing", 0)]
     for path in sorted(set(changed)):
         rel = sources.relative(path)
         if rel is None or not sources.matches(rel):
             continue
-        stat = stat_source(sources, rel)
         known_stat = catalog.file_stat(rel)
+        try:
+            stat = stat_source(sources, rel)
+        except OSError as exc:
+            folder = rel.rpartition("/")[0]
+            failed.setdefault(folder, exc.strerror or str(exc))
+            kept_by[folder] = kept_by.get(folder, 0) + (known_stat is not None)
+            continue
         if stat is None:
             if known_stat is not None:
                 gone.add(rel)
         elif stat != known_stat:
             to_read[rel] = stat
-    return to_read, gone
+    return to_read, gone, _unreadable(failed, kept_by)
+
+
+def _unreadable(reasons: dict[str, str], kept: dict[str, int]) -> list[SourceUnreadable]:
+    return [SourceUnreadable(path, reasons[path], kept.get(path, 0)) for path in sorted(reasons)]
+
+
+def _vanished(sources: SourceFilter, rel: str) -> bool:
+    """Whether a file that failed to read is gone (a deletion), rather than unreadable."""
+    try:
+        return stat_source(sources, rel) is None
+    except OSError:
+        return False
 
 
 def _plan_settings(settings: Settings) -> PlanSettings:

@@ -13,7 +13,14 @@ from aggregator.faces import resolver
 if TYPE_CHECKING:
     from aggregator.reading.articles import front_matter_text, parse_article, read_article
     from aggregator.reading.front_matter import MAX_DEPTH, parse_fast
-    from aggregator.reading.sources import FileStat, SourceFilter, scan_sources, stat_source
+    from aggregator.reading.sources import (
+        FileStat,
+        Scan,
+        SourceFilter,
+        scan_sources,
+        scan_tree,
+        stat_source,
+    )
     from aggregator.reading.values import EARLIEST, LATEST
 
 __all__ = [
@@ -21,12 +28,14 @@ __all__ = [
     "LATEST",
     "MAX_DEPTH",
     "FileStat",
+    "Scan",
     "SourceFilter",
     "front_matter_text",
     "parse_article",
     "parse_fast",
     "read_article",
     "scan_sources",
+    "scan_tree",
     "stat_source",
 ]
 
@@ -35,12 +44,14 @@ _HOME = {
     "FileStat": "aggregator.reading.sources",
     "LATEST": "aggregator.reading.values",
     "MAX_DEPTH": "aggregator.reading.front_matter",
+    "Scan": "aggregator.reading.sources",
     "SourceFilter": "aggregator.reading.sources",
     "front_matter_text": "aggregator.reading.articles",
     "parse_article": "aggregator.reading.articles",
     "parse_fast": "aggregator.reading.front_matter",
     "read_article": "aggregator.reading.articles",
     "scan_sources": "aggregator.reading.sources",
+    "scan_tree": "aggregator.reading.sources",
     "stat_source": "aggregator.reading.sources",
 }
 

@@ -2,14 +2,20 @@
 
 Both the full scan of a build and the watcher's event filter use `SourceFilter`, so a file
 the daemon ignores is exactly a file a build ignores.
+
+A folder that cannot be listed (no permission, a failing mount: EACCES, EIO, ENOTCONN, …), or
+an input folder that is missing, is not an empty folder: the scan says so (`Scan.unreadable`),
+and the build keeps what the catalog knew below it instead of withdrawing it. Only a path that
+is gone (ENOENT, ENOTDIR) is a deletion.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from fnmatch import translate
 from pathlib import Path
 from typing import NamedTuple
@@ -17,6 +23,14 @@ from typing import NamedTuple
 # Editors and tools write these next to real files while saving (vim's `4913` probe,
 # backups, swap and temp files); reading them would publish half-saved drafts.
 _LEFTOVER = r"(?:.*~|.*\.sw[a-p]|.*\.tmp|4913|\.#.*|#.*#)\Z"
+
+
+# What a path that no longer exists raises; any other OSError means it could not be looked at.
+_GONE = (errno.ENOENT, errno.ENOTDIR)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 class FileStat(NamedTuple):
@@ -112,54 +126,119 @@ class SourceFilter:
         return rel.as_posix() if rel.parts else None
 
 
+class Scan(NamedTuple):
+    """What a full scan found: every article file with its `FileStat.signature`, and the
+    folders that could not be read (listed, or their files looked at), each with its reason;
+    "" is the input folder itself."""
+
+    found: dict[str, str]
+    unreadable: dict[str, str]
+
+    def covering(self, rel: str) -> str | None:
+        """The deepest unreadable folder at or above file `rel`, or None: a file below one
+        was not seen, and what the catalog knew of it stands."""
+        unreadable = self.unreadable
+        if not unreadable:
+            return None
+        folder = rel
+        while folder:
+            folder = folder.rpartition("/")[0]
+            if folder in unreadable:
+                return folder
+        return None
+
+
 def scan_sources(source_filter: SourceFilter) -> dict[str, str]:
-    """Every article file below the input folder, with its `FileStat.signature`.
+    """Every article file below the input folder, with its `FileStat.signature` (what
+    `scan_tree` found, without what it could not read)."""
+    return scan_tree(source_filter).found
+
+
+def scan_tree(source_filter: SourceFilter) -> Scan:
+    """Every article file below the input folder, with its `FileStat.signature`, and what
+    could not be read.
 
     Folder symlinks are not followed (no loops); file symlinks are, only to files inside
-    the input folder unless `follow_external_links`. Files that vanish during the scan are
-    simply not listed.
+    the input folder unless `follow_external_links`. Files and folders that vanish during the
+    scan are simply not listed; a folder that cannot be listed, or whose files cannot be
+    looked at, is in `unreadable`.
     """
     found: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
     root = source_filter.root
-    name_matches = source_filter.name_matches
     pending = [""]
     while pending:
         rel_dir = pending.pop()
         prefix = f"{rel_dir}/" if rel_dir else ""
         try:
             entries = os.scandir(root / rel_dir if rel_dir else root)
-        except OSError:
+        except OSError as exc:
+            # A sub-folder that vanished is gone; the input folder itself never is (a deploy
+            # swap, an unmounted share): nothing below it is withdrawn.
+            if rel_dir == "" or exc.errno not in _GONE:
+                unreadable[rel_dir] = _reason(exc)
             continue
         with entries:
-            for entry in entries:
-                name = entry.name
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if source_filter.dir_allowed(prefix + name):
-                            pending.append(prefix + name)
-                        continue
-                    if not name_matches(name):
-                        continue
-                    if entry.is_symlink() and not source_filter.link_allowed(entry.path):
-                        continue
-                    info = entry.stat()
-                except OSError:
+            _scan_entries(
+                entries, prefix, source_filter, found=found, pending=pending, unreadable=unreadable
+            )
+    return Scan(found, unreadable)
+
+
+def _scan_entries(
+    entries: Iterator[os.DirEntry[str]],
+    prefix: str,
+    source_filter: SourceFilter,
+    *,
+    found: dict[str, str],
+    pending: list[str],
+    unreadable: dict[str, str],
+) -> None:
+    """One folder's entries into `found` and `pending`. A file that cannot be looked at, or
+    the folder when its listing fails midway, goes to `unreadable` (what the catalog knew of
+    it stands)."""
+    name_matches = source_filter.name_matches
+    try:
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if source_filter.dir_allowed(prefix + name):
+                        pending.append(prefix + name)
                     continue
-                if stat.S_ISREG(info.st_mode):
-                    found[prefix + name] = f"{info.st_size}:{info.st_mtime_ns}"
-    return found
+                if not name_matches(name):
+                    continue
+                if entry.is_symlink() and not source_filter.link_allowed(entry.path):
+                    continue
+                info = entry.stat()
+            except OSError as exc:
+                # Gone meanwhile: not listed. Otherwise the folder can be listed but not
+                # searched (read without execute permission), or the mount fails: the
+                # folder is unreadable (what it held and was not seen now stands).
+                if exc.errno not in _GONE:
+                    unreadable[prefix[:-1]] = _reason(exc)
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found[prefix + name] = f"{info.st_size}:{info.st_mtime_ns}"
+    except OSError as exc:  # the listing itself failed midway (EIO, a dropped mount)
+        unreadable[prefix[:-1]] = _reason(exc)
 
 
 def stat_source(source_filter: SourceFilter, rel: str) -> FileStat | None:
     """The size and mtime of one article file, or None if it is gone, not a file, or a link
-    (itself or a folder on its way) that leads where files may not be read from."""
+    (itself or a folder on its way) that leads where files may not be read from.
+
+    Raises OSError when the file cannot be looked at (a folder on its way cannot be searched,
+    a failing mount): that is not a deletion."""
     path = source_filter.root / rel
     if not source_filter.link_allowed(str(path)):
         return None
     try:
         info = path.stat()
-    except OSError:
-        return None
+    except OSError as exc:
+        if exc.errno in _GONE:
+            return None
+        raise
     if not stat.S_ISREG(info.st_mode):
         return None
     return FileStat(info.st_size, info.st_mtime_ns)
