@@ -80,11 +80,11 @@ class ClusterNode:
             self.fatal = catalog.identity_lost()
         return self.fatal
 
-    def prune(self, catalog: Catalog) -> None:
+    def prune(self, catalog: Catalog | None) -> None:
         """The leader's share of the maintenance rhythm (each reconcile, on the writer
         thread): delete the change-log entries every node is past. A failure waits for the
         next run: nothing depends on it but the log's size."""
-        if self.leadership is None or not self.leading("change log pruning"):
+        if catalog is None or self.leadership is None or not self.leading("change log pruning"):
             return
         try:
             pruned = catalog.prune_changes()

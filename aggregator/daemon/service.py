@@ -326,12 +326,8 @@ class Daemon:
             watcher.start()
         LOGGER.debug("reconcile: full scan requested")
         self.debouncer.add(full_scan=True)
-        self._jobs.schedule(self._prune, executor=WRITER)  # the catalog's one user
-
-    def _prune(self) -> None:
-        catalog = self._catalog()
-        if catalog is not None and not self._is_closing():
-            self.cluster.prune(catalog)
+        # The leader prunes the change log, on the writer thread (the catalog's one user).
+        self._jobs.schedule(self.cluster.prune, self._catalog(), executor=WRITER)
 
     def release(self) -> None:
         """The "embargo-next" job: a build now, with no changed path; its cut-off releases
