@@ -27,11 +27,13 @@ if TYPE_CHECKING:
         format_date,
         parse_date,
     )
+    from aggregator.catalog.roster import ChangeLog, NodeRecord, NodeRemoved
     from aggregator.catalog.store import Catalog, is_shared
 
 __all__ = [
     "Catalog",
     "ChangeListener",
+    "ChangeLog",
     "DueItem",
     "FeedRecord",
     "FileChange",
@@ -40,6 +42,8 @@ __all__ = [
     "ItemRecord",
     "LeaderRecord",
     "Leadership",
+    "NodeRecord",
+    "NodeRemoved",
     "OwedPing",
     "Salvage",
     "StoredArticle",
@@ -54,6 +58,7 @@ __all__ = [
 _HOME = {
     "Catalog": "aggregator.catalog.store",
     "ChangeListener": "aggregator.catalog.cluster",
+    "ChangeLog": "aggregator.catalog.roster",
     "DueItem": "aggregator.catalog.records",
     "FeedRecord": "aggregator.catalog.records",
     "FileChange": "aggregator.catalog.records",
@@ -62,6 +67,8 @@ _HOME = {
     "ItemRecord": "aggregator.catalog.records",
     "LeaderRecord": "aggregator.catalog.records",
     "Leadership": "aggregator.catalog.cluster",
+    "NodeRecord": "aggregator.catalog.roster",
+    "NodeRemoved": "aggregator.catalog.roster",
     "OwedPing": "aggregator.catalog.records",
     "Salvage": "aggregator.catalog.maintenance",
     "StoredArticle": "aggregator.catalog.records",

@@ -43,6 +43,11 @@ CLUSTER_DDL = (
     "CREATE TABLE IF NOT EXISTS cluster_leader ("
     " id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL, node TEXT NOT NULL)",
     "INSERT INTO cluster_leader (id, epoch, node) VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
+    # The last change-log entry pruned (`RosterMixin.prune_changes`): a node whose mark is
+    # older missed entries, and renders every feed.
+    "CREATE TABLE IF NOT EXISTS feed_changes_pruned ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1), upto BIGINT NOT NULL)",
+    "INSERT INTO feed_changes_pruned (id, upto) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
     CLAIM_DDL,
 )
 
@@ -306,7 +311,27 @@ class PostgresBackend(Backend):
             pending.add(FeedKey.parse(feed))
             upto = max(upto, int(seq))
         self._pending_upto = upto
+        # Read after the log: a prune that committed before the log was read shows here.
+        row = self.db.execute("SELECT upto FROM feed_changes_pruned WHERE id = 1").fetchone()
+        pruned = int(row[0]) if row is not None else 0
+        if done < pruned:
+            LOGGER.info(
+                "catalog: this node's change-log mark (%d) is older than the entries pruned "
+                "(up to %d); rendering every feed",
+                done,
+                pruned,
+            )
+            pending |= self._every_feed()
         return pending
+
+    def _every_feed(self) -> set[FeedKey]:
+        """Every feed that lists something, or that any node ever wrote (a feed emptied by
+        an entry this node missed must be written empty too)."""
+        feeds = self.db.execute(
+            "SELECT feed FROM memberships UNION "
+            "SELECT substr(feed, strpos(feed, '/') + 1) FROM feeds"  # `<node>/<feed>`
+        )
+        return {FeedKey.parse(str(f)) for (f,) in feeds}
 
     def add_pending(self, keys: Collection[FeedKey], meta: Meta) -> None:
         """The mark goes to the change log, for every node, and the other nodes are rung

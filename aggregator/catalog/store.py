@@ -5,7 +5,8 @@ permanent GUID of every article ever published, which items each feed lists, and
 feed looked like when it was last written. `Catalog.sync` applies one batch of file changes
 and answers which feeds they touched; `Catalog.newest` answers what a feed lists now.
 `Catalog` is a data access object split into per-domain mixins (files, feeds, pending,
-pings, meta, inspect) over one backend, SQLite or PostgreSQL, chosen when it opens.
+pings, meta, inspect, the roster of nodes) over one backend, SQLite or PostgreSQL, chosen
+when it opens.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 
 from aggregator.catalog.base import Backend
 from aggregator.catalog.feeds import FeedsMixin
-from aggregator.catalog.files import FilesMixin
 from aggregator.catalog.inspect import InspectMixin
 from aggregator.catalog.nodes import NodeKeys
 from aggregator.catalog.pings import PingsMixin
+from aggregator.catalog.roster import RosterMixin
 from aggregator.catalog.sqlite import SqliteBackend
 from aggregator.errors import MissingExtra
 from aggregator.membership import DEFAULT_RULES, FeedRules
@@ -49,7 +50,7 @@ def _open_backend(location: Path | str, path: Path, node: str, *, readonly: bool
     return SqliteBackend(path, str(location), readonly=readonly)
 
 
-class Catalog(FilesMixin, FeedsMixin, PingsMixin, InspectMixin):
+class Catalog(RosterMixin, FeedsMixin, PingsMixin, InspectMixin):
     """An open catalog. One writer at a time (the build lock sees to that; on PostgreSQL,
     also a transaction-level advisory lock shared by every node).
 

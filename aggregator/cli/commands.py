@@ -428,6 +428,8 @@ def help(args: argparse.Namespace) -> int:
     else:
         subcommand_parsers(parser)[args.topic].print_help()
     return EXIT_OK
+
+
 def status(args: argparse.Namespace) -> int:
     from aggregator.cli.inspection import status as show_status
 
@@ -438,6 +440,12 @@ def explain(args: argparse.Namespace) -> int:
     from aggregator.cli.inspection import explain_command
 
     return explain_command(args)
+
+
+def node(args: argparse.Namespace) -> int:
+    from aggregator.cli.nodes import node_command
+
+    return node_command(args)
 
 
 def completion(args: argparse.Namespace) -> int:

@@ -189,6 +189,10 @@ FLAGS: dict[str, Flag] = {
         ("--json",),
         {"action": "store_true", "help": "print JSON (schema in the README) instead of text"},
     ),
+    "yes": Flag(
+        ("--yes", "-y"),
+        {"action": "store_true", "help": "do it without asking for a confirmation"},
+    ),
     "wait": Flag(
         ("--wait",),
         {
@@ -239,5 +243,3 @@ SETTINGS_FLAGS = (
     "log_level",
     "log_format",
 )
-
-

@@ -84,9 +84,7 @@ def build_parser(commands: Sequence[Command] | None = None) -> argparse.Argument
         epilog="Run `aggregator help COMMAND` (or `aggregator COMMAND --help`) for the flags "
         "of a command. The global flags are taken before the command too.",
     )
-    parser.add_argument(
-        "-V", "--version", action="version", version=f"aggregator {__version__}"
-    )
+    parser.add_argument("-V", "--version", action="version", version=f"aggregator {__version__}")
     for name in GLOBAL_FLAGS:
         _add_flag(parser, name)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -327,6 +325,29 @@ COMMANDS: tuple[Command, ...] = (
             Positional(
                 "target",
                 {"metavar": "FILE|URL", "help": "an article file, or an article's webUrl"},
+            ),
+        ),
+    ),
+    Command(
+        "node",
+        "list the nodes of a shared catalog, retire or forget a stopped one",
+        "PostgreSQL catalogs only. list: every node the catalog knows (live or stopped, "
+        "host, pid, since when, files, items, change-log mark and lag, the leader). retire "
+        "NAME: a stopped node taken out on purpose: its files leave in one transaction "
+        "that lists each item another node also has from that node's file (no gap in any "
+        "feed), its items no other node has leave, its bookkeeping goes. forget NAME: the "
+        "same for a lost node, after a confirmation (--yes skips it). A live node is "
+        "refused (exit 2).",
+        ("config", "state", "catalog", "json", "yes"),
+        commands.node,
+        positionals=(
+            Positional(
+                "action",
+                {"choices": ["list", "retire", "forget"], "help": "list, retire or forget"},
+            ),
+            Positional(
+                "name",
+                {"nargs": "?", "metavar": "NAME", "help": "the node to retire or forget"},
             ),
         ),
     ),

@@ -80,6 +80,20 @@ class ClusterNode:
             self.fatal = catalog.identity_lost()
         return self.fatal
 
+    def prune(self, catalog: Catalog | None) -> None:
+        """The leader's share of the maintenance rhythm (each reconcile, on the writer
+        thread): delete the change-log entries every node is past. A failure waits for the
+        next run: nothing depends on it but the log's size."""
+        if catalog is None or self.leadership is None or not self.leading("change log pruning"):
+            return
+        try:
+            pruned = catalog.prune_changes()
+        except AggregatorError as exc:
+            LOGGER.warning("change log: not pruned this time (%s); tried again later", exc)
+            return
+        if pruned:
+            LOGGER.debug("change log: %d entries every node is past were pruned", pruned)
+
     def stop(self) -> None:
         """Stop both threads (the claim to lead lapses with the session)."""
         if self.listener is not None:
