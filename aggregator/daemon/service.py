@@ -321,7 +321,7 @@ class Daemon:
         LOGGER.debug("reconcile: full scan requested")
         self.debouncer.add(full_scan=True)
         # The leader prunes the change log, on the writer thread (the catalog's one user).
-        self._jobs.schedule(self.cluster.prune, self._catalog(), executor=WRITER)
+        self._jobs.schedule(self.cluster.prune, self.catalog_in_use(), executor=WRITER)
 
     def release(self) -> None:
         """The "embargo-next" job: a build now, with no changed path; its cut-off releases
