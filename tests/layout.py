@@ -48,7 +48,7 @@ OWNERS: dict[str, set[str]] = {
     "psycopg": {"catalog.postgres", "catalog.cluster", "catalog.pgconnect", "catalog.claim"},
     "urllib.request": {"delivery.websub", "delivery.deadline"},
     "yaml": {"reading.yaml_safe", "reading.articles", "config.loading"},
-    "aiohttp": {"serve.server", "serve.limits"},
+    "aiohttp": {"serve.server", "serve.limits", "serve.http_logs"},
     "anyascii": {"membership.slugs"},
     "re2": {"membership.patterns"},
     "tqdm": {"cli.commands"},

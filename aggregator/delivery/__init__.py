@@ -11,8 +11,9 @@ from aggregator.faces import resolver
 
 if TYPE_CHECKING:
     from aggregator.delivery.deadline import InFlight
+    from aggregator.delivery.lines import log_line
     from aggregator.delivery.logs import configure_logging, lifecycle, to_record
-    from aggregator.delivery.notify import LogSink, Notifier, Sink, log_line, log_sink
+    from aggregator.delivery.notify import LogSink, Notifier, Sink, log_sink
     from aggregator.delivery.websub import (
         BUILD_PING_SECONDS,
         GIVE_UP_SECONDS,
@@ -62,7 +63,7 @@ _HOME = {
     "Sink": "aggregator.delivery.notify",
     "configure_logging": "aggregator.delivery.logs",
     "lifecycle": "aggregator.delivery.logs",
-    "log_line": "aggregator.delivery.notify",
+    "log_line": "aggregator.delivery.lines",
     "log_sink": "aggregator.delivery.notify",
     "outcome": "aggregator.delivery.websub",
     "owed_to": "aggregator.delivery.websub",

@@ -1,7 +1,8 @@
-"""`aggregator serve`: the output folder over HTTP, for feed readers. The only user of aiohttp.
+"""`aggregator serve`: the output folder over HTTP, for feed readers (aiohttp's handler).
 
 The handler (`FolderApp`) and the server thread (`FeedServer`) are here; which file a path
-reaches is `files.py`, what the headers mean is `conditional.py`. The server reads the output
+reaches is `files.py`, what the headers mean is `conditional.py`, aiohttp's access and
+server logs `http_logs.py`, its connection cap `limits.py`. The server reads the output
 folder and nothing else, never writes, and never follows a link.
 
 Per file, beyond `conditional.py`'s ETag, 304 / 412 / 206 / 416 and Content-Types:
@@ -32,18 +33,15 @@ from collections.abc import Mapping
 from email.utils import formatdate
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.http_exceptions import HttpProcessingError
 
 from aggregator.config import Settings, check_overlaps
 from aggregator.errors import AggregatorError
 from aggregator.model import FEED_SUFFIXES
 from aggregator.output import GZIP_SUFFIX
-from aggregator.serve.access import ACCESS, Request, RequestRecorder
+from aggregator.serve.access import ACCESS, RequestRecorder
 from aggregator.serve.conditional import (
     accepts_gzip,
     byte_range,
@@ -62,6 +60,7 @@ from aggregator.serve.files import (
     path_parts,
     read_body,
 )
+from aggregator.serve.http_logs import OneLineLog, access_logger, shown
 from aggregator.serve.limits import (
     CappedServer,
     Throttled,
@@ -117,11 +116,11 @@ class FolderApp:
             response = self.respond(request)
         except Exception as exc:  # a bug must not become a traceback page
             LOGGER.error(
-                "%s %s: %s: %s", request.method, _shown(request.raw_path), type(exc).__name__, exc
+                "%s %s: %s: %s", request.method, shown(request.raw_path), type(exc).__name__, exc
             )
             response = _plain(500, "500: Internal Server Error")
         if LOGGER.isEnabledFor(logging.DEBUG):
-            LOGGER.debug("%s %s %d", request.method, _shown(request.raw_path), response.status)
+            LOGGER.debug("%s %s %d", request.method, shown(request.raw_path), response.status)
         return response
 
     def respond(self, request: web.BaseRequest) -> web.Response:
@@ -213,69 +212,12 @@ class FolderApp:
         return web.Response(status=200, body=data, headers=headers)
 
 
-# A client's text in a log line is cut to this many characters (a path may have 8 KB).
-_SHOWN_CHARS = 200
-
-
-def _shown(text: str) -> str:
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + f"… ({len(text)} chars)"
-
-
 def _plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(status=status, text=text + "\n", headers=headers)
 
 
 def _not_found() -> web.Response:
     return _plain(404, "404: Not Found")
-
-
-class _OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """aiohttp's server log without tracebacks: a bad request is one DEBUG line.
-
-    aiohttp logs a request it cannot parse (huge headers, bad syntax) with a traceback at
-    ERROR; those are the client's mistakes, answered 400 already.
-    """
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        exc = kwargs.pop("exc_info", None)
-        if isinstance(exc, BaseException):
-            if isinstance(exc, HttpProcessingError):
-                level = logging.DEBUG
-            msg = f"{msg}: {type(exc).__name__}: {_shown(' '.join(str(exc).split()))}"
-        kwargs.pop("stack_info", None)
-        if self.logger.isEnabledFor(level):
-            self.logger.log(level, msg, *args, **kwargs)
-
-
-def _access_logger(recorder: RequestRecorder) -> type[AbstractAccessLogger]:
-    """aiohttp's access-log hook (one instance per connection, called after each response
-    is sent), bound to the server's one `RequestRecorder`."""
-
-    class _Recorded(AbstractAccessLogger):
-        def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-            recorder.record(
-                Request(
-                    client=request.remote or "-",
-                    method=request.method,
-                    path=request.raw_path,
-                    version=f"{request.version.major}.{request.version.minor}",
-                    status=response.status,
-                    bytes=_body_bytes(request, response),
-                    seconds=time,
-                    user_agent=request.headers.get("User-Agent", ""),
-                )
-            )
-
-    return _Recorded
-
-
-def _body_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
-    """The body bytes sent (Common Log Format's %b, nginx's $body_bytes_sent): none for a
-    HEAD; `body_length` would count the headers too."""
-    if request.method == "HEAD" or not isinstance(response, web.Response):
-        return 0
-    body = response.body
-    return len(body) if isinstance(body, bytes | bytearray) else 0
 
 
 class FeedServer:
@@ -387,8 +329,8 @@ class FeedServer:
             cap=self.max_connections,
             throttled=throttled,
             access_log=ACCESS,
-            access_log_class=_access_logger(self.recorder),
-            logger=_OneLineLog(logging.getLogger("aggregator.serve.http"), {}),
+            access_log_class=access_logger(self.recorder),
+            logger=OneLineLog(logging.getLogger("aggregator.serve.http"), {}),
             keepalive_timeout=self.header_seconds,
             max_line_size=MAX_LINE_BYTES,
             max_field_size=MAX_FIELD_BYTES,
