@@ -234,6 +234,25 @@ class SyncBatch:
             tuple(self._key(n) for n in sorted(old_feeds.difference(stored.feeds))),
         )
 
+    def _left(
+        self,
+        guid: str,
+        old: ItemRow,
+        old_feeds: dict[str, set[str]],
+        new_files: dict[str, FileRow | None],
+    ) -> list[str]:
+        """An item listed before that no file speaks for now: its event (removed with its
+        file, else unpublished); the feeds it left, to render again."""
+        names = sorted(old_feeds.get(guid, ())) if old.date <= self.cutoff else []
+        keys = tuple(self._key(name) for name in names)  # an embargoed item left none
+        self.result.changed_guids.add(guid)
+        title = json.loads(old.article_json)["title"] if old.article_json else old.url
+        if old.path in new_files and new_files[old.path] is None:
+            self.result.events.append(ArticleRemoved(old.path, title, old.url, keys))
+        else:
+            self.result.events.append(ArticleUnpublished(old.path, title, old.url, keys))
+        return names
+
     def decide_items(self, files: FilesDecided) -> ItemsDecided:
         """The GUIDs of the winners, the events of what entered, changed or left a feed, the
         feeds to render again, and the item rows to write."""
@@ -305,20 +324,9 @@ class SyncBatch:
             if was_listed:
                 dirty.update(old_set)
 
-        gone_guids = []
         for guid, old in before.items():
-            if guid in after_by_guid:
-                continue
-            gone_guids.append((guid,))
-            names = sorted(old_feeds.get(guid, ())) if old.date <= self.cutoff else []
-            keys = tuple(self._key(name) for name in names)  # an embargoed item left none
-            dirty.update(names)
-            result.changed_guids.add(guid)
-            title = json.loads(old.article_json)["title"] if old.article_json else old.url
-            if old.path in new_files and new_files[old.path] is None:
-                result.events.append(ArticleRemoved(old.path, title, old.url, keys))
-            else:
-                result.events.append(ArticleUnpublished(old.path, title, old.url, keys))
+            if guid not in after_by_guid:
+                dirty.update(self._left(guid, old, old_feeds, new_files))
         result.dirty_feeds.update(self._key(name) for name in dirty)
 
         # Inserts in key order touch each index page once per batch, not once per row.

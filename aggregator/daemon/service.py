@@ -5,6 +5,7 @@
     that first scan is missed)
     observer thread: events → Debouncer (watch.py, debounce.py)
     "rebuild" job (one thread, the only writer): when a batch is due, Builder.build(batch)
+      (outcomes.py)
       → Notifier (one log line per change) → schedule the next batch if one is gathering;
       a failed build, or feeds that failed to write, are retried with backoff (retries.py)
     "reconcile" job: every reconcile_seconds, ask for a full scan (through the same writer)
@@ -41,23 +42,21 @@ from aggregator.backoff import BackoffPolicy
 from aggregator.config import Settings
 from aggregator.daemon.cluster import ClusterNode
 from aggregator.daemon.debounce import ChangeBatch, Debouncer
-from aggregator.daemon.hooks import DaemonHooks, DaemonProbe, NoHooks, tell_build
+from aggregator.daemon.hooks import DaemonHooks, DaemonProbe, NoHooks
 from aggregator.daemon.jobs import Jobs as _Jobs
 from aggregator.daemon.jobs import LostRun
 from aggregator.daemon.liveness import (
     TICK_SECONDS,
-    BuildCancelled,
     Liveness,
-    Pulse,
-    StopCheck,
     live_settings,
 )
+from aggregator.daemon.outcomes import BuildRunner
 from aggregator.daemon.pings import WRITER, PingDispatcher, ping_threads
 from aggregator.daemon.retries import Retries
 from aggregator.daemon.status import StatusRecord
 from aggregator.daemon.watch import Watcher
 from aggregator.delivery import GIVE_UP_SECONDS, PING_RETRY, Notifier, Sink, lifecycle, log_sink
-from aggregator.errors import AggregatorError, NodeNameInUse
+from aggregator.errors import AggregatorError
 from aggregator.pipeline import Builder, start_worker_server
 
 if TYPE_CHECKING:
@@ -134,7 +133,6 @@ class Daemon:
         self._stopping = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
-        self.builds = 0
         self.liveness = Liveness()
         self._new_settings: Settings | None = None  # a reload's, for the writer to take
         self.retries = Retries(
@@ -154,6 +152,17 @@ class Daemon:
             notifier=self.notifier,
             retry=ping_retry,
             give_up_seconds=ping_give_up_seconds,
+        )
+        self.runner = BuildRunner(
+            notifier=self.notifier,
+            hooks=self.hooks,
+            retries=self.retries,
+            status=self.status,
+            cluster=self.cluster,
+            liveness=self.liveness,
+            stopping=self._stopping,
+            pings=self.pings,
+            arm=self._arm,
         )
         self.hooks.attach(DaemonProbe(lambda: self.watcher, self.cluster))
 
@@ -268,6 +277,11 @@ class Daemon:
             time.sleep(0.01)
         return False
 
+    @property
+    def builds(self) -> int:
+        """The builds that succeeded since the start."""
+        return self.runner.builds
+
     def _is_closing(self) -> bool:
         with self._lock:
             return self._closing
@@ -380,41 +394,4 @@ class Daemon:
         assert builder is not None
         with self._lock:
             new, self._new_settings = self._new_settings, None
-        if new is not None:
-            builder.reconfigure(new)  # here: the writer is the builder's only user
-        LOGGER.debug("rebuild: %s", batch.summary())
-        started = time.time()  # wall clock, as file mtimes are: the re-check's reference
-        began = time.monotonic()
-        try:
-            report = builder.build(
-                batch.changed,
-                progress=StopCheck(self._stopping, self.liveness.beat),
-                render_progress=Pulse(self.liveness.beat),
-            )
-        except BuildCancelled:
-            LOGGER.info("build abandoned: stopping (nothing was written)")
-            tell_build(self.hooks, began, result="cancelled")
-            return
-        except NodeNameInUse as exc:  # another process writes as this node now: stop
-            self.cluster.fatal = exc
-            return
-        except Exception as exc:
-            if self._stopping.is_set():  # torn down by the stop: nothing to retry
-                LOGGER.info("build abandoned: stopping (%s)", type(exc).__name__)
-                return
-            # An environment problem (full disk, damaged catalog) or a bug: the daemon goes
-            # on. The batch is kept (paths, or the full scan) and retried with backoff.
-            self.retries.build_failed(batch, exc)
-            tell_build(self.hooks, began, result="failed", reason=str(exc) or repr(exc))
-            self.status.failed(exc)
-            return
-        tell_build(self.hooks, began, batch, report)
-        self.retries.build_succeeded()
-        self.status.built(report)
-        self.builds += 1
-        # The first build catches up with what changed while the daemon was stopped: the log
-        # summarises it; every later build is a live change, logged item by item.
-        self.notifier.publish(report.events, catch_up=self.builds == 1)
-        self._arm(report.next_due)
-        self.pings.dispatch()
-        self.retries.after(report, builder.filter.root, started)
+        self.runner.run(builder, batch, new)
