@@ -103,7 +103,7 @@ class _Foreground:
 
     def _look(self) -> None:
         daemon, notifier = self.daemon, self.notifier
-        if not self.ready and daemon.builds > 0:
+        if not self.ready and daemon.runner.builds > 0:
             self.ready = True
             notifier.ready(f"watching {daemon.settings.input}; feeds in {daemon.settings.output}")
         if notifier.watchdog_seconds is None:

@@ -277,11 +277,6 @@ class Daemon:
             time.sleep(0.01)
         return False
 
-    @property
-    def builds(self) -> int:
-        """The builds that succeeded since the start."""
-        return self.runner.builds
-
     def _is_closing(self) -> bool:
         with self._lock:
             return self._closing
