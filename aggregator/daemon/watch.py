@@ -52,24 +52,13 @@ if sys.platform == "linux":
     from watchdog.observers.inotify_c import InotifyFD
 
 from aggregator.daemon.debounce import Debouncer
-from aggregator.daemon.inotify import inotify_limit_message
+from aggregator.daemon.inotify import StopRace, inotify_limit_message
 from aggregator.daemon.roots import identity, inside, log_root
 from aggregator.reading import SourceFilter
 
 LOGGER = logging.getLogger("aggregator.watch")
 
-
-class _StopRace(logging.Filter):
-    """Drops watchdog's "queue_events() called when the thread is inactive": it logs that at
-    ERROR when an emitter is stopped while it is reading events, which every stop of ours may
-    meet (the roots' re-attach, the daemon's stop). Nothing is lost by it; the line would only
-    put an error into a clean stop's log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "called when the thread is inactive" not in record.getMessage()
-
-
-logging.getLogger("watchdog.observers.inotify").addFilter(_StopRace())
+logging.getLogger("watchdog.observers.inotify").addFilter(StopRace())
 
 # Only these reach the handler. Opening and reading a file (IN_OPEN, IN_CLOSE_NOWRITE) is
 # left out on purpose: the builder reads articles, and each read would otherwise look like a
