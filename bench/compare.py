@@ -91,7 +91,8 @@ def main() -> int:
         a_wall = statistics.median(w for _, w in results["A"][kind])
         b_wall = statistics.median(w for _, w in results["B"][kind])
         # Each round's B against that round's A: how far one round's ratio can stray.
-        rounds = [b[0] / a[0] for a, b in zip(results["A"][kind], results["B"][kind])]
+        pairs = zip(results["A"][kind], results["B"][kind], strict=True)
+        rounds = [b[0] / a[0] for a, b in pairs]
         print(f"| {kind} | {a_cpu:.3f} | {b_cpu:.3f} | {b_cpu / a_cpu:.3f} | "
               f"{min(rounds):.2f}-{max(rounds):.2f} | "
               f"{a_wall:.3f} | {b_wall:.3f} | {b_wall / a_wall:.2f} |")
