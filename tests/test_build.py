@@ -509,3 +509,20 @@ def test_the_read_workers_wire_format_is_the_stored_article(tmp_path: Path) -> N
         assert (error, withdrawn) == (None, False)
         assert fields == dataclasses.astuple(stored)
         assert StoredArticle(*fields) == stored
+
+
+def _imported(name: str) -> bool:
+    return name in sys.modules
+
+
+def test_workers_start_with_the_renderer_imported() -> None:
+    """Forked from a process that imported it (or from the forkserver that preloads it), no
+    worker imports feedgen itself; its first task finds it there."""
+    from aggregator.pipeline.workers import Workers
+
+    workers = Workers(2)
+    try:
+        assert workers.pool.submit(_imported, "aggregator.output.render").result()
+        assert workers.pool.submit(_imported, "feedgen.feed").result()
+    finally:
+        workers.close()
