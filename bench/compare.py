@@ -31,7 +31,10 @@ def run_build(tree: Path, corpus: Path, out: Path, state: Path) -> tuple[float, 
     cmd = [sys.executable, "-m", "aggregator", "build", "--input", str(corpus),
            "--output", str(out), "--state", str(state)]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Run in the tree: `python -m` puts the working directory first on sys.path, ahead of
+    # PYTHONPATH, so run from a checkout it would build with that checkout's code instead.
+    proc = subprocess.Popen(cmd, env=env, cwd=tree, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -56,6 +59,7 @@ def main() -> int:
     p.add_argument("--cold-only", action="store_true",
                    help="only the cold builds: more rounds in the same time")
     args = p.parse_args()
+    args.a, args.b, args.workdir = args.a.resolve(), args.b.resolve(), args.workdir.resolve()
     kinds = ("cold",) if args.cold_only else ("cold", "unchanged", "one changed")
     load_start = os.getloadavg()[0]
     shutil.rmtree(args.workdir, ignore_errors=True)
