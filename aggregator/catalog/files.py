@@ -27,15 +27,16 @@ _BULK_GC_THRESHOLD = 100_000
 def _fewer_collections() -> Iterator[None]:
     """The cyclic garbage collector, rarely and over new objects only, for a big sync.
 
-    A big sync allocates millions of objects that live until it ends (its records, events,
-    the rows of the batch), nearly none in reference cycles: each collection of the young
-    generation walks them in vain, and each full one the whole heap before the sync too
+    A big sync allocates many objects (dozens per change) that live until it ends (its
+    records, events, the rows of the batch), nearly none in reference cycles: each
+    collection of the young generation walks them in vain, and each full one the whole
+    heap before the sync too
     (the imported modules, a daemon's caches). `gc.freeze` takes that heap out of every
     collection; a high threshold keeps collecting, so cyclic garbage stays bounded. The
     collector is the process's: in the daemon this holds for the other threads during the
-    sync too, which is as long as a big sync takes. Read workers forked during the sync (a
-    build forks them when it starts reading) keep it for their short lives, and do not
-    copy the frozen heap's pages by collecting it: together, of a cold build of 5,000
+    sync too, which is as long as a big sync takes. A build's workers, forked during the
+    sync (when it starts reading), keep it for the rest of the build, reading and rendering,
+    and do not copy the frozen heap's pages by collecting it: together, of a cold build of 5,000
     articles, 0.24 s of collecting in three processes became 0.09 s.
     """
     thresholds = gc.get_threshold()
