@@ -490,3 +490,39 @@ def test_stale_temp_files_of_every_kind_are_removed_and_nothing_else(tmp_path: P
     assert remove_stale_temps(out) == 10
     assert sorted(p for p in out.rglob("*") if p.is_file()) == sorted(others)
     batch.abandon()
+
+
+def test_the_read_workers_wire_format_is_the_stored_article(tmp_path: Path) -> None:
+    """What a read worker sends back (a plain tuple, cheaper than `astuple`) makes the same
+    record again, field for field, for a published and an unpublished article."""
+    from aggregator.catalog import StoredArticle
+    from aggregator.membership import DEFAULT_RULES
+    from aggregator.pipeline.workers import _read_chunk, read_stored
+
+    write_article(tmp_path, "a.txt", "https://a.example.com/x", title="A")
+    write_article(tmp_path, "b.txt", "https://b.example.com/y", title="B", published=False)
+    wire = _read_chunk(str(tmp_path), ["a.txt", "b.txt"], 1 << 20, DEFAULT_RULES)
+    for rel, fields, error, withdrawn in wire:
+        stored = read_stored(str(tmp_path), rel, 1 << 20, DEFAULT_RULES)[1]
+        assert stored is not None
+        assert fields is not None
+        assert (error, withdrawn) == (None, False)
+        assert fields == dataclasses.astuple(stored)
+        assert StoredArticle(*fields) == stored
+
+
+def _imported(name: str) -> bool:
+    return name in sys.modules
+
+
+def test_workers_start_with_the_renderer_imported() -> None:
+    """Forked from a process that imported it (or from the forkserver that preloads it), no
+    worker imports feedgen itself; its first task finds it there."""
+    from aggregator.pipeline.workers import Workers
+
+    workers = Workers(2)
+    try:
+        assert workers.pool.submit(_imported, "aggregator.output.render").result()
+        assert workers.pool.submit(_imported, "feedgen.feed").result()
+    finally:
+        workers.close()

@@ -5,6 +5,7 @@ and the build's settings have typed methods."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,3 +106,54 @@ def test_the_builds_settings_have_typed_methods(
         assert catalog.meta("cutoff") == "2026-03-01T12:00:00.000000+00:00"
         assert catalog.meta("embargo") == "off"
         assert catalog.meta("feed_definitions") == '{"builtin": "True,True,True"}'
+
+
+def test_a_big_sync_collects_rarely_and_puts_the_collector_back(
+    tmp_path: Path, catalog_backend: str | None
+) -> None:
+    """A sync of 5,000 changes freezes the heap before it and collects rarely while it runs
+    (see `_fewer_collections`); afterwards, even when it fails, the collector is as it was."""
+    import gc
+
+    from aggregator.catalog import FileChange, StoredArticle
+    from aggregator.model import Article
+    from aggregator.reading import FileStat
+
+    seen: list[tuple[tuple[int, int, int], int]] = []
+
+    def batches(count: int, name: str, fail: bool = False) -> Iterator[list[FileChange]]:
+        for start in range(0, count, 1000):
+            seen.append((gc.get_threshold(), gc.get_freeze_count()))
+            yield [
+                FileChange(
+                    f"{name}{n}.txt",
+                    FileStat(10, n),
+                    StoredArticle.of(
+                        Article(
+                            f"{name}{n}.txt",
+                            f"https://a.example.com/{name}{n}",
+                            "T",
+                            published=True,
+                        )
+                    ),
+                )
+                for n in range(start, min(count, start + 1000))
+            ]
+        if fail:
+            raise RuntimeError("the reading failed")
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    catalog = open_catalog(tmp_path, catalog_backend)
+    try:
+        catalog.sync(batches(100, "small"), lambda: NOW, expected=100)  # small: left alone
+        assert seen == [before]
+        seen.clear()
+        result = catalog.sync(batches(5000, "big"), lambda: NOW, expected=5000)
+        assert len(result.events) == 5000
+        assert all(t[0] >= 100_000 and frozen > before[1] for t, frozen in seen)
+        assert (gc.get_threshold(), gc.get_freeze_count()) == before
+        with pytest.raises(RuntimeError, match="the reading failed"):
+            catalog.sync(batches(5000, "failed", fail=True), lambda: NOW, expected=5000)
+        assert (gc.get_threshold(), gc.get_freeze_count()) == before
+    finally:
+        catalog.close()

@@ -501,3 +501,18 @@ def test_each_feed_gives_its_items_ids_of_its_own_the_same_in_every_format() -> 
         "urn:uuid:" + str(uuid.uuid5(ENTRY_ID_NAMESPACE, "topics/ai\nhttps://news.example.com/1"))
     )
     assert str(ENTRY_ID_NAMESPACE) == "5d0c3a4e-8f7b-4c1e-9a62-0b7f3c9e2d41"
+
+
+def test_an_edited_excerpt_is_new_in_every_format() -> None:
+    """The summary and body HTML are made once per article for the XML and JSON formats
+    (`text.item_html`): an edit is a new article, so no format keeps the old text."""
+    formats = (FeedFormat.RSS, FeedFormat.ATOM, FeedFormat.JSON)
+    for excerpt in ("First excerpt.", "Second excerpt."):
+        files = render_feed(
+            plan((item(article(excerpt=excerpt), guid="urn:example:1"),), formats=formats)
+        )
+        json_item = json.loads(files[2].data)["items"][0]
+        assert json_item["summary"] == excerpt
+        assert f"<p>{excerpt}</p>" in json_item["content_html"]
+        for xml in files[:2]:
+            assert parse(xml.data).entries[0].content[0].value == json_item["content_html"]

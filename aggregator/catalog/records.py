@@ -85,6 +85,10 @@ def _fingerprint(article_json: str) -> str:
     return hashlib.blake2b(article_json.encode(), digest_size=12).hexdigest()
 
 
+# StoredArticle's fields in their order: the plain tuple workers send back.
+StoredFields = tuple[str, str, bool, str | None, tuple[str, ...], str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredArticle:
     """An article as the catalog keeps it: its JSON, and the few facts a sync needs.
@@ -116,6 +120,21 @@ class StoredArticle:
             feeds=tuple(_feed_name(k) for k in feeds_of(article, rules)),
             json=text,
             fingerprint=_fingerprint(text),
+        )
+
+    def fields(self) -> StoredFields:
+        """Its fields in order, as a plain tuple: `StoredArticle(*fields)` is the same record.
+
+        Written out rather than `dataclasses.astuple`, which deep-copies every field
+        through its recursive walk (2.6 % of a cold build's CPU, in the read workers)."""
+        return (
+            self.url,
+            self.title,
+            self.published,
+            self.date,
+            self.feeds,
+            self.json,
+            self.fingerprint,
         )
 
     @classmethod

@@ -23,14 +23,7 @@ from json.encoder import encode_basestring  # in C where CPython has it
 from typing import Any
 
 from aggregator.model import FeedItem, FeedPlan, RenderedFile
-from aggregator.output.text import (
-    content_html,
-    item_excerpt,
-    item_title,
-    summary_html,
-    unique,
-    xml_safe,
-)
+from aggregator.output.text import item_excerpt, item_html, item_title, unique, xml_safe
 
 VERSION = "https://jsonfeed.org/version/1.1"
 JSON_FEED_TYPE = "application/feed+json"
@@ -92,7 +85,8 @@ def _item(item: FeedItem) -> dict[str, Any]:
         "title": title,
     }
     # One of content_html / content_text is required: the HTML is always there.
-    entry["content_html"] = content_html(article) or summary_html(article)
+    summary, body = item_html(article)
+    entry["content_html"] = body or summary
     excerpt = item_excerpt(article)
     entry["content_text"] = excerpt or title
     if excerpt:

@@ -53,7 +53,7 @@ from feedgen.util import xml_elem
 from aggregator.model import FeedFormat, FeedItem, FeedKey, FeedPlan, RenderedFile
 from aggregator.output.indexes import render_indexes
 from aggregator.output.jsonfeed import item_json, render_json_feed
-from aggregator.output.text import content_html, item_title, summary_html, unique, xml_safe
+from aggregator.output.text import item_html, item_title, unique, xml_safe
 
 __all__ = ["GENERATOR", "clear_cache", "render_feed", "render_indexes"]
 
@@ -263,10 +263,9 @@ def _entry(item: FeedItem) -> Any:
 
     # RSS description is HTML to every reader: escaped so the text shows as written. Atom gets
     # the same value as type="html" so both formats carry the very same string (content.py).
-    summary = summary_html(article)
+    summary, body = item_html(article)  # the JSON Feed item carries the same strings
     if summary is not None:
         entry.summary(summary, type="html")
-    body = content_html(article)
     if body is not None:
         entry.content(body, type="html")
 
@@ -304,6 +303,7 @@ def clear_cache() -> None:
     """Forget the shared entries (tests, or a long-running daemon that wants memory back)."""
     _entry.cache_clear()
     item_json.cache_clear()
+    item_html.cache_clear()
 
 
 def limit_cache(entries: int) -> None:
@@ -313,6 +313,6 @@ def limit_cache(entries: int) -> None:
     main process renders a few feeds per build for weeks, and must not grow to the full
     cache (about 20 kB an entry).
     """
-    for cache in (_entry, item_json):
+    for cache in (_entry, item_json, item_html):
         if cache.cache_info().currsize > entries:
             cache.cache_clear()
