@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import IO
 
 import pytest
 from articlefiles import write_article
 from building import build, folder_settings
+from processes import Aggregator
 from waiting import TIMEOUT, wait_for
 
 from aggregator.config import Settings
@@ -84,42 +82,20 @@ def test_hostile_agents_are_bounded() -> None:
     assert parse_subscribers("Feedly/1.0 (" + " " * 2000 + "5 subscribers)") is None
 
 
-class Serve:
+class Serve(Aggregator):
     """`python -m aggregator serve …` with its stderr lines gathered."""
 
     def __init__(self, settings: Settings, *extra: str, config: Path | None = None) -> None:
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
-                sys.executable, "-m", "aggregator", "serve",
+                "serve",
                 "--output", str(settings.output), "--state", str(settings.state),
                 "--port", "0", "--access-log", *extra,
                 *(["--config", str(config)] if config else []),
             ],
             cwd=settings.input.parent,
-            stderr=subprocess.PIPE,
-            text=True,
         )  # fmt: skip
-        self.lines: list[str] = []
-        assert self.proc.stderr is not None
-        self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,))
-        self._reader.start()
-        ports: list[int] = []
-
-        def listening() -> bool:
-            for line in self.lines:
-                if match := re.search(r"at http://127\.0\.0\.1:(\d+)/", line):
-                    ports.append(int(match.group(1)))
-                    return True
-            return self.proc.poll() is not None
-
-        wait_for(listening, "the server's log line")
-        assert ports, "\n".join(self.lines)
-        self.port = ports[0]
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
-        stream.close()
+        self.port = self.port_in(r"at http://127\.0\.0\.1:(\d+)/")
 
     def request(self, path: str, agent: bytes) -> bytes:
         """A GET sent byte for byte (no client library to tidy the header up)."""
@@ -132,16 +108,6 @@ class Serve:
             while chunk := sock.recv(65536):
                 data += chunk
         return data
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=TIMEOUT)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self._reader.join()
-
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

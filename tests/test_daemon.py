@@ -10,11 +10,7 @@ import errno
 import json
 import logging
 import os
-import queue
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -22,13 +18,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import IO
 
 import feedparser
 import pytest
 from articlefiles import article_text, write_article
 from building import DAEMON, folder_settings
 from corpus import write_corpus
+from processes import Aggregator
 from waiting import TIMEOUT, Recorder, wait_for
 
 from aggregator.backoff import BackoffPolicy
@@ -665,15 +661,12 @@ def test_a_second_daemon_on_the_same_state_is_refused(
 # --- the real process -------------------------------------------------------------------
 
 
-class Process:
+class Process(Aggregator):
     """`python -m aggregator run …` with its stderr lines gathered on a thread."""
 
     def __init__(self, settings: Settings, *extra: str) -> None:
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
-                sys.executable,
-                "-m",
-                "aggregator",
                 "run",
                 "--input",
                 str(settings.input),
@@ -686,39 +679,11 @@ class Process:
                 *extra,
             ],
             cwd=settings.input.parent,  # no config/aggregator.yaml there
-            stderr=subprocess.PIPE,
-            text=True,
         )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        assert self.proc.stderr is not None
-        self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,))
-        self._reader.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
-        stream.close()
-
-    def wait_line(self, *needles: str, timeout: float = TIMEOUT) -> str:
-        def found() -> str | None:
-            return next((x for x in self.lines if all(n in x for n in needles)), None)
-
-        wait_for(lambda: found() or self.proc.poll() is not None, f"a log line with {needles}")
-        line = found()
-        assert line is not None, "\n".join(self.lines)
-        return line
 
     def terminate(self) -> tuple[int, float]:
         started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=10)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._reader.join()
+        code = self.stop(timeout=10)
         return code, time.monotonic() - started
 
 

@@ -10,17 +10,13 @@ import json
 import math
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 from articlefiles import write_article
 from building import BASE, DAEMON, folder_settings
+from processes import Aggregator
 from prometheus_client.parser import text_string_to_metric_families
 from waiting import TIMEOUT, Recorder, wait_for
 
@@ -57,52 +53,20 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-class Run:
+class Run(Aggregator):
     """`python -m aggregator run --metrics-port 0 …`; the port read from its log."""
 
     def __init__(self, settings: Settings, *extra: str) -> None:
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
-                sys.executable, "-m", "aggregator", "run",
+                "run",
                 "--input", str(settings.input), "--output", str(settings.output),
                 "--state", str(settings.state), "--base-url", BASE,
                 "--metrics-port", "0", "--log-format", "json", *extra,
             ],
             cwd=settings.input.parent,
-            stderr=subprocess.PIPE,
-            text=True,
         )  # fmt: skip
-        self.lines: list[str] = []
-        assert self.proc.stderr is not None
-        self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,))
-        self._reader.start()
-        found: list[int] = []
-
-        def port() -> bool:
-            for line in self.lines:
-                match = re.search(r"metrics at http://127\.0\.0\.1:(\d+)/metrics", line)
-                if match:
-                    found.append(int(match.group(1)))
-                    return True
-            return self.proc.poll() is not None
-
-        wait_for(port, "the metrics server's log line")
-        assert found, "\n".join(self.lines)
-        self.port = found[0]
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
-        stream.close()
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=TIMEOUT)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self._reader.join()
+        self.port = self.port_in(r"metrics at http://127\.0\.0\.1:(\d+)/metrics")
 
 
 @pytest.fixture

@@ -1,0 +1,74 @@
+"""`python -m aggregator ARGS` as a real process: its stderr lines gathered on a thread, a
+log line waited for, a port read from its "listening" line, a stop by SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from waiting import TIMEOUT, wait_for
+
+
+class Aggregator:
+    """One `aggregator` command running in `cwd` (so no config/aggregator.yaml of ours is
+    found unless given)."""
+
+    def __init__(self, args: Sequence[str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", *args],
+            cwd=cwd,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        assert self.proc.stderr is not None
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,))
+        self._reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+        stream.close()
+
+    def wait_line(self, *needles: str) -> str:
+        """The first log line holding every one of `needles` (fails if the process ends first)."""
+
+        def found() -> str | None:
+            return next((x for x in self.lines if all(n in x for n in needles)), None)
+
+        wait_for(lambda: found() or self.proc.poll() is not None, f"a log line with {needles}")
+        line = found()
+        assert line is not None, "\n".join(self.lines)
+        return line
+
+    def port_in(self, pattern: str) -> int:
+        """The port a log line gives in `pattern`'s one group (a server started on port 0)."""
+        ports: list[int] = []
+
+        def listening() -> bool:
+            for line in self.lines:
+                if match := re.search(pattern, line):
+                    ports.append(int(match.group(1)))
+                    return True
+            return self.proc.poll() is not None
+
+        wait_for(listening, f"a log line matching {pattern}")
+        assert ports, "\n".join(self.lines)
+        return ports[0]
+
+    def stop(self, timeout: float = TIMEOUT) -> int:
+        """SIGTERM, then its exit code (killed if it is still there after `timeout`)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._reader.join()
