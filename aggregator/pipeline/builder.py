@@ -189,8 +189,10 @@ class Builder:
             events: list[ChangeEvent] = [*unreadable, *sync.events]
             events.extend(visibility.advance(now, sync.changed_guids))
             synced = time.perf_counter()
-            keys, fingerprint = self._choose_feeds(full_scan=changed is None)
-            keys, ambiguous = self._disambiguate(keys, now)
+            # Read once: both steps ask for them, and nothing writes them in between.
+            records = self.catalog.feed_records()
+            keys, fingerprint = self._choose_feeds(records, full_scan=changed is None)
+            keys, ambiguous = self._disambiguate(keys, now, records)
             written, unchanged, failed = self._render_and_publish(
                 keys,
                 sync.changed_guids,
@@ -239,7 +241,9 @@ class Builder:
             unreadable=tuple(unreadable),
         )
 
-    def _choose_feeds(self, *, full_scan: bool) -> tuple[list[FeedKey], str | None]:
+    def _choose_feeds(
+        self, records: list[FeedRecord], *, full_scan: bool
+    ) -> tuple[list[FeedKey], str | None]:
         """(the feeds to render, the new settings fingerprint if the settings changed).
 
         A full scan also renders the feeds whose files are missing. With new settings
@@ -251,7 +255,7 @@ class Builder:
         dirty = self.catalog.pending_feeds()
         # Every feed that lists something was written once, or is pending since the
         # sync that gave it its first item.
-        known = {r.key for r in self.catalog.feed_records()} | dirty
+        known = {r.key for r in records} | dirty
         missing = self.outputs.missing(known) if full_scan else []
         keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
         if settings_changed:
@@ -259,13 +263,12 @@ class Builder:
         return keys, fingerprint if settings_changed else None
 
     def _disambiguate(
-        self, keys: list[FeedKey], now: datetime
+        self, keys: list[FeedKey], now: datetime, records: list[FeedRecord]
     ) -> tuple[list[FeedKey], frozenset[FeedKey]]:
         """(the feeds to render, the feeds whose names collide): the names are the feeds'
         as last written, and for those about to be rendered their newest item's. A feed
         whose name starts or stops colliding is rendered too, for its title."""
         # Only feeds that list something count: an empty one is in no index.
-        records = self.catalog.feed_records()
         names = {r.key: r.name for r in records if r.guids}
         until = self.visibility.until(now)
         for key in keys:
