@@ -204,6 +204,7 @@ class Leadership(_SessionThread):
         self._conn: psycopg.Connection[Any] | None = None  # the lease's session
         # One statement at a time on that session: a check waits no longer than the lease.
         self._use = threading.Lock()
+        self._cut_off = False  # the leader's session was lost (and that was logged)
 
     def stop(self) -> None:
         """Give up leadership (the lease is let go, for a follower to take at once) and stop."""
@@ -242,7 +243,8 @@ class Leadership(_SessionThread):
         self.epoch = None
 
     def _lost(self, exc: psycopg.Error | CatalogError) -> None:
-        if self.epoch is not None:
+        if self.epoch is not None and not self._cut_off:
+            self._cut_off = True  # said once, until a renewal gets through
             LOGGER.warning(
                 "leader: %s lost its session (%s); it acts as the leader again only if it "
                 "renews its lease (%g s) before another node takes it",
@@ -289,7 +291,7 @@ class Leadership(_SessionThread):
             row = conn.execute(_RENEW, (LEASE_SECONDS, epoch)).fetchone()
             holder = None if row is not None else conn.execute(_HOLDER).fetchone()
         if row is None:
-            self.epoch = None
+            self.epoch, self._cut_off = None, False
             node, now = holder if holder is not None else ("", epoch)
             LOGGER.warning(
                 "leader: %s lost its lease to %s (epoch %d) while it was paused or cut off "
@@ -299,6 +301,7 @@ class Leadership(_SessionThread):
                 now,
             )
             return
+        self._cut_off = False
         lapsed = started >= self._valid_until
         self._valid_until = started + LEASE_SECONDS - LEASE_MARGIN_SECONDS
         if lapsed:
