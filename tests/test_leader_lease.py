@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -176,6 +177,34 @@ def test_a_takeover_waits_for_a_transaction_that_checked_the_lease(postgres_url:
             wait_for(lambda: follower.epoch == 8, "b to take over once it ended")
         finally:
             follower.stop()
+
+
+def test_a_leader_that_cannot_renew_stops_acting_by_itself(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator.catalog")
+    Catalog(postgres_url, node="a").close()
+    leader = Leadership(postgres_url, "a")
+    leader.start()
+    try:
+        wait_for(lambda: leader.acting, "a to lead")
+        epoch = leader.epoch
+        assert epoch is not None
+        assert leader.still_leader(epoch)
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            # The row locked: a's renewals wait, as on a link that is cut off.
+            conn.execute("BEGIN")
+            conn.execute("SELECT 1 FROM cluster_leader WHERE id = 1 FOR UPDATE")
+            wait_for(lambda: not leader.acting, "a's own deadline to pass")
+            assert not leader.still_leader(epoch)
+            assert leader.epoch == epoch  # not deposed: no one else took the lease
+            conn.execute("COMMIT")
+        # The renewal gets through: no one took the lapsed lease, so a leads again.
+        wait_for(lambda: leader.acting, "a's late renewal")
+        assert leader.still_leader(epoch)
+    finally:
+        leader.stop()
+    assert f"leader: a renewed its lease late (epoch {epoch})" in caplog.text
 
 
 def test_a_catalog_made_before_the_lease_gets_it(postgres_url: str) -> None:

@@ -302,7 +302,7 @@ class Leadership(_SessionThread):
             )
             return
         self._cut_off = False
-        lapsed = started >= self._valid_until
+        lapsed = time.monotonic() >= self._valid_until  # it refused to act meanwhile
         self._valid_until = started + LEASE_SECONDS - LEASE_MARGIN_SECONDS
         if lapsed:
             # No one took the lapsed lease: this node leads again, and does what it left.
