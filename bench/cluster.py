@@ -33,7 +33,8 @@ same files every time. For each configuration:
    CPU (utime + stime, with cutime + cstime for the children they reaped: the forkserver and
    the render workers) of every node's process tree, and separately of the PostgreSQL
    server's (the postmaster and its backends). See ``bench/proctree.py`` for how exited
-   children are counted. Divided by the drops.
+   children are counted. Divided by the drops. Also reported: what the settled processes
+   used over the 2 s just before the first drop (idle, % of a CPU), part of every figure.
 4. **Convergence.** At the end every node's output folder must be byte-identical to every
    other's, and is compared with the single node's of the same round (same articles, same
    bytes: the outputs depend on the catalog only, not on paths or clocks).
@@ -324,8 +325,13 @@ def run_round(kind: str, round_: int, setup: Setup, single: Result | None) -> Re
             raise BenchError(f"{kind} round {round_}: not settled after start: {problem}")
         startup = ready.when - started
         say(f"{kind} round {round_}: {count} node(s) settled {startup:.1f} s after the start")
-        load = os.getloadavg()[0]
+        # What the settled processes use doing nothing (% of a CPU), in every reading below.
+        quiet = config.sample()
+        time.sleep(QUIET_WINDOW)
         before = config.sample()
+        idle = 100 * (before.nodes_cpu + before.server_cpu - quiet.nodes_cpu - quiet.server_cpu)
+        idle /= before.when - quiet.when
+        load = os.getloadavg()[0]
         every, own = watch_drops(
             config, drops, 1 / args.rate, args.poll_ms / 1000, args.drop_timeout
         )
@@ -341,7 +347,7 @@ def run_round(kind: str, round_: int, setup: Setup, single: Result | None) -> Re
         return Result(
             kind, round_, count, every, own, after.nodes_cpu - before.nodes_cpu,
             after.server_cpu - before.server_cpu, after.when - before.when, startup,
-            (load, os.getloadavg()[0]), end, note,
+            (load, os.getloadavg()[0]), end, note, idle,
         )  # fmt: skip
     finally:
         codes = {node.name: node.stop() for node in nodes}

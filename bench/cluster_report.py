@@ -32,6 +32,7 @@ class Result:
     load: tuple[float, float]  # 1-minute load average at the phase's start and end
     end: dict[str, str]  # the first node's output at the end
     note: str  # convergence, in words
+    idle: float  # % of a CPU the settled processes used in the quiet window before the drops
 
     @property
     def lost(self) -> int:
@@ -106,8 +107,14 @@ def table(results: list[Result], cold: tuple[float, float] | None) -> str:
         f" | {sum(r.lost for r in c.results)} | | |",
         f"| p95 per round | {each([percentile(r.latencies, 0.95) for r in s.results], '.2f')} |"
         f" {each([percentile(r.latencies, 0.95) for r in c.results], '.2f')} | | |",
+        f"| nodes' CPU per drop, per round | "
+        f"{each([r.nodes_cpu / len(r.latencies) for r in s.results], '.3f')} s | "
+        f"{each([r.nodes_cpu / len(r.latencies) for r in c.results], '.3f')} s | | |",
         f"| settled after start, per round | {each([r.startup for r in s.results], '.1f')} s |"
         f" {each([r.startup for r in c.results], '.1f')} s | | |",
+        f"| idle CPU before the drops (nodes + server), % of a CPU | "
+        f"{each([r.idle for r in s.results], '.1f')} | {each([r.idle for r in c.results], '.1f')}"
+        " | | |",
         f"| load average (1 min) at the drop phases' start-end | "
         f"{' / '.join(f'{r.load[0]:.1f}-{r.load[1]:.1f}' for r in s.results)} | "
         f"{' / '.join(f'{r.load[0]:.1f}-{r.load[1]:.1f}' for r in c.results)} | | |",
