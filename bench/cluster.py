@@ -69,6 +69,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import psycopg
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from cluster_report import Result, summary, table, update_readme  # noqa: E402
@@ -221,7 +223,7 @@ class Config:
         sample and what is still wrong."""
         samples: list[Sample] = []
         deadline = time.perf_counter() + timeout
-        problem: str | None = "no reading yet"
+        problem: str | None = f"not quiet for {QUIET_WINDOW:.0f} s yet"
         while True:
             now = self.sample()
             samples.append(now)
@@ -335,7 +337,7 @@ def run_round(kind: str, round_: int, setup: Setup, single: Result | None) -> Re
         every, own = watch_drops(
             config, drops, 1 / args.rate, args.poll_ms / 1000, args.drop_timeout
         )
-        after, problem = config.settle(args.drop_timeout)
+        after, problem = config.settle(max(args.drop_timeout, 30.0))
         end = hashes(nodes[0].output)
         if problem is not None:
             note = f"NOT converged: {problem}"
@@ -350,9 +352,17 @@ def run_round(kind: str, round_: int, setup: Setup, single: Result | None) -> Re
             (load, os.getloadavg()[0]), end, note, idle,
         )  # fmt: skip
     finally:
-        codes = {node.name: node.stop() for node in nodes}
+        codes: dict[str, int | None] = {}
+        for node in nodes:  # each one, whatever happens to the others
+            try:
+                codes[node.name] = node.stop()
+            except OSError as exc:
+                say(f"{kind} round {round_}: stopping node {node.name}: {exc}")
         if url is not None:
-            server.drop_database(url)
+            try:
+                server.drop_database(url)
+            except psycopg.Error as exc:  # the server goes with its folder at the end anyway
+                say(f"{kind} round {round_}: dropping its database: {exc}")
         bad = {name: code for name, code in codes.items() if code not in (0, None)}
         if bad:
             say(f"{kind} round {round_}: nodes exited with {bad} (logs under {root})")
@@ -440,8 +450,8 @@ def main() -> int:
     add("--rounds", type=int, help="rounds of single then cluster (default 2; --quick 1)")
     add("--poll-ms", type=float, default=5.0, help="all.rss.xml polling period (default 5)")
     add("--drop-timeout", type=float, default=120.0,
-        help="seconds until a drop not on every node counts as lost, and to settle after the "
-             "drops (default 120)")  # fmt: skip
+        help="seconds until a drop not on every node counts as lost, and (at least 30) to "
+             "settle after the drops (default 120)")  # fmt: skip
     add("--start-timeout", type=float, default=900.0,
         help="seconds for a configuration to settle after its start (default 900)")
     add("--cold", type=int, default=0, metavar="N",
@@ -460,7 +470,7 @@ def main() -> int:
     catch_stop_signals()
     try:
         results, cold = run(args)
-    except (BenchError, subprocess.CalledProcessError, OSError) as exc:
+    except (BenchError, subprocess.CalledProcessError, OSError, RuntimeError, psycopg.Error) as exc:
         print(f"cluster bench: {exc}", file=sys.stderr)
         return 1
     except Interrupted as exc:

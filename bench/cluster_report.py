@@ -84,7 +84,8 @@ def table(results: list[Result], cold: tuple[float, float] | None) -> str:
         show = seconds if fmt == "s" else (lambda v: f"{v:.3f} s")
         ratio = b / a if a > 0 else math.inf
         verdict = "" if goal is None else f"≤ {goal}x: {'pass' if ratio <= goal else 'FAIL'}"
-        return f"| {what} | {show(a)} | {show(b)} | {ratio:.2f}x | {verdict} |"
+        shown = "n/a" if math.isnan(ratio) else f"{ratio:.2f}x"  # lost drops on both sides
+        return f"| {what} | {show(a)} | {show(b)} | {shown} | {verdict} |"
 
     def each(values: list[float], f: str) -> str:
         return " / ".join(format(x, f) for x in values)
@@ -120,7 +121,7 @@ def table(results: list[Result], cold: tuple[float, float] | None) -> str:
         f"{' / '.join(f'{r.load[0]:.1f}-{r.load[1]:.1f}' for r in c.results)} | | |",
     ]  # fmt: skip
     if cold is not None:
-        lines.append(row("cold `aggregator build` (median)", cold[0], cold[1]))
+        lines.append(row("cold `aggregator build`, SQLite vs PostgreSQL (median)", *cold))
     notes = [f"- {r.kind} round {r.round}: output {r.note}" for r in results]
     return "\n".join([*lines, "", *notes])
 
