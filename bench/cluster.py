@@ -44,6 +44,10 @@ drop ≤ 1.3 x the single node's, pooled over the rounds. Prints a Markdown tabl
 ratios, pass or FAIL, and the load average; replaces the "Cluster" section of
 ``bench/README.md`` (not with ``--quick`` or ``--no-readme``).
 
+``--tree DIR`` runs the nodes (and builds) with the `aggregator` package of another source
+tree, for instance a snapshot of another branch (``git archive BRANCH | tar -x -C DIR``),
+without writing bytecode into it.
+
 ``--cold N`` first runs the older phase N times: a cold `aggregator build` of the corpus on
 PostgreSQL against SQLite, alternating, whose outputs must be byte-identical.
 
@@ -147,8 +151,9 @@ def make_drops(paths: list[Path], newest: dt.datetime) -> list[Drop]:
 class Node:
     """One `aggregator run` process, in a process group of its own."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, env: dict[str, str]) -> None:
         self.name = name
+        self.env = env
         self.root = root / name
         self.input, self.output = self.root / "in", self.root / "out"
         self.feed = self.output / "all.rss.xml"
@@ -163,7 +168,7 @@ class Node:
                 [*AGGREGATOR, "run", "--input", str(self.input), "--output", str(self.output),
                  "--state", str(self.root / "state"), "--base-url", BASE_URL, *shared],
                 cwd=self.root, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "MALLOC_ARENA_MAX": "2"}, start_new_session=True,
+                env=self.env, start_new_session=True,
             )  # fmt: skip
 
     @property
@@ -305,6 +310,7 @@ class Setup:
     drops: list[Drop]
     server: PostgresServer
     args: argparse.Namespace
+    env: dict[str, str]  # the nodes' environment
 
 
 def run_round(kind: str, round_: int, setup: Setup, single: Result | None) -> Result:
@@ -313,7 +319,7 @@ def run_round(kind: str, round_: int, setup: Setup, single: Result | None) -> Re
     root = setup.workdir / f"{kind}{round_}"
     shutil.rmtree(root, ignore_errors=True)
     count = 1 if kind == "single" else args.nodes
-    nodes = [Node(root, f"n{k + 1}") for k in range(count)]
+    nodes = [Node(root, f"n{k + 1}", setup.env) for k in range(count)]
     for index, path in enumerate(corpus):
         shutil.copy2(path, nodes[index % count].input / path.name)
     url = None if kind == "single" else server.create_database()
@@ -369,7 +375,7 @@ def run_round(kind: str, round_: int, setup: Setup, single: Result | None) -> Re
 
 
 def cold_builds(
-    workdir: Path, corpus_dir: Path, server: PostgresServer, repeat: int
+    workdir: Path, corpus_dir: Path, server: PostgresServer, repeat: int, env: dict[str, str]
 ) -> tuple[float, float]:
     """The older phase: medians of `repeat` alternating cold builds, SQLite and PostgreSQL."""
 
@@ -381,7 +387,7 @@ def cold_builds(
         subprocess.run(
             [*AGGREGATOR, "build", "--input", str(corpus_dir), "--output", str(out),
              "--state", str(state), "--base-url", BASE_URL, *extra],
-            check=True, cwd=workdir, stdout=subprocess.DEVNULL,
+            check=True, cwd=workdir, stdout=subprocess.DEVNULL, env=env,
         )  # fmt: skip
         return time.perf_counter() - started
 
@@ -400,6 +406,25 @@ def cold_builds(
     return statistics.median(sqlite), statistics.median(pg)
 
 
+def node_env(tree: Path | None) -> dict[str, str]:
+    """The nodes' environment: with `tree`, its `aggregator` package first on the path (a
+    worktree of another branch, measured with this bench), checked and said."""
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    if tree is not None:
+        if not (tree / "aggregator" / "__init__.py").is_file():
+            raise BenchError(f"--tree {tree}: no aggregator package in that folder")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # another worktree's: read it, write nothing
+    found = subprocess.run(
+        [sys.executable, "-c", "import aggregator; print(aggregator.__file__)"],
+        env=env, cwd="/", capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    if tree is not None and not Path(found).resolve().is_relative_to(tree.resolve()):
+        raise BenchError(f"--tree {tree}: the nodes would import {found} instead")
+    say(f"nodes run the aggregator package at {Path(found).parent}")
+    return env
+
+
 def run(args: argparse.Namespace) -> tuple[list[Result], tuple[float, float] | None]:
     workdir: Path = args.workdir
     shutil.rmtree(workdir, ignore_errors=True)
@@ -407,6 +432,7 @@ def run(args: argparse.Namespace) -> tuple[list[Result], tuple[float, float] | N
     bin_dir = binaries()
     if bin_dir is None:
         raise BenchError("PostgreSQL's binaries (initdb, pg_ctl) are not installed")
+    env = node_env(args.tree)
     say(f"generating {args.count:,} articles and {args.drops} drops in {workdir} ...")
     newest = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
     corpus = generate(workdir / "corpus", args.count)
@@ -418,9 +444,9 @@ def run(args: argparse.Namespace) -> tuple[list[Result], tuple[float, float] | N
         say(f"PostgreSQL server in {server.folder}, port {server.port}")
         server.start()
         cold = None if args.cold == 0 else cold_builds(workdir, workdir / "corpus", server,
-                                                        args.cold)  # fmt: skip
+                                                        args.cold, env)  # fmt: skip
         for round_ in range(1, args.rounds + 1):
-            setup = Setup(workdir, corpus, drops, server, args)
+            setup = Setup(workdir, corpus, drops, server, args, env)
             single = run_round("single", round_, setup, None)
             results.append(single)
             say(summary(single))
@@ -456,6 +482,9 @@ def main() -> int:
         help="seconds for a configuration to settle after its start (default 900)")
     add("--cold", type=int, default=0, metavar="N",
         help="first, N alternating cold builds SQLite vs PostgreSQL (default 0: skip)")
+    add("--tree", type=Path, metavar="DIR",
+        help="run the nodes with the aggregator package of this source tree (a worktree of "
+             "another branch; default: the installed one)")  # fmt: skip
     add("--workdir", type=Path, default=Path("/tmp/aggregator-bench-cluster"),
         help="corpus, folders and logs; deleted first (default %(default)s)")
     add("--quick", action="store_true", help="2,000 articles, 20 drops, 1 round")
