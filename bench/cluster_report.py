@@ -145,7 +145,9 @@ def update_readme(
         "trees (render workers included) and the database server used per drop (the method: the",
         "script's docstring; `--help` lists the options):",
         "",
-        "    .venv/bin/python bench/cluster.py",
+        "    .venv/bin/python bench/cluster.py                 # 10,000 articles, 2 rounds",
+        "    .venv/bin/python bench/cluster.py --quick         # 2,000 articles, 1 round",
+        "    .venv/bin/python bench/cluster.py --tree DIR      # another source tree's code",
         "",
         f"Last run: {when}, {platform.machine()}, {os.cpu_count()} CPUs (shared with other "
         f"work), Python {platform.python_version()};",
