@@ -109,12 +109,18 @@ def generate(dest: Path, count: int, start: int = 0) -> list[Path]:
 
 
 def hashes(root: Path) -> dict[str, str]:
-    """Every published file (not a writer's hidden temporary file) → its SHA-256."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in root.rglob("*")
-        if p.is_file() and not p.name.startswith(".")
-    }
+    """Every published file (not a writer's hidden temporary file) → its SHA-256. A file
+    removed during the walk (a feed that became empty) is left out: the node is busy, and
+    the next reading, once it is quiet, sees the folder as it is."""
+    found = {}
+    for path in root.rglob("*"):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        try:
+            found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def difference(a: dict[str, str], b: dict[str, str]) -> str | None:
