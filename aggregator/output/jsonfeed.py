@@ -30,8 +30,9 @@ JSON_FEED_TYPE = "application/feed+json"
 ITEM_CACHE_SIZE = 8192  # as many as the XML entries' cache (`render._ENTRY_CACHE_SIZE`)
 
 
-def render_json_feed(plan: FeedPlan) -> RenderedFile:
-    """Render `plan` as JSON Feed 1.1 at `plan.key.json_path`."""
+def render_json_feed(plan: FeedPlan, ids: dict[str, str] | None = None) -> RenderedFile:
+    """Render `plan` as JSON Feed 1.1 at `plan.key.json_path`; `ids`: each item's id in
+    this feed (XML-safe `FeedKey.entry_id` of its GUID), when already made."""
     title = xml_safe(plan.title).strip() or plan.key.stem
     feed: dict[str, Any] = {
         "version": VERSION,
@@ -49,7 +50,9 @@ def render_json_feed(plan: FeedPlan) -> RenderedFile:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in plan.hubs]
     # Each item's text is made once per process and shared by every feed that lists it (an
     # article is in several), indented for its place: the feed's `items`, two levels down.
-    items = ",\n    ".join(_with_id(plan.key.entry_id(item.guid), item) for item in plan.items)
+    if ids is None:
+        ids = {item.guid: xml_safe(plan.key.entry_id(item.guid)) for item in plan.items}
+    items = ",\n    ".join(_with_id(ids[item.guid], item) for item in plan.items)
     members = dumps_indented(feed)[: -len("\n}")]  # the feed's keys, items last
     listed = f"[\n    {items}\n  ]" if items else "[]"
     text = f'{members},\n  "items": {listed}\n}}\n'
@@ -62,9 +65,9 @@ _ITEM_START = "{\n" + "  " * 3
 
 def _with_id(entry_id: str, item: FeedItem) -> str:
     """The item's JSON with `id` first, as the spec lists it: the id of the item in this
-    feed (`FeedKey.entry_id`), the rest shared by every feed that lists the item."""
+    feed (`FeedKey.entry_id`, XML-safe), the rest shared by every feed that lists the item."""
     members = item_json(item)[len(_ITEM_START) :]  # "url": …, after the opening brace
-    entry = encode_basestring(xml_safe(entry_id))
+    entry = encode_basestring(entry_id)
     return f'{_ITEM_START}"id": {entry},\n      {members}'
 
 
