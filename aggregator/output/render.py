@@ -56,7 +56,7 @@ from lxml.etree import Element, SubElement  # type: ignore[import-untyped]
 
 from aggregator.model import FeedFormat, FeedItem, FeedPlan, RenderedFile
 from aggregator.output.indexes import render_indexes
-from aggregator.output.jsonfeed import item_json, render_json_feed
+from aggregator.output.jsonfeed import item_json, item_text, render_json_feed
 from aggregator.output.text import item_html, item_title, unique, xml_safe
 
 __all__ = ["GENERATOR", "clear_cache", "render_feed", "render_indexes"]
@@ -109,20 +109,25 @@ def render_feed(plan: FeedPlan) -> tuple[RenderedFile, ...]:
     """
     files: dict[FeedFormat, RenderedFile] = {}
     xml_formats: list[FeedFormat] = [f for f in plan.formats if f is not FeedFormat.JSON]
-    # Each item's id in this feed, made once for every format (a UUID each: see `entry_id`).
+    # Each item's id in this feed, made once for every format (a UUID each: see `entry_id`),
+    # and its shared entry, looked up once (the lookup hashes the whole item).
     ids = {item.guid: xml_safe(plan.key.entry_id(item.guid)) for item in plan.items}
+    entries = [_entry(item) for item in plan.items]
     if xml_formats:
         with _LOCK:
             _Round.current += 1
             _Round.ids = ids
-            files.update(_render(plan, xml_formats))
+            files.update(_render(plan, entries, xml_formats))
     if FeedFormat.JSON in plan.formats:
-        files[FeedFormat.JSON] = render_json_feed(plan, ids)
+        texts = [entry.json() for entry in entries]
+        files[FeedFormat.JSON] = render_json_feed(plan, ids, texts)
     return tuple(files[f] for f in plan.formats)
 
 
-def _render(plan: FeedPlan, formats: list[FeedFormat]) -> dict[FeedFormat, RenderedFile]:
-    fg = _feed(plan)
+def _render(
+    plan: FeedPlan, entries: list[_SharedEntry], formats: list[FeedFormat]
+) -> dict[FeedFormat, RenderedFile]:
+    fg = _feed(plan, entries)
     # One generator serves both formats; what differs is set before each is serialised:
     # - the rel="self" link. RSS takes its <link> from the last link given, so the alternate
     #   (home page) goes last;
@@ -160,8 +165,8 @@ def _hex_refs(xml: bytes) -> bytes:
     return xml.replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
 
 
-def _feed(plan: FeedPlan) -> Any:
-    """A FeedGenerator with the channel-level fields and the entries of `plan`."""
+def _feed(plan: FeedPlan, entries: list[_SharedEntry]) -> Any:
+    """A FeedGenerator with the channel-level fields of `plan` and its items' `entries`."""
     fg = FeedGenerator()
     # register_extension with the classes, not load_extension("media"): that one first tries
     # to import a module feedgen does not ship (feedgen.ext.media_entry), a failed import
@@ -181,8 +186,8 @@ def _feed(plan: FeedPlan) -> Any:
     fg.generator(GENERATOR)  # feedgen's default carries its version and URI
     # Atom needs an author on the feed when an entry has none (an article without provider).
     fg.author(name=title)
-    for item in plan.items:
-        fg.add_entry(_entry(item), order="append")
+    for entry in entries:
+        fg.add_entry(entry, order="append")
     return fg
 
 
@@ -217,6 +222,8 @@ class _SharedEntry(FeedEntry):  # type: ignore[misc]  # feedgen has no type hint
     def __init__(self, item: FeedItem) -> None:
         super().__init__()
         self.item = item
+        self._parts: _EntryParts | None = None
+        self._json: str | None = None
         self._built: dict[str, tuple[Any, Any]] = {}
         self._lent_in: dict[str, int] = {}
 
@@ -230,10 +237,18 @@ class _SharedEntry(FeedEntry):  # type: ignore[misc]  # feedgen has no type hint
     def atom_entry(self, extensions: bool = True) -> Any:
         return self._lend("atom", _atom_entry)
 
+    def json(self) -> str:
+        """The item's JSON Feed text, without its id (`jsonfeed.item_text`), made once."""
+        if self._json is None:
+            self._json = item_text(self.item)
+        return self._json
+
     def _lend(self, kind: str, build: Callable[[_EntryParts], tuple[Any, Any]]) -> Any:
         built = self._built.get(kind)
         if built is None:
-            built = self._built[kind] = build(_parts(self.item))
+            if self._parts is None:
+                self._parts = _parts(self.item)
+            built = self._built[kind] = build(self._parts)
         element, id_element = built
         if self._lent_in.get(kind) == _Round.current:
             element = element.__copy__()  # listed twice in this feed: lxml copies the subtree

@@ -179,6 +179,20 @@ class _RenderJob:
     gzip: bool  # compress the sidecars too
 
 
+# The articles this worker decoded for the build `_ARTICLES_OF` (its job), by path: the
+# chunks of one build read the same committed catalog, and the same article object in every
+# feed lets the shared entries match it at once (an equal copy is compared field by field).
+_ARTICLES: dict[str, Article] = {}
+_ARTICLES_OF: list[_RenderJob] = []
+
+
+def _articles_for(job: _RenderJob) -> dict[str, Article]:
+    if [job] != _ARTICLES_OF:
+        _ARTICLES.clear()
+        _ARTICLES_OF[:] = [job]
+    return _ARTICLES
+
+
 def _render_chunk(job: _RenderJob, keys: list[str]) -> list[_Wire]:
     """Worker: render some feeds from a read-only view of the committed catalog.
 
@@ -191,7 +205,7 @@ def _render_chunk(job: _RenderJob, keys: list[str]) -> list[_Wire]:
             view,
             [FeedKey.parse(k) for k in keys],
             job.settings,
-            {},
+            _articles_for(job),
             parse_date(job.now),
             embargo=job.embargo,
         )
