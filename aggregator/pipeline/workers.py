@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.catalog import (
@@ -68,7 +67,7 @@ def read_stored(root: str, rel: str, max_bytes: int, rules: FeedRules) -> _Read:
     from aggregator.reading import read_article
 
     try:
-        article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
+        article = read_article(os.path.join(root, rel), rel, max_bytes=max_bytes)
         # Encodes the JSON as UTF-8 (for its fingerprint): what SQLite cannot store fails here.
         return rel, StoredArticle.of(article, rules=rules), None, False
     except ArticleError as exc:
