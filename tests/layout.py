@@ -52,6 +52,7 @@ OWNERS: dict[str, set[str]] = {
     "anyascii": {"membership.slugs"},
     "re2": {"membership.patterns"},
     "tqdm": {"cli.commands"},
+    "zlib_ng": {"output.publish"},
 }
 
 MAX_MODULE_LINES = 500
