@@ -114,7 +114,8 @@ def test_a_lone_drop_is_built_at_once_and_what_follows_is_debounced(settings: Se
         write_article(settings.input, "second.txt", "https://lead.example.com/second")
         wait_for(lambda: daemon.debouncer.pending, "the second drop's event")
         due = daemon.debouncer.due_at()
-        assert due is not None and due > time.monotonic() + TIMEOUT
+        assert due is not None
+        assert due > time.monotonic() + TIMEOUT
         assert batches(daemon)[before:] == [frozenset({"first.txt"})]
 
 

@@ -142,7 +142,8 @@ def test_a_full_scan_or_a_kick_never_leads() -> None:
     assert debouncer.due_at() == pytest.approx(100.2)
     clock.now = 100.2
     batch = debouncer.take()
-    assert batch is not None and batch.full_scan
+    assert batch is not None
+    assert batch.full_scan
     clock.now = 101.0
     debouncer.kick()  # a retry: no path of its own, so nothing leads it
     assert debouncer.due_at() == pytest.approx(101.2)
