@@ -306,8 +306,7 @@ class Daemon:
                 return
             if self._release_now:
                 due = min(due, time.monotonic())
-            # One scheduled is enough unless this batch is due sooner (a release, or the
-            # leading edge of a batch that began with a file still being written).
+            # One scheduled is enough, unless this batch is due sooner (see above).
             if self._job_pending and due >= self._job_due:
                 return
             self._job_pending = True
