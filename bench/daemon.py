@@ -594,12 +594,16 @@ def run(args: argparse.Namespace, gen_corpus: Path) -> Results:
     daemon = Daemon(folders, work, {**results.env, **code})
     try:
         daemon.wait_published(None, timeout=120)
-        assert daemon.published is not None
-        log(f"daemon up ({daemon.published:,} published); measuring latency")
+        initial = daemon.published
+        assert initial is not None
+        log(f"daemon up ({initial:,} published); measuring latency")
         targets = [make_target(p, i, folders.output) for i, p in enumerate(drops)]
         results.latency = latency(daemon, folders, targets)
+        # Every drop is deleted again: wait for the log to say so (the feeds on disk show a
+        # delete before the build's log line is read), so the burst's total is exact.
+        daemon.wait_published(initial, timeout=60)
 
-        expected = daemon.published + sum(_published(p) for p in burst)
+        expected = initial + sum(_published(p) for p in burst)
         log(f"burst: {burst_count:,} new files")
         started = time.perf_counter()
         copy_all(burst, folders.input)
