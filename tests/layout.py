@@ -20,7 +20,7 @@ GROUND = {"errors", "faults", "model", "events", "backoff", "words", "faces"}
 MAY_IMPORT: dict[str, set[str]] = {
     "membership": set(),
     "reading": set(),
-    "config": {"membership"},
+    "config": {"membership", "reading"},
     "catalog": {"membership", "reading"},
     "output": {"membership", "config"},
     "delivery": {"catalog"},
