@@ -71,8 +71,7 @@ class SyncBatch:
         self._keys: dict[str, FeedKey] = {}
 
     def _select(self, table: str, sql: str, keys: Collection[str]) -> list[Any]:
-        """The rows `sql` finds for `keys` (bound in chunks to its `{marks}`); `table`: what
-        it looks the keys up in, "files", or "items" (items and identities share keys)."""
+        """Rows of `sql` for `keys`, in `table` ("files"; "items", for identities too)."""
         rows: list[Any] = []
         for chunk in chunks(self.run_state.could_be_stored(table, keys)):
             rows.extend(self.db.execute(sql.format(marks=marks(len(chunk))), chunk))
@@ -228,28 +227,15 @@ class SyncBatch:
         return guids
 
     def _guid_taken(self, guid: str) -> bool:
-        if not self.run_state.could_be_stored("items", (guid,)):
-            return False
-        return bool(self.db.execute("SELECT 1 FROM identities WHERE guid = ?", (guid,)).fetchone())
+        return bool(
+            self._select("items", "SELECT 1 FROM identities WHERE guid IN ({marks})", [guid])
+        )
 
     def _key(self, name: str) -> FeedKey:
         key = self._keys.get(name)
         if key is None:
             key = self._keys[name] = FeedKey.parse(name)
         return key
-
-    def _moved(
-        self, old_path: str, path: str, stored: StoredArticle, old_feeds: set[str]
-    ) -> ArticleMoved:
-        return ArticleMoved(
-            old_path,
-            path,
-            stored.title,
-            stored.url,
-            tuple(self._key(n) for n in stored.feeds),
-            tuple(self._key(n) for n in stored.feeds if n not in old_feeds),
-            tuple(self._key(n) for n in sorted(old_feeds.difference(stored.feeds))),
-        )
 
     def _left(
         self,
@@ -321,7 +307,7 @@ class SyncBatch:
             was_listed = old is not None and old.date <= self.cutoff
             if was_listed and old is not None and old.path != row.path and date <= self.cutoff:
                 # The same article (its webUrl, so its GUID) under another path: a move.
-                result.events.append(self._moved(old.path, row.path, stored, old_set))
+                result.events.append(moved(self._key, old.path, row.path, stored, old_set))
             elif date > self.cutoff:
                 # Embargoed: in no feed until its date (the build that crosses it says so).
                 due = parse_date(date)
@@ -361,6 +347,25 @@ class SyncBatch:
             item_rows=item_rows,
             member_rows=member_rows,
         )
+
+
+def moved(
+    key: Callable[[str], FeedKey],
+    old_path: str,
+    path: str,
+    stored: StoredArticle,
+    old_feeds: set[str],
+) -> ArticleMoved:
+    """The event of an article listed under another path now (`key`: a feed's name parsed)."""
+    return ArticleMoved(
+        old_path,
+        path,
+        stored.title,
+        stored.url,
+        tuple(key(n) for n in stored.feeds),
+        tuple(key(n) for n in stored.feeds if n not in old_feeds),
+        tuple(key(n) for n in sorted(old_feeds.difference(stored.feeds))),
+    )
 
 
 def recordable(changes: Sequence[FileChange], result: SyncResult) -> Sequence[FileChange]:
