@@ -12,8 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from aggregator.catalog import Catalog
 from aggregator.catalog.records import FileChange, StoredArticle
+from aggregator.catalog.rows import MemberRows
 from aggregator.model import Article, Provider
 from aggregator.reading import FileStat
 
@@ -99,9 +102,12 @@ def open_catalog(tmp_path: Path, backend: str | None, name: str) -> Catalog:
     return catalog
 
 
+@pytest.mark.parametrize("held", [MemberRows.limit, 1], ids=["held-to-the-end", "flushed"])
 def test_a_sync_on_an_empty_catalog_decides_as_on_a_known_one(
-    tmp_path: Path, catalog_backend: str | None
+    tmp_path: Path, catalog_backend: str | None, held: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Flushed: every batch's rows written as it ends, so later batches take stored ones away.
+    monkeypatch.setattr(MemberRows, "limit", held)
     results = {}
     for name, known in (("fresh", False), ("known", True)):
         with open_catalog(tmp_path, catalog_backend, name) as catalog:
