@@ -9,6 +9,7 @@ Run it from the repository root with the project's virtual environment, so that
     .venv/bin/python bench/build.py --sizes 20000 --repeat 5
     .venv/bin/python bench/build.py --everything     # JSON Feed and gzip copies too
     .venv/bin/python bench/build.py --only-hugo      # the peer alone (no aggregator needed)
+    .venv/bin/python bench/build.py --sizes 300000 --no-hugo   # ours alone (no ratios)
 
 For each size the corpus is generated once with ``tests/corpus.py``, in our form and in
 Hugo's (``--hugo`` plus the ``shared/bench/hugo-site`` configuration, the one thing here that
@@ -27,8 +28,17 @@ same machine state:
    `` (edited)`` appended to its title, in place; the file is restored afterwards.
 
 Each command runs as a child process; its wall time is taken with ``time.perf_counter``
-around it and its peak resident set size from ``os.wait4`` (``ru_maxrss``: the largest
-RSS of the child or of any descendant it waited for, in KiB on Linux).  The script
+around it, its CPU time (user + system, its own and its reaped descendants': our build's
+workers) and its peak resident set size from ``os.wait4`` (``ru_maxrss``: the largest RSS
+of the child or of any one descendant it waited for, in KiB on Linux: a maximum over
+processes, not their sum).  The memory of the whole process tree (the build and its
+workers; Hugo is one process) is sampled as well, every ``--sample`` seconds, from
+``/proc``: the peak of the summed RSS (pages shared by forked workers counted once per
+process) and of the summed PSS (each shared page divided among the processes sharing it:
+what the tree takes from the machine).  Our build runs with ``--log-level DEBUG``, and its
+log gives the catalog sync's own figures (``catalog sync: N changes applied in W s (C s
+CPU)``: the time spent in the sync's batches, apart from waiting for the readers, and the
+main thread's CPU in them), shown as CPU per article.  The script
 checks the exit codes and that the expected feed files exist, prints a Markdown table
 of medians with the targets marked pass/fail, and writes all runs to
 ``bench/results/build-<date>.json``.
@@ -37,7 +47,8 @@ Targets, as ratios to Hugo's full build of the same corpus:
 
 * cold build <= 0.5x Hugo's time, and peak RSS below Hugo's;
 * rebuild with nothing changed <= 0.05x;
-* rebuild after one change <= 0.02x (at 100,000 articles).
+* rebuild after one change <= 0.02x (at 100,000 articles);
+* the whole tree's peak memory (PSS) <= 0.3x Hugo's.
 """
 
 from __future__ import annotations
@@ -53,6 +64,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +72,17 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def _default_shared() -> Path:
+    """The shared/ folder beside the checkout (or beside the folder of worktrees)."""
+    for parent in Path(__file__).resolve().parents[2:4]:
+        if (parent / "shared" / "bench" / "hugo-site").is_dir():
+            return parent / "shared"
+    return Path(__file__).resolve().parents[2] / "shared"
+
+
+DEFAULT_SHARED = _default_shared()
 CORPUS = REPO_ROOT / "tests" / "corpus.py"  # the project's corpus generator
 DEFAULT_WORKDIR = Path("/tmp/aggregator-bench")
 DEFAULT_SIZES = (10_000, 100_000)
@@ -70,6 +92,7 @@ BASE_URL = "https://feeds.example.org/"
 OURS_CMD_DEFAULT = (
     f"{shlex.quote(sys.executable)} -m aggregator build --config {{config}}"
     f" --input {{input}} --output {{output}} --state {{state}} --base-url {BASE_URL}"
+    " --log-level DEBUG"
 )
 #: Our config for the run: by default the work Hugo does (RSS and Atom, no gzip copies);
 #: with --everything all we publish (JSON Feed too, and a gzip copy of every file).
@@ -85,6 +108,15 @@ COLD_TIME_TARGET = 0.5
 NOOP_TIME_TARGET = 0.05
 ONE_CHANGE_TIME_TARGET = 0.02
 ONE_CHANGE_TARGET_MIN_SIZE = 100_000
+TREE_MEMORY_TARGET = 0.3  # the whole tree's peak PSS against Hugo's
+DEFAULT_SAMPLE_SECONDS = 0.1
+
+# The build's DEBUG lines with its stage figures (absent from older builds: then "—").
+_SYNC_RE = re.compile(
+    r"catalog sync: (\d+) changes applied in ([\d.]+) s \(([\d.]+) s CPU\), "
+    r"committed in ([\d.]+) s"
+)
+_READ_SYNC_RE = re.compile(r"build: (\d+) files read and synced in ([\d.]+) s")
 
 _TITLE_RE = re.compile(rb'^title: "(.*)"$', re.MULTILINE)
 _DATE_RE = re.compile(rb"^publishedDateTime: (\S+)$", re.MULTILINE)
@@ -102,17 +134,102 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Measurement:
-    """Wall time and peak RSS of one child process."""
+    """Wall time, CPU time and peak memory of one child process (and its descendants)."""
 
     seconds: float
-    peak_rss_kib: int
+    peak_rss_kib: int  # ru_maxrss: the largest single process
     returncode: int
     stdout: str
     stderr: str
+    cpu_seconds: float = 0.0  # user + system, the child and the descendants it reaped
+    tree_rss_kib: int = 0  # peak of the tree's summed RSS, sampled
+    tree_pss_kib: int = 0  # peak of the tree's summed PSS, sampled
+
+    def sync_figures(self) -> dict[str, float] | None:
+        """The catalog sync's own figures from our build's DEBUG log, if it printed them."""
+        m = _SYNC_RE.search(self.stderr)
+        if m is None:
+            return None
+        changes = int(m.group(1))
+        figures = {
+            "changes": changes,
+            "seconds": float(m.group(2)),
+            "cpu_seconds": float(m.group(3)),
+            "commit_seconds": float(m.group(4)),
+            "cpu_us_per_change": 1e6 * float(m.group(3)) / changes if changes else 0.0,
+        }
+        read = _READ_SYNC_RE.search(self.stderr)
+        if read is not None:
+            figures["read_and_sync_seconds"] = float(read.group(2))
+        return figures
 
 
-def measure(cmd: Sequence[str], cwd: Path, log_dir: Path, label: str) -> Measurement:
-    """Run ``cmd`` as a child process; return its wall time and its own peak RSS.
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants now (from /proc's children lists)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                pass
+    return found
+
+
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in KiB; (0, 0) if it is gone."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                    break
+    except OSError:
+        pass
+    return rss, pss
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed RSS and PSS of a process tree until stopped; keeps the peaks."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.rss_kib = self.pss_kib = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            rss = pss = 0
+            for pid in _tree(self.pid):
+                r, p = _memory_kib(pid)
+                rss, pss = rss + r, pss + p
+            self.rss_kib, self.pss_kib = max(self.rss_kib, rss), max(self.pss_kib, pss)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def measure(
+    cmd: Sequence[str],
+    cwd: Path,
+    log_dir: Path,
+    label: str,
+    sample: float = DEFAULT_SAMPLE_SECONDS,
+) -> Measurement:
+    """Run ``cmd`` as a child process; return its wall and CPU time, its own peak RSS and
+    the sampled peaks of its tree's summed RSS and PSS.
 
     ``os.wait4`` reports the resource usage of this one child (and the descendants it
     reaped), unlike ``RUSAGE_CHILDREN``, which is a maximum over every child so far.
@@ -124,7 +241,12 @@ def measure(cmd: Sequence[str], cwd: Path, log_dir: Path, label: str) -> Measure
     with out_path.open("wb") as out, err_path.open("wb") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        sampler = TreeSampler(proc.pid, sample)
+        sampler.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            sampler.stop()
         seconds = time.perf_counter() - start
     # Tell Popen the child is reaped, so it never waits on the pid again.
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -134,6 +256,10 @@ def measure(cmd: Sequence[str], cwd: Path, log_dir: Path, label: str) -> Measure
         returncode=proc.returncode,
         stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace"),
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        # A tree that ended between two samples has its own peak at least.
+        tree_rss_kib=max(sampler.rss_kib, int(usage.ru_maxrss)),
+        tree_pss_kib=sampler.pss_kib,
     )
 
 
@@ -316,19 +442,23 @@ def run_size(corpus: Corpus, args: argparse.Namespace, log: Callable[[str], None
     n = f"[{corpus.count:,}]"
 
     def run_ours(label: str, what: str) -> Measurement:
-        m = measure(ours, REPO_ROOT, logs, label)
+        m = measure(ours, REPO_ROOT, logs, label, args.sample)
         check_exit(m, what, ours)
         check_our_output(output)
         return m
 
     for r in range(1, args.repeat + 1):
-        clean_hugo(corpus.hugo_site)
-        cmd = hugo_cmd(corpus.hugo_site)
-        m = measure(cmd, corpus.hugo_site, logs, f"hugo-{r}")
-        check_exit(m, "Hugo build", cmd)
-        check_hugo_output(corpus.hugo_site)
-        runs.hugo.append(m)
-        log(f"{n} repeat {r}: hugo {m.seconds:.2f} s, {mib(m.peak_rss_kib):.0f} MiB")
+        if not args.no_hugo:
+            clean_hugo(corpus.hugo_site)
+            cmd = hugo_cmd(corpus.hugo_site)
+            m = measure(cmd, corpus.hugo_site, logs, f"hugo-{r}", args.sample)
+            check_exit(m, "Hugo build", cmd)
+            check_hugo_output(corpus.hugo_site)
+            runs.hugo.append(m)
+            log(
+                f"{n} repeat {r}: hugo {m.seconds:.2f} s ({m.cpu_seconds:.2f} s CPU), "
+                f"{mib(m.peak_rss_kib):.0f} MiB"
+            )
         if args.only_hugo:
             continue
 
@@ -336,7 +466,17 @@ def run_size(corpus: Corpus, args: argparse.Namespace, log: Callable[[str], None
             shutil.rmtree(folder, ignore_errors=True)
         m = run_ours(f"cold-{r}", "our cold build")
         runs.cold.append(m)
-        log(f"{n} repeat {r}: cold {m.seconds:.2f} s, {mib(m.peak_rss_kib):.0f} MiB")
+        sync = m.sync_figures()
+        log(
+            f"{n} repeat {r}: cold {m.seconds:.2f} s ({m.cpu_seconds:.2f} s CPU), "
+            f"{mib(m.peak_rss_kib):.0f} MiB, tree {mib(m.tree_pss_kib):.0f} MiB PSS"
+            + (
+                ""
+                if sync is None
+                else f"; sync {sync['cpu_seconds']:.2f} s CPU, "
+                f"{sync['cpu_us_per_change']:.1f} µs per article"
+            )
+        )
 
         m = run_ours(f"noop-{r}", "our rebuild with nothing changed")
         runs.noop.append(m)
@@ -374,12 +514,23 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _median_sync(ms: Sequence[Measurement], key: str) -> float | None:
+    values = [f[key] for m in ms if (f := m.sync_figures()) is not None and key in f]
+    return statistics.median(values) if values else None
+
+
 def summarize(count: int, runs: Runs) -> dict[str, Any]:
     """Medians, ratios to Hugo, and pass/fail (``None`` when not measured or not applicable)."""
     hugo_s = median_of(runs.hugo, "seconds")
+    hugo_cpu = median_of(runs.hugo, "cpu_seconds")
     hugo_rss = median_of(runs.hugo, "peak_rss_kib")
+    hugo_pss = median_of(runs.hugo, "tree_pss_kib")
     cold_s = median_of(runs.cold, "seconds")
+    cold_cpu = median_of(runs.cold, "cpu_seconds")
     cold_rss = median_of(runs.cold, "peak_rss_kib")
+    cold_tree_rss = median_of(runs.cold, "tree_rss_kib")
+    cold_pss = median_of(runs.cold, "tree_pss_kib")
+    tree_ratio = ratio(cold_pss, hugo_pss)
     noop_s = median_of(runs.noop, "seconds")
     one_s = median_of(runs.one, "seconds")
     cold_ratio = ratio(cold_s, hugo_s)
@@ -392,12 +543,24 @@ def summarize(count: int, runs: Runs) -> dict[str, Any]:
 
     return {
         "articles": count,
-        "repeats": len(runs.hugo),
+        "repeats": max(len(runs.hugo), len(runs.cold)),
         "hugo_seconds": hugo_s,
         "hugo_peak_rss_mib": None if hugo_rss is None else mib(hugo_rss),
         "cold_seconds": cold_s,
         "cold_articles_per_second": None if not cold_s else count / cold_s,
         "cold_peak_rss_mib": None if cold_rss is None else mib(cold_rss),
+        "hugo_cpu_seconds": hugo_cpu,
+        "cold_cpu_seconds": cold_cpu,
+        "cold_cpu_ratio": ratio(cold_cpu, hugo_cpu),
+        "hugo_tree_pss_mib": None if hugo_pss is None else mib(hugo_pss),
+        "cold_tree_rss_mib": None if cold_tree_rss is None else mib(cold_tree_rss),
+        "cold_tree_pss_mib": None if cold_pss is None else mib(cold_pss),
+        "tree_memory_ratio": tree_ratio,
+        "sync_seconds": _median_sync(runs.cold, "seconds"),
+        "sync_cpu_seconds": _median_sync(runs.cold, "cpu_seconds"),
+        "sync_cpu_us_per_article": _median_sync(runs.cold, "cpu_us_per_change"),
+        "sync_commit_seconds": _median_sync(runs.cold, "commit_seconds"),
+        "read_and_sync_seconds": _median_sync(runs.cold, "read_and_sync_seconds"),
         "noop_seconds": noop_s,
         "one_change_seconds": one_s,
         "cold_ratio": cold_ratio,
@@ -408,6 +571,7 @@ def summarize(count: int, runs: Runs) -> dict[str, Any]:
         "pass": {
             "cold_time": within(cold_ratio, COLD_TIME_TARGET),
             "cold_rss": None if rss_ratio is None else rss_ratio < 1.0,
+            "tree_memory": within(tree_ratio, TREE_MEMORY_TARGET),
             "noop_time": within(noop_ratio, NOOP_TIME_TARGET),
             "one_change_time": (
                 within(one_ratio, ONE_CHANGE_TIME_TARGET)
@@ -445,7 +609,28 @@ def markdown_table(summaries: Sequence[dict[str, Any]]) -> str:
         "",
         [_fmt(s["cold_articles_per_second"], ",.0f") for s in summaries],
     )
+    row("Hugo CPU (s)", "", [_fmt(s["hugo_cpu_seconds"], ".2f") for s in summaries])
+    row("ours, cold CPU (s)", "", [_fmt(s["cold_cpu_seconds"], ".2f") for s in summaries])
+    row(
+        "ours, cold: reading + sync (s)",
+        "",
+        [_fmt(s["read_and_sync_seconds"], ".2f") for s in summaries],
+    )
+    row("ours, cold: sync (s)", "", [_fmt(s["sync_seconds"], ".2f") for s in summaries])
+    row("ours, cold: sync CPU (s)", "", [_fmt(s["sync_cpu_seconds"], ".2f") for s in summaries])
+    row(
+        "ours, cold: sync CPU per article (µs)",
+        "flat",
+        [_fmt(s["sync_cpu_us_per_article"], ".1f") for s in summaries],
+    )
     row("ours, peak RSS (MiB)", "", [_fmt(s["cold_peak_rss_mib"], ".0f") for s in summaries])
+    row(
+        "ours, tree peak RSS summed (MiB)",
+        "",
+        [_fmt(s["cold_tree_rss_mib"], ".0f") for s in summaries],
+    )
+    row("ours, tree peak PSS (MiB)", "", [_fmt(s["cold_tree_pss_mib"], ".0f") for s in summaries])
+    row("Hugo peak PSS (MiB)", "", [_fmt(s["hugo_tree_pss_mib"], ".0f") for s in summaries])
     row("ours, nothing changed (s)", "", [_fmt(s["noop_seconds"], ".3f") for s in summaries])
     row("ours, one changed (s)", "", [_fmt(s["one_change_seconds"], ".3f") for s in summaries])
     row(
@@ -453,10 +638,16 @@ def markdown_table(summaries: Sequence[dict[str, Any]]) -> str:
         f"≤ {COLD_TIME_TARGET}x",
         [_fmt_ratio(s["cold_ratio"], s["pass"]["cold_time"]) for s in summaries],
     )
+    row("cold CPU / Hugo CPU", "", [_fmt_ratio(s["cold_cpu_ratio"], None) for s in summaries])
     row(
         "peak RSS / Hugo",
         "< 1x",
         [_fmt_ratio(s["rss_ratio"], s["pass"]["cold_rss"]) for s in summaries],
+    )
+    row(
+        "tree peak PSS / Hugo",
+        f"≤ {TREE_MEMORY_TARGET}x",
+        [_fmt_ratio(s["tree_memory_ratio"], s["pass"]["tree_memory"]) for s in summaries],
     )
     row(
         "nothing changed / Hugo",
@@ -557,11 +748,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--shared",
         type=Path,
         default=DEFAULT_SHARED,
-        help=f"the shared/ folder with bench/hugo-site, Hugo's side "
-        f"(default: {DEFAULT_SHARED})",
+        help=f"the shared/ folder with bench/hugo-site, Hugo's side (default: {DEFAULT_SHARED})",
     )
     p.add_argument(
         "--only-hugo", action="store_true", help="measure Hugo alone; do not run our build"
+    )
+    p.add_argument(
+        "--no-hugo",
+        action="store_true",
+        help="measure our build alone (no ratios): where a Hugo build of the size does not "
+        "fit the machine or the time",
     )
     p.add_argument(
         "--everything",
@@ -576,12 +772,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(default: %(default)s); run from the repository root",
     )
     p.add_argument(
+        "--sample",
+        type=float,
+        default=DEFAULT_SAMPLE_SECONDS,
+        help="seconds between samples of the process tree's memory (default: %(default)s)",
+    )
+    p.add_argument(
         "--results",
         type=Path,
         default=REPO_ROOT / "bench" / "results",
         help="folder for the JSON results (default: bench/results)",
     )
     args = p.parse_args(argv)
+    if args.only_hugo and args.no_hugo:
+        p.error("--only-hugo and --no-hugo leave nothing to measure")
     if args.quick:
         args.sizes, args.repeat = [QUICK_SIZE], 1
     return args
@@ -597,6 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("bench/build.py: `hugo` is not on PATH (apt-get install -y hugo)")
         return 2
     started = dt.datetime.now(dt.UTC)
+    start_load = os.getloadavg()
     machine = machine_info()
     log(f"machine: {machine}")
     summaries: list[dict[str, Any]] = []
@@ -608,7 +813,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             summaries.append(summarize(count, runs))
             raw[str(count)] = {
                 name: [
-                    {"seconds": m.seconds, "peak_rss_kib": m.peak_rss_kib}
+                    {
+                        "seconds": m.seconds,
+                        "cpu_seconds": m.cpu_seconds,
+                        "peak_rss_kib": m.peak_rss_kib,
+                        "tree_rss_kib": m.tree_rss_kib,
+                        "tree_pss_kib": m.tree_pss_kib,
+                        "sync": m.sync_figures(),
+                    }
                     for m in getattr(runs, name)
                 ]
                 for name in ("hugo", "cold", "noop", "one")
@@ -625,7 +837,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     table = markdown_table(summaries)
+    load = os.getloadavg()
     print(table)
+    print(f"\nload average (1 min): {start_load[0]:.1f} at the start, {load[0]:.1f} at the end")
     args.results.mkdir(parents=True, exist_ok=True)
     out = args.results / f"build-{started:%Y-%m-%d-%H%M%S}.json"
     result = {
@@ -635,8 +849,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sizes": args.sizes,
             "repeat": args.repeat,
             "only_hugo": args.only_hugo,
+            "no_hugo": args.no_hugo,
             "ours_cmd": args.ours_cmd,
             "hugo_cmd": shlex.join(hugo_cmd(Path("SITE"))),
+            "sample_seconds": args.sample,
+            "load_average_start": start_load,
+            "load_average_end": os.getloadavg(),
         },
         "targets": {
             "cold_ratio_max": COLD_TIME_TARGET,
@@ -644,11 +862,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "noop_ratio_max": NOOP_TIME_TARGET,
             "one_change_ratio_max": ONE_CHANGE_TIME_TARGET,
             "one_change_target_min_size": ONE_CHANGE_TARGET_MIN_SIZE,
+            "tree_memory_ratio_max": TREE_MEMORY_TARGET,
         },
         "summaries": summaries,
         "runs": raw,
         "table_markdown": table,
-        "notes": "seconds: wall time (perf_counter); peak_rss_kib: ru_maxrss from os.wait4",
+        "notes": "seconds: wall time (perf_counter); cpu_seconds: user + system from os.wait4 "
+        "(the child and the descendants it reaped); peak_rss_kib: ru_maxrss from os.wait4 (the "
+        "largest single process); tree_rss_kib / tree_pss_kib: peaks of the tree's summed "
+        "RSS / PSS sampled from /proc every sample_seconds; sync: the catalog sync's figures "
+        "from our build's DEBUG log",
     }
     out.write_text(json.dumps(result, indent=2) + "\n")
     log(f"results written to {out}")

@@ -27,6 +27,7 @@ from aggregator.catalog.rows import (
     FilesDecided,
     ItemRow,
     ItemsDecided,
+    SyncRun,
     Winners,
     write_files,
     write_items,
@@ -59,25 +60,28 @@ class SyncBatch:
         now: Callable[[], datetime],
         rules: FeedRules,
         cutoff: datetime | None,
+        run: SyncRun,
     ) -> None:
         self.db = db
+        self.run_state = run  # what the sync's batches share
         self.now = now
         self.rules = rules
         self.cutoff = upper(cutoff)
         self.result = SyncResult()
         self._keys: dict[str, FeedKey] = {}
 
-    def _select(self, sql: str, values: Collection[Any]) -> list[Any]:
+    def _select(self, table: str, sql: str, keys: Collection[str]) -> list[Any]:
+        """Rows of `sql` for `keys`, in `table` ("files"; "items", for identities too)."""
         rows: list[Any] = []
-        for chunk in chunks(values):
+        for chunk in chunks(self.run_state.could_be_stored(table, keys)):
             rows.extend(self.db.execute(sql.format(marks=marks(len(chunk))), chunk))
         return rows
 
     def run(self, changes: Sequence[FileChange]) -> SyncResult:
         """Decide and write the batch (files, then items); what it did."""
         files = self.decide_files(changes)
-        write_files(self.db, files)
-        write_items(self.db, self.decide_items(files))
+        write_files(self.db, files, self.run_state)
+        write_items(self.db, self.decide_items(files), self.run_state)
         return self.result
 
     def decide_files(self, changes: Sequence[FileChange]) -> FilesDecided:
@@ -88,7 +92,9 @@ class SyncBatch:
         old_files = {
             r[0]: FileRow(*r)
             for r in self._select(
-                "SELECT path, mtime_ns, url, article FROM files WHERE path IN ({marks})", paths
+                "files",
+                "SELECT path, mtime_ns, url, article FROM files WHERE path IN ({marks})",
+                paths,
             )
         }
 
@@ -126,7 +132,9 @@ class SyncBatch:
         # Other files that share a URL with a changed one compete for the same item.
         rivals: dict[str, list[FileRow]] = {}
         for row in self._select(
-            "SELECT path, mtime_ns, url, article FROM files WHERE url IN ({marks})", affected_urls
+            "files",
+            "SELECT path, mtime_ns, url, article FROM files WHERE url IN ({marks})",
+            affected_urls,
         ):
             if row[0] not in paths:
                 rivals.setdefault(row[2], []).append(FileRow(*row))
@@ -140,8 +148,12 @@ class SyncBatch:
     def _items_before(self, urls: Collection[str], paths: Collection[str]) -> dict[str, ItemRow]:
         columns = "i.guid, i.url, i.path, i.date, i.fingerprint, i.feeds, f.article, i.modified"
         source = "items i LEFT JOIN files f ON f.path = i.path"
-        rows = self._select(f"SELECT {columns} FROM {source} WHERE i.url IN ({{marks}})", urls)
-        rows += self._select(f"SELECT {columns} FROM {source} WHERE i.path IN ({{marks}})", paths)
+        rows = self._select(
+            "items", f"SELECT {columns} FROM {source} WHERE i.url IN ({{marks}})", urls
+        )
+        rows += self._select(
+            "items", f"SELECT {columns} FROM {source} WHERE i.path IN ({{marks}})", paths
+        )
         return {r[0]: ItemRow(*r) for r in rows}
 
     def _winners(self, urls: Collection[str], rivals: dict[str, list[FileRow]]) -> Winners:
@@ -168,6 +180,7 @@ class SyncBatch:
         taken: set[str] = set()
         by_path = dict(
             self._select(
+                "items",
                 "SELECT path, guid FROM identities WHERE path IN ({marks})",
                 [row.path for row, _ in after.values()],
             )
@@ -192,11 +205,12 @@ class SyncBatch:
         used = {
             guid
             for (guid,) in self._select(
-                "SELECT guid FROM identities WHERE guid IN ({marks})", pending
+                "items", "SELECT guid FROM identities WHERE guid IN ({marks})", pending
             )
         }
         orphans: dict[str, list[str]] = {}
         for guid, url in self._select(
+            "items",
             "SELECT guid, url FROM identities WHERE path IS NULL AND url IN ({marks}) "
             "ORDER BY first_published",
             pending,
@@ -213,26 +227,15 @@ class SyncBatch:
         return guids
 
     def _guid_taken(self, guid: str) -> bool:
-        return bool(self.db.execute("SELECT 1 FROM identities WHERE guid = ?", (guid,)).fetchone())
+        return bool(
+            self._select("items", "SELECT 1 FROM identities WHERE guid IN ({marks})", [guid])
+        )
 
     def _key(self, name: str) -> FeedKey:
         key = self._keys.get(name)
         if key is None:
             key = self._keys[name] = FeedKey.parse(name)
         return key
-
-    def _moved(
-        self, old_path: str, path: str, stored: StoredArticle, old_feeds: set[str]
-    ) -> ArticleMoved:
-        return ArticleMoved(
-            old_path,
-            path,
-            stored.title,
-            stored.url,
-            tuple(self._key(n) for n in stored.feeds),
-            tuple(self._key(n) for n in stored.feeds if n not in old_feeds),
-            tuple(self._key(n) for n in sorted(old_feeds.difference(stored.feeds))),
-        )
 
     def _left(
         self,
@@ -266,6 +269,7 @@ class SyncBatch:
         known = {
             guid: (first, modified)
             for guid, first, modified in self._select(
+                "items",
                 "SELECT guid, first_published, modified FROM identities WHERE guid IN ({marks})",
                 after_by_guid,
             )
@@ -303,7 +307,7 @@ class SyncBatch:
             was_listed = old is not None and old.date <= self.cutoff
             if was_listed and old is not None and old.path != row.path and date <= self.cutoff:
                 # The same article (its webUrl, so its GUID) under another path: a move.
-                result.events.append(self._moved(old.path, row.path, stored, old_set))
+                result.events.append(moved(self._key, old.path, row.path, stored, old_set))
             elif date > self.cutoff:
                 # Embargoed: in no feed until its date (the build that crosses it says so).
                 due = parse_date(date)
@@ -343,6 +347,25 @@ class SyncBatch:
             item_rows=item_rows,
             member_rows=member_rows,
         )
+
+
+def moved(
+    key: Callable[[str], FeedKey],
+    old_path: str,
+    path: str,
+    stored: StoredArticle,
+    old_feeds: set[str],
+) -> ArticleMoved:
+    """The event of an article listed under another path now (`key`: a feed's name parsed)."""
+    return ArticleMoved(
+        old_path,
+        path,
+        stored.title,
+        stored.url,
+        tuple(key(n) for n in stored.feeds),
+        tuple(key(n) for n in stored.feeds if n not in old_feeds),
+        tuple(key(n) for n in sorted(old_feeds.difference(stored.feeds))),
+    )
 
 
 def recordable(changes: Sequence[FileChange], result: SyncResult) -> Sequence[FileChange]:
