@@ -22,6 +22,7 @@ from aggregator.catalog.base import Backend
 from aggregator.catalog.claim import CLAIM_DDL, NodeClaim
 from aggregator.catalog.pgconnect import connect, is_bug, reason, where_is
 from aggregator.catalog.records import FileChange
+from aggregator.catalog.rendered import RENDERED_DDL
 from aggregator.catalog.schema import RENDERED_SEQ, Meta
 from aggregator.errors import AggregatorError, CatalogError
 from aggregator.model import FeedKey
@@ -49,6 +50,7 @@ CLUSTER_DDL = (
     " id INTEGER PRIMARY KEY CHECK (id = 1), upto BIGINT NOT NULL)",
     "INSERT INTO feed_changes_pruned (id, upto) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
     CLAIM_DDL,
+    *RENDERED_DDL,
 )
 
 

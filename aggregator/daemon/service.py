@@ -173,6 +173,8 @@ class Daemon:
         what `Builder` raises (the lock is held, no input folder); nothing is left running."""
         settings = self.settings
         self.builder = self._builder_factory(settings)
+        # A shared catalog: the leader renders for every node; the others copy.
+        self.builder.render_when(self.cluster.render_epoch)
         start_worker_server()
         try:
             self.status.started(self.builder.catalog.where)
@@ -208,11 +210,17 @@ class Daemon:
                     settings.node,
                     on_commit=lambda: self.debouncer.kick(now=True),
                     on_reconnect=lambda: self.debouncer.add(full_scan=True),
-                    on_elected=self.pings.dispatch_soon,
+                    on_elected=self._elected,
                 )
         except BaseException:
             self.stop()
             raise
+
+    def _elected(self) -> None:
+        """This node leads now: it sends what the old leader left owed, and renders from the
+        cluster's render mark (what the old leader left unrendered) at once."""
+        self.pings.dispatch_soon()
+        self.debouncer.kick(now=True)
 
     def reconfigure(self, settings: Settings) -> list[str]:
         """A reload: the jobs re-armed now, the builder's settings swapped by the writer

@@ -18,48 +18,40 @@ is visible when), `outputs` (the config's feeds, the indexes), `lock` (one write
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from aggregator import __version__
 from aggregator.catalog import Catalog, FeedRecord, FileChange
 from aggregator.config import Settings, check_folders
+from aggregator.errors import FencedOut
 from aggregator.events import (
     BuildFinished,
     ChangeEvent,
-    FeedUnchanged,
-    FeedWritten,
     SourceUnreadable,
-    WriteFailed,
 )
 from aggregator.faults import crash_point
 from aggregator.model import FeedKey, FeedKind
 from aggregator.output import (
-    PlanSettings,
-    PublishBatch,
-    PublishResult,
-    added_updated_removed,
     ambiguous_names,
     feed_name,
     feeds_to_render,
 )
+from aggregator.pipeline.changes import find_changes, vanished
 from aggregator.pipeline.cutoff import Visibility
 from aggregator.pipeline.lock import BuildLock
-from aggregator.pipeline.outputs import Outputs
+from aggregator.pipeline.outputs import Outputs, plan_settings_of, settings_fingerprint
+from aggregator.pipeline.sharing import ClusterRole, copy_rendered
+from aggregator.pipeline.targets import DiskTarget, Staged, StoreTarget, Target, outcomes
 from aggregator.pipeline.workers import Workers
-from aggregator.reading import FileStat, SourceFilter, scan_tree, stat_source
+from aggregator.reading import FileStat, SourceFilter
 
 LOGGER = logging.getLogger("aggregator.build")
 
-# A feed staged for publishing: its record, the GUIDs it listed before, the paths it is
-# written to.
-_Staged = tuple[FeedRecord, tuple[str, ...], tuple[str, ...]]
 # Parsed files are synced in batches of this many while the workers read the next ones.
 SYNC_BATCH = 1000
 
@@ -92,6 +84,8 @@ class BuildReport:
     next_due: datetime | None = None
     # The folders that could not be listed: what they held stays listed; not a full success.
     unreadable: tuple[SourceUnreadable, ...] = ()
+    # A shared catalog: files of the cluster's rendered set this node copied (new bytes).
+    copied: int = 0
 
 
 def _utcnow() -> datetime:
@@ -122,9 +116,16 @@ class Builder:
         except BaseException:
             self.lock.release()
             raise
-        self.plan_settings = _plan_settings(settings)
+        self.plan_settings = plan_settings_of(settings)
         self.visibility = Visibility(self.catalog, self.plan_settings, embargo=settings.embargo)
         self.outputs = Outputs(self.catalog, settings, self.plan_settings, self.visibility)
+        # On a shared catalog the database's clock is the one clock (`now` reads it).
+        self.cluster: ClusterRole | None = None
+        if self.catalog.shared:
+            self.cluster = ClusterRole(
+                self.catalog, str(settings.catalog_location), settings.node, now, None
+            )
+            self.now = self.cluster.now
         # Under the lock, so no other writer's temp files are live.
         self.outputs.clear_stale_temps()
 
@@ -134,9 +135,16 @@ class Builder:
         re-renders what they change: the render fingerprint and the feed definitions."""
         self.settings = settings
         self.catalog.rules = settings.feed_rules
-        self.plan_settings = _plan_settings(settings)
+        self.plan_settings = plan_settings_of(settings)
         self.visibility = Visibility(self.catalog, self.plan_settings, embargo=settings.embargo)
         self.outputs = Outputs(self.catalog, settings, self.plan_settings, self.visibility)
+
+    def render_when(self, renderer: Callable[[], int | None]) -> None:
+        """A daemon on a shared catalog: render when `renderer` answers a fencing epoch
+        (this node leads now), else only copy the rendered set (see `ClusterRole`). Without
+        it, each build campaigns for the lead for its own length (a one-shot build)."""
+        if self.cluster is not None:
+            self.cluster.renderer = renderer
 
     def close(self) -> None:
         """Close the catalog and let another process build."""
@@ -164,17 +172,60 @@ class Builder:
         from what the catalog saw are read, and only feeds whose items changed are rendered.
         `progress` follows the reading, `render_progress` the rendering and writing (apart,
         so the daemon can stop in the first and never in the second).
+
+        On a shared catalog only the cluster's renderer renders (into the rendered set);
+        every node then copies the set's new versions into its own output folder.
         """
         started = time.perf_counter()
         self.lock.check()
-        # The one cut-off of this build: every feed, count and index agrees on what is
-        # visible. Nothing else in the build asks the clock.
-        now = self.now()
+        cluster = self.cluster
+        if cluster is None:
+            # The one cut-off of this build: every feed, count and index agrees on what is
+            # visible. Nothing else in the build asks the clock.
+            return self._build(
+                changed,
+                now=self.now(),
+                epoch=0,
+                started=started,
+                progress=progress,
+                render_progress=render_progress,
+            )
+        # The database's clock: no node's skew changes what any node lists.
+        now = cluster.clock()
+        try:
+            epoch = cluster.turn()
+            return self._build(
+                changed,
+                now=now,
+                epoch=epoch,
+                started=started,
+                progress=progress,
+                render_progress=render_progress,
+            )
+        finally:
+            cluster.end_turn()
+
+    def _build(
+        self,
+        changed: Iterable[str] | None,
+        *,
+        now: datetime,
+        epoch: int | None,
+        started: float,
+        progress: Progress | None,
+        render_progress: Progress | None,
+    ) -> BuildReport:
+        """One build at the cut-off `now`; `epoch` None: this node does not render."""
         visibility = self.visibility
-        self.outputs.apply_definitions()
-        to_read, gone, unreadable = _find_changes(self.filter, self.catalog, changed)
+        self.outputs.target = self._target(epoch)
+        if epoch is not None:
+            self.outputs.apply_definitions()
+            self.outputs.target.flush()
+        to_read, gone, unreadable = find_changes(self.filter, self.catalog, changed)
         crash_point("after-scan")
         workers = Workers(self.settings.worker_count)
+        keys: list[FeedKey] = []
+        written = unchanged = failed = 0
         try:
             sync = self.catalog.sync(
                 self._changes(to_read, gone, workers, progress),
@@ -187,29 +238,27 @@ class Builder:
             )
             crash_point("after-sync")
             events: list[ChangeEvent] = [*unreadable, *sync.events]
-            events.extend(visibility.advance(now, sync.changed_guids))
-            synced = time.perf_counter()
-            # Read once: both steps ask for them, and nothing writes them in between.
-            records = self.catalog.feed_records()
-            keys, fingerprint = self._choose_feeds(records, full_scan=changed is None)
-            keys, ambiguous = self._disambiguate(keys, now, records)
-            written, unchanged, failed = self._render_and_publish(
-                keys,
-                sync.changed_guids,
-                events,
-                workers,
-                now,
-                progress=render_progress,
-            )
+            if epoch is None:
+                synced = time.perf_counter()
+            else:
+                events.extend(visibility.advance(now, sync.changed_guids))
+                synced = time.perf_counter()
+                keys, (written, unchanged, failed) = self._render(
+                    changed is None,
+                    changed_guids=sync.changed_guids,
+                    events=events,
+                    workers=workers,
+                    now=now,
+                    progress=render_progress,
+                )
         finally:
             workers.close()
-        if fingerprint is not None and not failed:
-            self.catalog.set_render_settings(fingerprint)
-        if not failed:
-            self.catalog.set_ambiguous_feeds(ambiguous)
-
+        copied = 0
+        if self.cluster is not None:
+            copied, copy_failed = self._copy(changed is None, events)
+            failed += copy_failed
         published = self.catalog.published_count(visibility.until(now))
-        next_due = visibility.next_due(now)
+        next_due = visibility.next_due(now) if epoch is not None else None
         seconds = time.perf_counter() - started
         LOGGER.debug(
             "build: %d files read and synced in %.3f s, %d feeds rendered in %.3f s",
@@ -239,7 +288,56 @@ class Builder:
             seconds=seconds,
             next_due=next_due,
             unreadable=tuple(unreadable),
+            copied=copied,
         )
+
+    def _render(
+        self,
+        full_scan: bool,
+        *,
+        changed_guids: set[str],
+        events: list[ChangeEvent],
+        workers: Workers,
+        now: datetime,
+        progress: Progress | None,
+    ) -> tuple[list[FeedKey], tuple[int, int, int]]:
+        """Choose, render and publish the feeds: (the feeds rendered, (written, unchanged,
+        failed)). A render a stale leader stores is refused whole (`FencedOut`)."""
+        # Read once: both steps ask for them, and nothing writes them in between.
+        records = self.catalog.feed_records()
+        keys, fingerprint = self._choose_feeds(records, full_scan=full_scan)
+        keys, ambiguous = self._disambiguate(keys, now, records)
+        try:
+            counts = self._render_and_publish(
+                keys, changed_guids, events, workers, now, progress=progress
+            )
+        except FencedOut as exc:
+            LOGGER.warning("%s", exc)
+            return [], (0, 0, 0)
+        if fingerprint is not None and not counts[2]:
+            self.catalog.set_render_settings(fingerprint)
+        if not counts[2]:
+            self.catalog.set_ambiguous_feeds(ambiguous)
+        return keys, counts
+
+    def _target(self, epoch: int | None) -> Target:
+        """Where this build's rendered files go: the output folder on one machine, the
+        rendered set for the cluster's renderer (a follower renders nothing)."""
+        if self.cluster is None or epoch is None:
+            return DiskTarget(self.output, gzip=self.settings.gzip_sidecars)
+        return StoreTarget(self.catalog, epoch, self.settings.node)
+
+    def _copy(self, full_scan: bool, events: list[ChangeEvent]) -> tuple[int, int]:
+        """A shared catalog: bring this node's output folder up to the rendered set (a
+        one-shot build that follows waits for the leader's render first); (files written,
+        files failed)."""
+        assert self.cluster is not None
+        rendered = self.cluster.wait_for_render()
+        result = copy_rendered(
+            self.catalog, self.output, gzip=self.settings.gzip_sidecars, full=full_scan
+        )
+        events.extend(result.failed)
+        return result.written, len(result.failed) + (not rendered)
 
     def _choose_feeds(
         self, records: list[FeedRecord], *, full_scan: bool
@@ -250,7 +348,7 @@ class Builder:
         every feed is rendered, and the files of formats turned off are deleted; the new
         fingerprint is stored once every feed was written with them.
         """
-        fingerprint = _settings_fingerprint(self.plan_settings)
+        fingerprint = settings_fingerprint(self.plan_settings)
         settings_changed = self.catalog.render_settings() != fingerprint
         dirty = self.catalog.pending_feeds()
         # Every feed that lists something was written once, or is pending since the
@@ -307,7 +405,7 @@ class Builder:
         parsed = workers.read(root, list(to_read), max_bytes, rules)
         for rel, stored, error, withdrawn in parsed:
             stat: FileStat | None = to_read[rel]
-            if error is not None and _vanished(self.filter, rel):
+            if error is not None and vanished(self.filter, rel):
                 stat = None  # vanished while being read: it is a deletion
             batch.append(FileChange(rel, stat, stored, error, withdrawn=withdrawn))
             if len(batch) >= SYNC_BATCH:
@@ -334,10 +432,11 @@ class Builder:
         progress: Progress | None = None,
     ) -> tuple[int, int, int]:
         """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
-        batch = PublishBatch(self.output, gzip=self.settings.gzip_sidecars)
+        target = self.outputs.target
+        batch = target.batch()
         # What commit's results are matched with; the bytes (and sidecars) are not kept: once
         # staged they are in the temp files, and holding every feed's would raise peak memory.
-        rendered: list[_Staged] = []
+        rendered: list[Staged] = []
         if progress is not None:
             progress.start(len(keys))
         try:
@@ -372,127 +471,20 @@ class Builder:
             self.catalog.owe_pings(
                 [(hub, topic) for topic in topics for hub in self.settings.hubs], self.now()
             )
-        results = {r.path: r for r in batch.commit()}
-        if progress is not None:
-            progress.finish()
-        done, failed, written, unchanged = _outcomes(rendered, results, changed_guids, events)
-        # Feeds written mark the indexes pending in the same transaction; they stay pending
-        # until both are written, so a crash between the two cannot leave one stale.
-        self.catalog.finish_feeds(done, failed)
-        crash_point("after-feeds-recorded")
-        self.outputs.update_indexes(events, now)
+        # The rendered set: the files, the feeds' records, the indexes and the mark stored
+        # in one transaction (fenced); the output folder: each as it comes, as ever.
+        with self.catalog.transaction() if isinstance(target, StoreTarget) else nullcontext():
+            results = {r.path: r for r in batch.commit()}
+            if progress is not None:
+                progress.finish()
+            done, failed, written, unchanged = outcomes(rendered, results, changed_guids, events)
+            # Feeds written mark the indexes pending in the same transaction; they stay
+            # pending until both are written, so a crash between the two cannot leave one
+            # stale.
+            self.catalog.finish_feeds(done, failed)
+            crash_point("after-feeds-recorded")
+            self.outputs.update_indexes(events, now)
+            target.flush()
+        if isinstance(target, StoreTarget):
+            crash_point("after-render-stored")
         return written, unchanged, len(failed)
-
-
-def _find_changes(
-    sources: SourceFilter, catalog: Catalog, changed: Iterable[str] | None
-) -> tuple[dict[str, FileStat], set[str], list[SourceUnreadable]]:
-    """(files to read with their stat, files gone, folders that could not be read) — by size
-    and mtime against the catalog. A known file not seen because its folder could not be
-    listed (or the input folder is missing) is not gone: it stays as the catalog knew it."""
-    if changed is None:
-        scan = scan_tree(sources)
-        on_disk = scan.found
-        known = catalog.file_signatures()
-        changed_paths = sorted(p for p, sig in on_disk.items() if known.get(p) != sig)
-        to_read = {p: FileStat.parse(on_disk[p]) for p in changed_paths}
-        gone = set()
-        kept = dict.fromkeys(scan.unreadable, 0)
-        for path in known.keys() - on_disk.keys():
-            folder = scan.covering(path)
-            if folder is None:
-                gone.add(path)
-            else:
-                kept[folder] += 1
-        return to_read, gone, _unreadable(scan.unreadable, kept)
-    to_read, gone = {}, set()
-    failed: dict[str, str] = {}
-    kept_by: dict[str, int] = {}
-    if not sources.root.is_dir():
-        # Between the two moves of a swap, or a mount gone: every path would look deleted.
-        return to_read, gone, [SourceUnreadable("", "the input folder is missing", 0)]
-    for path in sorted(set(changed)):
-        rel = sources.relative(path)
-        if rel is None or not sources.matches(rel):
-            continue
-        known_stat = catalog.file_stat(rel)
-        try:
-            stat = stat_source(sources, rel)
-        except OSError as exc:
-            folder = rel.rpartition("/")[0]
-            failed.setdefault(folder, exc.strerror or str(exc))
-            kept_by[folder] = kept_by.get(folder, 0) + (known_stat is not None)
-            continue
-        if stat is None:
-            if known_stat is not None:
-                gone.add(rel)
-        elif stat != known_stat:
-            to_read[rel] = stat
-    return to_read, gone, _unreadable(failed, kept_by)
-
-
-def _unreadable(reasons: dict[str, str], kept: dict[str, int]) -> list[SourceUnreadable]:
-    return [SourceUnreadable(path, reasons[path], kept.get(path, 0)) for path in sorted(reasons)]
-
-
-def _vanished(sources: SourceFilter, rel: str) -> bool:
-    """Whether a file that failed to read is gone (a deletion), rather than unreadable."""
-    try:
-        return stat_source(sources, rel) is None
-    except OSError:
-        return False
-
-
-def _plan_settings(settings: Settings) -> PlanSettings:
-    """The settings that shape a feed's bytes."""
-    return PlanSettings(
-        base_url=settings.base_url,
-        titles=settings.titles,
-        language=settings.language,
-        max_items=settings.max_items,
-        max_excerpt_chars=settings.max_excerpt_chars,
-        custom=settings.feeds,
-        formats=settings.formats,
-        hubs=settings.hubs,
-    )
-
-
-def _settings_fingerprint(plan_settings: PlanSettings) -> str:
-    shaping = asdict(plan_settings)
-    # Each definition has its own fingerprint (`Outputs.apply_definitions`); the ambiguous
-    # names are kept apart too (`Builder._disambiguate`).
-    del shaping["custom"]
-    del shaping["ambiguous"]
-    data = json.dumps([__version__, shaping], sort_keys=True, default=str)
-    return hashlib.sha256(data.encode()).hexdigest()
-
-
-def _outcomes(
-    rendered: list[_Staged],
-    results: dict[str, PublishResult],
-    changed_guids: set[str],
-    events: list[ChangeEvent],
-) -> tuple[list[FeedRecord], list[FeedKey], int, int]:
-    """(feeds written or unchanged, feeds that failed, written count, unchanged count) once
-    the batch is committed; each feed's event is appended to `events`."""
-    written = unchanged = 0
-    done: list[FeedRecord] = []
-    failed: list[FeedKey] = []
-    for record, previous_guids, written_to in rendered:
-        pair = [results[path] for path in written_to]
-        errors = [r.error for r in pair if r.error is not None]
-        if errors:
-            failed.append(record.key)
-            events.extend(WriteFailed(error.path, error.reason) for error in errors)
-            continue
-        done.append(record)
-        if any(r.written for r in pair):
-            written += 1
-            added, updated, removed = added_updated_removed(
-                previous_guids, record.guids, changed_guids
-            )
-            events.append(FeedWritten(record.key, added, updated, removed, len(record.guids)))
-        else:
-            unchanged += 1
-            events.append(FeedUnchanged(record.key))
-    return done, failed, written, unchanged
