@@ -36,6 +36,13 @@ BASE = "https://feeds.example.org/"
 URL = "https://example.com/{}"
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 SKEW = timedelta(seconds=120)
+# Only the wall clock is moved: a moved monotonic clock makes every timed wait on a
+# condition variable (APScheduler's, threading's) last the skew longer.
+SKEWED = {
+    "LD_PRELOAD": FAKETIME,
+    "FAKETIME": f"+{int(SKEW.total_seconds())}s",
+    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+}
 DEBUG_CONFIG = "logging:\n  level: DEBUG\n"
 
 
@@ -81,8 +88,13 @@ def test_libfaketime_moves_a_python_process_clock(tmp_path: Path) -> None:
     if not Path(FAKETIME).is_file():
         pytest.skip("libfaketime is not installed (apt-get install faketime)")
     shown = subprocess.run(
-        [sys.executable, "-c", "import time; print(time.time())"],
-        env={**os.environ, "LD_PRELOAD": FAKETIME, "FAKETIME": "+120s"},
+        [
+            sys.executable,
+            "-c",
+            "import threading, time; threading.Event().wait(0.1); print(time.time())",
+        ],
+        env={**os.environ, **SKEWED},
+        timeout=30,
         capture_output=True,
         text=True,
         check=True,
@@ -97,7 +109,7 @@ def test_followers_render_nothing_and_a_skewed_clock_changes_nothing(trio: list[
     start(n1)
     wait_for(lambda: "leader: n1 took over" in n1.text(), "n1 to lead")
     start(n2)
-    start(n3, LD_PRELOAD=FAKETIME, FAKETIME=f"+{int(SKEW.total_seconds())}s")
+    start(n3, **SKEWED)
     for index in range(9):
         node = trio[index % 3]
         write_article(node.input, f"d{index}.md", URL.format(f"d{index}"), topics=[f"t{index}"])

@@ -46,12 +46,18 @@ class ClusterNode:
         on_reconnect: Callable[[], None],
         on_elected: Callable[[], None],
     ) -> None:
-        """Start listening to the other nodes' commits and standing for leader."""
+        """Start listening to the other nodes' commits and standing for leader; once
+        elected, `on_elected` and a build as for a commit (the leader renders)."""
         from aggregator.catalog import ChangeListener, Leadership
 
         self.listener = ChangeListener(url, node, on_commit, on_reconnect)
         self.listener.start()
-        self.leadership = Leadership(url, node, on_elected)
+
+        def elected() -> None:
+            on_elected()
+            on_commit()  # render at once what the old leader left past the render mark
+
+        self.leadership = Leadership(url, node, elected)
         self.leadership.start()
         LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
 

@@ -210,17 +210,11 @@ class Daemon:
                     settings.node,
                     on_commit=lambda: self.debouncer.kick(now=True),
                     on_reconnect=lambda: self.debouncer.add(full_scan=True),
-                    on_elected=self._elected,
+                    on_elected=self.pings.dispatch_soon,
                 )
         except BaseException:
             self.stop()
             raise
-
-    def _elected(self) -> None:
-        """This node leads now: it sends what the old leader left owed, and renders from the
-        cluster's render mark (what the old leader left unrendered) at once."""
-        self.pings.dispatch_soon()
-        self.debouncer.kick(now=True)
 
     def reconfigure(self, settings: Settings) -> list[str]:
         """A reload: the jobs re-armed now, the builder's settings swapped by the writer

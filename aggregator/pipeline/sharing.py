@@ -29,8 +29,7 @@ from aggregator.output import publish_all
 from aggregator.pipeline.targets import remove_output
 
 if TYPE_CHECKING:
-    from aggregator.catalog import Leadership
-    from aggregator.catalog.rendered import StoredFile
+    from aggregator.catalog import Leadership, StoredFile
 
 # The build's logger: these lines have always been the build's.
 LOGGER = logging.getLogger("aggregator.build")

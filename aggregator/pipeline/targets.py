@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from aggregator.catalog import Catalog, FeedRecord
+from aggregator.catalog import Catalog, FeedRecord, digest
 from aggregator.events import ChangeEvent, FeedUnchanged, FeedWritten, WriteFailed
 from aggregator.model import FeedKey, RenderedFile
 from aggregator.output import (
@@ -111,8 +111,6 @@ class StoreTarget:
 
     def accept(self, file: RenderedFile) -> bool:
         """Keep `file` for the store if its bytes are new to the set; whether they are."""
-        from aggregator.catalog.rendered import digest
-
         if self._digests().get(file.path) == digest(file.data) and file.path not in self.removed:
             self.files.pop(file.path, None)
             return False
@@ -139,8 +137,6 @@ class StoreTarget:
             self.epoch,
         )
         known = self._digests()
-        from aggregator.catalog.rendered import digest
-
         for path, file in self.files.items():
             known[path] = digest(file.data)
         for path in self.removed:
