@@ -4,7 +4,8 @@ The catalog writes its SQL once, in SQLite's dialect; `PostgresConnection` runs 
 PostgreSQL, translating the few differences (placeholders, DDL types) once per statement.
 `PostgresBackend` serialises the nodes' writes with a transaction-level advisory lock (so
 "newest mtime, then path" holds whatever the timing), keeps the pending feeds in a change log
-every node reads, and rings the other nodes (NOTIFY) when a sync commits. The threads that
+the cluster's renderer reads (`aggregator.catalog.rendered` keeps what it renders), and rings
+the other nodes (NOTIFY) when a sync commits. The threads that
 listen for those rings and elect a leader are in `aggregator.catalog.cluster`.
 """
 
@@ -302,8 +303,8 @@ class PostgresBackend(Backend):
         self.db.set_schema_version(version)
 
     def pending_feeds(self, stored: set[FeedKey], meta: Meta) -> set[FeedKey]:
-        """This node's failed feeds, and every feed in the change log after the last entry
-        this node rendered (whichever node's sync changed it)."""
+        """The renderer's failed feeds, and every feed in the change log after the cluster's
+        render mark (whichever node's sync changed it): the meta keys are the cluster's."""
         pending = set(stored)
         done = int(meta.meta(RENDERED_SEQ) or 0)
         upto = done
@@ -318,8 +319,8 @@ class PostgresBackend(Backend):
         pruned = int(row[0]) if row is not None else 0
         if done < pruned:
             LOGGER.info(
-                "catalog: this node's change-log mark (%d) is older than the entries pruned "
-                "(up to %d); rendering every feed",
+                "catalog: the cluster's render mark (%d) is older than the change-log entries "
+                "pruned (up to %d); rendering every feed",
                 done,
                 pruned,
             )

@@ -1,7 +1,7 @@
 """The nodes of a shared catalog over their whole life: `nodes` lists every node the catalog
-knows (live or not, its files and items, its change-log mark), `remove_self` takes this
-catalog's node out in one transaction (`aggregator node retire | forget`), and `prune_changes`
-trims the change log once every node that rendered is past an entry.
+knows (live or not, its files and items, its copy mark of the rendered set), `remove_self`
+takes this catalog's node out in one transaction (`aggregator node retire | forget`), and
+`prune_changes` trims the change log once the cluster's renderer is past an entry.
 
 A node's name is claimed by its writer (see `aggregator.catalog.claim`), so a `Catalog`
 opened with a stopped node's name is the only writer of that node's rows while it removes

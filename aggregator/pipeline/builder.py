@@ -10,6 +10,9 @@
       | record the WebSub pings the new bytes owe                      (→ websub)
       | change events                                                  (→ notify)
 
+On a shared catalog the plan, render and publish stages run on the cluster's renderer alone,
+publishing into the rendered set; every node then copies it into its own folder (`sharing`).
+
 A bad file is recorded and reported, never fatal: the other files and feeds go on.
 
 The stages' helpers live beside it: `workers` (what runs in other processes), `cutoff` (what

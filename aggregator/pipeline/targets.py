@@ -1,6 +1,6 @@
 """Where a build's rendered files go: the output folder (one machine), or the cluster's
 rendered set in the catalog (the renderer of a shared catalog, whose files every node then
-copies into its own folder, `pipeline.copying`).
+copies into its own folder, `pipeline.sharing`).
 
 Both answer the same four questions the build asks: is this file there, remove it, stage
 files and commit them (which of them have new bytes), publish a few at once.
