@@ -113,18 +113,14 @@ def test_one_webUrl_from_two_nodes_is_one_item_from_the_newest_file(
         assert [(e.title, e.id) for e in entries] == [("New title", "https://e.org/same")]
 
 
-def test_the_listener_rings_for_other_nodes_commits_only(
-    tmp_path: Path, postgres_url: str
-) -> None:
+def test_the_listener_rings_for_other_nodes_commits_only(tmp_path: Path, postgres_url: str) -> None:
     one = node_settings(tmp_path, postgres_url, "one")
     two = node_settings(tmp_path, postgres_url, "two")
     with Builder(one) as first:
         first.build()  # creates the schema
         rings: list[str] = []
         connects = threading.Event()
-        listener = ChangeListener(
-            postgres_url, "one", lambda: rings.append("ring"), connects.set
-        )
+        listener = ChangeListener(postgres_url, "one", lambda: rings.append("ring"), connects.set)
         listener.start()
         try:
             assert connects.wait(10)
@@ -192,3 +188,28 @@ def test_once_only_work_runs_on_the_leader_alone(tmp_path: Path, postgres_url: s
     finally:
         for daemon in daemons:
             daemon.stop()
+
+
+def test_a_stale_leaders_render_is_refused(tmp_path: Path, postgres_url: str) -> None:
+    import psycopg
+
+    from aggregator.errors import FencedOut
+    from aggregator.model import RenderedFile
+
+    settings = node_settings(tmp_path, postgres_url, "one")
+    write_article(settings.input, "a.txt", "https://e.org/a", title="A")
+    with Builder(settings) as builder:
+        report = builder.build()  # no daemon leads: it takes the lead for its run
+    assert report.written > 0
+    assert report.copied > 0
+    with psycopg.connect(postgres_url) as conn:
+        (epoch,) = conn.execute("SELECT epoch FROM cluster_leader").fetchone() or (0,)
+    stray = {"stray.xml": RenderedFile("stray.xml", b"<stale/>")}
+    with Catalog(postgres_url, node="one") as catalog:
+        before = catalog.rendered_version()
+        with pytest.raises(FencedOut, match="no longer the leader's"):
+            catalog.store_rendered(stray, (), int(epoch) - 1, "one")
+        assert catalog.rendered_version() == before
+        assert "stray.xml" not in catalog.stored_digests()
+        assert catalog.store_rendered(stray, (), int(epoch), "one") == before + 1
+        assert "stray.xml" in catalog.stored_digests()

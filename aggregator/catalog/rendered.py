@@ -21,6 +21,9 @@ from aggregator.catalog.schema import RENDERED_SEQ, marks
 from aggregator.errors import FencedOut
 from aggregator.model import RenderedFile
 
+# The ring's payload for a new version of the rendered set: this, then the storing node's
+# name (a sync's ring is the name alone; names have no ':').
+RENDER_RING = "rendered:"
 COPIED_SEQ = "copied_seq"  # shared catalogs: the last rendered-set version this node copied
 _FETCH = 200  # rows fetched at a time while copying (bytes: bounded memory)
 
@@ -115,7 +118,7 @@ class RenderedMixin(FeedsMixin):
                 ]
                 + [(path, version, None, None, None) for path in sorted(removed)],
             )
-            self._db.execute("SELECT pg_notify(?, ?)", (CHANNEL, node))
+            self._db.execute("SELECT pg_notify(?, ?)", (CHANNEL, RENDER_RING + node))
         return int(version)
 
     @storage_errors

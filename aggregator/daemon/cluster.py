@@ -50,7 +50,9 @@ class ClusterNode:
         elected, `on_elected` and a build as for a commit (the leader renders)."""
         from aggregator.catalog import ChangeListener, Leadership
 
-        self.listener = ChangeListener(url, node, on_commit, on_reconnect)
+        self.listener = ChangeListener(
+            url, node, on_commit, on_reconnect, renders=lambda: self.is_leader
+        )
         self.listener.start()
 
         def elected() -> None:
