@@ -7,8 +7,9 @@ verification, signed delivery) is tested against a real hub in test_websub_e2e.p
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,8 @@ class Ping:
 
     content_type: str
     form: dict[str, list[str]]
+    # The process that sent it, if it is one of `RecordingHub.senders` (else None).
+    sender: int | None = None
 
     @property
     def topic(self) -> str:
@@ -34,6 +37,8 @@ class RecordingHub:
     def __init__(self, server: ThreadingHTTPServer) -> None:
         self.server = server
         self.status = 202
+        # Processes (pids) to tell the pings' senders apart by: the cluster's nodes.
+        self.senders: Collection[int] = ()
         self._pings: list[Ping] = []
         self._lock = threading.Lock()
 
@@ -56,6 +61,31 @@ class RecordingHub:
         return [p.topic for p in self.pings]
 
 
+def sender_of(port: int, pids: Collection[int]) -> int | None:
+    """Which of `pids` holds the local end of this host's IPv4 TCP connection from
+    127.0.0.1:`port` (a client still connected: ask while answering its request)."""
+    local = f"0100007F:{port:04X}"
+    inodes = set()
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == local:
+                inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        folder = f"/proc/{pid}/fd"
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                if os.readlink(f"{folder}/{name}") in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
 @contextmanager
 def recording_hub() -> Iterator[RecordingHub]:
     """A hub on a free port of 127.0.0.1, stopped on exit."""
@@ -65,7 +95,9 @@ def recording_hub() -> Iterator[RecordingHub]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length).decode("ascii")
-            status = hub.record(Ping(self.headers.get("Content-Type", ""), parse_qs(body)))
+            sender = sender_of(self.client_address[1], hub.senders) if hub.senders else None
+            ping = Ping(self.headers.get("Content-Type", ""), parse_qs(body), sender)
+            status = hub.record(ping)
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", "/elsewhere")

@@ -1,4 +1,6 @@
-"""A real PostgreSQL server for tests: initdb + pg_ctl in a temporary folder, on 127.0.0.1.
+"""A real PostgreSQL server for tests: initdb + pg_ctl in a temporary folder, on 127.0.0.1
+(and on more addresses, trusting more client networks, when a test asks: a network
+namespace's veth, for a partition).
 
 Debian's binaries live in /usr/lib/postgresql/<version>/bin (not on PATH); `initdb` refuses
 to run as root, so as root the server runs as the `postgres` user.
@@ -16,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psycopg
@@ -39,10 +41,16 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    """One throw-away cluster. `url(db)` connects as its superuser, without a password."""
+    """One throw-away cluster. `url(db)` connects as its superuser, without a password.
 
-    def __init__(self, bin_dir: Path) -> None:
+    `listen`: the addresses it listens on; `trust`: client networks (CIDR) it lets in
+    without a password, besides the local ones initdb trusts."""
+
+    def __init__(
+        self, bin_dir: Path, listen: Sequence[str] = ("127.0.0.1",), trust: Sequence[str] = ()
+    ) -> None:
         self.bin = bin_dir
+        self.listen = tuple(listen)
         self.folder = Path(tempfile.mkdtemp(prefix="aggregator-pg-"))
         self.data = self.folder / "data"
         self.port = _free_port()
@@ -55,6 +63,9 @@ class PostgresServer:
             "initdb", "-D", str(self.data), "-U", "aggregator", "--auth=trust",
             "-E", "UTF8", "--locale=C", "--no-sync",
         )  # fmt: skip
+        if trust:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.writelines(f"host all all {network} trust\n" for network in trust)
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run(
@@ -68,7 +79,7 @@ class PostgresServer:
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
+            f"-p {self.port} -c listen_addresses={','.join(self.listen)} -k {self.folder} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
@@ -105,9 +116,9 @@ class PostgresServer:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def url(self, database: str = "postgres") -> str:
-        """A connection URL for one database."""
-        return f"postgresql://aggregator@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", host: str = "127.0.0.1") -> str:
+        """A connection URL for one database (by another of its `listen` addresses)."""
+        return f"postgresql://aggregator@{host}:{self.port}/{database}"
 
     def create_database(self) -> str:
         """A new empty database; its URL."""
@@ -124,14 +135,16 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[PostgresServer]:
+def running_server(
+    listen: Sequence[str] = ("127.0.0.1",), trust: Sequence[str] = ()
+) -> Iterator[PostgresServer]:
     """A started server, destroyed afterwards; without the binaries, `service_missing`."""
     found = binaries()
     if found is None:
         service_missing(
             "PostgreSQL binaries (initdb, pg_ctl) not installed: apt-get install postgresql"
         )
-    server = PostgresServer(found)
+    server = PostgresServer(found, listen, trust)
     server.start()
     try:
         yield server

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +26,7 @@ from articlefiles import write_article
 from building import folder_settings
 from httpcheck import Client, build, titles
 from hubs import RecordingHub, recording_hub
+from services import service_missing
 from slowclients import SlowClients, allow_descriptors, silent_hub, trickling_hub
 from waiting import TIMEOUT, wait_for
 
@@ -353,3 +356,52 @@ def test_the_daemon_sends_a_healthy_hubs_pings_while_a_slow_one_stalls_and_stops
     # Per-hub lines: a handful for 21 pings, not one per ping.
     assert 1 <= len(sent_lines) <= 4, log
     assert lines[-1].endswith("stopped")
+
+
+def test_a_hub_whose_name_lookup_never_answers_costs_the_ping_its_deadline(
+    tmp_path: Path,
+) -> None:
+    """The name lookup has no timeout of its own: a resolver that swallows every query
+    held a ping (and its build) for as long as the resolver's own retries took."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        service_missing("a private resolver needs root and unshare (util-linux)")
+    # A name server that reads every query and answers none, for one process only: its
+    # /etc/resolv.conf is bind-mounted over in a mount namespace of its own.
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.77", 53))
+    sink.settimeout(TIMEOUT)
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.77\noptions timeout:30 attempts:1\n")
+    script = (
+        "from aggregator.delivery.websub import ping\n"
+        "r = ping('http://hub.aggregator-test.example/', 'https://feeds.example/all.rss.xml',"
+        " seconds=1.0)\n"
+        "print(r.ok, r.reason)\n"
+    )
+    with sink:
+        child = subprocess.Popen(
+            [
+                "unshare",
+                "-m",
+                "sh",
+                "-c",
+                'mount --bind "$0" /etc/resolv.conf && exec "$1" -c "$2"',
+                str(resolv),
+                sys.executable,
+                script,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            query, _ = sink.recvfrom(512)  # the lookup did go to the silent server
+            out, err = child.communicate(timeout=TIMEOUT)
+        finally:
+            child.kill()
+            child.wait()
+    assert b"aggregator-test" in query
+    assert child.returncode == 0, err
+    assert out.startswith("False cannot reach the hub"), out
+    # The deadline's own words, not the resolver's failure 30 s later.
+    assert "the name lookup of hub.aggregator-test.example gave no answer within 1 s" in out

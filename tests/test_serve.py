@@ -30,6 +30,7 @@ import pytest
 from articlefiles import write_article
 from building import folder_settings
 from httpcheck import CONTENT_TYPES, SECOND, Client, a_then_b, build, titles
+from processes import Aggregator
 from waiting import TIMEOUT, wait_for
 
 from aggregator.config import Settings, load_settings
@@ -618,3 +619,24 @@ def test_serve_stops_on_sigterm_and_needs_a_built_folder(settings: Settings) -> 
             proc.wait()
         reader.join()
     assert "Traceback" not in "\n".join(lines)
+
+
+def test_serve_alone_logs_sighup_and_goes_on_serving(settings: Settings) -> None:
+    # SIGHUP's default action ends a process: a log rotation's HUP, or a closed terminal,
+    # took the server down.
+    build(settings)
+    server = Aggregator(
+        ["serve", "--output", str(settings.output), "--port", "0"], cwd=settings.input.parent
+    )
+    try:
+        port = server.port_in(r"at http://127\.0\.0\.1:(\d+)/")
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_line("SIGHUP received", "still serving")
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        client.request("GET", "/all.rss.xml")
+        assert client.getresponse().status == 200
+        client.close()
+        assert server.proc.poll() is None
+    finally:
+        assert server.stop() == 0
+    assert "Traceback" not in "\n".join(server.lines)

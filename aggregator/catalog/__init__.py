@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aggregator.faces import resolver
 
 if TYPE_CHECKING:
-    from aggregator.catalog.cluster import ChangeListener, Leadership
+    from aggregator.catalog.cluster import ChangeListener, Leadership, lease_holds
     from aggregator.catalog.maintenance import Salvage, check_catalog, rebuild_catalog
     from aggregator.catalog.records import (
         DueItem,
@@ -56,6 +56,7 @@ __all__ = [
     "digest",
     "format_date",
     "is_shared",
+    "lease_holds",
     "parse_date",
     "rebuild_catalog",
 ]
@@ -84,6 +85,7 @@ _HOME = {
     "digest": "aggregator.catalog.rendered",
     "format_date": "aggregator.catalog.records",
     "is_shared": "aggregator.catalog.store",
+    "lease_holds": "aggregator.catalog.cluster",
     "parse_date": "aggregator.catalog.records",
     "rebuild_catalog": "aggregator.catalog.maintenance",
 }

@@ -82,8 +82,8 @@ class Backend:
     def rendered(self, meta: Meta) -> None:
         """Remember that the feeds `pending_feeds` last returned were written."""
 
-    def leader_lock_held(self) -> bool:
-        """Whether some session holds the cluster leader's lock (one node: never asked)."""
+    def leader_lease_live(self) -> bool:
+        """Whether the cluster leader's lease is unexpired (one node: never asked)."""
         return False
 
     @contextmanager

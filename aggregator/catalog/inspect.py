@@ -142,4 +142,4 @@ class InspectMixin(CatalogBase):
         row = self._db.execute("SELECT node, epoch FROM cluster_leader WHERE id = 1").fetchone()
         if row is None or not row[0]:
             return None
-        return LeaderRecord(str(row[0]), int(row[1]), self._backend.leader_lock_held())
+        return LeaderRecord(str(row[0]), int(row[1]), self._backend.leader_lease_live())

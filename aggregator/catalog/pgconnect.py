@@ -48,12 +48,13 @@ def session_options() -> str:
     )
 
 
-def connect(url: str) -> psycopg.Connection[Any]:
+def connect(url: str, keepalives: str = KEEPALIVES) -> psycopg.Connection[Any]:
     """An autocommit connection with our session settings (transactions are explicit
-    BEGIN … COMMIT), or a CatalogError that says what to do."""
+    BEGIN … COMMIT), or a CatalogError that says what to do. `keepalives`: the client's TCP
+    settings (a thread whose statements must fail fast on a dead link asks for tighter)."""
     try:
         info = conninfo_to_dict(url)
-        params: dict[str, Any] = conninfo_to_dict(KEEPALIVES)
+        params: dict[str, Any] = conninfo_to_dict(keepalives)
         params.update(info)  # the URL's own keepalive settings win
         params["options"] = f"{session_options()} {info.get('options') or ''}"
         params["connect_timeout"] = info.get("connect_timeout") or CONNECT_SECONDS

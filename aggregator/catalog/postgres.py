@@ -33,7 +33,7 @@ LOGGER = logging.getLogger("aggregator.catalog")
 # Advisory lock keys (one 64-bit namespace per database): arbitrary, fixed, distinct.
 SYNC_LOCK = 0x61676772_0001  # one writer transaction at a time, cluster-wide
 MIGRATE_LOCK = 0x61676772_0002  # one node migrates the schema at a time
-LEADER_LOCK = 0x61676772_0003  # held by the node that does once-only work
+# (0x61676772_0003 was the leader lock, before the lease: never reuse it.)
 
 # The NOTIFY channel a sync rings after it commits changed feeds; payload: the node's name.
 CHANNEL = "aggregator_feeds"
@@ -45,6 +45,11 @@ CLUSTER_DDL = (
     "CREATE TABLE IF NOT EXISTS cluster_leader ("
     " id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL, node TEXT NOT NULL)",
     "INSERT INTO cluster_leader (id, epoch, node) VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
+    # The leader's lease (`aggregator.catalog.cluster`), added to a catalog made before it;
+    # looked up first, for no ALTER to queue for the table's lock at every node's start.
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
+    "'cluster_leader'::regclass AND attname = 'lease_until' AND NOT attisdropped) THEN "
+    "ALTER TABLE cluster_leader ADD COLUMN lease_until TIMESTAMPTZ; END IF; END $$",
     # The last change-log entry pruned (`RosterMixin.prune_changes`): a node whose mark is
     # older missed entries, and renders every feed.
     "CREATE TABLE IF NOT EXISTS feed_changes_pruned ("
@@ -348,15 +353,12 @@ class PostgresBackend(Backend):
         # Up to what `pending_feeds` saw: later changes stay pending.
         meta.set_meta(RENDERED_SEQ, str(self._pending_upto))
 
-    def leader_lock_held(self) -> bool:
-        # A session advisory lock on a bigint key shows in pg_locks split in two halves.
-        (held,) = self.db.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 1 "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (LEADER_LOCK >> 32, LEADER_LOCK & 0xFFFFFFFF),
+    def leader_lease_live(self) -> bool:
+        # By the database's clock, as every node judges it.
+        row = self.db.execute(
+            "SELECT coalesce(lease_until > now(), false) FROM cluster_leader WHERE id = 1"
         ).fetchone()
-        return bool(held)
+        return bool(row and row[0])
 
     def batches(
         self, batches: Iterable[Sequence[FileChange]], *, bulk: bool

@@ -259,7 +259,7 @@ class IdentityRecord:
 @dataclass(frozen=True, slots=True)
 class LeaderRecord:
     """On a shared catalog: the node that last took the lead, its fencing epoch, and whether
-    some session holds the leader's lock now (False: no node leads at this moment)."""
+    its lease is unexpired now (False: no node leads at this moment)."""
 
     node: str
     epoch: int

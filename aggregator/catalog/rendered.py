@@ -71,16 +71,18 @@ class RenderedMixin(FeedsMixin):
         return value.astimezone(UTC)
 
     def fenced(self, epoch: int) -> bool:
-        """Inside a store's transaction: whether `epoch` is still the current leader's. The
-        row is locked until the commit, so a takeover (which bumps it) waits for the store
-        or comes before it and refuses it."""
-        row = self._db.execute("SELECT epoch FROM cluster_leader WHERE id = 1 FOR SHARE").fetchone()
-        return row is not None and int(row[0]) == epoch
+        """Inside a store's transaction: whether `epoch` is still the current leader's and
+        its lease unexpired (`lease_holds`, the cluster's one fencing test). The row stays
+        locked until the commit, so a takeover waits for the store or comes before it and
+        refuses it."""
+        from aggregator.catalog.cluster import lease_holds
+
+        return lease_holds(self._db, epoch)
 
     @storage_errors
     def leader_live(self) -> bool:
-        """Whether some process leads the cluster now (holds the leadership)."""
-        return self.shared and self._backend.leader_lock_held()
+        """Whether some process leads the cluster now (its lease is unexpired)."""
+        return self.shared and self._backend.leader_lease_live()
 
     @storage_errors
     def stored_digests(self) -> dict[str, bytes]:

@@ -93,7 +93,7 @@ class RosterMixin(FilesMixin):
         (newest,) = db.execute("SELECT seq FROM rendered_version WHERE id = 1").fetchone()
         leader_row = db.execute("SELECT node FROM cluster_leader WHERE id = 1").fetchone()
         leads = str(leader_row[0]) if leader_row and leader_row[0] else None
-        leader_live = leads is not None and self._backend.leader_lock_held()
+        leader_live = leads is not None and self._backend.leader_lease_live()
         claims = {
             str(name): (bool(live), str(host), int(pid), str(since))
             for name, host, pid, since, live in db.execute(

@@ -5,9 +5,9 @@ whether it is the one that does the once-only work now.
       changed); a reconnect → a full scan (which also redoes the builds that failed while
       the database was away)
     leader thread: keeps this node's claim to the once-only work (rendering the feeds for
-      the whole cluster, WebSub pings, anything that acts outside this node); `leading()`
-      checks its fencing epoch at the moment of acting, `render_epoch()` gives the epoch a
-      render is stored under
+      the whole cluster, WebSub pings, anything that acts outside this node): a lease it
+      renews every second; `leading()` checks its fencing epoch and its lease at the
+      moment of acting, `render_epoch()` gives the epoch a render is stored under
 
 On SQLite there is one node, which always leads; the catalog's cluster module is then never
 imported.
@@ -67,12 +67,13 @@ class ClusterNode:
     def is_leader(self) -> bool:
         """Whether this node holds the leadership now, as last seen (no query): for the
         metrics. Acting on it needs `leading`."""
-        return self.leadership is None or self.leadership.epoch is not None
+        return self.leadership is None or self.leadership.acting
 
     def leading(self, what: str) -> bool:
         """Whether this node may do once-only work now: always on SQLite (one node); on a
-        shared catalog, only the leader whose fencing epoch is still the current one, so a
-        node that stalled and lost its session cannot act on a stale belief."""
+        shared catalog, only the leader whose fencing epoch is still the current one and
+        whose lease is unexpired, so a node that was paused or cut off cannot act on a
+        stale belief."""
         leadership = self.leadership
         if leadership is None:
             return True
@@ -116,7 +117,7 @@ class ClusterNode:
             LOGGER.debug("change log: %d entries every node is past were pruned", pruned)
 
     def stop(self) -> None:
-        """Stop both threads (the claim to lead lapses with the session)."""
+        """Stop both threads (a leader lets its lease go, for another node to take at once)."""
         if self.listener is not None:
             self.listener.stop()
         if self.leadership is not None:

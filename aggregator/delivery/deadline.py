@@ -8,8 +8,9 @@ wakes whatever the sending thread is blocked in: connect (even a SYN nobody answ
 TLS handshake, the send, the status line, the body. A duplicate descriptor, because TLS
 wraps the socket into a new object (same connection, new Python socket).
 
-What this cannot cut: the name lookup (`getaddrinfo`), which has no timeout in Python; a
-hub is usually named by a host the resolver has cached.
+The name lookup (`getaddrinfo`) has no timeout in Python and cannot be woken: it runs in a
+thread of its own, and the request stops waiting for it at the deadline (or a stop). The
+lookup thread lingers until the resolver gives up; it holds nothing but itself.
 """
 
 from __future__ import annotations
@@ -22,10 +23,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from typing import Any
 
 
 class DeadlinePassed(OSError):
     """The request was cut: its deadline passed, or the process is stopping."""
+
+
+class _LookupUnanswered(DeadlinePassed):
+    """The deadline passed (or a stop came) while the hub's name was being looked up."""
 
 
 class _Cut:
@@ -114,10 +121,42 @@ class _Request:
             cut.close()
 
 
+# How often a request waiting for its name lookup checks for a stop.
+_LOOKUP_POLL = 0.1
+
+_Addresses = Sequence[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]]
+
+
+def _resolve(request: _Request, host: str, port: int) -> _Addresses:
+    """`getaddrinfo`, given up on at the request's deadline or when a stop cuts it."""
+    done = threading.Event()
+    answer: list[_Addresses] = []
+    failure: list[OSError] = []
+
+    def lookup() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+        except OSError as exc:  # socket.gaierror included
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name="aggregator-hub-lookup", daemon=True).start()
+    while not done.wait(min(_LOOKUP_POLL, request.remaining())):
+        pass  # remaining() raises DeadlinePassed at the deadline or on a stop
+    if failure:
+        raise failure[0]
+    return answer[0]
+
+
 def _connect(request: _Request, host: str, port: int) -> socket.socket:
     """`socket.create_connection`, with the socket watched before it connects."""
     error: OSError | None = None
-    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+    try:
+        addresses = _resolve(request, host, port)
+    except DeadlinePassed as exc:
+        raise _LookupUnanswered(f"the name lookup of {host} gave no answer") from exc
+    for family, kind, proto, _, address in addresses:
         sock = socket.socket(family, kind, proto)
         try:
             request.watch(sock)
@@ -210,7 +249,10 @@ def post(
             finally:
                 exc.close()
     except (OSError, http.client.HTTPException) as exc:
-        if request.cut_short or isinstance(getattr(exc, "reason", exc), DeadlinePassed):
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, _LookupUnanswered):
+            raise DeadlinePassed(f"{reason} within {seconds:g} s") from exc
+        if request.cut_short or isinstance(reason, DeadlinePassed):
             raise DeadlinePassed(f"no complete answer within {seconds:g} s") from exc
         if isinstance(exc, http.client.HTTPException):
             raise OSError(f"a malformed answer ({type(exc).__name__})") from exc

@@ -431,7 +431,8 @@ def _check_base_url(base_url: str, port: int) -> None:
 
 
 def serve(settings: Settings) -> int:
-    """`aggregator serve`: serve the output folder until SIGTERM or SIGINT; exit code 0."""
+    """`aggregator serve`: serve the output folder until SIGTERM or SIGINT (SIGHUP is logged
+    and ignored); exit code 0."""
     check_overlaps(settings)
     if settings.output.exists() and not settings.output.is_dir():
         raise AggregatorError(
@@ -447,10 +448,18 @@ def serve(settings: Settings) -> int:
     # code (one that set an Event could deadlock with the wait it interrupted). The server
     # thread, started after, inherits the mask and never sees them.
     stops = {signal.SIGTERM, signal.SIGINT}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    # SIGHUP's default would kill the server (a closed terminal, a `systemctl reload` or a
+    # log rotation's HUP meant for a daemon): it has no config to reload, since every request
+    # reads the output folder as it is, so it says so and goes on.
+    taken = {*stops, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, taken)
     try:
         with FeedServer(settings):
-            received = signal.sigwait(stops)
+            while (received := signal.sigwait(taken)) == signal.SIGHUP:
+                LOGGER.info(
+                    "SIGHUP received: nothing to reload (every request reads the output "
+                    "folder as it is now); still serving"
+                )
             LOGGER.info("%s received: stopping", signal.Signals(received).name)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
