@@ -191,8 +191,6 @@ def test_once_only_work_runs_on_the_leader_alone(tmp_path: Path, postgres_url: s
 
 
 def test_a_stale_leaders_render_is_refused(tmp_path: Path, postgres_url: str) -> None:
-    import psycopg
-
     from aggregator.errors import FencedOut
     from aggregator.model import RenderedFile
 
@@ -202,14 +200,23 @@ def test_a_stale_leaders_render_is_refused(tmp_path: Path, postgres_url: str) ->
         report = builder.build()  # no daemon leads: it takes the lead for its run
     assert report.written > 0
     assert report.copied > 0
-    with psycopg.connect(postgres_url) as conn:
-        (epoch,) = conn.execute("SELECT epoch FROM cluster_leader").fetchone() or (0,)
     stray = {"stray.xml": RenderedFile("stray.xml", b"<stale/>")}
-    with Catalog(postgres_url, node="one") as catalog:
-        before = catalog.rendered_version()
-        with pytest.raises(FencedOut, match="no longer the leader's"):
-            catalog.store_rendered(stray, (), int(epoch) - 1, "one")
-        assert catalog.rendered_version() == before
-        assert "stray.xml" not in catalog.stored_digests()
-        assert catalog.store_rendered(stray, (), int(epoch), "one") == before + 1
-        assert "stray.xml" in catalog.stored_digests()
+    leadership = Leadership(postgres_url, "one")
+    leadership.start()
+    try:
+        assert poll(lambda: leadership.epoch is not None)
+        epoch = leadership.epoch
+        assert epoch is not None
+        with Catalog(postgres_url, node="one") as catalog:
+            before = catalog.rendered_version()
+            with pytest.raises(FencedOut, match="no longer the leader's"):
+                catalog.store_rendered(stray, (), epoch - 1, "one")  # the build's epoch
+            assert catalog.rendered_version() == before
+            assert "stray.xml" not in catalog.stored_digests()
+            assert catalog.store_rendered(stray, (), epoch, "one") == before + 1
+            assert "stray.xml" in catalog.stored_digests()
+    finally:
+        leadership.stop()
+    # The lease went with the stop: the same epoch is refused now.
+    with Catalog(postgres_url, node="one") as catalog, pytest.raises(FencedOut):
+        catalog.store_rendered(stray, (), epoch, "one")

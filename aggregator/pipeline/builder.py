@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aggregator.catalog import Catalog, FileChange
+from aggregator.catalog import Catalog, FileChange, SyncResult
 from aggregator.config import Settings, check_folders
 from aggregator.events import (
     BuildFinished,
@@ -211,14 +211,21 @@ class Builder(RenderMixin):
         keys: list[FeedKey] = []
         written = unchanged = failed = 0
         try:
-            sync = self.catalog.sync(
-                self._changes(to_read, gone, workers, progress),
-                # An article without a date is listed under its first publication, which
-                # is this build's cut-off: a later clock reading would embargo it until
-                # the next build.
-                lambda: now,
-                expected=len(to_read) + len(gone),
-                cutoff=visibility.until(now),
+            # A shared catalog: a build for another node's ring (no file of its own
+            # changed) takes no cluster-wide write lock for an empty sync.
+            idle = self.cluster is not None and not to_read and not gone
+            sync = (
+                SyncResult()
+                if idle
+                else self.catalog.sync(
+                    self._changes(to_read, gone, workers, progress),
+                    # An article without a date is listed under its first publication, which
+                    # is this build's cut-off: a later clock reading would embargo it until
+                    # the next build.
+                    lambda: now,
+                    expected=len(to_read) + len(gone),
+                    cutoff=visibility.until(now),
+                )
             )
             crash_point("after-sync")
             events: list[ChangeEvent] = [*unreadable, *sync.events]
