@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from articlefiles import write_article
-from test_nodes import Node, outputs
+from test_nodes import Node, cli, outputs
 from waiting import wait_for
 
 from aggregator.config import Settings
@@ -203,3 +203,21 @@ def test_a_leader_killed_around_its_store_and_a_follower_down_converge(
     assert set(rendered_counts(n1)[builds:]) <= {0}  # a follower since its restart
     for node in trio:
         assert node.stop() == 0
+
+
+def test_a_one_shot_build_beside_a_leading_daemon_copies_the_leaders_render(
+    trio: list[Node],
+) -> None:
+    n1, n2, _ = trio
+    write_article(n1.input, "a.md", URL.format("a"), topics=["alpha"])
+    start(n1)
+    wait_for(lambda: "leader: n1 took over" in n1.text(), "n1 to lead")
+    write_article(n2.input, "b.md", URL.format("b"), topics=["beta"])
+    built = cli(n2.args("build"), n2.input.parent)
+    # It did not take the lead (a daemon holds it): it waited for the leader's render of
+    # its sync, then copied the whole set.
+    assert built.returncode == 0, built.stderr
+    assert "took over" not in built.stderr + built.stdout
+    assert "copied from the cluster" in built.stdout
+    assert set(all_items(n2.output) or {}) == {URL.format("a"), URL.format("b")}
+    wait_for(lambda: outputs(n1.output) == outputs(n2.output), "the same bytes on both")
