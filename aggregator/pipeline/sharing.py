@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.catalog import Catalog
-from aggregator.events import ChangeEvent, WriteFailed
+from aggregator.events import WriteFailed
 from aggregator.model import RenderedFile
 from aggregator.output import publish_all
 from aggregator.pipeline.targets import remove_output
@@ -191,8 +191,3 @@ def _write(root: Path, rows: Iterable[StoredFile], gzip: bool, result: CopyResul
         else:
             result.unchanged += 1
     return failed
-
-
-def copy_events(result: CopyResult) -> list[ChangeEvent]:
-    """The events a copy reports (its failures: the rest is the renderer's to tell)."""
-    return list(result.failed)
