@@ -26,10 +26,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_build(tree: Path, corpus: Path, out: Path, state: Path) -> tuple[float, float]:
+def run_build(
+    tree: Path, corpus: Path, out: Path, state: Path, config: Path | None = None
+) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     cmd = [sys.executable, "-m", "aggregator", "build", "--input", str(corpus),
            "--output", str(out), "--state", str(state)]
+    if config is not None:  # else the tree's own default config (config/aggregator.yaml)
+        cmd += ["--config", str(config)]
     start = time.perf_counter()
     # Run in the tree: `python -m` puts the working directory first on sys.path, ahead of
     # PYTHONPATH, so run from a checkout it would build with that checkout's code instead.
@@ -56,6 +60,8 @@ def main() -> int:
     p.add_argument("--count", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/aggregator-compare"))
+    p.add_argument("--config", type=Path,
+                   help="the config file both builds read (default: each tree's own)")
     p.add_argument("--cold-only", action="store_true",
                    help="only the cold builds: more rounds in the same time")
     args = p.parse_args()
@@ -77,14 +83,16 @@ def main() -> int:
             out, state = args.workdir / f"out-{name}", args.workdir / f"state-{name}"
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(state, ignore_errors=True)
-            results[name]["cold"].append(run_build(tree, corpus, out, state))
+            config = None if args.config is None else args.config.resolve()
+            results[name]["cold"].append(run_build(tree, corpus, out, state, config))
             if args.cold_only:
                 continue
-            results[name]["unchanged"].append(run_build(tree, corpus, out, state))
+            results[name]["unchanged"].append(run_build(tree, corpus, out, state, config))
             touch_one(corpus)
-            results[name]["one changed"].append(run_build(tree, corpus, out, state))
+            results[name]["one changed"].append(run_build(tree, corpus, out, state, config))
     load = os.getloadavg()[0]
-    print(f"{args.count} articles, {args.rounds} alternated rounds, "
+    print(f"{args.count} articles, {args.rounds} alternated rounds, config "
+          f"{args.config or 'of each tree'}, "
           f"load {load_start:.1f} at the start, {load:.1f} at the end")
     print("| build | A CPU s | B CPU s | B/A CPU | B/A CPU per round, min-max "
           "| A wall s | B wall s | B/A wall |")

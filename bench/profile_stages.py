@@ -30,6 +30,7 @@ WAITING = (
     "Thread.join",
     "_wait_for_tstate_lock",
     "poll (",
+    "take_sigterm",  # a worker's thread blocked in sigwaitinfo for the owner's SIGTERM
 )
 
 # (stage, marker): the first marker found in a sample's stack names its stage.

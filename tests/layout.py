@@ -20,7 +20,7 @@ GROUND = {"errors", "faults", "model", "events", "backoff", "words", "faces"}
 MAY_IMPORT: dict[str, set[str]] = {
     "membership": set(),
     "reading": set(),
-    "config": {"membership"},
+    "config": {"membership", "reading"},
     "catalog": {"membership", "reading"},
     "output": {"membership", "config"},
     "delivery": {"catalog"},
@@ -52,6 +52,7 @@ OWNERS: dict[str, set[str]] = {
     "anyascii": {"membership.slugs"},
     "re2": {"membership.patterns"},
     "tqdm": {"cli.commands"},
+    "zlib_ng": {"output.publish"},
 }
 
 MAX_MODULE_LINES = 500

@@ -479,8 +479,11 @@ def test_ignored_files_never_start_a_build(settings: Settings) -> None:
         write_article(settings.input, "real.txt", "https://real.example.com/")
         wait_for(listed(settings, "https://real.example.com/", "all"), "the real file")
         assert daemon.wait_idle(TIMEOUT)
-        assert spy(daemon).batches[builds:] == [frozenset({"real.txt"})]
-        assert recorder.builds == 2
+        # Only the real file started builds: one at its close (the leading edge), and maybe
+        # one more for the mtime write_article sets after it.
+        later = spy(daemon).batches[builds:]
+        assert set(later) == {frozenset({"real.txt"})}
+        assert recorder.builds == 1 + len(later)
         assert "https://ignored.example.com/" not in entries(settings)
 
 

@@ -90,6 +90,65 @@ def test_full_scans_kicks_and_held_paths() -> None:
     assert not debouncer.pending
 
 
+def test_after_a_quiet_spell_a_completed_file_is_due_at_once() -> None:
+    clock = Clock()
+    calls: list[str] = []
+    debouncer = Debouncer(0.2, 2.0, clock=clock, on_pending=lambda: calls.append("pending"))
+    debouncer.add(["a.txt"])  # created: maybe mid-write, so the quiet interval holds
+    assert debouncer.due_at() == pytest.approx(100.2)
+    debouncer.add(["a.txt"], complete=True)  # closed: due now, and the caller is told
+    assert calls == ["pending", "pending"]
+    assert debouncer.due_at() == pytest.approx(100.0)
+    assert debouncer.take() == ChangeBatch(frozenset({"a.txt"}))
+    # What follows at once is the rest of a burst: debounced as before.
+    clock.now = 100.05
+    debouncer.add(["b.txt"], complete=True)
+    assert debouncer.due_at() == pytest.approx(100.25)
+    assert debouncer.take() is None
+    clock.now = 100.25
+    assert debouncer.take() == ChangeBatch(frozenset({"b.txt"}))
+    # Quiet again for the interval: the next completed file leads again.
+    clock.now = 100.5
+    debouncer.add(["c.txt"], complete=True)
+    assert debouncer.take() == ChangeBatch(frozenset({"c.txt"}))
+
+
+def test_the_leading_edge_leaves_files_still_being_written() -> None:
+    clock = Clock()
+    debouncer = Debouncer(0.2, 2.0, clock=clock)
+    debouncer.add(["slow.txt"])  # opened and half written
+    debouncer.add(["done.txt"])
+    debouncer.add(["done.txt"], complete=True)
+    assert debouncer.take() == ChangeBatch(frozenset({"done.txt"}))
+    # slow.txt begins the next batch, due after the quiet interval (the re-check's window).
+    assert debouncer.pending
+    assert debouncer.due_at() == pytest.approx(100.2)
+    clock.now = 100.2
+    assert debouncer.take() == ChangeBatch(frozenset({"slow.txt"}))
+    assert not debouncer.pending
+    # Closed, then written to again before the build took it: nothing is complete.
+    clock.now = 101.0
+    debouncer.add(["again.txt"], complete=True)
+    debouncer.add(["again.txt"])
+    assert debouncer.take() is None
+    assert debouncer.due_at() == pytest.approx(101.2)
+
+
+def test_a_full_scan_or_a_kick_never_leads() -> None:
+    clock = Clock()
+    debouncer = Debouncer(0.2, 2.0, clock=clock)
+    debouncer.add(full_scan=True)
+    debouncer.add(["a.txt"], complete=True)  # joins a batch that did not lead
+    assert debouncer.due_at() == pytest.approx(100.2)
+    clock.now = 100.2
+    batch = debouncer.take()
+    assert batch is not None
+    assert batch.full_scan
+    clock.now = 101.0
+    debouncer.kick()  # a retry: no path of its own, so nothing leads it
+    assert debouncer.due_at() == pytest.approx(101.2)
+
+
 @pytest.fixture
 def routed(tmp_path: Path) -> tuple[ChangeHandler, Debouncer, Path]:
     root = tmp_path / "in"

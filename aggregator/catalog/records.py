@@ -21,7 +21,9 @@ from aggregator.reading import FileStat
 
 def format_date(value: datetime) -> str:
     """A UTC datetime as the catalog's text: fixed width, so it sorts in date order."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    # Articles' dates are UTC already (the reader makes them so): no conversion to make.
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")
 
 
 def parse_date(text: str) -> datetime:
@@ -29,15 +31,22 @@ def parse_date(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def article_to_json(article: Article) -> str:
-    """The stored form of an article's last good version."""
+# `json.dumps` with these options, made once: dumps makes a new encoder on every call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def article_to_json(article: Article, published_at: str | None = None) -> str:
+    """The stored form of an article's last good version (`published_at`: the
+    `format_date` of its date, when already made)."""
+    if published_at is None and article.published_at:
+        published_at = format_date(article.published_at)
     data: dict[str, Any] = {
         "source": article.source,
         "url": article.url,
         "title": article.title,
         "excerpt": article.excerpt,
         "published": article.published,
-        "published_at": format_date(article.published_at) if article.published_at else None,
+        "published_at": published_at,
         "provider": [article.provider.name, article.provider.domain] if article.provider else None,
         "topics": list(article.topics),
         "images": [[i.url, i.width, i.height] for i in article.images],
@@ -46,7 +55,7 @@ def article_to_json(article: Article) -> str:
             for r in article.related
         ],
     }
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODE(data)
 
 
 def article_from_json(text: str) -> Article:
@@ -111,12 +120,13 @@ class StoredArticle:
     ) -> StoredArticle:
         """The stored form of a parsed article (`article_json` if already made); `rules`
         say which feeds exist."""
-        text = article_json if article_json is not None else article_to_json(article)
+        date = format_date(article.published_at) if article.published_at else None
+        text = article_json if article_json is not None else article_to_json(article, date)
         return cls(
             url=article.url,
             title=article.title,
             published=article.published,
-            date=format_date(article.published_at) if article.published_at else None,
+            date=date,
             feeds=tuple(_feed_name(k) for k in feeds_of(article, rules)),
             json=text,
             fingerprint=_fingerprint(text),

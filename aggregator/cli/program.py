@@ -10,8 +10,8 @@ command bodies, and the exit codes they return, are in `commands`.
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,13 +55,52 @@ DESCRIPTION = (
 )
 
 
+def _columns() -> int:
+    """The terminal's width as `shutil.get_terminal_size` gives it (COLUMNS, else the
+    terminal of stdout, else 80), without importing shutil (and its compression modules)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, as wide as argparse makes it. A parser makes one for
+    each flag it is given, and argparse's own finds the width through shutil: an import a
+    build otherwise never needs."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse's parser, with "did you mean" for a mistyped command or choice."""
+    """argparse's parser, with "did you mean" for a mistyped command or choice, and the help
+    formatter above (its subcommands' parsers are of this class too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         choices = action.choices
         if choices is None or value in choices:
             return
+        import difflib  # only for a mistake: a build that parses need not load it
+
         known = [str(choice) for choice in choices]
         close = difflib.get_close_matches(str(value), known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""

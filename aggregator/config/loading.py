@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from aggregator.config.settings import (
     DEFAULT_CONFIGS,
@@ -28,6 +27,10 @@ from aggregator.config.settings import (
     Settings,
 )
 from aggregator.config.validate import NULL_IS_UNSET, SECTION_OF, SECTIONS, validate
+from aggregator.reading import parse_fast
+
+if TYPE_CHECKING:
+    import yaml
 from aggregator.errors import ConfigError
 
 DEFAULT = "default"
@@ -177,6 +180,8 @@ def effective_values(settings: Settings) -> list[tuple[str, Any]]:
 
 def yaml_value(value: object) -> str:
     """`value` as YAML on one line, as it would be written in the config file."""
+    import yaml
+
     text: str = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6)
     return text.removesuffix("\n").removesuffix("\n...").strip()
 
@@ -188,6 +193,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), [f"not UTF-8 text: {exc.reason}"]) from exc
+    data = _parse_simple(text)
+    if data is not None:
+        return data
+    # Imported here: PyYAML costs a build that reads a simple config more than its scan.
+    import yaml
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -211,3 +222,70 @@ def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
         f"not valid YAML at {where}: {detail}; check the indentation, and quote values "
         "holding ': ' or ' #'"
     )
+
+
+# A `key: [a, b]` or `key: {a: b, c: d}` line whose items are plain words (or none): the flow
+# collections a simple config writes on one line; and a `key: null` line.
+_FLOW_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_.-]*): +([\[{])(.*)([\]}]) *")
+_NULL_LINE = re.compile(r"( *[A-Za-z_][A-Za-z0-9_.-]*:) +(?:null|Null|NULL|~) *")
+_KEY_LINE = re.compile(r"( *)(- )?[A-Za-z_][A-Za-z0-9_.-]*:(?: .*)?")
+_WORD = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_FLOW_SEQUENCE = re.compile(rf" *{_WORD}(?: *, *{_WORD})* *")
+_FLOW_MAPPING = re.compile(rf" *{_WORD}: +{_WORD}(?: *, *{_WORD}: +{_WORD})* *")
+
+
+def _parse_simple(text: str) -> dict[str, Any] | None:
+    """The mapping PyYAML's `safe_load` reads from a simple config, without PyYAML; None
+    when unsure (PyYAML reads it then).
+
+    The reader is the article front matter's (`parse_fast`, which declines anything it is
+    not sure PyYAML reads the same), with each one-line flow collection of plain words
+    written first as the block collection it stands for (the words are scalars of the same
+    kind in either form, so the value is the same), `key: null` as `key:` (None either way),
+    and `key: []` or `key: {}` as `key:`, its None then replaced by the empty collection
+    (only under keys of mappings, where the key path says which value it is)."""
+    lines: list[str] = []
+    empties: list[tuple[list[str], object]] = []
+    parents: list[tuple[int, str | None]] = []  # (column, key) of the lines around, None: `-`
+    for line in text.split("\n"):
+        keyed = _KEY_LINE.fullmatch(line)
+        if keyed is not None:
+            column = len(keyed.group(1))
+            while parents and parents[-1][0] >= column:
+                parents.pop()
+            name = None if keyed.group(2) else line.split(":", 1)[0].strip()
+            parents.append((column, name))
+        null = _NULL_LINE.fullmatch(line)
+        if null is not None:
+            lines.append(null.group(1))
+            continue
+        match = _FLOW_LINE.fullmatch(line)
+        if match is None:
+            lines.append(line)
+            continue
+        indent, key, opening, inner, closing = match.groups()
+        if opening + closing not in ("[]", "{}"):
+            return None
+        lines.append(f"{indent}{key}:")
+        if not inner.strip():
+            names = [name for _, name in parents]
+            if None in names:
+                return None  # inside a sequence: no key path to the value
+            empties.append(([n for n in names if n is not None], [] if opening == "[" else {}))
+            continue
+        pattern = _FLOW_SEQUENCE if opening == "[" else _FLOW_MAPPING
+        if pattern.fullmatch(inner) is None:
+            return None
+        dash = "- " if opening == "[" else ""
+        lines += [f"{indent}  {dash}{item.strip()}" for item in inner.split(",")]
+    data = parse_fast("\n".join(lines))
+    if data is None:
+        return None
+    for path, empty in empties:
+        holder: Any = data
+        for key in path[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict) or holder.get(path[-1], "") is not None:
+            return None  # not where the line said: let PyYAML read it
+        holder[path[-1]] = empty
+    return dict(data)

@@ -9,7 +9,6 @@ top-level keys first, then each key and section in turn.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import string
 from collections.abc import Callable, Collection, Mapping
@@ -411,6 +410,8 @@ def _mapping(raw: Mapping[str, Any], name: str, problems: list[str]) -> Mapping[
 
 def suggest(key: str, known: Collection[str]) -> str:
     """`; did you mean 'input'?` for a key close to a known one, else a pointer to the keys."""
+    import difflib  # only for a mistake: a config without one need not load it
+
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     if close:
         return f"unknown key; did you mean {close[0]!r}?"

@@ -1,7 +1,8 @@
 """Debouncing: the changed paths gathered over a burst, and when the batch is due.
 
     changes (from the watcher, the reconcile timer, a retry, another node's commit)
-      | Debouncer: gather until a quiet interval passes (or a ceiling since the first)
+      | Debouncer: gather until a quiet interval passes (or a ceiling since the first);
+      |   after a quiet spell, the first completed file is built at once (the leading edge)
       | ChangeBatch -> the daemon, which hands it to the one Builder
 
 Pure timing on an injectable clock: no watchdog, no threads of its own (a lock, since the
@@ -47,6 +48,14 @@ class Debouncer:
     """Gathers changes until they settle: `quiet` seconds without a new one, or at most
     `ceiling` seconds after the first, so a steady stream of drops still gets published.
 
+    The leading edge: a batch that begins after `quiet` seconds without any change is due
+    at once when a path in it is `complete` (its writer closed it, it was renamed into
+    place, or it was deleted), so a lone drop is built without waiting out the quiet
+    interval. Only its complete paths go then; a path still being written (created or
+    modified, not closed yet) stays for the batch after, debounced as before, as does the
+    rest of a burst. A path whose reading fails half-written is looked at again by the
+    retries (`add` without `complete`: after the quiet interval).
+
     Thread-safe: the observer adds, the daemon's build thread takes. `on_pending` is called
     (outside the lock) when the first change of a new batch arrives, so the caller can
     arrange to come back at `due_at()`. The clock is injectable for tests.
@@ -71,6 +80,11 @@ class Debouncer:
         self._first: float | None = None
         self._last: float | None = None
         self._first_path: float | None = None
+        # The last change seen, across batches: what a batch's start is quiet against.
+        self._seen: float | None = None
+        self._fresh = False  # this batch began after a quiet spell
+        self._leading = False  # ... and a complete path made it due at once
+        self._open: set[str] = set()  # paths of this batch whose writer is not done
         # Paths of a batch whose build failed: they ride along with the next batch, but do
         # not start one on their own (a persistent failure would otherwise loop).
         self._held: set[str] = set()
@@ -82,8 +96,19 @@ class Debouncer:
             self.quiet = quiet
             self.ceiling = max(ceiling, quiet)
 
-    def add(self, paths: Iterable[str] = (), *, full_scan: bool = False) -> None:
-        """Record changed paths (or a request for a full scan)."""
+    def add(
+        self,
+        paths: Iterable[str] = (),
+        *,
+        full_scan: bool = False,
+        complete: bool | None = False,
+    ) -> None:
+        """Record changed paths (or a request for a full scan).
+
+        `complete`: True, the paths' writers are done with them (closed, renamed into
+        place, deleted): a batch begun after a quiet spell is then due at once; False, they
+        may be mid-write (created, modified); None, the change says neither (an attribute
+        change, such as a new mtime set after the close)."""
         paths = set(paths)
         if not paths and not full_scan:
             return
@@ -92,12 +117,26 @@ class Debouncer:
             now = self.clock()
             if first:
                 self._first = now
+                self._fresh = self._seen is None or now - self._seen >= self.quiet
             self._last = now
+            if paths:
+                # A scan asked for is no file event: it does not break a quiet spell.
+                self._seen = now
             if paths and self._first_path is None:
                 self._first_path = now
             self._paths |= paths
             self._full_scan = self._full_scan or full_scan
-        if first and self.on_pending is not None:
+            if full_scan:
+                # A scan reads every file, finished or not: it waits out the quiet interval.
+                self._fresh = False
+            if complete:
+                self._open -= paths
+            elif complete is not None:
+                self._open |= paths
+            # Tell the caller when the batch is new, or newly due at once.
+            lead = bool(complete and paths and self._fresh and not self._leading)
+            self._leading = self._leading or lead
+        if (first or lead) and self.on_pending is not None:
             self.on_pending()
 
     def kick(self, *, now: bool = False) -> None:
@@ -135,6 +174,8 @@ class Debouncer:
     def _due(self) -> float | None:
         if self._first is None or self._last is None:
             return None
+        if self._leading:
+            return self._first
         return min(self._last + self.quiet, self._first + self.ceiling)
 
     def take(self, *, force: bool = False) -> ChangeBatch | None:
@@ -143,6 +184,8 @@ class Debouncer:
             due = self._due()
             if due is None or (not force and self.clock() < due):
                 return None
+            if self._leading and not (force or self._full_scan or self._kicked):
+                return self._take_complete()
             batch = ChangeBatch(
                 frozenset(self._paths | self._held),
                 self._full_scan or self._held_full_scan,
@@ -150,8 +193,30 @@ class Debouncer:
             )
             self._first_path = None
             self._paths = set()
+            self._open = set()
+            self._fresh = self._leading = False
             self._held = set()
             self._held_full_scan = False
             self._full_scan = self._kicked = False
             self._first = self._last = None
             return batch
+
+    def _take_complete(self) -> ChangeBatch | None:
+        """The leading edge's batch: the complete paths (and the held ones); the paths
+        still being written begin the next batch, due after the quiet interval."""
+        complete = self._paths - self._open
+        first_path = self._first_path
+        self._paths = self._paths & self._open
+        self._open = set(self._paths)
+        self._fresh = self._leading = False
+        if self._paths:
+            self._first = self._last = self.clock()
+        else:
+            self._first = self._last = self._first_path = None
+        if not complete:
+            # Written to again since it was closed: nothing is complete now.
+            return None
+        batch = ChangeBatch(frozenset(complete | self._held), self._held_full_scan, first_path)
+        self._held = set()
+        self._held_full_scan = False
+        return batch

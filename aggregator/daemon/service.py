@@ -127,6 +127,7 @@ class Daemon:
         self._jobs = _Jobs(self._on_lost_run, ping_threads(settings.hubs))
         self._lock = threading.Lock()
         self._job_pending = False  # a "rebuild" run is scheduled or queued, not yet started
+        self._job_due = 0.0  # when that run is due (monotonic)
         self._release_now = False  # the next rebuild runs at once, without debouncing
         self._building = False
         self._closing = False
@@ -296,20 +297,22 @@ class Daemon:
 
         Never two at once: while one is scheduled or running, nothing is added, and the
         running one schedules the next batch when it ends. So APScheduler never sees a run
-        fire while the previous one is still going (which it would skip). A release moves
-        a scheduled run to now (the same job id is replaced).
+        fire while the previous one is still going (which it would skip). A release, or the
+        leading edge of a batch, moves a scheduled run sooner (the same job id is replaced).
         """
         with self._lock:
             if self._closing or self._building:
-                return
-            if self._job_pending and not self._release_now:
                 return
             due = self.debouncer.due_at()
             if due is None:
                 return
             if self._release_now:
                 due = min(due, time.monotonic())
+            # One scheduled is enough, unless this batch is due sooner (see above).
+            if self._job_pending and due >= self._job_due:
+                return
             self._job_pending = True
+            self._job_due = due
         delay = due - time.monotonic()
         LOGGER.debug("rebuild scheduled in %.3f s", max(0.0, delay))
         self._jobs.replace(_REBUILD, self._rebuild, delay, executor=WRITER)

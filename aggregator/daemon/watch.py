@@ -77,6 +77,8 @@ _EVENTS: list[type[FileSystemEvent]] = [
 ]
 
 _FILE_CHANGES = tuple(kind for kind in _EVENTS if not kind.is_directory)
+# The events after which a path's writer is done with it.
+_COMPLETE = (FileClosedEvent, FileMovedEvent, FileDeletedEvent)
 
 # What is written in the output folder (not the temp files, whose names start with `.`, nor the
 # gzip sidecars, which follow their file): one of these deleted is written again.
@@ -139,7 +141,12 @@ class ChangeHandler(FileSystemEventHandler):
             paths.append(self._article(event.dest_path))
         found = [p for p in paths if p is not None]
         if found:
-            self.debouncer.add(found)
+            # Closed after writing, renamed into place or deleted: nothing more is coming
+            # to the path, so after a quiet spell it is built at once (the leading edge).
+            # A created or modified path may be mid-write: it waits for the quiet interval.
+            # A new mode or mtime says neither (`touch`, or a copy's times set at its end).
+            complete = None if isinstance(event, FileAttribEvent) else isinstance(event, _COMPLETE)
+            self.debouncer.add(found, complete=complete)
 
 
 class RootEvents(FileSystemEventHandler):

@@ -9,7 +9,6 @@ its text).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -185,6 +184,8 @@ def _parse_one(raw: Mapping[str, Any], where: str, problems: list[str]) -> FeedD
     before = len(problems)
     for key in raw:
         if key not in _KNOWN_KEYS:
+            import difflib  # only for a mistake
+
             close = difflib.get_close_matches(str(key), _KNOWN_KEYS, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(_KNOWN_KEYS)}"
             problems.append(f"{where}.{key}: unknown key; {hint}")

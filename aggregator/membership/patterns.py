@@ -16,9 +16,8 @@ meaning kept where the two differ on the same spelling: `\\w`, `\\d` and `\\s` (
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
-
-import re2
 
 from aggregator.errors import AggregatorError
 
@@ -89,15 +88,17 @@ class Pattern:
         return f"Pattern({self.pattern!r})"
 
 
+@cache
 def _options() -> Any:
+    # Imported on first use: most configs define no pattern, and a build that compiles none
+    # need not load the library.
+    import re2
+
     options = re2.Options()
     # RE2 writes each refused pattern to stderr itself (through absl); the config error
     # already says it, once, with the key.
     options.log_errors = False
     return options
-
-
-_OPTIONS = _options()
 
 
 def _compile(pattern: str) -> Any:
@@ -109,8 +110,10 @@ def _compile(pattern: str) -> Any:
                 "(https://github.com/google/re2/wiki/Syntax); rewrite the pattern without it"
             )
     translated = translate(pattern)
+    import re2
+
     try:
-        return re2.compile(translated, _OPTIONS)
+        return re2.compile(translated, _options())
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args else str(exc)
         if "invalid escape sequence: \\" in reason and reason[-1:].isdigit():

@@ -30,8 +30,12 @@ JSON_FEED_TYPE = "application/feed+json"
 ITEM_CACHE_SIZE = 8192  # as many as the XML entries' cache (`render._ENTRY_CACHE_SIZE`)
 
 
-def render_json_feed(plan: FeedPlan) -> RenderedFile:
-    """Render `plan` as JSON Feed 1.1 at `plan.key.json_path`."""
+def render_json_feed(
+    plan: FeedPlan, ids: dict[str, str] | None = None, texts: list[str] | None = None
+) -> RenderedFile:
+    """Render `plan` as JSON Feed 1.1 at `plan.key.json_path`. When already made: `ids`,
+    each item's id in this feed (XML-safe `FeedKey.entry_id` of its GUID); `texts`, each
+    item's `item_text`, in the plan's order."""
     title = xml_safe(plan.title).strip() or plan.key.stem
     feed: dict[str, Any] = {
         "version": VERSION,
@@ -49,7 +53,13 @@ def render_json_feed(plan: FeedPlan) -> RenderedFile:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in plan.hubs]
     # Each item's text is made once per process and shared by every feed that lists it (an
     # article is in several), indented for its place: the feed's `items`, two levels down.
-    items = ",\n    ".join(_with_id(plan.key.entry_id(item.guid), item) for item in plan.items)
+    if ids is None:
+        ids = {item.guid: xml_safe(plan.key.entry_id(item.guid)) for item in plan.items}
+    if texts is None:
+        texts = [item_json(item) for item in plan.items]
+    items = ",\n    ".join(
+        _with_id(ids[item.guid], text) for item, text in zip(plan.items, texts, strict=True)
+    )
     members = dumps_indented(feed)[: -len("\n}")]  # the feed's keys, items last
     listed = f"[\n    {items}\n  ]" if items else "[]"
     text = f'{members},\n  "items": {listed}\n}}\n'
@@ -60,20 +70,23 @@ def render_json_feed(plan: FeedPlan) -> RenderedFile:
 _ITEM_START = "{\n" + "  " * 3
 
 
-def _with_id(entry_id: str, item: FeedItem) -> str:
+def _with_id(entry_id: str, text: str) -> str:
     """The item's JSON with `id` first, as the spec lists it: the id of the item in this
-    feed (`FeedKey.entry_id`), the rest shared by every feed that lists the item."""
-    members = item_json(item)[len(_ITEM_START) :]  # "url": …, after the opening brace
-    entry = encode_basestring(xml_safe(entry_id))
+    feed (`FeedKey.entry_id`, XML-safe), the rest shared by every feed that lists the item."""
+    members = text[len(_ITEM_START) :]  # "url": …, after the opening brace
+    entry = encode_basestring(entry_id)
     return f'{_ITEM_START}"id": {entry},\n      {members}'
 
 
-@lru_cache(maxsize=ITEM_CACHE_SIZE)
-def item_json(item: FeedItem) -> str:
+def item_text(item: FeedItem) -> str:
     """One item as JSON without its `id`, indented as in a feed's `items` (`_with_id` adds
-    the id). Keyed on the frozen item, as the XML entries are (`render._entry`): an edited
-    article is a new key."""
+    the id)."""
     return dumps_indented(_item(item), 2)
+
+
+item_json = lru_cache(maxsize=ITEM_CACHE_SIZE)(item_text)
+"""`item_text`, kept: keyed on the frozen item, as the XML entries are (`render._entry`, which
+keeps its own): an edited article is a new key."""
 
 
 def _item(item: FeedItem) -> dict[str, Any]:

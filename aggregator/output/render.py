@@ -30,8 +30,10 @@ newsboat, reader) and keeps the article's text exactly as written:
   for plain text. One case still draws a W3C warning, by design of its heuristic: a title,
   name or category that literally contains an HTML end tag such as `</b>`.
 
-Speed: an item's entry and elements are built once and lent to every feed it is in
-(`_entry`, `_SharedEntry`); feedgen still produces all the XML.
+Speed: an item's `<item>` and `<entry>` elements are built once, here, and lent to every
+feed it is in (`_SharedEntry`); feedgen still writes each feed around them. Built here, they
+skip feedgen's per-entry setters and checks, and its locale switch for every date; they are
+the elements feedgen's FeedEntry writes for the same values (tests/test_render_entries.py).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -49,10 +52,11 @@ from feedgen.ext.dc import DcEntryExtension, DcExtension
 from feedgen.ext.media import MediaEntryExtension, MediaExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
+from lxml.etree import Element, SubElement  # type: ignore[import-untyped]
 
-from aggregator.model import FeedFormat, FeedItem, FeedKey, FeedPlan, RenderedFile
+from aggregator.model import FeedFormat, FeedItem, FeedPlan, RenderedFile
 from aggregator.output.indexes import render_indexes
-from aggregator.output.jsonfeed import item_json, render_json_feed
+from aggregator.output.jsonfeed import item_json, item_text, render_json_feed
 from aggregator.output.text import item_html, item_title, unique, xml_safe
 
 __all__ = ["GENERATOR", "clear_cache", "render_feed", "render_indexes"]
@@ -105,18 +109,25 @@ def render_feed(plan: FeedPlan) -> tuple[RenderedFile, ...]:
     """
     files: dict[FeedFormat, RenderedFile] = {}
     xml_formats: list[FeedFormat] = [f for f in plan.formats if f is not FeedFormat.JSON]
+    # Each item's id in this feed, made once for every format (a UUID each: see `entry_id`),
+    # and its shared entry, looked up once (the lookup hashes the whole item).
+    ids = {item.guid: xml_safe(plan.key.entry_id(item.guid)) for item in plan.items}
+    entries = [_entry(item) for item in plan.items]
     if xml_formats:
         with _LOCK:
             _Round.current += 1
-            _Round.key = plan.key
-            files.update(_render(plan, xml_formats))
+            _Round.ids = ids
+            files.update(_render(plan, entries, xml_formats))
     if FeedFormat.JSON in plan.formats:
-        files[FeedFormat.JSON] = render_json_feed(plan)
+        texts = [entry.json() for entry in entries]
+        files[FeedFormat.JSON] = render_json_feed(plan, ids, texts)
     return tuple(files[f] for f in plan.formats)
 
 
-def _render(plan: FeedPlan, formats: list[FeedFormat]) -> dict[FeedFormat, RenderedFile]:
-    fg = _feed(plan)
+def _render(
+    plan: FeedPlan, entries: list[_SharedEntry], formats: list[FeedFormat]
+) -> dict[FeedFormat, RenderedFile]:
+    fg = _feed(plan, entries)
     # One generator serves both formats; what differs is set before each is serialised:
     # - the rel="self" link. RSS takes its <link> from the last link given, so the alternate
     #   (home page) goes last;
@@ -154,8 +165,8 @@ def _hex_refs(xml: bytes) -> bytes:
     return xml.replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
 
 
-def _feed(plan: FeedPlan) -> Any:
-    """A FeedGenerator with the channel-level fields and the entries of `plan`."""
+def _feed(plan: FeedPlan, entries: list[_SharedEntry]) -> Any:
+    """A FeedGenerator with the channel-level fields of `plan` and its items' `entries`."""
     fg = FeedGenerator()
     # register_extension with the classes, not load_extension("media"): that one first tries
     # to import a module feedgen does not ship (feedgen.ext.media_entry), a failed import
@@ -175,17 +186,17 @@ def _feed(plan: FeedPlan) -> Any:
     fg.generator(GENERATOR)  # feedgen's default carries its version and URI
     # Atom needs an author on the feed when an entry has none (an article without provider).
     fg.author(name=title)
-    for item in plan.items:
-        fg.add_entry(_entry(item), order="append")
+    for entry in entries:
+        fg.add_entry(entry, order="append")
     return fg
 
 
 class _Round:
-    """Which render is in progress, and of which feed (changed under `_LOCK` only): see
-    `_SharedEntry`."""
+    """Which render is in progress, and its items' ids in that feed (changed under `_LOCK`
+    only): see `_SharedEntry`."""
 
     current = 0
-    key = FeedKey.everything()
+    ids: dict[str, str] = {}  # noqa: RUF012 - replaced whole, never changed in place
 
 
 # _SharedEntry moves one lxml element from feed to feed, so two renders must not interleave.
@@ -194,102 +205,211 @@ _LOCK = threading.Lock()
 
 
 class _SharedEntry(FeedEntry):  # type: ignore[misc]  # feedgen has no type hints
-    """A FeedEntry that builds its `<item>` and `<entry>` elements once and lends them.
+    """A FeedEntry whose `<item>` and `<entry>` elements are built once and lent.
 
     feedgen rebuilds an entry's elements every time a feed is serialised, and one article is
     in several feeds (all, each topic, its provider). Here the elements are built on first
-    use and then handed out as they are: appending an lxml element to another feed's tree
-    *moves* it there, out of the previous feed's tree, which is serialised already and
-    dropped. Copying instead costs more than a third of a warm build. Within one render an
-    element is lent once; the same item listed twice gets a copy the second time. The entry
-    must not change after it is first built: `_entry` sets everything before handing it out.
+    use (`_rss_item`, `_atom_entry`) and then handed out as they are: appending an lxml
+    element to another feed's tree *moves* it there, out of the previous feed's tree, which
+    is serialised already and dropped. Copying instead costs more than a third of a warm
+    build. Within one render an element is lent once; the same item listed twice gets a
+    copy the second time.
 
     The one part that differs from feed to feed is the entry's id (`FeedKey.entry_id`): it
     is written into the lent element's `<guid>` / `<id>` each time it is lent.
     """
 
-    def __init__(self, guid: str = "") -> None:
+    def __init__(self, item: FeedItem) -> None:
         super().__init__()
-        self.base_guid = guid
-        self._built: dict[str, Any] = {}
+        self.item = item
+        self._parts: _EntryParts | None = None
+        self._json: str | None = None
+        self._built: dict[str, tuple[Any, Any]] = {}
         self._lent_in: dict[str, int] = {}
 
+    def register_extension(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing to register: the elements are built here, extensions' parts included
+        (feedgen registers the feed's extensions on each entry it is given)."""
+
     def rss_entry(self, extensions: bool = True) -> Any:
-        return self._lend("rss", extensions, super().rss_entry)
+        return self._lend("rss", _rss_item)
 
     def atom_entry(self, extensions: bool = True) -> Any:
-        return self._lend("atom", extensions, super().atom_entry)
+        return self._lend("atom", _atom_entry)
 
-    def _lend(self, kind: str, extensions: bool, build: Callable[[bool], Any]) -> Any:
-        if not extensions:  # feedgen always asks with extensions; not worth keeping
-            return build(extensions)
-        element = self._built.get(kind)
-        if element is None:
-            element = self._built[kind] = build(True)
+    def json(self) -> str:
+        """The item's JSON Feed text, without its id (`jsonfeed.item_text`), made once."""
+        if self._json is None:
+            self._json = item_text(self.item)
+        return self._json
+
+    def _lend(self, kind: str, build: Callable[[_EntryParts], tuple[Any, Any]]) -> Any:
+        built = self._built.get(kind)
+        if built is None:
+            if self._parts is None:
+                self._parts = _parts(self.item)
+            built = self._built[kind] = build(self._parts)
+        element, id_element = built
         if self._lent_in.get(kind) == _Round.current:
             element = element.__copy__()  # listed twice in this feed: lxml copies the subtree
+            id_element = element.find(_ID_TAGS[kind])
         else:
             self._lent_in[kind] = _Round.current
-        id_element = element.find(_ID_TAGS[kind])
-        if id_element is not None:
-            id_element.text = xml_safe(_Round.key.entry_id(self.base_guid))
+        id_element.text = _Round.ids[self.item.guid]
         return element
 
 
-# Where the id is in each format's entry element (feedgen writes Atom's without a prefix).
+# Where the id is in each format's entry element (written without a namespace prefix).
 _ID_TAGS = {"rss": "guid", "atom": "id"}
 
 
 @lru_cache(maxsize=_ENTRY_CACHE_SIZE)
-def _entry(item: FeedItem) -> Any:
+def _entry(item: FeedItem) -> _SharedEntry:
     """The feedgen entry of one item, shared by every feed the item is in.
 
-    Safe to share: it depends on the item alone, and feedgen only reads it when serialising
-    (adding it to another generator just finds its extensions already registered). The key is
-    the frozen FeedItem, so an edited article is a new key; dates are normalised to UTC, so two
-    equal items (same instant, different offsets) give the same output.
+    Safe to share: it depends on the item alone. The key is the frozen FeedItem, so an
+    edited article is a new key; dates are normalised to UTC, so two equal items (same
+    instant, different offsets) give the same output.
     """
+    return _SharedEntry(item)
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryParts:
+    """The texts of one item's entry, as both formats write them (each made XML-safe)."""
+
+    guid: str
+    title: str
+    url: str
+    published: datetime  # UTC, whole seconds
+    updated: datetime
+    summary: str | None  # HTML
+    body: str | None  # HTML
+    categories: list[str]
+    author: str  # "" for none
+    image: dict[str, str] | None  # media:content / media:thumbnail attributes but the url
+
+
+def _parts(item: FeedItem) -> _EntryParts:
     article = item.article
-    entry = _SharedEntry(item.guid)
-    entry.register_extension("media", MediaEntryExtension, atom=True, rss=True)
-    entry.register_extension("dc", DcEntryExtension, atom=False, rss=True)
-    entry.guid(xml_safe(item.guid), permalink=False)
-    entry.title(item_title(article))
-    entry.link(href=xml_safe(article.url), rel="alternate")
-    entry.published(_utc(item.date))
-    # The last edit readers should see (feedgen's default is the clock); RSS has no element
-    # for it, so readers of RSS see an edit by its changed content only.
-    entry.updated(_utc(item.updated))
-
-    # RSS description is HTML to every reader: escaped so the text shows as written. Atom gets
-    # the same value as type="html" so both formats carry the very same string (content.py).
+    # RSS description is HTML to every reader: escaped so the text shows as written. Atom
+    # gets the same value as type="html" so both formats carry the very same string.
     summary, body = item_html(article)  # the JSON Feed item carries the same strings
-    if summary is not None:
-        entry.summary(summary, type="html")
-    if body is not None:
-        entry.content(body, type="html")
-
-    for topic in unique(xml_safe(t).strip() for t in article.topics):
-        entry.category(term=topic)
-
-    if article.provider is not None:
-        name = xml_safe(article.provider.name).strip()
-        if name:
-            entry.author(name=name)  # Atom only: without an e-mail feedgen writes no RSS author
-            entry.dc.dc_creator(name)
-
+    author = xml_safe(article.provider.name).strip() if article.provider is not None else ""
+    image = None
     if article.images:
-        image = article.images[0]
-        size = {}
-        if image.width:
-            size["width"] = str(image.width)
-        if image.height:
-            size["height"] = str(image.height)
-        url = xml_safe(image.url)
-        # group=None: directly in the item, where readers look (feedgen defaults to a group).
-        entry.media.content(url=url, medium="image", group=None, **size)
-        entry.media.thumbnail(url=url, group=None, **size)
-    return entry
+        first = article.images[0]
+        image = {"url": xml_safe(first.url)}
+        if first.height:
+            image["height"] = str(first.height)
+        if first.width:
+            image["width"] = str(first.width)
+    return _EntryParts(
+        guid=xml_safe(item.guid),
+        title=item_title(article),
+        url=xml_safe(article.url),
+        published=_utc(item.date),
+        # The last edit readers should see; RSS has no element for it, so readers of RSS
+        # see an edit by its changed content only.
+        updated=_utc(item.updated),
+        summary=summary,
+        body=body,
+        categories=unique(xml_safe(t).strip() for t in article.topics),
+        author=author,
+        image=image,
+    )
+
+
+# The elements are those feedgen's FeedEntry (with the media and dc extensions) writes for
+# the same values set through its setters, in its order (tests/test_render.py compares the
+# two): built here, the setters' checks, copies and locale switches are not paid per item.
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _rfc2822(when: datetime) -> str:
+    """feedgen's `formatRFC2822` of a UTC datetime (strftime in the C locale)."""
+    return (
+        f"{_DAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} {when.year} "
+        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} +0000"
+    )
+
+
+def _text(parent: Any, tag: str, text: str) -> Any:
+    element = SubElement(parent, tag)
+    element.text = text
+    return element
+
+
+def _media(entry: Any, image: dict[str, str] | None) -> None:
+    """media:content and media:thumbnail directly in the entry (feedgen's `group=None`)."""
+    if image is None:
+        return
+    content = SubElement(entry, f"{{{MEDIA_NS}}}content")
+    content.set("url", image["url"])
+    content.set("medium", "image")
+    for name in ("height", "width"):
+        if name in image:
+            content.set(name, image[name])
+    thumbnail = SubElement(entry, f"{{{MEDIA_NS}}}thumbnail")
+    for name in ("url", "height", "width"):
+        if name in image:
+            thumbnail.set(name, image[name])
+
+
+def _rss_item(parts: _EntryParts) -> tuple[Any, Any]:
+    """(the `<item>`, its `<guid>`)."""
+    entry = Element("item")
+    _text(entry, "title", parts.title)
+    _text(entry, "link", parts.url)
+    if parts.summary is not None:
+        _text(entry, "description", parts.summary)
+        if parts.body is not None:
+            _text(entry, f"{{{CONTENT_NS}}}encoded", parts.body)
+    elif parts.body is not None:
+        _text(entry, "description", parts.body)
+    guid = _text(entry, "guid", parts.guid)
+    guid.set("isPermaLink", "false")
+    for term in parts.categories:
+        _text(entry, "category", term)
+    _text(entry, "pubDate", _rfc2822(parts.published))
+    _media(entry, parts.image)
+    if parts.author:
+        _text(entry, f"{{{DC_NS}}}creator", parts.author)
+    return entry, guid
+
+
+def _atom_entry(parts: _EntryParts) -> tuple[Any, Any]:
+    """(the `<entry>`, its `<id>`)."""
+    entry = Element("entry")
+    id_element = _text(entry, "id", parts.guid)
+    _text(entry, "title", parts.title)
+    _text(entry, "updated", parts.updated.isoformat())
+    if parts.author:
+        author = SubElement(entry, "author")
+        _text(author, "name", parts.author)
+    _html(entry, "content", parts.body)
+    # No rel: feedgen's writer looks for it on the element it just made (always none).
+    SubElement(entry, "link", href=parts.url)
+    _html(entry, "summary", parts.summary)
+    for term in parts.categories:
+        SubElement(entry, "category", term=term)
+    _text(entry, "published", parts.published.isoformat())
+    _media(entry, parts.image)
+    return entry, id_element
+
+
+def _html(entry: Any, tag: str, text: str | None) -> None:
+    """An Atom text construct of type html (feedgen's `_add_text_elm`)."""
+    if text is None:
+        return
+    element = SubElement(entry, tag)
+    if text:
+        element.text = text
+    element.set("type", "html")
 
 
 def _utc(when: datetime) -> datetime:

@@ -21,6 +21,8 @@ def find_changes(
         scan = scan_tree(sources)
         on_disk = scan.found
         known = catalog.file_signatures()
+        if on_disk == known and not scan.unreadable:  # nothing changed: one test, in C
+            return {}, set(), []
         changed_paths = sorted(p for p, sig in on_disk.items() if known.get(p) != sig)
         to_read = {p: FileStat.parse(on_disk[p]) for p in changed_paths}
         gone = set()

@@ -132,9 +132,10 @@ class Outputs:
         return tuple(key.path(fmt) for fmt in self.plan_settings.formats_of(key))
 
     def missing(self, known: Iterable[FeedKey]) -> list[FeedKey]:
-        return [
-            key for key in known if not all(self.target.exists(path) for path in self.paths_of(key))
-        ]
+        """The feeds one of whose files is not in the output (or is not a file)."""
+        wanted = {key: self.paths_of(key) for key in known}
+        present = self.target.present({p for paths in wanted.values() for p in paths})
+        return [key for key, paths in wanted.items() if not present.issuperset(paths)]
 
     def remove_turned_off(self, known: Iterable[FeedKey]) -> None:
         """Delete the files of formats the settings no longer ask for.

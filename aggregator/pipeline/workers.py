@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.catalog import (
@@ -68,7 +67,7 @@ def read_stored(root: str, rel: str, max_bytes: int, rules: FeedRules) -> _Read:
     from aggregator.reading import read_article
 
     try:
-        article = read_article(Path(root) / rel, rel, max_bytes=max_bytes)
+        article = read_article(os.path.join(root, rel), rel, max_bytes=max_bytes)
         # Encodes the JSON as UTF-8 (for its fingerprint): what SQLite cannot store fails here.
         return rel, StoredArticle.of(article, rules=rules), None, False
     except ArticleError as exc:
@@ -179,6 +178,20 @@ class _RenderJob:
     gzip: bool  # compress the sidecars too
 
 
+# The articles this worker decoded for the build `_ARTICLES_OF` (its job), by path: the
+# chunks of one build read the same committed catalog, and the same article object in every
+# feed lets the shared entries match it at once (an equal copy is compared field by field).
+_ARTICLES: dict[str, Article] = {}
+_ARTICLES_OF: list[_RenderJob] = []
+
+
+def _articles_for(job: _RenderJob) -> dict[str, Article]:
+    if [job] != _ARTICLES_OF:
+        _ARTICLES.clear()
+        _ARTICLES_OF[:] = [job]
+    return _ARTICLES
+
+
 def _render_chunk(job: _RenderJob, keys: list[str]) -> list[_Wire]:
     """Worker: render some feeds from a read-only view of the committed catalog.
 
@@ -191,7 +204,7 @@ def _render_chunk(job: _RenderJob, keys: list[str]) -> list[_Wire]:
             view,
             [FeedKey.parse(k) for k in keys],
             job.settings,
-            {},
+            _articles_for(job),
             parse_date(job.now),
             embargo=job.embargo,
         )

@@ -88,13 +88,14 @@ _JOINERS = frozenset("\u200c\u200d")
 
 
 def read_article(
-    path: Path,
+    path: str | Path,
     source: str,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     loader: type[yaml.SafeLoader] = LOADER,
 ) -> Article:
-    """Read the article file at `path`; `source` is its path relative to the input folder.
+    """Read the article file at `path` (a `str` path costs less than a `Path` to make);
+    `source` is its path relative to the input folder.
 
     The size is checked before reading and at most `max_bytes + 1` bytes are read, so a huge
     file costs nothing. Raises `ArticleError` for every problem, I/O included.
