@@ -124,6 +124,14 @@ class RenderedMixin(FeedsMixin):
         return int(version)
 
     @storage_errors
+    def ring_renderer(self) -> None:
+        """Wake the renderer though no feed changed (an article this node's sync scheduled
+        for later: the renderer's timer must know its date)."""
+        from aggregator.catalog.postgres import CHANNEL
+
+        self._db.execute("SELECT pg_notify(?, ?)", (CHANNEL, self._keys.prefix[:-1]))
+
+    @storage_errors
     def rendered_version(self) -> int:
         """The newest version of the rendered set (0: nothing rendered yet)."""
         row = self._db.execute("SELECT seq FROM rendered_version WHERE id = 1").fetchone()

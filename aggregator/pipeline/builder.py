@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from aggregator.catalog import Catalog, FileChange, SyncResult
 from aggregator.config import Settings, check_folders
 from aggregator.events import (
+    ArticleScheduled,
     BuildFinished,
     ChangeEvent,
     SourceUnreadable,
@@ -123,12 +124,13 @@ class Builder(RenderMixin):
         self.visibility = Visibility(self.catalog, self.plan_settings, embargo=settings.embargo)
         self.outputs = Outputs(self.catalog, settings, self.plan_settings, self.visibility)
 
-    def render_when(self, renderer: Callable[[], int | None]) -> None:
+    def render_when(self, renderer: Callable[[], int | None]) -> Builder:
         """A daemon on a shared catalog: render when `renderer` answers a fencing epoch
         (this node leads now), else only copy the rendered set (see `ClusterRole`). Without
         it, each build campaigns for the lead for its own length (a one-shot build)."""
         if self.cluster is not None:
             self.cluster.renderer = renderer
+        return self
 
     def close(self) -> None:
         """Close the catalog and let another process build."""
@@ -231,6 +233,8 @@ class Builder(RenderMixin):
             events: list[ChangeEvent] = [*unreadable, *sync.events]
             if epoch is None:
                 synced = time.perf_counter()
+                if any(isinstance(e, ArticleScheduled) for e in sync.events):
+                    self.catalog.ring_renderer()  # its timer must learn the new date
             else:
                 events.extend(visibility.advance(now, sync.changed_guids))
                 synced = time.perf_counter()
