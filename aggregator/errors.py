@@ -82,6 +82,22 @@ class PublishError(AggregatorError):
         return f"cannot write {self.path}: {self.reason} (the previous file is left as it was)"
 
 
+class FencedOut(AggregatorError):
+    """A render stored by a node that is no longer the cluster's leader: refused, so a stale
+    leader's bytes never reach any node (the current leader renders the same changes)."""
+
+    def __init__(self, node: str, epoch: int) -> None:
+        self.node = node
+        self.epoch = epoch
+        super().__init__(node, epoch)
+
+    def __str__(self) -> str:
+        return (
+            f"node {self.node}: its render was refused: epoch {self.epoch} is no longer the "
+            "leader's (another node took over and renders these changes)"
+        )
+
+
 class NodeNameInUse(ConfigError):
     """The `node:` name is held by another live process of the cluster (exit 2, as for a
     bad config): two processes with one name would take each other's files for their own."""

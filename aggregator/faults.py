@@ -13,8 +13,10 @@ are still parsing, SQLite), `sync-locked` (the sync's transaction is open and, o
 PostgreSQL, holds the cluster-wide write lock), `after-sync` (committed, nothing rendered),
 `after-stage:NAME` (NAME's temp file written, nothing renamed), `after-rename:NAME` (NAME
 renamed, the rest of its batch not), `after-feeds-recorded` (feeds written and recorded,
-indexes not yet written). NAME is a path relative to the output folder, e.g. `all.rss.xml`
-or `index.opml`.
+indexes not yet written; for the renderer of a shared catalog: inside its store's open
+transaction), `after-render-stored` (the renderer's store committed and rung, its own copy
+not made). NAME is a path relative to the output folder, e.g. `all.rss.xml` or
+`index.opml`.
 """
 
 from __future__ import annotations

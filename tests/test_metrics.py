@@ -221,29 +221,22 @@ def test_starting_is_not_healthy_yet(settings: Settings) -> None:
 
 
 def test_a_cluster_shows_its_leader_and_each_nodes_lag(tmp_path: Path, postgres_url: str) -> None:
-    from aggregator.catalog import Catalog, Leadership
     from aggregator.pipeline import Builder
 
     one = folder_settings(tmp_path / "one", catalog=postgres_url, node="one")
     two = folder_settings(tmp_path / "two", catalog=postgres_url, node="two")
-    Catalog(postgres_url, node="one").close()  # creates the schema
-    leadership = Leadership(postgres_url, "one")
-    leadership.start()
-    try:
-        wait_for(lambda: leadership.epoch is not None, "node one elected")
-        write_article(one.input, "a.md", "https://example.com/a")
-        with Builder(one) as builder:
-            builder.build()
-        with Builder(two) as builder:
-            builder.build()  # renders what one changed: two is caught up
-        write_article(one.input, "b.md", "https://example.com/b", topics=["Robots"])
-        with Builder(one) as builder:
-            builder.build()  # two has not rendered this yet
-        observer = Observer(two)
-        with MetricsServer(two, observer) as server:
-            samples = scrape(server.port)
-    finally:
-        leadership.stop()
+    # No daemon leads: each one-shot build takes the lead for its run, renders, copies.
+    write_article(one.input, "a.md", "https://example.com/a")
+    with Builder(one) as builder:
+        builder.build()
+    with Builder(two) as builder:
+        builder.build()  # copies what one rendered: two is caught up
+    write_article(one.input, "b.md", "https://example.com/b", topics=["Robots"])
+    with Builder(one) as builder:
+        builder.build()  # two has not copied this yet
+    observer = Observer(two)
+    with MetricsServer(two, observer) as server:
+        samples = scrape(server.port)
     assert value(samples, "aggregator_cluster_leader", node="one") == 1
     assert value(samples, "aggregator_cluster_lag", node="one") == 0
     assert value(samples, "aggregator_cluster_lag", node="two") >= 1

@@ -113,18 +113,14 @@ def test_one_webUrl_from_two_nodes_is_one_item_from_the_newest_file(
         assert [(e.title, e.id) for e in entries] == [("New title", "https://e.org/same")]
 
 
-def test_the_listener_rings_for_other_nodes_commits_only(
-    tmp_path: Path, postgres_url: str
-) -> None:
+def test_the_listener_rings_for_other_nodes_commits_only(tmp_path: Path, postgres_url: str) -> None:
     one = node_settings(tmp_path, postgres_url, "one")
     two = node_settings(tmp_path, postgres_url, "two")
     with Builder(one) as first:
         first.build()  # creates the schema
         rings: list[str] = []
         connects = threading.Event()
-        listener = ChangeListener(
-            postgres_url, "one", lambda: rings.append("ring"), connects.set
-        )
+        listener = ChangeListener(postgres_url, "one", lambda: rings.append("ring"), connects.set)
         listener.start()
         try:
             assert connects.wait(10)
@@ -132,11 +128,11 @@ def test_the_listener_rings_for_other_nodes_commits_only(
             first.build()
             write_article(two.input, "theirs.txt", "https://e.org/theirs", title="Theirs")
             with Builder(two) as second:
-                second.build()
-            assert poll(lambda: rings == ["ring"])
+                second.build()  # rings twice: its sync, then its render (no leader runs)
+            assert poll(lambda: rings == ["ring", "ring"])
         finally:
             listener.stop()
-    assert rings == ["ring"]  # this node's own commit did not ring it
+    assert rings == ["ring", "ring"]  # this node's own commits (sync, render) did not ring it
 
 
 def test_a_dead_leader_is_replaced_and_fenced_off(
@@ -192,3 +188,35 @@ def test_once_only_work_runs_on_the_leader_alone(tmp_path: Path, postgres_url: s
     finally:
         for daemon in daemons:
             daemon.stop()
+
+
+def test_a_stale_leaders_render_is_refused(tmp_path: Path, postgres_url: str) -> None:
+    from aggregator.errors import FencedOut
+    from aggregator.model import RenderedFile
+
+    settings = node_settings(tmp_path, postgres_url, "one")
+    write_article(settings.input, "a.txt", "https://e.org/a", title="A")
+    with Builder(settings) as builder:
+        report = builder.build()  # no daemon leads: it takes the lead for its run
+    assert report.written > 0
+    assert report.copied > 0
+    stray = {"stray.xml": RenderedFile("stray.xml", b"<stale/>")}
+    leadership = Leadership(postgres_url, "one")
+    leadership.start()
+    try:
+        assert poll(lambda: leadership.epoch is not None)
+        epoch = leadership.epoch
+        assert epoch is not None
+        with Catalog(postgres_url, node="one") as catalog:
+            before = catalog.rendered_version()
+            with pytest.raises(FencedOut, match="no longer the leader's"):
+                catalog.store_rendered(stray, (), epoch - 1, "one")  # the build's epoch
+            assert catalog.rendered_version() == before
+            assert "stray.xml" not in catalog.stored_digests()
+            assert catalog.store_rendered(stray, (), epoch, "one") == before + 1
+            assert "stray.xml" in catalog.stored_digests()
+    finally:
+        leadership.stop()
+    # The lease went with the stop: the same epoch is refused now.
+    with Catalog(postgres_url, node="one") as catalog, pytest.raises(FencedOut):
+        catalog.store_rendered(stray, (), epoch, "one")

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         format_date,
         parse_date,
     )
+    from aggregator.catalog.rendered import StoredFile, digest
     from aggregator.catalog.roster import ChangeLog, NodeRecord, NodeRemoved
     from aggregator.catalog.store import Catalog, is_shared
 
@@ -49,8 +50,10 @@ __all__ = [
     "Salvage",
     "StoredArticle",
     "StoredFields",
+    "StoredFile",
     "SyncResult",
     "check_catalog",
+    "digest",
     "format_date",
     "is_shared",
     "lease_holds",
@@ -76,8 +79,10 @@ _HOME = {
     "Salvage": "aggregator.catalog.maintenance",
     "StoredArticle": "aggregator.catalog.records",
     "StoredFields": "aggregator.catalog.records",
+    "StoredFile": "aggregator.catalog.rendered",
     "SyncResult": "aggregator.catalog.records",
     "check_catalog": "aggregator.catalog.maintenance",
+    "digest": "aggregator.catalog.rendered",
     "format_date": "aggregator.catalog.records",
     "is_shared": "aggregator.catalog.store",
     "lease_holds": "aggregator.catalog.cluster",

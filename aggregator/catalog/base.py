@@ -214,6 +214,9 @@ class CatalogBase:
     where: str  # for messages: the file, or the URL without password
     _backend: Backend
     _keys: NodeKeys
+    # The keys of the rendered set's bookkeeping (feed records, settings): the cluster's
+    # one set on a shared catalog (the renderer's, whichever node leads), else `_keys`.
+    _render_keys: NodeKeys
 
     @property
     def _db(self) -> Connection:

@@ -18,6 +18,7 @@ import psycopg
 from aggregator.backoff import Backoff, BackoffPolicy
 from aggregator.catalog.pgconnect import KEEPALIVES, connect, where_is
 from aggregator.catalog.postgres import CHANNEL
+from aggregator.catalog.rendered import RENDER_RING
 from aggregator.errors import CatalogError, redact_url
 
 LOGGER = logging.getLogger("aggregator.catalog")
@@ -132,6 +133,10 @@ class ChangeListener(_SessionThread):
     NOTIFY is a doorbell, not a queue: what changed is in `feed_changes`, which the build
     reads from where this node left off, so a ring missed while disconnected loses nothing.
     A lost connection is logged once; reconnection backs off from 1 s to 30 s.
+
+    With `renders` (a daemon's), a sync's ring wakes only the node that renders now (the
+    others have nothing to do until the render), and a new version of the rendered set
+    wakes every node but the one that stored it.
     """
 
     def __init__(
@@ -140,9 +145,11 @@ class ChangeListener(_SessionThread):
         node: str,
         on_change: Callable[[], None],
         on_connect: Callable[[], None] | None = None,
+        renders: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(url, "aggregator-catalog-listener")
         self.node = node
+        self.renders = renders
         self.on_change = on_change
         self.on_connect = on_connect or on_change
         self.where = where_is(url)
@@ -162,10 +169,17 @@ class ChangeListener(_SessionThread):
             # Each ring as it comes (the generator runs on until the timeout); the debouncer
             # folds rings that come while a build runs.
             for note in conn.notifies(timeout=0.5):
-                if note.payload != self.node:
+                if self._wanted(note.payload):
                     self.on_change()
             # notifies() returns quietly on timeout; a dead link shows here.
             conn.execute("SELECT 1")
+
+    def _wanted(self, payload: str) -> bool:
+        if payload in (self.node, RENDER_RING + self.node):
+            return False  # this node's own commit
+        if payload.startswith(RENDER_RING) or self.renders is None:
+            return True
+        return self.renders()
 
     def _lost(self, exc: psycopg.Error | CatalogError) -> None:
         self.connected.clear()

@@ -64,7 +64,8 @@ class FeedsMixin(PendingMixin):
     def feed_record(self, key: FeedKey) -> FeedRecord | None:
         """The feed as it was last written, or None if it never was."""
         row = self._db.execute(
-            "SELECT name, updated, guids FROM feeds WHERE feed = ?", (self._keys.stored(str(key)),)
+            "SELECT name, updated, guids FROM feeds WHERE feed = ?",
+            (self._render_keys.stored(str(key)),),
         ).fetchone()
         if row is None:
             return None
@@ -73,11 +74,11 @@ class FeedsMixin(PendingMixin):
     @storage_errors
     def feed_records(self) -> list[FeedRecord]:
         """Every feed ever written, in path order."""
-        where, params = self._keys.where("feed")
+        where, params = self._render_keys.where("feed")
         rows = self._db.execute(
             f"SELECT feed, name, updated, guids FROM feeds{where} ORDER BY feed", params
         )
-        local = self._keys.local
+        local = self._render_keys.local
         return [
             FeedRecord(FeedKey.parse(local(f)), t, parse_date(u), tuple(json.loads(g)))
             for f, t, u, g in rows
@@ -86,7 +87,7 @@ class FeedsMixin(PendingMixin):
     @storage_errors
     def feed_count(self) -> int:
         """How many feeds were ever written (this node's), without reading them."""
-        where, params = self._keys.where("feed")
+        where, params = self._render_keys.where("feed")
         (count,) = self._db.execute(f"SELECT count(*) FROM feeds{where}", params).fetchone()
         return int(count)
 
@@ -209,7 +210,7 @@ class FeedsMixin(PendingMixin):
         names = {str(k) for k in keys}
         with self.transaction():
             self._db.executemany(
-                "DELETE FROM feeds WHERE feed = ?", [(self._keys.stored(n),) for n in names]
+                "DELETE FROM feeds WHERE feed = ?", [(self._render_keys.stored(n),) for n in names]
             )
             self._db.executemany("DELETE FROM memberships WHERE feed = ?", [(n,) for n in names])
             pending = {str(k) for k in self.pending_feeds()} - names

@@ -35,7 +35,7 @@ class MetaMixin(CatalogBase):
         with what, and up to where.
         """
         row = self._db.execute(
-            "SELECT value FROM meta WHERE key = ?", (self._keys.stored(key),)
+            "SELECT value FROM meta WHERE key = ?", (self._render_keys.stored(key),)
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -45,7 +45,7 @@ class MetaMixin(CatalogBase):
         self._db.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (self._keys.stored(key), value),
+            (self._render_keys.stored(key), value),
         )
 
     @storage_errors

@@ -21,6 +21,11 @@ from aggregator.events import (
     DuplicateUrl,
 )
 
+# Where a shared catalog keeps what the renderer renders from and by (feed records, the
+# cut-off, the render settings): under a name no node can have (names are letters, digits,
+# '.', '_' and '-'), one set for the whole cluster, whichever node renders.
+CLUSTER_KEYS = "~"
+
 
 class NodeKeys:
     """The keys of one node: `node/` before each path, feed and setting it stores."""

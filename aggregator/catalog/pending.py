@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.meta import MetaMixin
 from aggregator.catalog.records import FeedRecord, format_date
-from aggregator.catalog.schema import PENDING_FEEDS, PENDING_INDEXES, RENDERED_SEQ
+from aggregator.catalog.schema import PENDING_FEEDS, PENDING_INDEXES
 from aggregator.model import FeedKey
 
 
@@ -68,7 +68,7 @@ class PendingMixin(MetaMixin):
             "ON CONFLICT (feed) DO UPDATE SET name = excluded.name, "
             "updated = excluded.updated, guids = excluded.guids",
             (
-                self._keys.stored(str(record.key)),
+                self._render_keys.stored(str(record.key)),
                 record.name,
                 format_date(record.updated),
                 json.dumps(record.guids),
@@ -78,15 +78,15 @@ class PendingMixin(MetaMixin):
     @storage_errors
     def cluster_progress(self) -> tuple[str | None, dict[str, int]]:
         """On a shared catalog: the node last elected leader (None if none yet) and, for
-        each node that ever rendered, how many change-log entries it is behind. On a
+        each node that ever copied, how many versions of the rendered set it is behind. On a
         catalog of one node: (None, {}). Reads only (for the metrics and `status`)."""
         if not self._keys.prefix:
             return None, {}
-        (newest,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM feed_changes").fetchone()
+        (newest,) = self._db.execute("SELECT seq FROM rendered_version WHERE id = 1").fetchone()
         row = self._db.execute("SELECT node FROM cluster_leader WHERE id = 1").fetchone()
         leader = str(row[0]) if row is not None and row[0] else None
         lags: dict[str, int] = {}
-        suffix = "/" + RENDERED_SEQ
+        suffix = "/copied_seq"  # `rendered.COPIED_SEQ`: each node's copy of the rendered set
         for key, value in self._db.execute(
             "SELECT key, value FROM meta WHERE key LIKE ?", ("%" + suffix,)
         ):

@@ -4,7 +4,8 @@ The catalog writes its SQL once, in SQLite's dialect; `PostgresConnection` runs 
 PostgreSQL, translating the few differences (placeholders, DDL types) once per statement.
 `PostgresBackend` serialises the nodes' writes with a transaction-level advisory lock (so
 "newest mtime, then path" holds whatever the timing), keeps the pending feeds in a change log
-every node reads, and rings the other nodes (NOTIFY) when a sync commits. The threads that
+the cluster's renderer reads (`aggregator.catalog.rendered` keeps what it renders), and rings
+the other nodes (NOTIFY) when a sync commits. The threads that
 listen for those rings and elect a leader are in `aggregator.catalog.cluster`.
 """
 
@@ -22,6 +23,7 @@ from aggregator.catalog.base import Backend
 from aggregator.catalog.claim import CLAIM_DDL, NodeClaim
 from aggregator.catalog.pgconnect import connect, is_bug, reason, where_is
 from aggregator.catalog.records import FileChange
+from aggregator.catalog.rendered import RENDERED_DDL
 from aggregator.catalog.schema import RENDERED_SEQ, Meta
 from aggregator.errors import AggregatorError, CatalogError
 from aggregator.model import FeedKey
@@ -54,6 +56,7 @@ CLUSTER_DDL = (
     " id INTEGER PRIMARY KEY CHECK (id = 1), upto BIGINT NOT NULL)",
     "INSERT INTO feed_changes_pruned (id, upto) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
     CLAIM_DDL,
+    *RENDERED_DDL,
 )
 
 
@@ -305,8 +308,8 @@ class PostgresBackend(Backend):
         self.db.set_schema_version(version)
 
     def pending_feeds(self, stored: set[FeedKey], meta: Meta) -> set[FeedKey]:
-        """This node's failed feeds, and every feed in the change log after the last entry
-        this node rendered (whichever node's sync changed it)."""
+        """The renderer's failed feeds, and every feed in the change log after the cluster's
+        render mark (whichever node's sync changed it): the meta keys are the cluster's."""
         pending = set(stored)
         done = int(meta.meta(RENDERED_SEQ) or 0)
         upto = done
@@ -321,8 +324,8 @@ class PostgresBackend(Backend):
         pruned = int(row[0]) if row is not None else 0
         if done < pruned:
             LOGGER.info(
-                "catalog: this node's change-log mark (%d) is older than the entries pruned "
-                "(up to %d); rendering every feed",
+                "catalog: the cluster's render mark (%d) is older than the change-log entries "
+                "pruned (up to %d); rendering every feed",
                 done,
                 pruned,
             )

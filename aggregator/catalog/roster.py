@@ -1,7 +1,7 @@
 """The nodes of a shared catalog over their whole life: `nodes` lists every node the catalog
-knows (live or not, its files and items, its change-log mark), `remove_self` takes this
-catalog's node out in one transaction (`aggregator node retire | forget`), and `prune_changes`
-trims the change log once every node that rendered is past an entry.
+knows (live or not, its files and items, its copy mark of the rendered set), `remove_self`
+takes this catalog's node out in one transaction (`aggregator node retire | forget`), and
+`prune_changes` trims the change log once the cluster's renderer is past an entry.
 
 A node's name is claimed by its writer (see `aggregator.catalog.claim`), so a `Catalog`
 opened with a stopped node's name is the only writer of that node's rows while it removes
@@ -18,6 +18,7 @@ from datetime import datetime
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.files import FilesMixin
 from aggregator.catalog.records import FileChange
+from aggregator.catalog.rendered import COPIED_SEQ
 from aggregator.catalog.schema import RENDERED_SEQ
 
 LOGGER = logging.getLogger("aggregator.catalog")
@@ -89,7 +90,7 @@ class RosterMixin(FilesMixin):
         if not self.shared:
             return []
         db = self._db
-        (newest,) = db.execute("SELECT coalesce(max(seq), 0) FROM feed_changes").fetchone()
+        (newest,) = db.execute("SELECT seq FROM rendered_version WHERE id = 1").fetchone()
         leader_row = db.execute("SELECT node FROM cluster_leader WHERE id = 1").fetchone()
         leads = str(leader_row[0]) if leader_row and leader_row[0] else None
         leader_live = leads is not None and self._backend.leader_lease_live()
@@ -102,7 +103,7 @@ class RosterMixin(FilesMixin):
         }
         files = dict(db.execute("SELECT split_part(path, '/', 1), count(*) FROM files GROUP BY 1"))
         items = dict(db.execute("SELECT split_part(path, '/', 1), count(*) FROM items GROUP BY 1"))
-        suffix = "/" + RENDERED_SEQ
+        suffix = "/" + COPIED_SEQ
         marks = {
             str(key).removesuffix(suffix): int(value or 0)
             for key, value in db.execute(
@@ -164,19 +165,18 @@ class RosterMixin(FilesMixin):
 
     @storage_errors
     def prune_changes(self) -> int:
-        """Delete the change-log entries every node that rendered is past (the lowest
-        `rendered_seq`); how many went. A node that never rendered does not hold pruning
-        back (its first build renders every feed), nor does a retired or forgotten one (its
-        mark went with it); a stopped one does, until it is retired or forgotten. A node
-        whose mark is older than what was pruned renders every feed (see the backend's
-        `pending_feeds`). Bounded batches, each its own short transaction."""
+        """Delete the change-log entries the cluster's renderer is past (its one mark,
+        `rendered_seq`: only the renderer reads the log; the nodes copy the rendered set,
+        whose rows are kept, one per file); how many went. A renderer whose mark is older
+        than what was pruned renders every feed (see the backend's `pending_feeds`).
+        Bounded batches, each its own short transaction."""
         if not self.shared:
             return 0
-        suffix = "/" + RENDERED_SEQ
+        # Only the cluster's renderer reads the log (from the one cluster-wide mark).
         (low,) = self._db.execute(
-            "SELECT min(CAST(value AS BIGINT)) FROM meta WHERE right(key, ?) = ?",
-            (len(suffix), suffix),
-        ).fetchone()
+            "SELECT CAST(value AS BIGINT) FROM meta WHERE key = ?",
+            (self._render_keys.stored(RENDERED_SEQ),),
+        ).fetchone() or (None,)
         if low is None:
             return 0
         total = 0

@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from aggregator.catalog.base import Backend
-from aggregator.catalog.feeds import FeedsMixin
 from aggregator.catalog.inspect import InspectMixin
-from aggregator.catalog.nodes import NodeKeys
+from aggregator.catalog.nodes import CLUSTER_KEYS, NodeKeys
 from aggregator.catalog.pings import PingsMixin
+from aggregator.catalog.rendered import RenderedMixin
 from aggregator.catalog.roster import RosterMixin
 from aggregator.catalog.sqlite import SqliteBackend
 from aggregator.errors import MissingExtra
@@ -50,7 +50,7 @@ def _open_backend(location: Path | str, path: Path, node: str, *, readonly: bool
     return SqliteBackend(path, str(location), readonly=readonly)
 
 
-class Catalog(RosterMixin, FeedsMixin, PingsMixin, InspectMixin):
+class Catalog(RosterMixin, RenderedMixin, PingsMixin, InspectMixin):
     """An open catalog. One writer at a time (the build lock sees to that; on PostgreSQL,
     also a transaction-level advisory lock shared by every node).
 
@@ -76,6 +76,7 @@ class Catalog(RosterMixin, FeedsMixin, PingsMixin, InspectMixin):
         # The SQLite file; a shared catalog has none (its messages name `where` instead).
         self.path = Path(location) if not shared else Path(node or "catalog")
         self._keys = NodeKeys(node if shared else None)
+        self._render_keys = NodeKeys(CLUSTER_KEYS if shared else None)
         self._backend = _open_backend(location, self.path, node, readonly=readonly)
         self.where = self._backend.where  # for messages: the file, or the URL without password
 

@@ -76,6 +76,7 @@ def build(args: argparse.Namespace) -> int:
         + (f" ({len(earlier)} more still rejected from earlier builds)" if earlier else "")
         + f"; feeds: {report.written} written, {report.unchanged} unchanged"
         + (f", {report.failed} failed" if report.failed else "")
+        + (f"; {counted(report.copied, 'file')} copied from the cluster" if report.copied else "")
         + _unreadable_summary(report.unreadable)
         + _pings_summary(pings)
         + f"; {report.seconds:.2f} s"

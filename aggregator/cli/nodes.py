@@ -80,7 +80,8 @@ def _list(url: str, *, as_json: bool) -> int:
     holding = [n for n in nodes if not n.live and n.mark is not None and n.lag]
     for node in holding:
         print(
-            f"  {node.name} is stopped {node.lag} entries behind: the log is kept for it; "
+            f"  {node.name} is stopped {node.lag} versions of the rendered set behind (it "
+            "copies them when it starts); "
             f"`aggregator node retire {node.name}` (or forget) once it is gone for good"
         )
     return EXIT_OK

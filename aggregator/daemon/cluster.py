@@ -4,9 +4,10 @@ whether it is the one that does the once-only work now.
     listener thread: another node committed → a build with no changed path (render what it
       changed); a reconnect → a full scan (which also redoes the builds that failed while
       the database was away)
-    leader thread: keeps this node's claim to the once-only work (WebSub pings, anything
-      that acts outside this node): a lease it renews every second; `leading()` checks
-      its fencing epoch and its lease at the moment of acting
+    leader thread: keeps this node's claim to the once-only work (rendering the feeds for
+      the whole cluster, WebSub pings, anything that acts outside this node): a lease it
+      renews every second; `leading()` checks its fencing epoch and its lease at the
+      moment of acting, `render_epoch()` gives the epoch a render is stored under
 
 On SQLite there is one node, which always leads; the catalog's cluster module is then never
 imported.
@@ -45,12 +46,20 @@ class ClusterNode:
         on_reconnect: Callable[[], None],
         on_elected: Callable[[], None],
     ) -> None:
-        """Start listening to the other nodes' commits and standing for leader."""
+        """Start listening to the other nodes' commits and standing for leader; once
+        elected, `on_elected` and a build as for a commit (the leader renders)."""
         from aggregator.catalog import ChangeListener, Leadership
 
-        self.listener = ChangeListener(url, node, on_commit, on_reconnect)
+        self.listener = ChangeListener(
+            url, node, on_commit, on_reconnect, renders=lambda: self.is_leader
+        )
         self.listener.start()
-        self.leadership = Leadership(url, node, on_elected)
+
+        def elected() -> None:
+            on_elected()
+            on_commit()  # render at once what the old leader left past the render mark
+
+        self.leadership = Leadership(url, node, elected)
         self.leadership.start()
         LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
 
@@ -73,6 +82,18 @@ class ClusterNode:
             LOGGER.debug("%s: left to the leader", what)
             return False
         return True
+
+    def render_epoch(self) -> int | None:
+        """The fencing epoch this node renders under now (it leads), else None: a follower,
+        or a node not yet in the cluster, only copies the rendered set. The store checks
+        the epoch again inside its transaction."""
+        leadership = self.leadership
+        if leadership is None:
+            return None
+        epoch = leadership.epoch
+        if epoch is None or not self.leading("rendering"):
+            return None
+        return epoch
 
     def must_stop(self, catalog: Catalog | None) -> AggregatorError | None:
         """Why this node must stop now: its name was taken over while it was cut off from

@@ -173,7 +173,7 @@ class Daemon:
         """Take the build lock, start watching, and schedule the first full build. Raises
         what `Builder` raises (the lock is held, no input folder); nothing is left running."""
         settings = self.settings
-        self.builder = self._builder_factory(settings)
+        self.builder = self._builder_factory(settings).render_when(self.cluster.render_epoch)
         start_worker_server()
         try:
             self.status.started(self.builder.catalog.where)

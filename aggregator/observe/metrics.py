@@ -110,7 +110,7 @@ def _catalog_families(figures: CatalogFigures, node: str) -> Iterator[GaugeMetri
         yield leader
         lag = GaugeMetricFamily(
             "aggregator_cluster_lag",
-            "Change-log entries each node has not rendered yet",
+            "Versions of the cluster's rendered set each node has not copied yet",
             labels=["node"],
         )
         for name, behind in sorted(figures.lags.items()):

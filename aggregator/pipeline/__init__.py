@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 from aggregator.faces import resolver
 
 if TYPE_CHECKING:
-    from aggregator.pipeline.builder import Builder, BuildReport, Progress
+    from aggregator.pipeline.builder import Builder, BuildReport
     from aggregator.pipeline.lock import BuildLock, lock_held
+    from aggregator.pipeline.rendering import Progress
     from aggregator.pipeline.workers import PARALLEL_FILES, read_stored, start_worker_server
 
 __all__ = [
@@ -33,7 +34,7 @@ _HOME = {
     "BuildReport": "aggregator.pipeline.builder",
     "Builder": "aggregator.pipeline.builder",
     "PARALLEL_FILES": "aggregator.pipeline.workers",
-    "Progress": "aggregator.pipeline.builder",
+    "Progress": "aggregator.pipeline.rendering",
     "lock_held": "aggregator.pipeline.lock",
     "read_stored": "aggregator.pipeline.workers",
     "start_worker_server": "aggregator.pipeline.workers",

@@ -10,6 +10,9 @@
       | record the WebSub pings the new bytes owe                      (→ websub)
       | change events                                                  (→ notify)
 
+On a shared catalog the plan, render and publish stages run on the cluster's renderer alone,
+publishing into the rendered set; every node then copies it into its own folder (`sharing`).
+
 A bad file is recorded and reported, never fatal: the other files and feeds go on.
 
 The stages' helpers live beside it: `workers` (what runs in other processes), `cutoff` (what
@@ -18,61 +21,35 @@ is visible when), `outputs` (the config's feeds, the indexes), `lock` (one write
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
-from aggregator import __version__
-from aggregator.catalog import Catalog, FeedRecord, FileChange
+from aggregator.catalog import Catalog, FileChange, SyncResult
 from aggregator.config import Settings, check_folders
 from aggregator.events import (
+    ArticleScheduled,
     BuildFinished,
     ChangeEvent,
-    FeedUnchanged,
-    FeedWritten,
     SourceUnreadable,
-    WriteFailed,
 )
 from aggregator.faults import crash_point
-from aggregator.model import FeedKey, FeedKind
-from aggregator.output import (
-    PlanSettings,
-    PublishBatch,
-    PublishResult,
-    added_updated_removed,
-    ambiguous_names,
-    feed_name,
-    feeds_to_render,
-)
+from aggregator.model import FeedKey
+from aggregator.pipeline.changes import find_changes, vanished
 from aggregator.pipeline.cutoff import Visibility
 from aggregator.pipeline.lock import BuildLock
-from aggregator.pipeline.outputs import Outputs
+from aggregator.pipeline.outputs import Outputs, plan_settings_of
+from aggregator.pipeline.rendering import Progress, RenderMixin
+from aggregator.pipeline.sharing import ClusterRole, copy_rendered
 from aggregator.pipeline.workers import Workers
-from aggregator.reading import FileStat, SourceFilter, scan_tree, stat_source
+from aggregator.reading import FileStat, SourceFilter
 
 LOGGER = logging.getLogger("aggregator.build")
 
-# A feed staged for publishing: its record, the GUIDs it listed before, the paths it is
-# written to.
-_Staged = tuple[FeedRecord, tuple[str, ...], tuple[str, ...]]
 # Parsed files are synced in batches of this many while the workers read the next ones.
 SYNC_BATCH = 1000
-
-
-class Progress(Protocol):
-    """Told how far a stage has got (a progress bar on a terminal, nothing otherwise):
-    the files parsed, or the feeds rendered and written."""
-
-    def start(self, total: int) -> None: ...
-
-    def advance(self, count: int) -> None: ...
-
-    def finish(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +69,15 @@ class BuildReport:
     next_due: datetime | None = None
     # The folders that could not be listed: what they held stays listed; not a full success.
     unreadable: tuple[SourceUnreadable, ...] = ()
+    # A shared catalog: files of the cluster's rendered set this node copied (new bytes).
+    copied: int = 0
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Builder:
+class Builder(RenderMixin):
     """Keeps the catalog open across builds (the daemon runs many; the CLI one)."""
 
     def __init__(self, settings: Settings, *, now: Callable[[], datetime] = _utcnow) -> None:
@@ -122,9 +101,16 @@ class Builder:
         except BaseException:
             self.lock.release()
             raise
-        self.plan_settings = _plan_settings(settings)
+        self.plan_settings = plan_settings_of(settings)
         self.visibility = Visibility(self.catalog, self.plan_settings, embargo=settings.embargo)
         self.outputs = Outputs(self.catalog, settings, self.plan_settings, self.visibility)
+        # On a shared catalog the database's clock is the one clock (`now` reads it).
+        self.cluster: ClusterRole | None = None
+        if self.catalog.shared:
+            self.cluster = ClusterRole(
+                self.catalog, str(settings.catalog_location), settings.node, now, None
+            )
+            self.now = self.cluster.now
         # Under the lock, so no other writer's temp files are live.
         self.outputs.clear_stale_temps()
 
@@ -134,9 +120,17 @@ class Builder:
         re-renders what they change: the render fingerprint and the feed definitions."""
         self.settings = settings
         self.catalog.rules = settings.feed_rules
-        self.plan_settings = _plan_settings(settings)
+        self.plan_settings = plan_settings_of(settings)
         self.visibility = Visibility(self.catalog, self.plan_settings, embargo=settings.embargo)
         self.outputs = Outputs(self.catalog, settings, self.plan_settings, self.visibility)
+
+    def render_when(self, renderer: Callable[[], int | None]) -> Builder:
+        """A daemon on a shared catalog: render when `renderer` answers a fencing epoch
+        (this node leads now), else only copy the rendered set (see `ClusterRole`). Without
+        it, each build campaigns for the lead for its own length (a one-shot build)."""
+        if self.cluster is not None:
+            self.cluster.renderer = renderer
+        return self
 
     def close(self) -> None:
         """Close the catalog and let another process build."""
@@ -164,52 +158,102 @@ class Builder:
         from what the catalog saw are read, and only feeds whose items changed are rendered.
         `progress` follows the reading, `render_progress` the rendering and writing (apart,
         so the daemon can stop in the first and never in the second).
+
+        On a shared catalog only the cluster's renderer renders (into the rendered set);
+        every node then copies the set's new versions into its own output folder.
         """
         started = time.perf_counter()
         self.lock.check()
-        # The one cut-off of this build: every feed, count and index agrees on what is
-        # visible. Nothing else in the build asks the clock.
-        now = self.now()
+        cluster = self.cluster
+        if cluster is None:
+            # The one cut-off of this build: every feed, count and index agrees on what is
+            # visible. Nothing else in the build asks the clock.
+            return self._build(
+                changed,
+                now=self.now(),
+                epoch=0,
+                started=started,
+                progress=progress,
+                render_progress=render_progress,
+            )
+        # The database's clock: no node's skew changes what any node lists.
+        now = cluster.clock()
+        try:
+            epoch = cluster.turn()
+            return self._build(
+                changed,
+                now=now,
+                epoch=epoch,
+                started=started,
+                progress=progress,
+                render_progress=render_progress,
+            )
+        finally:
+            cluster.end_turn()
+
+    def _build(
+        self,
+        changed: Iterable[str] | None,
+        *,
+        now: datetime,
+        epoch: int | None,
+        started: float,
+        progress: Progress | None,
+        render_progress: Progress | None,
+    ) -> BuildReport:
+        """One build at the cut-off `now`; `epoch` None: this node does not render."""
         visibility = self.visibility
-        self.outputs.apply_definitions()
-        to_read, gone, unreadable = _find_changes(self.filter, self.catalog, changed)
+        self.outputs.target = self._target(epoch)
+        if epoch is not None:
+            self.outputs.apply_definitions()
+            self.outputs.target.flush()
+        to_read, gone, unreadable = find_changes(self.filter, self.catalog, changed)
         crash_point("after-scan")
         workers = Workers(self.settings.worker_count)
+        keys: list[FeedKey] = []
+        written = unchanged = failed = 0
         try:
-            sync = self.catalog.sync(
-                self._changes(to_read, gone, workers, progress),
-                # An article without a date is listed under its first publication, which
-                # is this build's cut-off: a later clock reading would embargo it until
-                # the next build.
-                lambda: now,
-                expected=len(to_read) + len(gone),
-                cutoff=visibility.until(now),
+            # A shared catalog: a build for another node's ring (no file of its own
+            # changed) takes no cluster-wide write lock for an empty sync.
+            idle = self.cluster is not None and not to_read and not gone
+            sync = (
+                SyncResult()
+                if idle
+                else self.catalog.sync(
+                    self._changes(to_read, gone, workers, progress),
+                    # An article without a date is listed under its first publication, which
+                    # is this build's cut-off: a later clock reading would embargo it until
+                    # the next build.
+                    lambda: now,
+                    expected=len(to_read) + len(gone),
+                    cutoff=visibility.until(now),
+                )
             )
             crash_point("after-sync")
             events: list[ChangeEvent] = [*unreadable, *sync.events]
-            events.extend(visibility.advance(now, sync.changed_guids))
-            synced = time.perf_counter()
-            # Read once: both steps ask for them, and nothing writes them in between.
-            records = self.catalog.feed_records()
-            keys, fingerprint = self._choose_feeds(records, full_scan=changed is None)
-            keys, ambiguous = self._disambiguate(keys, now, records)
-            written, unchanged, failed = self._render_and_publish(
-                keys,
-                sync.changed_guids,
-                events,
-                workers,
-                now,
-                progress=render_progress,
-            )
+            if epoch is None:
+                synced = time.perf_counter()
+                if any(isinstance(e, ArticleScheduled) for e in sync.events):
+                    self.catalog.ring_renderer()  # its timer must learn the new date
+            else:
+                events.extend(visibility.advance(now, sync.changed_guids))
+                synced = time.perf_counter()
+                keys, (written, unchanged, failed) = self._render(
+                    changed is None,
+                    changed_guids=sync.changed_guids,
+                    events=events,
+                    workers=workers,
+                    now=now,
+                    progress=render_progress,
+                )
         finally:
             workers.close()
-        if fingerprint is not None and not failed:
-            self.catalog.set_render_settings(fingerprint)
-        if not failed:
-            self.catalog.set_ambiguous_feeds(ambiguous)
-
+        copied = 0
+        if self.cluster is not None:
+            copied, copy_failed = self._copy(changed is None, events)
+            failed += copy_failed
         published = self.catalog.published_count(visibility.until(now))
-        next_due = visibility.next_due(now)
+        next_due = visibility.next_due(now) if epoch is not None else None
         seconds = time.perf_counter() - started
         LOGGER.debug(
             "build: %d files read and synced in %.3f s, %d feeds rendered in %.3f s",
@@ -239,50 +283,20 @@ class Builder:
             seconds=seconds,
             next_due=next_due,
             unreadable=tuple(unreadable),
+            copied=copied,
         )
 
-    def _choose_feeds(
-        self, records: list[FeedRecord], *, full_scan: bool
-    ) -> tuple[list[FeedKey], str | None]:
-        """(the feeds to render, the new settings fingerprint if the settings changed).
-
-        A full scan also renders the feeds whose files are missing. With new settings
-        every feed is rendered, and the files of formats turned off are deleted; the new
-        fingerprint is stored once every feed was written with them.
-        """
-        fingerprint = _settings_fingerprint(self.plan_settings)
-        settings_changed = self.catalog.render_settings() != fingerprint
-        dirty = self.catalog.pending_feeds()
-        # Every feed that lists something was written once, or is pending since the
-        # sync that gave it its first item.
-        known = {r.key for r in records} | dirty
-        missing = self.outputs.missing(known) if full_scan else []
-        keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
-        if settings_changed:
-            self.outputs.remove_turned_off(known)
-        return keys, fingerprint if settings_changed else None
-
-    def _disambiguate(
-        self, keys: list[FeedKey], now: datetime, records: list[FeedRecord]
-    ) -> tuple[list[FeedKey], frozenset[FeedKey]]:
-        """(the feeds to render, the feeds whose names collide): the names are the feeds'
-        as last written, and for those about to be rendered their newest item's. A feed
-        whose name starts or stops colliding is rendered too, for its title."""
-        # Only feeds that list something count: an empty one is in no index.
-        names = {r.key: r.name for r in records if r.guids}
-        until = self.visibility.until(now)
-        for key in keys:
-            if key.kind in (FeedKind.TOPIC, FeedKind.PROVIDER):
-                newest = self.catalog.newest(key, 1, until=until)
-                if newest:
-                    names[key] = feed_name(key, newest, names.get(key))
-                else:
-                    names.pop(key, None)
-        ambiguous = ambiguous_names(names.items())
-        self.plan_settings = replace(self.plan_settings, ambiguous=ambiguous)
-        known = {r.key for r in records}
-        flipped = (ambiguous ^ self.catalog.ambiguous_feeds()) & known
-        return sorted(set(keys) | flipped), ambiguous
+    def _copy(self, full_scan: bool, events: list[ChangeEvent]) -> tuple[int, int]:
+        """A shared catalog: bring this node's output folder up to the rendered set (a
+        one-shot build that follows waits for the leader's render first); (files written,
+        files failed)."""
+        assert self.cluster is not None
+        rendered = self.cluster.wait_for_render()
+        result = copy_rendered(
+            self.catalog, self.output, gzip=self.settings.gzip_sidecars, full=full_scan
+        )
+        events.extend(result.failed)
+        return result.written, len(result.failed) + (not rendered)
 
     def _changes(
         self,
@@ -307,7 +321,7 @@ class Builder:
         parsed = workers.read(root, list(to_read), max_bytes, rules)
         for rel, stored, error, withdrawn in parsed:
             stat: FileStat | None = to_read[rel]
-            if error is not None and _vanished(self.filter, rel):
+            if error is not None and vanished(self.filter, rel):
                 stat = None  # vanished while being read: it is a deletion
             batch.append(FileChange(rel, stat, stored, error, withdrawn=withdrawn))
             if len(batch) >= SYNC_BATCH:
@@ -322,179 +336,3 @@ class Builder:
             yield batch
         if progress is not None:
             progress.finish()
-
-    def _render_and_publish(
-        self,
-        keys: list[FeedKey],
-        changed_guids: set[str],
-        events: list[ChangeEvent],
-        workers: Workers,
-        now: datetime,
-        *,
-        progress: Progress | None = None,
-    ) -> tuple[int, int, int]:
-        """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
-        batch = PublishBatch(self.output, gzip=self.settings.gzip_sidecars)
-        # What commit's results are matched with; the bytes (and sidecars) are not kept: once
-        # staged they are in the temp files, and holding every feed's would raise peak memory.
-        rendered: list[_Staged] = []
-        if progress is not None:
-            progress.start(len(keys))
-        try:
-            # Staged as they arrive, so writing overlaps the workers' rendering.
-            for made in workers.render(
-                self.catalog,
-                keys,
-                self.plan_settings,
-                now,
-                node=self.settings.node,
-                embargo=self.settings.embargo,
-                gzip=self.settings.gzip_sidecars,
-            ):
-                paths = self.outputs.paths_of(made.record.key)
-                files = [f for f in made.files if f.path in paths]
-                for file in files:
-                    batch.stage(file)
-                rendered.append((made.record, made.previous_guids, tuple(f.path for f in files)))
-                if progress is not None:
-                    progress.advance(1)
-        except BaseException:
-            batch.abandon()
-            if progress is not None:
-                progress.finish()
-            raise
-        # The pings are owed before the files are renamed: a crash after the rename but before
-        # the feeds are recorded would re-render the same bytes next time, find nothing to
-        # write and owe nothing. A ping for a rename that then failed only makes a hub fetch
-        # the old bytes again.
-        if self.settings.hubs:
-            topics = [self.settings.base_url + path for path in batch.staged_paths]
-            self.catalog.owe_pings(
-                [(hub, topic) for topic in topics for hub in self.settings.hubs], self.now()
-            )
-        results = {r.path: r for r in batch.commit()}
-        if progress is not None:
-            progress.finish()
-        done, failed, written, unchanged = _outcomes(rendered, results, changed_guids, events)
-        # Feeds written mark the indexes pending in the same transaction; they stay pending
-        # until both are written, so a crash between the two cannot leave one stale.
-        self.catalog.finish_feeds(done, failed)
-        crash_point("after-feeds-recorded")
-        self.outputs.update_indexes(events, now)
-        return written, unchanged, len(failed)
-
-
-def _find_changes(
-    sources: SourceFilter, catalog: Catalog, changed: Iterable[str] | None
-) -> tuple[dict[str, FileStat], set[str], list[SourceUnreadable]]:
-    """(files to read with their stat, files gone, folders that could not be read) — by size
-    and mtime against the catalog. A known file not seen because its folder could not be
-    listed (or the input folder is missing) is not gone: it stays as the catalog knew it."""
-    if changed is None:
-        scan = scan_tree(sources)
-        on_disk = scan.found
-        known = catalog.file_signatures()
-        if on_disk == known and not scan.unreadable:  # nothing changed: one test, in C
-            return {}, set(), []
-        changed_paths = sorted(p for p, sig in on_disk.items() if known.get(p) != sig)
-        to_read = {p: FileStat.parse(on_disk[p]) for p in changed_paths}
-        gone = set()
-        kept = dict.fromkeys(scan.unreadable, 0)
-        for path in known.keys() - on_disk.keys():
-            folder = scan.covering(path)
-            if folder is None:
-                gone.add(path)
-            else:
-                kept[folder] += 1
-        return to_read, gone, _unreadable(scan.unreadable, kept)
-    to_read, gone = {}, set()
-    failed: dict[str, str] = {}
-    kept_by: dict[str, int] = {}
-    if not sources.root.is_dir():
-        # Between the two moves of a swap, or a mount gone: every path would look deleted.
-        return to_read, gone, [SourceUnreadable("", "the input folder is missing", 0)]
-    for path in sorted(set(changed)):
-        rel = sources.relative(path)
-        if rel is None or not sources.matches(rel):
-            continue
-        known_stat = catalog.file_stat(rel)
-        try:
-            stat = stat_source(sources, rel)
-        except OSError as exc:
-            folder = rel.rpartition("/")[0]
-            failed.setdefault(folder, exc.strerror or str(exc))
-            kept_by[folder] = kept_by.get(folder, 0) + (known_stat is not None)
-            continue
-        if stat is None:
-            if known_stat is not None:
-                gone.add(rel)
-        elif stat != known_stat:
-            to_read[rel] = stat
-    return to_read, gone, _unreadable(failed, kept_by)
-
-
-def _unreadable(reasons: dict[str, str], kept: dict[str, int]) -> list[SourceUnreadable]:
-    return [SourceUnreadable(path, reasons[path], kept.get(path, 0)) for path in sorted(reasons)]
-
-
-def _vanished(sources: SourceFilter, rel: str) -> bool:
-    """Whether a file that failed to read is gone (a deletion), rather than unreadable."""
-    try:
-        return stat_source(sources, rel) is None
-    except OSError:
-        return False
-
-
-def _plan_settings(settings: Settings) -> PlanSettings:
-    """The settings that shape a feed's bytes."""
-    return PlanSettings(
-        base_url=settings.base_url,
-        titles=settings.titles,
-        language=settings.language,
-        max_items=settings.max_items,
-        max_excerpt_chars=settings.max_excerpt_chars,
-        custom=settings.feeds,
-        formats=settings.formats,
-        hubs=settings.hubs,
-    )
-
-
-def _settings_fingerprint(plan_settings: PlanSettings) -> str:
-    shaping = asdict(plan_settings)
-    # Each definition has its own fingerprint (`Outputs.apply_definitions`); the ambiguous
-    # names are kept apart too (`Builder._disambiguate`).
-    del shaping["custom"]
-    del shaping["ambiguous"]
-    data = json.dumps([__version__, shaping], sort_keys=True, default=str)
-    return hashlib.sha256(data.encode()).hexdigest()
-
-
-def _outcomes(
-    rendered: list[_Staged],
-    results: dict[str, PublishResult],
-    changed_guids: set[str],
-    events: list[ChangeEvent],
-) -> tuple[list[FeedRecord], list[FeedKey], int, int]:
-    """(feeds written or unchanged, feeds that failed, written count, unchanged count) once
-    the batch is committed; each feed's event is appended to `events`."""
-    written = unchanged = 0
-    done: list[FeedRecord] = []
-    failed: list[FeedKey] = []
-    for record, previous_guids, written_to in rendered:
-        pair = [results[path] for path in written_to]
-        errors = [r.error for r in pair if r.error is not None]
-        if errors:
-            failed.append(record.key)
-            events.extend(WriteFailed(error.path, error.reason) for error in errors)
-            continue
-        done.append(record)
-        if any(r.written for r in pair):
-            written += 1
-            added, updated, removed = added_updated_removed(
-                previous_guids, record.guids, changed_guids
-            )
-            events.append(FeedWritten(record.key, added, updated, removed, len(record.guids)))
-        else:
-            unchanged += 1
-            events.append(FeedUnchanged(record.key))
-    return done, failed, written, unchanged

@@ -7,12 +7,14 @@ interrupted build left.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import os
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import datetime
-from pathlib import Path
 
+from aggregator import __version__
 from aggregator.catalog import Catalog
 from aggregator.config import Settings
 from aggregator.events import ChangeEvent, WriteFailed
@@ -20,13 +22,12 @@ from aggregator.model import ALL_FORMATS, FeedKey, FeedKind
 from aggregator.output import (
     FeedListing,
     PlanSettings,
-    publish_all,
     remove_stale_temps,
     renderer_digest,
-    sidecar_of,
     summaries,
 )
 from aggregator.pipeline.cutoff import Visibility
+from aggregator.pipeline.targets import DiskTarget, Target
 from aggregator.words import counted
 
 # The build's logger: these lines have always been the build's.
@@ -52,6 +53,9 @@ class Outputs:
         self.plan_settings = plan_settings
         self.visibility = visibility
         self.output = settings.output
+        # Where the rendered files go: this folder, or (the renderer of a shared catalog)
+        # the cluster's rendered set; the builder chooses it for each build.
+        self.target: Target = DiskTarget(self.output, gzip=settings.gzip_sidecars)
 
     def clear_stale_temps(self) -> None:
         """Delete the temp files an interrupted build left in the output folder; only under
@@ -113,7 +117,7 @@ class Outputs:
             # A feed no longer defined is deleted, not left frozen: a reader polling it
             # gets a 404 instead of a feed that silently stopped.
             for fmt in ALL_FORMATS:
-                _remove_output(self.output / key.path(fmt), "feed no longer defined")
+                self.target.remove(key.path(fmt), "feed no longer defined")
         # A format dropped from a definition: its file goes too.
         self.remove_turned_off(definition.key for definition in self.settings.feeds)
         with catalog.transaction():
@@ -128,9 +132,9 @@ class Outputs:
         return tuple(key.path(fmt) for fmt in self.plan_settings.formats_of(key))
 
     def missing(self, known: Iterable[FeedKey]) -> list[FeedKey]:
-        """The feeds one of whose files is not in the output folder (or is not a file)."""
+        """The feeds one of whose files is not in the output (or is not a file)."""
         wanted = {key: self.paths_of(key) for key in known}
-        present = _files_in(self.output, {p for paths in wanted.values() for p in paths})
+        present = self.target.present({p for paths in wanted.values() for p in paths})
         return [key for key, paths in wanted.items() if not present.issuperset(paths)]
 
     def remove_turned_off(self, known: Iterable[FeedKey]) -> None:
@@ -146,17 +150,16 @@ class Outputs:
             for fmt in ALL_FORMATS:
                 if fmt in kept:
                     continue
-                target = self.output / key.path(fmt)
                 why = f"the {fmt.value} format is turned off"
-                if _remove_output(target, why):
-                    LOGGER.info("removed %s: %s", target, why)
+                if self.target.remove(key.path(fmt), why):
+                    LOGGER.info("removed %s: %s", self.output / key.path(fmt), why)
 
     def update_indexes(self, events: list[ChangeEvent], now: datetime) -> None:
         """Write the indexes if a feed was written since they were, one of them is missing, or
         their code changed; a failure to write is an event, and they stay pending."""
         stale = (
             self.catalog.indexes_pending()
-            or not all((self.output / name).is_file() for name in INDEXES)
+            or not all(self.target.exists(name) for name in INDEXES)
             or self.catalog.index_renderer() != renderer_digest()
         )
         if stale and self._publish_indexes(events, now):
@@ -182,7 +185,7 @@ class Outputs:
             listed, title=self.settings.titles.site, home_url=base + "index.html"
         )
         for path in empty:
-            _remove_output(self.output / path, "its group lists no feed now")
+            self.target.remove(path, "its group lists no feed now")
         opml, html = render_indexes(
             listed,
             title=self.settings.titles.site,
@@ -197,7 +200,7 @@ class Outputs:
         ok = True
         # The page last: what it links to is there before it.
         files = [*groups, opml, html]
-        for result in publish_all(self.output, files, gzip=self.settings.gzip_sidecars):
+        for result in self.target.publish(files):
             if result.error is not None:
                 ok = False
                 events.append(WriteFailed(result.error.path, result.error.reason))
@@ -206,41 +209,25 @@ class Outputs:
         return ok
 
 
-def _remove_output(path: Path, why: str) -> bool:
-    """Delete an output file the build no longer writes, and its gzip sidecar (first: a
-    server must never find the sidecar without its file); True if the file was there.
-
-    A file that cannot be removed is logged, not raised: the build goes on.
-    """
-    removed = False
-    for target in (sidecar_of(path), path):
-        try:
-            target.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            LOGGER.warning("cannot remove %s (%s): %s", target, why, exc)
-            continue
-        removed = removed or target == path
-    return removed
+def plan_settings_of(settings: Settings) -> PlanSettings:
+    """The settings that shape a feed's bytes."""
+    return PlanSettings(
+        base_url=settings.base_url,
+        titles=settings.titles,
+        language=settings.language,
+        max_items=settings.max_items,
+        max_excerpt_chars=settings.max_excerpt_chars,
+        custom=settings.feeds,
+        formats=settings.formats,
+        hubs=settings.hubs,
+    )
 
 
-def _files_in(output: Path, paths: set[str]) -> set[str]:
-    """Which of `paths` (relative, `/`-separated) are files in `output` (a link to a file
-    is one): each folder they are in listed once, instead of a stat per path (a full scan
-    asks this of every feed, two thousand files for a thousand feeds)."""
-    by_folder: dict[str, set[str]] = {}
-    for path in paths:
-        folder, _, name = path.rpartition("/")
-        by_folder.setdefault(folder, set()).add(name)
-    present: set[str] = set()
-    for folder, names in by_folder.items():
-        prefix = f"{folder}/" if folder else ""
-        try:
-            with os.scandir(output / folder if folder else output) as entries:
-                for entry in entries:
-                    if entry.name in names and entry.is_file():
-                        present.add(prefix + entry.name)
-        except OSError:
-            continue  # a folder not there (or not listable): its files are missing
-    return present
+def settings_fingerprint(plan_settings: PlanSettings) -> str:
+    shaping = asdict(plan_settings)
+    # Each definition has its own fingerprint (`Outputs.apply_definitions`); the ambiguous
+    # names are kept apart too (`Builder._disambiguate`).
+    del shaping["custom"]
+    del shaping["ambiguous"]
+    data = json.dumps([__version__, shaping], sort_keys=True, default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
