@@ -72,3 +72,19 @@ class Aggregator:
                 self.proc.kill()
                 self.proc.wait()
             self._reader.join()
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> int | None:
+    """SIGTERM (after a SIGCONT: a paused process must hear it), then its exit code; killed,
+    and None, if it is still there after `timeout`. None for no process; the code it had
+    for one that already ended."""
+    if proc is None or proc.poll() is not None:
+        return None if proc is None else proc.returncode
+    proc.send_signal(signal.SIGCONT)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None

@@ -27,6 +27,7 @@ from articlefiles import write_article
 from hubs import RecordingHub, recording_hub
 from netns import Namespace, namespace
 from pgserver import running_server
+from processes import stop_process
 from waiting import wait_for
 
 from aggregator.catalog import Catalog, Leadership, lease_holds
@@ -95,16 +96,7 @@ class Node:
         self.proc.send_signal(sig)
 
     def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGCONT)  # a paused one must hear the SIGTERM
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+        return stop_process(self.proc, 30)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from articlefiles import write_article
 from building import folder_settings
+from processes import stop_process
 from waiting import wait_for
 
 from aggregator.catalog import Catalog
@@ -89,16 +90,7 @@ class Node:
         return "build finished" in self.text()
 
     def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGCONT)  # a paused one must hear the SIGTERM
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+        return stop_process(self.proc, 15)
 
 
 @pytest.fixture
