@@ -19,9 +19,10 @@ class Aggregator:
     """One `aggregator` command running in `cwd` (so no config/aggregator.yaml of ours is
     found unless given)."""
 
-    def __init__(self, args: Sequence[str], cwd: Path) -> None:
+    def __init__(self, args: Sequence[str], cwd: Path, prefix: Sequence[str] = ()) -> None:
+        """`prefix`: a command that runs it (`setpriv …`, to drop root's capabilities)."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", *args],
+            [*prefix, sys.executable, "-m", "aggregator", *args],
             cwd=cwd,
             stderr=subprocess.PIPE,
             text=True,

@@ -8,9 +8,6 @@ from __future__ import annotations
 import pickle
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ import pytest
 import yaml
 from articlefiles import write_article
 from httpcheck import Client, titles
+from processes import Aggregator
 from waiting import wait_for
 
 from aggregator.cli import main
@@ -152,32 +150,11 @@ def test_the_real_daemon_survives_a_catastrophic_pattern(tmp_path: Path) -> None
     path = config(tmp_path, feeds, debounce_seconds=0.05, debounce_max_seconds=0.5)
     inp = tmp_path / "in"
     write_article(inp, "plain.txt", "https://x.test/plain", title="Robots in small garages")
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "aggregator", "run", "--serve"),
-            "--port",
-            "0",
-            "--config",
-            str(path),
-        ],
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line.rstrip("\n"))
-        proc.stderr.close()
-
-    reader = threading.Thread(target=read)
-    reader.start()
+    server = Aggregator(["run", "--serve", "--port", "0", "--config", str(path)], cwd=tmp_path)
+    proc = server.proc
     try:
-        wait_for(lambda: any("serving" in x for x in lines), "the server's line")
-        (line,) = [x for x in lines if "serving" in x]
-        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line)[1])  # type: ignore[index]
+        port = server.port_in(r"serving .*http://127\.0\.0\.1:(\d+)/")
+        assert len([x for x in server.lines if "serving" in x]) == 1
         client = Client(port)
         wait_for(
             lambda: "Robots in small garages" in titles(client.get("/custom/plain.atom.xml")[2]),
@@ -195,10 +172,7 @@ def test_the_real_daemon_survives_a_catastrophic_pattern(tmp_path: Path) -> None
         code = proc.wait(timeout=10)
         assert time.monotonic() - started < 5  # the promise of the unit: gone within 5 s
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join()
-    log = "\n".join(lines)
+        server.stop()  # reaps, or kills what is left, and joins the reader
+    log = "\n".join(server.lines)
     assert code == 0, log
     assert "Traceback" not in log

@@ -15,13 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import feedparser
 import pytest
 from articlefiles import write_article
+from processes import Aggregator
 from services import service_missing
 from waiting import TIMEOUT, wait_for
 
@@ -197,22 +197,8 @@ def test_a_folder_replaced_by_an_unreadable_one_is_a_failing_mount(
 def test_the_daemon_keeps_an_unreadable_folder_listed_and_says_so(
     held_to_bits: list[str], folders: Path
 ) -> None:
-    proc = subprocess.Popen(
-        [*held_to_bits, sys.executable, "-m", "aggregator", "run", *folder_flags(folders)],
-        cwd=folders,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line.rstrip("\n"))
-        proc.stderr.close()
-
-    reader = threading.Thread(target=read)
-    reader.start()
+    daemon = Aggregator(["run", *folder_flags(folders)], cwd=folders, prefix=held_to_bits)
+    proc, lines = daemon.proc, daemon.lines
     try:
         wait_for(lambda: any("build finished" in x for x in lines), "the first build")
         (folders / "in/team").chmod(0)
@@ -229,10 +215,7 @@ def test_the_daemon_keeps_an_unreadable_folder_listed_and_says_so(
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=TIMEOUT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join()
+        daemon.stop()  # reaps, or kills what is left, and joins the reader
     log = "\n".join(lines)
     assert code == 0, log
     assert not [x for x in lines if "added team/c.txt" in x or "added team/d.txt" in x], log
