@@ -6,6 +6,11 @@ Every message a user sees says what went wrong, where (file, field or key) and w
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aggregator.events import ChangeEvent
 
 
 class AggregatorError(Exception):
@@ -95,6 +100,31 @@ class FencedOut(AggregatorError):
         return (
             f"node {self.node}: its render was refused: epoch {self.epoch} is no longer the "
             "leader's (another node took over and renders these changes)"
+        )
+
+
+class BuildIncomplete(AggregatorError):
+    """A build that failed after its catalog sync was committed: what the sync took in is
+    real, so its change events (`events`) still go out, and the feeds it marked stay pending
+    for the next build, which writes them. `cause` is the failure itself."""
+
+    def __init__(self, cause: Exception, events: Sequence[ChangeEvent], files: int) -> None:
+        self.cause = cause
+        self.events = tuple(events)
+        self.files = files
+        super().__init__(cause, files)
+
+    @property
+    def reason(self) -> str:
+        """The failure alone, the same on every try (what a retry's log compares)."""
+        cause = self.cause
+        return str(cause) if isinstance(cause, AggregatorError) else repr(cause)
+
+    def __str__(self) -> str:
+        files = f"{self.files} file{'' if self.files == 1 else 's'}"
+        return (
+            f"{self.reason}; the catalog had already taken in the changes of {files} (their "
+            "feeds are written by the next build)"
         )
 
 

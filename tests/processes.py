@@ -1,5 +1,6 @@
 """`python -m aggregator ARGS` as a real process: its stderr lines gathered on a thread, a
-log line waited for, a port read from its "listening" line, a stop by SIGTERM."""
+log line waited for, a port read from its "listening" line, a stop by SIGTERM; whether a
+process is stopped (SIGSTOP)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,12 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> int | 
         proc.kill()
         proc.wait()
         return None
+
+
+def stopped(pid: int) -> bool:
+    """Whether process `pid` is stopped (SIGSTOP): state T in /proc; False once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")

@@ -15,8 +15,10 @@ import errno
 import logging
 import os
 import random
+import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import pytest
 from articlefiles import article_text, write_article
+from processes import stopped
 from services import service_missing
 from waiting import wait_for
 
@@ -517,6 +520,50 @@ def test_a_full_state_disk_is_a_clear_error_and_the_next_build_converges(
         again = build(folders, "--wait", "0")
         assert again.returncode == 0, again.stderr
         assert_converged(folders, clean)
+
+
+def test_a_build_failing_after_its_sync_committed_says_so_and_keeps_its_changes(
+    corpus: Path, clean: dict[str, bytes], tmp_path: Path
+) -> None:
+    """The catalog took the changes in, then the render's own record could not be written
+    (here: another process holds the catalog's write lock): the error says the changes are
+    in, they are still logged, and the next build writes their feeds."""
+    shutil.copytree(corpus, tmp_path / "in")
+    folders = Folders.under(tmp_path)
+    files = sum(1 for p in folders.input.rglob("*.md"))
+    published = {f"a{i:05d}.md" for i in range(300) if i % 9 != 0}  # as write_corpus makes
+    env = {**os.environ, "AGGREGATOR_FAULT": "stop-at:after-sync"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "build", "-v", *folders.args()],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_for(lambda: stopped(proc.pid), "the build to stop after its sync")
+        other = sqlite3.connect(folders.state / "catalog.sqlite3", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # a second writer, until the build has failed
+        proc.send_signal(signal.SIGCONT)
+        _, stderr = proc.communicate(timeout=120)
+        other.execute("ROLLBACK")
+        other.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert_clean_failure(
+        subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr),
+        "locked",
+        f"the catalog had already taken in the changes of {files} files",
+        "written by the next build",
+    )
+    # Told once, here: the next build finds those files as the catalog has them.
+    assert set(re.findall(r"\badded (a\d{5}\.md):", stderr)) == published, stderr
+    again = build(folders, "-v", "--wait", "0")
+    assert again.returncode == 0, again.stderr
+    assert re.findall(r"\badded (a\d{5}\.md):", again.stderr) == [], again.stderr
+    assert_converged(folders, clean)
 
 
 def test_a_new_state_folder_on_a_full_disk_is_a_clear_error(tmp_path: Path) -> None:

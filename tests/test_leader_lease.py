@@ -27,7 +27,7 @@ from articlefiles import write_article
 from hubs import RecordingHub, recording_hub
 from netns import Namespace, namespace
 from pgserver import running_server
-from processes import stop_process
+from processes import stop_process, stopped
 from waiting import wait_for
 
 from aggregator.catalog import Catalog, Leadership, lease_holds
@@ -105,12 +105,6 @@ def nodes() -> Iterator[list[Node]]:
     yield made
     for node in made:
         node.stop()
-
-
-def stopped(pid: int) -> bool:
-    """Whether the process is stopped (SIGSTOP): state T in /proc."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
 
 
 def sql(url: str, statement: str) -> list[tuple[object, ...]]:

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from articlefiles import write_article
 from building import folder_settings
-from processes import stop_process
+from processes import stop_process, stopped
 from waiting import wait_for
 
 from aggregator.catalog import Catalog
@@ -99,15 +99,6 @@ def nodes(tmp_path: Path) -> Iterator[list[Node]]:
     yield made
     for node in made:
         node.stop()
-
-
-def stopped(proc: subprocess.Popen[bytes]) -> bool:
-    """Whether the process is stopped (SIGSTOP): state T in /proc."""
-    try:
-        stat = Path(f"/proc/{proc.pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
 
 
 # --- a node's name is exclusive ---------------------------------------------------------------
@@ -244,7 +235,7 @@ def test_a_node_paused_holding_the_write_lock_freezes_nobody(
     # n1 stops itself (SIGSTOP) inside its first sync, holding the cluster-wide write lock.
     paused.start(AGGREGATOR_FAULT="stop-at:sync-locked")
     assert paused.proc is not None
-    wait_for(lambda: stopped(paused.proc), "n1 to stop while holding the write lock")
+    wait_for(lambda: stopped(paused.proc.pid), "n1 to stop while holding the write lock")
     with psycopg.connect(postgres_url) as conn:
         guids_before = dict(conn.execute("SELECT url, guid FROM items").fetchall())
         holders = conn.execute(
@@ -260,7 +251,7 @@ def test_a_node_paused_holding_the_write_lock_freezes_nobody(
         "n2 to publish a drop while n1 is stopped",
         timeout=STALL_BOUND_SECONDS,
     )
-    assert stopped(paused.proc)
+    assert stopped(paused.proc.pid)
 
     paused.proc.send_signal(signal.SIGCONT)
     everything = {"https://example.com/first", "https://example.com/second"} | {

@@ -139,8 +139,8 @@ def storage_reason(exc: sqlite3.Error) -> str:
     code = getattr(exc, "sqlite_errorcode", None)
     if code == sqlite3.SQLITE_FULL or ("disk" in message and "full" in message):
         return (
-            "the disk holding the catalog is full; free some space (nothing was changed: the "
-            "next build does the work again)"
+            "the disk holding the catalog is full; free some space (what failed was not "
+            "saved: the next build does it again)"
         )
     if "locked" in message or "busy" in message:
         return "the database is locked by another process; wait for it or stop it"

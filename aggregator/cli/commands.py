@@ -40,6 +40,7 @@ EXIT_USAGE = 2
 
 def build(args: argparse.Namespace) -> int:
     from aggregator.delivery import Notifier, log_sink
+    from aggregator.errors import BuildIncomplete
     from aggregator.events import ArticleRejected
     from aggregator.pipeline import Builder
 
@@ -49,16 +50,17 @@ def build(args: argparse.Namespace) -> int:
     # it all unless asked; rejections are warnings and always shown.
     changes.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     with Builder(settings) as builder:
-        report = builder.build(
-            progress=None if args.quiet else _progress_bar("reading", "file", 1000),
-            render_progress=None if args.quiet else _progress_bar("rendering", "feed", 200),
-        )
+        try:
+            report = builder.build(
+                progress=None if args.quiet else _progress_bar("reading", "file", 1000),
+                render_progress=None if args.quiet else _progress_bar("rendering", "feed", 200),
+            )
+        except BuildIncomplete as exc:  # what the catalog took in is told, then the error
+            Notifier([log_sink(changes)]).publish(exc.events)
+            raise
         rejected_now = builder.catalog.rejected_files()
-        nothing_matched = (
-            report.read == 0
-            and report.published == 0
-            and not rejected_now
-            and not report.unreadable
+        nothing_matched = not (
+            report.read or report.published or rejected_now or report.unreadable
         )
         if nothing_matched:
             nothing_matched = not builder.catalog.file_signatures()
@@ -66,8 +68,7 @@ def build(args: argparse.Namespace) -> int:
     # The new bytes are in place and the lock is released (a hub never holds up the next
     # build or a daemon's start): tell the hubs now, once; a failure stays owed.
     pings = _send_pings(settings, owed, builder.now)
-    Notifier([log_sink(changes)]).publish(report.events)
-    Notifier([log_sink(changes)]).publish(pings)
+    Notifier([log_sink(changes)]).publish([*report.events, *pings])
     this_build = {e.source for e in report.events if isinstance(e, ArticleRejected)}
     earlier = [path for path, _ in rejected_now if path not in this_build]
     summary = (

@@ -23,7 +23,7 @@ from aggregator.daemon.pings import PingDispatcher
 from aggregator.daemon.retries import Retries
 from aggregator.daemon.status import StatusRecord
 from aggregator.delivery import Notifier
-from aggregator.errors import NodeNameInUse
+from aggregator.errors import BuildIncomplete, NodeNameInUse
 from aggregator.pipeline import Builder
 
 # The daemon's logger: these lines were always the daemon's, whichever module writes them.
@@ -87,6 +87,10 @@ class BuildRunner:
                 return
             # An environment problem (full disk, damaged catalog) or a bug: the daemon goes
             # on. The batch is kept (paths, or the full scan) and retried with backoff.
+            if isinstance(exc, BuildIncomplete):
+                # The catalog took the changes in before the failure: they are news now
+                # (the retry finds those files unchanged, and only writes their feeds).
+                self.notifier.publish(exc.events, catch_up=self.builds == 0)
             self.retries.build_failed(batch, exc)
             tell_build(self.hooks, began, result="failed", reason=str(exc) or repr(exc))
             self.status.failed(exc)

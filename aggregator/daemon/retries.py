@@ -3,7 +3,8 @@ backoff, and the second look at files rejected while still being copied.
 
     a build that failed as a whole (full state disk, damaged catalog, a bug): its batch is
       held for the next one, and a build is asked for after the backoff's wait; the reason
-      is logged when it changes, not once per try
+      is logged when it changes, not once per try (a build that failed after its sync
+      committed is one too: its events went out, its feeds are pending)
     feeds that failed to write (full disk, unwritable folder): a build is asked for after
       the backoff's wait (the previous files stay meanwhile)
     a rejected file modified moments before its build began (or during it): likely still
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from aggregator.backoff import Backoff, BackoffPolicy
 from aggregator.daemon.debounce import ChangeBatch, Debouncer
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, BuildIncomplete
 from aggregator.events import ArticleRejected
 from aggregator.pipeline import BuildReport
 from aggregator.words import counted
@@ -78,10 +79,13 @@ class Retries:
         """Keep a failed batch, schedule its retry, and log the reason if it is new."""
         self.debouncer.hold(batch)
         delay = self._builds.failed()
-        reason = str(exc) if isinstance(exc, AggregatorError) else repr(exc)
+        # A build that failed after its sync committed fails for the same reason each try,
+        # with a different count of files taken in: the reason alone is compared.
+        cause = exc.cause if isinstance(exc, BuildIncomplete) else exc
+        reason = str(cause) if isinstance(cause, AggregatorError) else repr(cause)
         if reason != self._failure:
             self._failure = reason
-            if isinstance(exc, AggregatorError):
+            if isinstance(cause, AggregatorError):
                 LOGGER.error(
                     "build failed: %s; retrying in %g s, then less and less often (at most "
                     "every %g s) until it works; logged again only if the reason changes",

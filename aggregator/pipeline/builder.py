@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from aggregator.catalog import Catalog, FileChange, SyncResult
 from aggregator.config import Settings, check_folders
+from aggregator.errors import BuildIncomplete, NodeNameInUse
 from aggregator.events import (
     ArticleScheduled,
     BuildFinished,
@@ -210,11 +211,9 @@ class Builder(RenderMixin):
         to_read, gone, unreadable = find_changes(self.filter, self.catalog, changed)
         crash_point("after-scan")
         workers = Workers(self.settings.worker_count)
-        keys: list[FeedKey] = []
-        written = unchanged = failed = 0
         try:
-            # A shared catalog: a build for another node's ring (no file of its own
-            # changed) takes no cluster-wide write lock for an empty sync.
+            # A shared catalog: a build for another node's ring (no file of its own changed)
+            # takes no cluster-wide write lock for an empty sync.
             idle = self.cluster is not None and not to_read and not gone
             sync = (
                 SyncResult()
@@ -231,33 +230,73 @@ class Builder(RenderMixin):
             )
             crash_point("after-sync")
             events: list[ChangeEvent] = [*unreadable, *sync.events]
-            if epoch is None:
-                synced = time.perf_counter()
-                if any(isinstance(e, ArticleScheduled) for e in sync.events):
-                    self.catalog.ring_renderer()  # its timer must learn the new date
-            else:
-                events.extend(visibility.advance(now, sync.changed_guids))
-                synced = time.perf_counter()
-                keys, (written, unchanged, failed) = self._render(
-                    changed is None,
-                    changed_guids=sync.changed_guids,
-                    events=events,
-                    workers=workers,
+            try:
+                return self._after_sync(
+                    sync,
+                    events,
+                    workers,
+                    full_scan=changed is None,
                     now=now,
+                    epoch=epoch,
+                    started=started,
+                    read=len(to_read),
+                    unreadable=unreadable,
                     progress=render_progress,
                 )
+            except Exception as exc:
+                if not (sync.events or sync.dirty_feeds) or isinstance(exc, NodeNameInUse):
+                    raise
+                # The catalog has the sync's changes: their events must not be lost, and
+                # the feeds it marked stay pending for the next build.
+                raise BuildIncomplete(exc, events, len(to_read) + len(gone)) from exc
         finally:
             workers.close()
+
+    def _after_sync(
+        self,
+        sync: SyncResult,
+        events: list[ChangeEvent],
+        workers: Workers,
+        *,
+        full_scan: bool,
+        now: datetime,
+        epoch: int | None,
+        started: float,
+        read: int,
+        unreadable: list[SourceUnreadable],
+        progress: Progress | None,
+    ) -> BuildReport:
+        """The stages after the catalog sync (plan, render, publish; copy on a shared
+        catalog), adding their events to `events`."""
+        visibility = self.visibility
+        keys: list[FeedKey] = []
+        written = unchanged = failed = 0
+        if epoch is None:
+            synced = time.perf_counter()
+            if any(isinstance(e, ArticleScheduled) for e in sync.events):
+                self.catalog.ring_renderer()  # its timer must learn the new date
+        else:
+            events.extend(visibility.advance(now, sync.changed_guids))
+            synced = time.perf_counter()
+            keys, (written, unchanged, failed) = self._render(
+                full_scan,
+                changed_guids=sync.changed_guids,
+                events=events,
+                workers=workers,
+                now=now,
+                progress=progress,
+            )
+        workers.close()
         copied = 0
         if self.cluster is not None:
-            copied, copy_failed = self._copy(changed is None, events)
+            copied, copy_failed = self._copy(full_scan, events)
             failed += copy_failed
         published = self.catalog.published_count(visibility.until(now))
         next_due = visibility.next_due(now) if epoch is not None else None
         seconds = time.perf_counter() - started
         LOGGER.debug(
             "build: %d files read and synced in %.3f s, %d feeds rendered in %.3f s",
-            len(to_read),
+            read,
             synced - started,
             len(keys),
             seconds - (synced - started),
@@ -265,7 +304,7 @@ class Builder(RenderMixin):
         events.append(
             BuildFinished(
                 seconds=seconds,
-                read=len(to_read),
+                read=read,
                 published=published,
                 rejected=sync.rejected,
                 written=written,
@@ -274,7 +313,7 @@ class Builder(RenderMixin):
         )
         return BuildReport(
             events=tuple(events),
-            read=len(to_read),
+            read=read,
             published=published,
             rejected=sync.rejected,
             written=written,
