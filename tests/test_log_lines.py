@@ -112,3 +112,24 @@ def test_a_folder_renamed_under_the_daemon_is_one_move_line(tmp_path: Path) -> N
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(TIMEOUT) == 0, log.read_text()[-2000:]
+
+
+def test_an_edit_and_a_move_say_which_feeds_the_article_entered_and_left(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in"
+    write_article(source, "a.txt", "https://a.example.com/", title="A", topics=["Cats"])
+    write_article(source, "b.txt", "https://b.example.com/", title="B", topics=["Owls"])
+    assert aggregator("build", *FOLDERS, cwd=tmp_path).returncode == 0
+    write_article(source, "a.txt", "https://a.example.com/", title="A", topics=["Dogs"])
+    (source / "b.txt").unlink()
+    write_article(source, "c.txt", "https://b.example.com/", title="B", topics=["Bats"])
+    done = aggregator("build", *FOLDERS, "-v", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    updated = [line for line in lines if "updated a.txt: 'A' in " in line]
+    assert len(updated) == 1, done.stderr
+    assert updated[0].endswith("; entered topics/dogs; left topics/cats"), updated
+    moved = [line for line in lines if "moved b.txt to c.txt: 'B'" in line]
+    assert len(moved) == 1, done.stderr
+    assert moved[0].endswith("; entered topics/bats; left topics/owls"), moved

@@ -533,35 +533,18 @@ def test_no_torn_or_failed_response_while_the_feed_is_replaced(settings: Setting
 # --- the commands ---------------------------------------------------------------------------
 
 
-def read_lines(proc: subprocess.Popen[str], lines: list[str]) -> threading.Thread:
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line.rstrip("\n"))
-        proc.stderr.close()
-
-    thread = threading.Thread(target=read)
-    thread.start()
-    return thread
-
-
 def test_run_serve_publishes_a_drop_over_http_and_stops_on_sigterm(settings: Settings) -> None:
-    proc = subprocess.Popen(
+    daemon = Aggregator(
         [
-            *(sys.executable, "-m", "aggregator", "run", "--serve", "--port", "0"),
+            *("run", "--serve", "--port", "0"),
             *("--input", str(settings.input), "--output", str(settings.output)),
             *("--state", str(settings.state), "--base-url", "http://localhost:8000/"),
         ],
         cwd=settings.input.parent,
-        stderr=subprocess.PIPE,
-        text=True,
     )
-    lines: list[str] = []
-    reader = read_lines(proc, lines)
     try:
-        wait_for(lambda: any("build finished" in x for x in lines), "the first build")
-        (line,) = [x for x in lines if "serving" in x]
-        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line)[1])  # type: ignore[index]
+        daemon.wait_line("build finished")
+        port = daemon.port_in(r"serving .*http://127\.0\.0\.1:(\d+)/")
         client = Client(port)
         write_article(settings.input, "new.txt", "https://new.example.com/", title="Dropped")
 
@@ -572,18 +555,15 @@ def test_run_serve_publishes_a_drop_over_http_and_stops_on_sigterm(settings: Set
         assert client.get("/index.opml")[0] == 200
         client.close()
         started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=10)
+        code = daemon.stop(timeout=10)
         assert time.monotonic() - started < 5
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join()
-    log = "\n".join(lines)
+        if daemon.proc.poll() is None:
+            daemon.stop()
+    log = "\n".join(daemon.lines)
     assert code == 0, log
     assert "Traceback" not in log
-    assert lines[-1].endswith("stopped")
+    assert daemon.lines[-1].endswith("stopped")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
@@ -601,24 +581,12 @@ def test_serve_stops_on_sigterm_and_needs_a_built_folder(settings: Settings) -> 
     assert missing.returncode == 1
     assert "aggregator build" in missing.stderr
     build(settings)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", "serve", *common],
-        cwd=settings.input.parent,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = read_lines(proc, lines)
+    server = Aggregator(["serve", *common], cwd=settings.input.parent)
     try:
-        wait_for(lambda: any("serving" in x for x in lines), "the server to listen")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        server.wait_line("serving")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join()
-    assert "Traceback" not in "\n".join(lines)
+        assert server.stop(timeout=10) == 0
+    assert "Traceback" not in "\n".join(server.lines)
 
 
 def test_serve_alone_logs_sighup_and_goes_on_serving(settings: Settings) -> None:

@@ -37,6 +37,13 @@ def _feeds(keys: Sequence[FeedKey]) -> str:
     return ", ".join(str(k) for k in keys) or "no feed"
 
 
+def _crossed(entered: Sequence[FeedKey], left: Sequence[FeedKey]) -> str:
+    """The feeds an edit or a move made an article enter and leave, as a line's suffix."""
+    return (f"; entered {_feeds(entered)}" if entered else "") + (
+        f"; left {_feeds(left)}" if left else ""
+    )
+
+
 def log_line(event: ChangeEvent) -> str:
     """The log line of an event: what changed, which file, which article, which feeds."""
     if hasattr(event, "source"):
@@ -52,19 +59,14 @@ def log_line(event: ChangeEvent) -> str:
         case ArticleReleased():
             return f"released {event.source}: {event.title!r} to {_feeds(event.feeds)}"
         case ArticleUpdated():
-            line = f"updated {event.source}: {event.title!r} in {_feeds(event.feeds)}"
-            if event.entered:
-                line += f"; entered {_feeds(event.entered)}"
-            if event.left:
-                line += f"; left {_feeds(event.left)}"
-            return line
+            return (
+                f"updated {event.source}: {event.title!r} in {_feeds(event.feeds)}"
+                + _crossed(event.entered, event.left)
+            )
         case ArticleMoved():
-            line = f"moved {event.old_source} to {event.source}: {event.title!r}"
-            if event.entered:
-                line += f"; entered {_feeds(event.entered)}"
-            if event.left:
-                line += f"; left {_feeds(event.left)}"
-            return line
+            return f"moved {event.old_source} to {event.source}: {event.title!r}" + _crossed(
+                event.entered, event.left
+            )
         case ArticleUnpublished():
             return f"unpublished {event.source}: {event.title!r} left {_feeds(event.feeds)}"
         case ArticleRemoved():
