@@ -32,6 +32,7 @@ from aggregator.delivery import (
     retry_delay,
     send_owed,
 )
+from aggregator.errors import BuildIncomplete
 from aggregator.events import HubPinged, HubPingFailed
 from aggregator.pipeline import Builder
 
@@ -162,8 +163,10 @@ def test_pings_are_owed_before_the_files_are_renamed(
 
     with monkeypatch.context() as patch:
         patch.setattr(Catalog, "finish_feeds", crash)
-        with Builder(settings) as builder, pytest.raises(RuntimeError):
+        with Builder(settings) as builder, pytest.raises(BuildIncomplete) as failed:
             builder.build()
+    # The sync was committed before the crash: the build says so, with its cause.
+    assert isinstance(failed.value.cause, RuntimeError)
     assert (settings.output / "all.json").is_file()
     assert len(owed(settings)) == 12
     with Builder(settings) as builder:

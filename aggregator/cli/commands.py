@@ -57,6 +57,8 @@ def build(args: argparse.Namespace) -> int:
             )
         except BuildIncomplete as exc:  # what the catalog took in is told, then the error
             Notifier([log_sink(changes)]).publish(exc.events)
+            if not isinstance(exc.cause, AggregatorError):
+                raise exc.cause from None  # a bug: its own traceback, as for any other
             raise
         rejected_now = builder.catalog.rejected_files()
         nothing_matched = not (
