@@ -8,6 +8,7 @@ Every daemon here is a real `python -m aggregator run` subprocess with a config 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -411,3 +412,59 @@ def test_sigterm_or_sigint_at_any_moment_of_a_big_first_build_stops_cleanly(
             [p.name for p in (root / "out").rglob(".*")] == [] if (root / "out").exists() else True
         )
         assert _items(root) == 50  # max_items: the feed is whole
+
+
+def _below(pid: int) -> tuple[list[int], list[int]]:
+    """The helpers of daemon `pid`: (the pool's workers, the forkserver's children; the
+    resource trackers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    servers, trackers = [], []
+    for child in (p for p, parent in parents.items() if parent == pid):
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"resource_tracker" in command:
+                trackers.append(child)
+            elif b"forkserver" in command:
+                servers.append(child)
+    return [p for p, parent in parents.items() if parent in servers], trackers
+
+
+@pytest.mark.faults
+def test_a_stop_that_abandons_a_stuck_build_still_writes_only_json(
+    big_site: Path, tmp_path: Path
+) -> None:
+    # The build in flight cannot finish (its workers are stopped): the stop abandons it
+    # after its 4 s and leaves with os._exit, which skips multiprocessing's exit handler;
+    # the resource tracker then warned of the pool's leaked semaphores in a bare line.
+    os.symlink(big_site / "in", tmp_path / "in")
+    write_config(tmp_path)
+    found: list[tuple[list[int], list[int]]] = []
+    with running(tmp_path) as daemon:
+        wait_for(lambda: daemon.logged('"event": "watching"'), "the daemon to start")
+
+        def pool_started() -> bool:
+            workers, trackers = _below(daemon.process.pid)
+            found[:] = [(workers, trackers)]
+            return bool(workers and trackers)
+
+        wait_for(pool_started, "the first build's workers")
+        workers, trackers = found[0]
+        try:
+            for worker in workers:
+                os.kill(worker, signal.SIGSTOP)
+            daemon.process.send_signal(signal.SIGTERM)
+            assert daemon.process.wait(TIMEOUT) == 0, daemon.text()
+        finally:
+            for worker in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker, signal.SIGKILL)
+        # The tracker speaks, if at all, when the last holder of its pipe is gone; then it
+        # ends.
+        wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in trackers), "the tracker")
+        assert daemon.logged("abandoning it"), daemon.text()
+        daemon.records()  # every line JSON

@@ -28,6 +28,7 @@ from aggregator.daemon.service import Daemon
 from aggregator.daemon.systemd import SystemdNotifier
 from aggregator.delivery import configure_logging, lifecycle
 from aggregator.errors import ConfigError
+from aggregator.pipeline import leave_workers_behind
 
 LOGGER = logging.getLogger("aggregator.daemon")
 
@@ -190,6 +191,7 @@ def run_daemon(
         # The build thread cannot be interrupted and the interpreter would wait for it at
         # exit: leave now. Its writes are atomic and its catalog transaction rolls back.
         logging.shutdown()
+        leave_workers_behind()
         os._exit(0)
     if daemon.cluster.fatal is not None:
         raise daemon.cluster.fatal  # this node's name was taken over: the CLI says it, exit 2

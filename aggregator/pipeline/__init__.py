@@ -16,7 +16,12 @@ if TYPE_CHECKING:
     from aggregator.pipeline.builder import Builder, BuildReport
     from aggregator.pipeline.lock import BuildLock, lock_held
     from aggregator.pipeline.rendering import Progress
-    from aggregator.pipeline.workers import PARALLEL_FILES, read_stored, start_worker_server
+    from aggregator.pipeline.workers import (
+        PARALLEL_FILES,
+        leave_workers_behind,
+        read_stored,
+        start_worker_server,
+    )
 
 __all__ = [
     "PARALLEL_FILES",
@@ -24,6 +29,7 @@ __all__ = [
     "BuildReport",
     "Builder",
     "Progress",
+    "leave_workers_behind",
     "lock_held",
     "read_stored",
     "start_worker_server",
@@ -35,6 +41,7 @@ _HOME = {
     "Builder": "aggregator.pipeline.builder",
     "PARALLEL_FILES": "aggregator.pipeline.workers",
     "Progress": "aggregator.pipeline.rendering",
+    "leave_workers_behind": "aggregator.pipeline.workers",
     "lock_held": "aggregator.pipeline.lock",
     "read_stored": "aggregator.pipeline.workers",
     "start_worker_server": "aggregator.pipeline.workers",

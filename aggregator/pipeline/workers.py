@@ -385,6 +385,18 @@ def _log_formats() -> list[logging.Formatter | None]:
     ]
 
 
+def leave_workers_behind() -> None:
+    """Ready this process to leave with `os._exit` while a build's workers still run (the
+    daemon's abandoned stop): unlink the pools' semaphores now, as multiprocessing's exit
+    handler would have. Otherwise the resource tracker, finding them at its own exit, warns
+    on the shared stderr: a bare line in a JSON log. (The workers die with their owner.)"""
+    import multiprocessing.util
+
+    # The semaphores' finalizers have priority 0; the exit handler's joins, which would
+    # wait for the busy workers, are not run.
+    multiprocessing.util._run_finalizers(0)  # type: ignore[attr-defined]  # not in typeshed
+
+
 class Workers:
     """A process pool started on first use and shut down with the build."""
 
