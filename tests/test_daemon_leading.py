@@ -31,12 +31,21 @@ LONG = 10 * TIMEOUT
 
 
 class BatchSpy(Builder):
-    """The real builder, recording the paths of each batch it is given."""
+    """The real builder, recording the paths of each batch it is given; `hold_next` makes
+    the next build wait (once `entered` is set) until the test sets the gate it returns."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._batches: list[frozenset[str] | None] = []
         self._lock = threading.Lock()
+        self._gate: threading.Event | None = None
+        self.entered = threading.Event()
+
+    def hold_next(self) -> threading.Event:
+        gate = threading.Event()
+        with self._lock:
+            self._gate = gate
+        return gate
 
     @property
     def batches(self) -> list[frozenset[str] | None]:
@@ -51,6 +60,10 @@ class BatchSpy(Builder):
     ) -> BuildReport:
         with self._lock:
             self._batches.append(None if changed is None else frozenset(changed))
+            gate, self._gate = self._gate, None
+        if gate is not None:
+            self.entered.set()
+            assert gate.wait(TIMEOUT), "the test never let the held build go on"
         return super().build(changed, progress, render_progress)
 
 
@@ -193,3 +206,39 @@ def test_a_burst_after_a_quiet_spell_is_folded_into_few_builds(tmp_path: Path) -
             f"b{i:03d}.txt" for i in range(len(urls))
         }
         assert len(recorder.of(ArticleAdded, since=mark)) == len(urls)
+
+
+def test_a_burst_written_while_a_build_runs_is_built_whole(tmp_path: Path) -> None:
+    """A burst that begins after a quiet spell, while a build holds the writer: its first
+    file closed would lead, but the rest is seen before that build ends, so the burst is
+    no lone change: it is due once it has gone quiet (not at once) and built in one go."""
+    quiet = 0.5  # a pause of the writing loop on a busy machine does not reach it
+    settings = folder_settings(
+        tmp_path, seeds=True, **{**DAEMON, "debounce_seconds": quiet, "debounce_max_seconds": LONG}
+    )
+    burst = {f"w{i:02d}.txt": f"https://held.example.com/{i}" for i in range(12)}
+    with running(settings) as (daemon, recorder):
+        assert isinstance(daemon.builder, BatchSpy)
+        before, builds = len(batches(daemon)), recorder.builds
+        gate = daemon.builder.hold_next()
+        drop(settings.input, "lone.txt", "https://held.example.com/lone")
+        wait_for(daemon.builder.entered.is_set, "the lone drop's build, held")
+        # A quiet spell since the lone drop's events (all seen before its build began):
+        # the burst's first file closed would be due at once.
+        time.sleep(2 * quiet)
+        names = sorted(burst)
+        for name in names[:-1]:
+            drop(settings.input, name, burst[name])
+        last_write = time.monotonic()
+        drop(settings.input, names[-1], burst[names[-1]])
+        wait_for(lambda: daemon.debouncer.gathered == len(burst), "the burst's events")
+        # Due after its last change and the quiet interval: after the last write began,
+        # whereas a leading edge is due from the first file's close.
+        due = daemon.debouncer.due_at()
+        assert due is not None
+        assert due >= last_write
+        gate.set()
+        wait_for(lambda: set(burst.values()) <= set(titles(settings)), "the whole burst")
+        assert daemon.wait_idle(TIMEOUT)
+        assert batches(daemon)[before:] == [frozenset({"lone.txt"}), frozenset(burst)]
+        assert recorder.builds == builds + 2

@@ -22,6 +22,7 @@ from watchdog.events import (
 )
 
 from aggregator.daemon import ChangeBatch, ChangeHandler, Debouncer, inotify_limit_message
+from aggregator.daemon.debounce import LEAD_PATHS
 from aggregator.reading import SourceFilter
 
 PACKAGE = Path(__file__).resolve().parents[1] / "aggregator"
@@ -132,6 +133,58 @@ def test_the_leading_edge_leaves_files_still_being_written() -> None:
     debouncer.add(["again.txt"])
     assert debouncer.take() is None
     assert debouncer.due_at() == pytest.approx(101.2)
+
+
+def test_a_burst_loses_the_leading_edge_and_is_gathered_whole() -> None:
+    """More paths than a lone change has, before the leading build is taken: a burst (a
+    copy adds several files a millisecond). Its first files are not built alone."""
+    clock = Clock()
+    debouncer = Debouncer(0.2, 2.0, clock=clock)
+    debouncer.add(["b0.txt"], complete=True)
+    assert debouncer.due_at() == pytest.approx(100.0)  # alone so far: it leads
+    for i in range(1, LEAD_PATHS + 1):
+        clock.now = 100.0 + i * 0.001
+        debouncer.add([f"b{i}.txt"])  # created, still being written
+        debouncer.add([f"b{i}.txt"], complete=True)
+    # One path too many: due after the quiet interval, as any batch, not at once.
+    assert debouncer.due_at() == pytest.approx(clock.now + 0.2)
+    assert debouncer.take() is None
+    clock.now = 100.1
+    debouncer.add(["b9.txt"], complete=True)  # the burst goes on: it joins the same batch
+    clock.now = 100.29
+    assert debouncer.take() is None
+    clock.now = 100.3
+    batch = debouncer.take()
+    assert batch is not None
+    assert batch.paths == {f"b{i}.txt" for i in range(LEAD_PATHS + 1)} | {"b9.txt"}
+    assert not debouncer.pending
+    # A steady stream after a quiet spell: its first file leads (it came alone), the rest
+    # is cut by the ceiling as before.
+    clock.now = 101.0
+    debouncer.add(["s0.txt"], complete=True)
+    assert debouncer.take() == ChangeBatch(frozenset({"s0.txt"}))
+    for step in range(1, 40):  # one file every 0.1 s: never quiet for 0.2 s
+        clock.now = 101.0 + step * 0.1
+        debouncer.add([f"s{step}.txt"], complete=True)
+        if clock.now >= 103.1 - 1e-9:
+            break
+        assert debouncer.take() is None
+    batch = debouncer.take()
+    assert batch is not None
+    assert len(batch.paths) == 21  # s1 (101.1) … s21 (103.1)
+
+
+def test_a_lone_change_of_a_few_paths_still_leads() -> None:
+    clock = Clock()
+    debouncer = Debouncer(0.2, 2.0, clock=clock)
+    debouncer.add(["old.txt", "new.txt"], complete=True)  # a move: both paths at once
+    assert debouncer.take() == ChangeBatch(frozenset({"old.txt", "new.txt"}))
+    clock.now = 101.0
+    few = [f"f{i}.txt" for i in range(LEAD_PATHS)]
+    for path in few:
+        debouncer.add([path], complete=True)
+    assert debouncer.take() == ChangeBatch(frozenset(few))
+    assert debouncer.gathered == 0
 
 
 def test_a_full_scan_or_a_kick_never_leads() -> None:

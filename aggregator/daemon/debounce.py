@@ -2,7 +2,8 @@
 
     changes (from the watcher, the reconcile timer, a retry, another node's commit)
       | Debouncer: gather until a quiet interval passes (or a ceiling since the first);
-      |   after a quiet spell, the first completed file is built at once (the leading edge)
+      |   after a quiet spell, the first completed file is built at once (the leading edge),
+      |   unless more paths came with it before its build was taken (a burst: gathered whole)
       | ChangeBatch -> the daemon, which hands it to the one Builder
 
 Pure timing on an injectable clock: no watchdog, no threads of its own (a lock, since the
@@ -15,6 +16,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+# The leading edge is for a lone change: a file dropped, edited or deleted, a move (two
+# paths), a commit of a few. A batch that holds more paths before its build is taken is the
+# start of a burst (a copy adds a few files a millisecond): built at once, its first files
+# would have every feed they touch rendered for them, and rendered again for the rest of the
+# burst a moment later. With 10,000 articles loaded, a lead of 121 files rendered 76 feeds
+# (3.2 s on a loaded machine) before the other 879 of a burst of 1,000 could start.
+LEAD_PATHS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +63,9 @@ class Debouncer:
     interval. Only its complete paths go then; a path still being written (created or
     modified, not closed yet) stays for the batch after, debounced as before, as does the
     rest of a burst. A path whose reading fails half-written is looked at again by the
-    retries (`add` without `complete`: after the quiet interval).
+    retries (`add` without `complete`: after the quiet interval). A batch that holds more
+    than `LEAD_PATHS` paths before its build is taken is a burst, not a lone change: it
+    loses the leading edge and is gathered whole, as any other batch.
 
     Thread-safe: the observer adds, the daemon's build thread takes. `on_pending` is called
     (outside the lock) when the first change of a new batch arrives, so the caller can
@@ -133,6 +144,11 @@ class Debouncer:
                 self._open -= paths
             elif complete is not None:
                 self._open |= paths
+            if len(self._paths) > LEAD_PATHS:
+                # A burst: gathered whole, as if it had not begun after a quiet spell (a
+                # "rebuild" run already scheduled for the leading edge finds it not due,
+                # and schedules itself again for when it is).
+                self._fresh = self._leading = False
             # Tell the caller when the batch is new, or newly due at once.
             lead = bool(complete and paths and self._fresh and not self._leading)
             self._leading = self._leading or lead
@@ -165,6 +181,12 @@ class Debouncer:
         """Whether a batch is gathering."""
         with self._lock:
             return self._first is not None
+
+    @property
+    def gathered(self) -> int:
+        """How many paths the gathering batch holds (not counting the held ones)."""
+        with self._lock:
+            return len(self._paths)
 
     def due_at(self) -> float | None:
         """When (on `clock`) the gathering batch is ready; None if there is none."""
