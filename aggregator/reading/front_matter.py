@@ -53,10 +53,14 @@ _LINE = re.compile(r"^( *)(- +|-$)?(?:([A-Za-z_][A-Za-z0-9_.-]*):(?: +|$))?(.*)$
 
 _PLAIN_ASCII = bytes(range(0x20, 0x7F)) + b"\n"
 # Characters on which the whole text is declined: tab, CR, NEL, LS, PS, BOM and everything
-# PyYAML refuses as unprintable. The others are ordinary text inside scalars.
-_UNSURE_CHAR = re.compile(
+# PyYAML refuses as unprintable. The others are ordinary text inside scalars. Compiled on the
+# first text that is not ASCII: compiling this class takes 5-6 ms (re builds its bitmap of
+# 65,536 characters in Python), more than the rest of a nothing-changed build's config
+# reading, which only meets ASCII.
+_UNSURE_CHARS = (
     "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
+_unsure_char: re.Pattern[str] | None = None
 
 _DOUBLE_QUOTED = re.compile(
     r'"([^"\\]*(?:\\(?:[0abtnvfre "/\\N_LP]|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})'
@@ -109,12 +113,20 @@ def parse_fast(text: str) -> dict[str, object] | None:
         # Most files are ASCII: deleting the expected bytes is far quicker than a regex scan.
         if text.encode().translate(None, _PLAIN_ASCII):
             return None
-    elif _UNSURE_CHAR.search(text) is not None:
+    elif _unsure(text):
         return None
     try:
         return _parse(text)
     except _Unsure:
         return None
+
+
+def _unsure(text: str) -> bool:
+    """Whether `text` holds a character on which it is declined."""
+    global _unsure_char
+    if _unsure_char is None:
+        _unsure_char = re.compile(_UNSURE_CHARS)
+    return _unsure_char.search(text) is not None
 
 
 def _parse(text: str) -> dict[str, object] | None:
