@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from functools import cache
 
 MAX_DEPTH = 32
 """Deepest nesting of collections accepted; real articles use three or four levels."""
@@ -60,7 +61,6 @@ _PLAIN_ASCII = bytes(range(0x20, 0x7F)) + b"\n"
 _UNSURE_CHARS = (
     "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
-_unsure_char: re.Pattern[str] | None = None
 
 _DOUBLE_QUOTED = re.compile(
     r'"([^"\\]*(?:\\(?:[0abtnvfre "/\\N_LP]|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})'
@@ -113,7 +113,7 @@ def parse_fast(text: str) -> dict[str, object] | None:
         # Most files are ASCII: deleting the expected bytes is far quicker than a regex scan.
         if text.encode().translate(None, _PLAIN_ASCII):
             return None
-    elif _unsure(text):
+    elif _unsure_char().search(text) is not None:
         return None
     try:
         return _parse(text)
@@ -121,12 +121,9 @@ def parse_fast(text: str) -> dict[str, object] | None:
         return None
 
 
-def _unsure(text: str) -> bool:
-    """Whether `text` holds a character on which it is declined."""
-    global _unsure_char
-    if _unsure_char is None:
-        _unsure_char = re.compile(_UNSURE_CHARS)
-    return _unsure_char.search(text) is not None
+@cache
+def _unsure_char() -> re.Pattern[str]:
+    return re.compile(_UNSURE_CHARS)
 
 
 def _parse(text: str) -> dict[str, object] | None:
