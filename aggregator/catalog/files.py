@@ -14,8 +14,6 @@ from datetime import datetime
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.pending import PendingMixin
 from aggregator.catalog.records import FileChange, SyncResult
-from aggregator.catalog.rows import SyncRun
-from aggregator.catalog.sync import SyncBatch
 from aggregator.events import pair_moves
 from aggregator.faults import crash_point
 from aggregator.reading import FileStat
@@ -136,6 +134,10 @@ class FilesMixin(PendingMixin):
         *,
         bulk: bool = False,
     ) -> SyncResult:
+        # Imported by the first sync: a build that finds no file changed has none.
+        from aggregator.catalog.rows import SyncRun
+        from aggregator.catalog.sync import SyncBatch
+
         batches = self._backend.batches(batches, bulk=bulk)
         total = SyncResult()
         # The sync's own cost, apart from the waits for the next batch (the reading).

@@ -212,9 +212,10 @@ class Builder(RenderMixin):
         crash_point("after-scan")
         workers = Workers(self.settings.worker_count)
         try:
-            # A shared catalog: a build for another node's ring (no file of its own changed)
-            # takes no cluster-wide write lock for an empty sync.
-            idle = self.cluster is not None and not to_read and not gone
+            # No file changed: an empty sync would give an empty result, after a write
+            # transaction and a checkpoint thread for nothing (on a shared catalog, the
+            # cluster-wide write lock: a build for another node's ring).
+            idle = not to_read and not gone
             sync = (
                 SyncResult()
                 if idle
