@@ -16,7 +16,7 @@ from aggregator.catalog.pending import PendingMixin
 from aggregator.catalog.records import FileChange, SyncResult
 from aggregator.events import pair_moves
 from aggregator.faults import crash_point
-from aggregator.reading import FileStat
+from aggregator.reading import FileStat, Signature
 
 LOGGER = logging.getLogger("aggregator.catalog")
 
@@ -75,16 +75,16 @@ class FilesMixin(PendingMixin):
     """Article files and their sync."""
 
     @storage_errors
-    def file_signatures(self) -> dict[str, str]:
+    def file_signatures(self) -> dict[str, Signature]:
         """The `FileStat.signature` the catalog last saw for every known file."""
         where, params = self._keys.where("path")
-        rows = self._db.execute(f"SELECT path, size || ':' || mtime_ns FROM files{where}", params)
+        rows = self._db.execute(f"SELECT path, size, mtime_ns FROM files{where}", params)
         if not self._keys.prefix:
-            # The paths are the node's own: built in C (a nothing-changed build's scan
-            # compares 100,000 of them).
-            return dict(rows)
+            # The paths are the node's own (a nothing-changed build's scan compares
+            # 100,000 of them).
+            return {path: (size, mtime) for path, size, mtime in rows}
         local = self._keys.local
-        return {local(path): signature for path, signature in rows}
+        return {local(path): (size, mtime) for path, size, mtime in rows}
 
     @storage_errors
     def file_stat(self, path: str) -> FileStat | None:
