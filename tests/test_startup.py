@@ -32,6 +32,7 @@ NOT_LOADED = (
     "concurrent.futures",
     "aggregator.catalog.sync",
     "aggregator.catalog.rows",
+    "aggregator.catalog.roster_records",
     "aggregator.output.render",
     "aggregator.output.jsonfeed",
     "aggregator.output.indexes",
