@@ -102,6 +102,12 @@ class FilesMixin(PendingMixin):
         local = self._keys.local
         return [(local(p), e) for p, e in rows]
 
+    def checkpoint(self) -> None:
+        """What a sync starts once committed (SQLite: the write-ahead log copied into the
+        file, in a thread of its own), for a build with nothing to sync: the log is copied
+        after syncs only, and the writes of the builds before it must not pile up in it."""
+        self._backend.synced()
+
     @storage_errors
     def sync(
         self,
