@@ -6,13 +6,16 @@ files --read--> Article --sync--> Catalog --plan--> FeedPlan --render--> Rendere
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from functools import cache
+from typing import TYPE_CHECKING, ClassVar
 
-ENTRY_ID_NAMESPACE = uuid.UUID("5d0c3a4e-8f7b-4c1e-9a62-0b7f3c9e2d41")
+if TYPE_CHECKING:
+    from uuid import UUID
+
+ENTRY_ID_NAMESPACE = "5d0c3a4e-8f7b-4c1e-9a62-0b7f3c9e2d41"
 """The UUID namespace of the per-feed entry ids (`FeedKey.entry_id`). Fixed forever: a new
 value would give every entry of every topic, provider and custom feed a new id."""
 
@@ -160,7 +163,7 @@ class FeedKey:
         """
         if self.kind is FeedKind.ALL:
             return guid
-        return uuid.uuid5(ENTRY_ID_NAMESPACE, f"{self.stem}\n{guid}").urn
+        return _uuid5_urn(f"{self.stem}\n{guid}")
 
     def __str__(self) -> str:
         return self.stem
@@ -175,6 +178,22 @@ class FeedKey:
             if folder == name and slug:
                 return cls(kind, slug)
         raise ValueError(f"not a feed key: {text!r}")
+
+
+@cache
+def _namespace() -> UUID:
+    # Imported on the first id made: uuid imports platform, and together they cost a build
+    # with nothing to render more than a millisecond.
+    import uuid
+
+    return uuid.UUID(ENTRY_ID_NAMESPACE)
+
+
+def _uuid5_urn(name: str) -> str:
+    """`urn:uuid:` of the version 5 UUID of `name` in `ENTRY_ID_NAMESPACE`."""
+    import uuid
+
+    return uuid.uuid5(_namespace(), name).urn
 
 
 @dataclass(frozen=True, slots=True)

@@ -863,6 +863,27 @@ def test_duplicate_keys_last_wins_as_in_yaml(tmp_path: Path) -> None:
     assert read(tmp_path, article_file(body)).title == "Second"
 
 
+# The characters the fast parser takes in a text that is not ASCII: every other one makes it
+# decline the whole text (tab, CR, NEL, LS, PS, BOM, controls, surrogates, U+FFFE/U+FFFF).
+_TAKEN = (
+    (0x0A, 0x0A), (0x20, 0x7E), (0xA0, 0x2027), (0x202A, 0xD7FF), (0xE000, 0xFEFE),
+    (0xFF00, 0xFFFD), (0x10000, 0x10FFFF),
+)  # fmt: skip
+
+
+def test_the_fast_parser_declines_exactly_the_characters_outside_its_ranges() -> None:
+    """Its class lists the declined characters (quicker to compile than the complement of
+    the ranges taken): checked against the ranges over every code point."""
+    from aggregator.reading.front_matter import _unsure_char
+
+    every = "".join(map(chr, range(0x110000)))
+    declined = {ord(c) for c in _unsure_char().findall(every)}
+    taken = {point for low, high in _TAKEN for point in range(low, high + 1)}
+    assert declined == set(range(0x110000)) - taken
+    assert parse_fast("title: \u00e9t\u00e9\n") == {"title": "\u00e9t\u00e9"}
+    assert parse_fast("title: a\u2028b\n") is None
+
+
 def test_constructs_the_fast_parser_declines_still_parse(tmp_path: Path, fallback: Loader) -> None:
     body = (
         "title: |\n  Two\n  lines\n"

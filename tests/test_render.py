@@ -498,9 +498,10 @@ def test_each_feed_gives_its_items_ids_of_its_own_the_same_in_every_format() -> 
     assert len(set(ids)) == 3
     # The rule itself, pinned: changing it would make every topic item new in every reader.
     assert FeedKey(FeedKind.TOPIC, "ai").entry_id("https://news.example.com/1") == (
-        "urn:uuid:" + str(uuid.uuid5(ENTRY_ID_NAMESPACE, "topics/ai\nhttps://news.example.com/1"))
+        "urn:uuid:"
+        + str(uuid.uuid5(uuid.UUID(ENTRY_ID_NAMESPACE), "topics/ai\nhttps://news.example.com/1"))
     )
-    assert str(ENTRY_ID_NAMESPACE) == "5d0c3a4e-8f7b-4c1e-9a62-0b7f3c9e2d41"
+    assert ENTRY_ID_NAMESPACE == "5d0c3a4e-8f7b-4c1e-9a62-0b7f3c9e2d41"
 
 
 def test_an_edited_excerpt_is_new_in_every_format() -> None:

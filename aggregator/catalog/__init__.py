@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         parse_date,
     )
     from aggregator.catalog.rendered import StoredFile, digest
-    from aggregator.catalog.roster import ChangeLog, NodeRecord, NodeRemoved
+    from aggregator.catalog.roster_records import ChangeLog, NodeRecord, NodeRemoved
     from aggregator.catalog.store import Catalog, is_shared
 
 __all__ = [
@@ -64,7 +64,7 @@ __all__ = [
 _HOME = {
     "Catalog": "aggregator.catalog.store",
     "ChangeListener": "aggregator.catalog.cluster",
-    "ChangeLog": "aggregator.catalog.roster",
+    "ChangeLog": "aggregator.catalog.roster_records",
     "DueItem": "aggregator.catalog.records",
     "FeedRecord": "aggregator.catalog.records",
     "FileChange": "aggregator.catalog.records",
@@ -73,8 +73,8 @@ _HOME = {
     "ItemRecord": "aggregator.catalog.records",
     "LeaderRecord": "aggregator.catalog.records",
     "Leadership": "aggregator.catalog.cluster",
-    "NodeRecord": "aggregator.catalog.roster",
-    "NodeRemoved": "aggregator.catalog.roster",
+    "NodeRecord": "aggregator.catalog.roster_records",
+    "NodeRemoved": "aggregator.catalog.roster_records",
     "OwedPing": "aggregator.catalog.records",
     "Salvage": "aggregator.catalog.maintenance",
     "StoredArticle": "aggregator.catalog.records",

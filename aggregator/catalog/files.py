@@ -14,11 +14,9 @@ from datetime import datetime
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.pending import PendingMixin
 from aggregator.catalog.records import FileChange, SyncResult
-from aggregator.catalog.rows import SyncRun
-from aggregator.catalog.sync import SyncBatch
 from aggregator.events import pair_moves
 from aggregator.faults import crash_point
-from aggregator.reading import FileStat
+from aggregator.reading import FileStat, Signature
 
 LOGGER = logging.getLogger("aggregator.catalog")
 
@@ -77,16 +75,16 @@ class FilesMixin(PendingMixin):
     """Article files and their sync."""
 
     @storage_errors
-    def file_signatures(self) -> dict[str, str]:
+    def file_signatures(self) -> dict[str, Signature]:
         """The `FileStat.signature` the catalog last saw for every known file."""
         where, params = self._keys.where("path")
-        rows = self._db.execute(f"SELECT path, size || ':' || mtime_ns FROM files{where}", params)
+        rows = self._db.execute(f"SELECT path, size, mtime_ns FROM files{where}", params)
         if not self._keys.prefix:
-            # The paths are the node's own: built in C (a nothing-changed build's scan
-            # compares 100,000 of them).
-            return dict(rows)
+            # The paths are the node's own (a nothing-changed build's scan compares
+            # 100,000 of them).
+            return {path: (size, mtime) for path, size, mtime in rows}
         local = self._keys.local
-        return {local(path): signature for path, signature in rows}
+        return {local(path): (size, mtime) for path, size, mtime in rows}
 
     @storage_errors
     def file_stat(self, path: str) -> FileStat | None:
@@ -103,6 +101,12 @@ class FilesMixin(PendingMixin):
         rows = self._db.execute(f"SELECT path, error FROM files{where} ORDER BY path", params)
         local = self._keys.local
         return [(local(p), e) for p, e in rows]
+
+    def checkpoint(self) -> None:
+        """What a sync starts once committed (SQLite: the write-ahead log copied into the
+        file, in a thread of its own), for a build with nothing to sync: the log is copied
+        after syncs only, and the writes of the builds before it must not pile up in it."""
+        self._backend.synced()
 
     @storage_errors
     def sync(
@@ -136,6 +140,10 @@ class FilesMixin(PendingMixin):
         *,
         bulk: bool = False,
     ) -> SyncResult:
+        # Imported by the first sync: a build that finds no file changed has none.
+        from aggregator.catalog.rows import SyncRun
+        from aggregator.catalog.sync import SyncBatch
+
         batches = self._backend.batches(batches, bulk=bulk)
         total = SyncResult()
         # The sync's own cost, apart from the waits for the next batch (the reading).

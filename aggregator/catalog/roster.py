@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.files import FilesMixin
 from aggregator.catalog.records import FileChange
 from aggregator.catalog.rendered import COPIED_SEQ
 from aggregator.catalog.schema import RENDERED_SEQ
+
+if TYPE_CHECKING:
+    from aggregator.catalog.roster_records import ChangeLog, NodeRecord, NodeRemoved
 
 LOGGER = logging.getLogger("aggregator.catalog")
 
@@ -39,48 +42,6 @@ _LIVE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class NodeRecord:
-    """One node a shared catalog knows. `host`, `pid`, `since`: the last process that held
-    its name (live or not); `mark`: the last change-log entry it rendered (None: never
-    rendered), `lag`: how many entries it is behind."""
-
-    name: str
-    live: bool
-    host: str | None
-    pid: int | None
-    since: str | None
-    files: int
-    items: int
-    mark: int | None
-    lag: int | None
-    leader: bool
-
-
-@dataclass(frozen=True, slots=True)
-class NodeRemoved:
-    """What `remove_self` did: the node's file rows removed, its items that left every
-    feed (no other node has them), those now listed from another node's file, the feeds
-    marked for a render on every node."""
-
-    name: str
-    files: int
-    withdrawn: int
-    kept: int
-    feeds: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeLog:
-    """The change log: how many entries it keeps, the first and last (None: empty), and
-    the last entry pruned (0: none yet)."""
-
-    entries: int
-    first: int | None
-    last: int | None
-    pruned: int
-
-
 class RosterMixin(FilesMixin):
     """The nodes of a shared catalog: list, remove, and prune the change log behind them."""
 
@@ -89,6 +50,8 @@ class RosterMixin(FilesMixin):
         """Every node the shared catalog knows, by name (empty on SQLite: one node)."""
         if not self.shared:
             return []
+        from aggregator.catalog.roster_records import NodeRecord
+
         db = self._db
         (newest,) = db.execute("SELECT seq FROM rendered_version WHERE id = 1").fetchone()
         leader_row = db.execute("SELECT node FROM cluster_leader WHERE id = 1").fetchone()
@@ -138,6 +101,8 @@ class RosterMixin(FilesMixin):
         for every node, and its bookkeeping goes (feed records, settings, change-log mark,
         name). Its GUIDs stay, as for any file deleted: a return keeps them."""
         assert self.shared, "a catalog of one node has no node to remove"
+        from aggregator.catalog.roster_records import NodeRemoved
+
         prefix = self._keys.prefix
         name = prefix[:-1]
         db = self._db
@@ -214,6 +179,8 @@ class RosterMixin(FilesMixin):
     @storage_errors
     def change_log(self) -> ChangeLog:
         """The change log's size, its first and last entry, and up to where it was pruned."""
+        from aggregator.catalog.roster_records import ChangeLog
+
         count, first, last = self._db.execute(
             "SELECT count(*), min(seq), max(seq) FROM feed_changes"
         ).fetchone()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -341,6 +340,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def init(args: argparse.Namespace) -> int:
+    import shlex
+
     from aggregator.cli.starter import create_starter
 
     folder: Path = args.folder

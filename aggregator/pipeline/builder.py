@@ -212,13 +212,15 @@ class Builder(RenderMixin):
         crash_point("after-scan")
         workers = Workers(self.settings.worker_count)
         try:
-            # A shared catalog: a build for another node's ring (no file of its own changed)
-            # takes no cluster-wide write lock for an empty sync.
-            idle = self.cluster is not None and not to_read and not gone
-            sync = (
-                SyncResult()
-                if idle
-                else self.catalog.sync(
+            if not to_read and not gone:
+                # No file changed: an empty sync would give an empty result after a write
+                # transaction (on a shared catalog, the cluster-wide write lock: a build for
+                # another node's ring). What a sync starts once committed still starts: the
+                # copy of the write-ahead log, which an open catalog (a daemon's) needs.
+                sync = SyncResult()
+                self.catalog.checkpoint()
+            else:
+                sync = self.catalog.sync(
                     self._changes(to_read, gone, workers, progress),
                     # An article without a date is listed under its first publication, which
                     # is this build's cut-off: a later clock reading would embargo it until
@@ -227,7 +229,6 @@ class Builder(RenderMixin):
                     expected=len(to_read) + len(gone),
                     cutoff=visibility.until(now),
                 )
-            )
             crash_point("after-sync")
             events: list[ChangeEvent] = [*unreadable, *sync.events]
             try:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from aggregator.reading.sources import (
         FileStat,
         Scan,
+        Signature,
         SourceFilter,
         scan_sources,
         scan_tree,
@@ -29,6 +30,7 @@ __all__ = [
     "MAX_DEPTH",
     "FileStat",
     "Scan",
+    "Signature",
     "SourceFilter",
     "front_matter_text",
     "parse_article",
@@ -45,6 +47,7 @@ _HOME = {
     "LATEST": "aggregator.reading.values",
     "MAX_DEPTH": "aggregator.reading.front_matter",
     "Scan": "aggregator.reading.sources",
+    "Signature": "aggregator.reading.sources",
     "SourceFilter": "aggregator.reading.sources",
     "front_matter_text": "aggregator.reading.articles",
     "parse_article": "aggregator.reading.articles",
