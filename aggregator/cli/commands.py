@@ -62,9 +62,7 @@ def build(args: argparse.Namespace) -> int:
         rejected_now = builder.catalog.rejected_files()
         nothing_matched = not (
             report.read or report.published or rejected_now or report.unreadable
-        )
-        if nothing_matched:
-            nothing_matched = not builder.catalog.file_signatures()
+        ) and not builder.catalog.file_signatures()
         owed = _owed_pings(settings, builder)
     # The new bytes are in place and the lock is released (a hub never holds up the next
     # build or a daemon's start): tell the hubs now, once; a failure stays owed.
