@@ -6,6 +6,7 @@ so, and a deleted output folder or deleted feed files are written again at once.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -18,9 +19,11 @@ import pytest
 from articlefiles import write_article
 from building import DAEMON, folder_settings
 from waiting import Recorder, wait_for
+from watchdog.events import FileSystemEvent
 
 from aggregator.config import Settings
 from aggregator.daemon import Daemon
+from aggregator.daemon.watch import RootEvents
 from aggregator.events import ArticleRemoved
 
 
@@ -171,3 +174,28 @@ def test_an_output_folder_inside_the_input_is_followed_too(tmp_path: Path) -> No
         sh("rm", "-r", str(settings.output))
         wait_for(atom.is_file, "the deleted output folder inside the input written again")
         assert titles(settings) == {"A"}
+
+
+def test_the_output_watch_hears_only_of_losses_not_of_each_feed_written(
+    settings: Settings,
+) -> None:
+    # Unfiltered, each feed the daemon wrote came back from the output folder's watch as 4
+    # to 6 events (created, modified, closed, attrib, moved) for the observer to handle.
+    with running(settings) as (daemon, recorder):
+        assert daemon.watcher is not None
+        roots = daemon.watcher.roots
+        heard: list[str] = []
+        output = str(settings.output)
+
+        def hear(event: FileSystemEvent) -> None:
+            if os.fsdecode(event.src_path).startswith(output):
+                heard.append(type(event).__name__)
+            RootEvents.on_any_event(roots, event)
+
+        roots.on_any_event = hear  # type: ignore[method-assign]
+        builds = recorder.builds
+        write_article(settings.input, "c.txt", "https://x.test/c", title="C", topics=["Robots"])
+        wait_for(lambda: "C" in titles(settings, "topics/robots"), "the drop published")
+        wait_for(lambda: recorder.builds > builds, "the drop's build finished")
+        assert heard, "the output folder is not watched"  # the temp files renamed into place
+        assert set(heard) <= {"FileMovedEvent", "FileDeletedEvent", "DirDeletedEvent"}, heard

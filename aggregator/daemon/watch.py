@@ -77,6 +77,7 @@ _EVENTS: list[type[FileSystemEvent]] = [
 ]
 
 _FILE_CHANGES = tuple(kind for kind in _EVENTS if not kind.is_directory)
+_OUTPUT_LOSSES = [FileDeletedEvent, FileMovedEvent, DirDeletedEvent, DirMovedEvent]
 # The events after which a path's writer is done with it.
 _COMPLETE = (FileClosedEvent, FileMovedEvent, FileDeletedEvent)
 
@@ -104,19 +105,17 @@ class ChangeHandler(FileSystemEventHandler):
         # input (its recursive watch sees them, and no second watch may take that inode).
         self.roots = roots
 
-    def _article(self, path: str | bytes) -> str | None:
-        if not path:
-            return None
+    def _relative(self, path: str | bytes) -> str | None:
         text = path.decode() if isinstance(path, bytes) else path
-        rel = self.filter.relative(text)
+        return self.filter.relative(text) if text else None
+
+    def _article(self, path: str | bytes) -> str | None:
+        rel = self._relative(path)
         return rel if rel is not None and self.filter.matches(rel) else None
 
     def _folder(self, path: str | bytes) -> bool:
         """Whether a folder event concerns a folder that may hold articles."""
-        if not path:
-            return False
-        text = path.decode() if isinstance(path, bytes) else path
-        rel = self.filter.relative(text)
+        rel = self._relative(path)
         return rel is not None and self.filter.dir_allowed(rel)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -370,13 +369,8 @@ class Watcher:
             if watched["input"] is not None or not self._watched:
                 observer.schedule(self.handler, str(root), recursive=True, event_filter=_EVENTS)
             for path, recursive in self._extra:
-                if identity(path) is None:
-                    continue
-                try:
-                    observer.schedule(self.roots, str(path), recursive=recursive)
-                except OSError as exc:
-                    # Only a quicker reaction is lost: the guard checks every few seconds.
-                    LOGGER.debug("cannot watch %s (%s): the guard polls", path, exc)
+                if identity(path) is not None:
+                    self._watch_extra(observer, path, recursive)
             observer.start()
         except BaseException:
             # The inotify observer runs a reader thread from its constructor on: stop it.
@@ -435,13 +429,20 @@ class Watcher:
         observer = self._observer
         assert observer is not None
         for path, recursive in self._extra:
-            if path == self.output:
-                try:
-                    observer.schedule(self.roots, str(path), recursive=recursive)
-                except OSError as exc:
-                    LOGGER.debug("cannot watch %s (%s): the guard polls", path, exc)
-                    return False
+            if path == self.output and not self._watch_extra(observer, path, recursive):
+                return False
         self._watched = now
+        return True
+
+    def _watch_extra(self, observer: BaseObserver, path: Path, recursive: bool) -> bool:
+        """Watch a root's parent (its names) or the output folder (its losses alone: each feed
+        written was 4 to 6 events to handle); False if refused (the guard checks anyway)."""
+        try:
+            kinds = _OUTPUT_LOSSES if path == self.output else None
+            observer.schedule(self.roots, str(path), recursive=recursive, event_filter=kinds)
+        except OSError as exc:
+            LOGGER.debug("cannot watch %s (%s): the guard polls", path, exc)
+            return False
         return True
 
     def _output_lost(self, path: str) -> None:
