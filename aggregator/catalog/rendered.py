@@ -146,9 +146,10 @@ class RenderedMixin(FeedsMixin):
                 "WHERE (seq, path) > (?, ?) ORDER BY seq, path LIMIT ?",
                 (*after, _FETCH),
             )
-            if not batch:
-                return
-            yield batch
+            if batch:
+                yield batch
+            if len(batch) < _FETCH:
+                return  # the last one: no round trip to find nothing more
             after = (batch[-1].seq, batch[-1].path)
 
     def rendered_files(self, paths: Collection[str]) -> Iterator[list[StoredFile]]:
@@ -164,11 +165,15 @@ class RenderedMixin(FeedsMixin):
 
     @storage_errors
     def _fetch(self, sql: str, params: Sequence[object]) -> list[StoredFile]:
+        from aggregator.catalog.postgres import PostgresConnection
+
+        db = self._db
+        assert isinstance(db, PostgresConnection)  # the rendered set is a shared catalog's
         return [
             StoredFile(
                 str(p), int(s), None if d is None else bytes(d), None if g is None else bytes(g)
             )
-            for p, s, d, g in self._db.execute(sql, params)
+            for p, s, d, g in db.fetch_binary(sql, params)
         ]
 
     @storage_errors
