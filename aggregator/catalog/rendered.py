@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.feeds import FeedsMixin
@@ -87,7 +88,7 @@ class RenderedMixin(FeedsMixin):
     @storage_errors
     def stored_digests(self) -> dict[str, bytes]:
         """Every file of the rendered set (not the removed ones), with its bytes' digest."""
-        rows = self._db.execute("SELECT path, digest FROM rendered_files WHERE data IS NOT NULL")
+        rows = self._binary("SELECT path, digest FROM rendered_files WHERE data IS NOT NULL", ())
         return {str(path): bytes(value) for path, value in rows}
 
     @storage_errors
@@ -165,16 +166,21 @@ class RenderedMixin(FeedsMixin):
 
     @storage_errors
     def _fetch(self, sql: str, params: Sequence[object]) -> list[StoredFile]:
-        from aggregator.catalog.postgres import PostgresConnection
-
-        db = self._db
-        assert isinstance(db, PostgresConnection)  # the rendered set is a shared catalog's
         return [
             StoredFile(
                 str(p), int(s), None if d is None else bytes(d), None if g is None else bytes(g)
             )
-            for p, s, d, g in db.fetch_binary(sql, params)
+            for p, s, d, g in self._binary(sql, params)
         ]
+
+    def _binary(self, sql: str, params: Sequence[object]) -> Any:
+        """Rows with their `bytea` columns as bytes on the wire (the rendered set is a
+        shared catalog's: PostgreSQL's binary format, not twice as many hex digits)."""
+        from aggregator.catalog.postgres import PostgresConnection
+
+        db = self._db
+        assert isinstance(db, PostgresConnection)
+        return db.fetch_binary(sql, params)
 
     @storage_errors
     def render_mark(self) -> int:
