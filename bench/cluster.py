@@ -348,10 +348,16 @@ def run_round(kind: str, round_: int, setup: Setup, single: Result | None) -> Re
         idle = 100 * (before.nodes_cpu + before.server_cpu - quiet.nodes_cpu - quiet.server_cpu)
         idle /= before.when - quiet.when
         load = os.getloadavg()[0]
+        first = snapshot()
         every, own = watch_drops(
             config, drops, 1 / args.rate, args.poll_ms / 1000, args.drop_timeout
         )
         after, problem = config.settle(max(args.drop_timeout, 30.0))
+        last = snapshot()
+        say(f"{kind} round {round_}: CPU per drop, each node: " + ", ".join(
+            f"{n.name} {(last.cpu([n.pid]) - first.cpu([n.pid])) / len(drops):.3f} s"
+            for n in nodes
+        ))  # fmt: skip
         end = hashes(nodes[0].output)
         if problem is not None:
             note = f"NOT converged: {problem}"
