@@ -167,7 +167,9 @@ class Node:
         self.proc: subprocess.Popen[bytes] | None = None
         self.input.mkdir(parents=True)
 
-    def start(self, catalog: str | None) -> None:
+    def start(self, catalog: str | None, log_level: str | None = None) -> None:
+        if log_level is not None:  # read from the working folder (the default config)
+            (self.root / "aggregator.yaml").write_text(f"logging:\n  level: {log_level}\n")
         shared = [] if catalog is None else ["--catalog", catalog, "--node", self.name]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -333,7 +335,7 @@ def run_round(kind: str, round_: int, setup: Setup, single: Result | None) -> Re
     try:
         started = time.perf_counter()
         for node in nodes:
-            node.start(url)
+            node.start(url, args.log_level)
         ready, problem = config.settle(args.start_timeout)
         if problem is not None:
             raise BenchError(f"{kind} round {round_}: not settled after start: {problem}")
@@ -346,10 +348,16 @@ def run_round(kind: str, round_: int, setup: Setup, single: Result | None) -> Re
         idle = 100 * (before.nodes_cpu + before.server_cpu - quiet.nodes_cpu - quiet.server_cpu)
         idle /= before.when - quiet.when
         load = os.getloadavg()[0]
+        first = snapshot()
         every, own = watch_drops(
             config, drops, 1 / args.rate, args.poll_ms / 1000, args.drop_timeout
         )
         after, problem = config.settle(max(args.drop_timeout, 30.0))
+        last = snapshot()
+        say(f"{kind} round {round_}: CPU per drop, each node: " + ", ".join(
+            f"{n.name} {(last.cpu([n.pid]) - first.cpu([n.pid])) / len(drops):.3f} s"
+            for n in nodes
+        ))  # fmt: skip
         end = hashes(nodes[0].output)
         if problem is not None:
             note = f"NOT converged: {problem}"
@@ -491,6 +499,9 @@ def main() -> int:
     add("--tree", type=Path, metavar="DIR",
         help="run the nodes with the aggregator package of this source tree (a worktree of "
              "another branch; default: the installed one)")  # fmt: skip
+    add("--log-level", metavar="LEVEL",
+        help="the nodes' logging level (DEBUG: each build's steps, timed, in the logs under "
+             "--workdir; default: the nodes' default)")  # fmt: skip
     add("--workdir", type=Path, default=Path("/tmp/aggregator-bench-cluster"),
         help="corpus, folders and logs; deleted first (default %(default)s)")
     add("--quick", action="store_true", help="2,000 articles, 20 drops, 1 round")

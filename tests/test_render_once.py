@@ -3,7 +3,8 @@ real PostgreSQL.
 
 - the leader renders, the followers only copy: over a series of drops on every node, no
   follower's build renders a feed (their DEBUG build lines say 0) and every output folder
-  holds the same bytes;
+  holds the same bytes; a follower copies the leader's new render without a build (its
+  status record counts none);
 - a node whose clock runs 120 s ahead (libfaketime) changes nothing: an undated article
   dropped there is dated by the database's clock and listed on every node, and an article
   dated 30 s ahead (already past on the skewed clock) stays embargoed on every node until
@@ -151,6 +152,42 @@ def test_followers_render_nothing_and_a_skewed_clock_changes_nothing(trio: list[
         assert counts, f"{follower.name} logged no build line"
         assert set(counts) == {0}, (follower.name, counts)
         assert "render:" not in follower.text()
+
+
+def builds(node: Node) -> int:
+    """How many builds the node's daemon ran, as its status record says."""
+    return int(json.loads((node.state / "status.json").read_text())["builds"])
+
+
+def test_a_follower_copies_the_leaders_render_without_a_build(trio: list[Node]) -> None:
+    """The leader's store rings the followers, which copy the new version (a DEBUG copy
+    line each) and run no build for it: the only builds of a follower that took no file are
+    full scans (its start's, its listener's first connection), and its status record
+    counts those alone, while the drops reach its folder with the leader's bytes."""
+    n1, n2, _ = trio
+    write_article(n1.input, "first.md", URL.format("first"), topics=["alpha"])
+    start(n1)
+    wait_for(lambda: "leader: n1 took over" in n1.text(), "n1 to lead")
+    wait_for(lambda: URL.format("first") in (all_items(n1.output) or {}), "n1's render")
+    start(n2)
+    wait_for(lambda: outputs(n2.output) == outputs(n1.output), "n2's first copy")
+    copies = n2.text().count("DEBUG copy: ")
+    for index in range(3):
+        write_article(n1.input, f"d{index}.md", URL.format(f"d{index}"), topics=["beta"])
+        wait_for(
+            lambda i=index: URL.format(f"d{i}") in (all_items(n2.output) or {}),
+            f"drop {index} copied to n2",
+        )
+    wait_for(lambda: outputs(n2.output) == outputs(n1.output), "the same bytes on both")
+    # One copy per drop (each was seen on n2 before the next was written); its line comes
+    # once its mark is recorded, just after its files.
+    wait_for(lambda: n2.text().count("DEBUG copy: ") >= copies + 3, "n2's copy lines")
+    # Every build n2 began has ended and is counted (a build logs `rebuild:` as it starts).
+    wait_for(lambda: builds(n2) == n2.text().count("DEBUG rebuild: "), "n2's builds to end")
+    started = re.findall(r"DEBUG rebuild: (.+)", n2.text())
+    assert set(started) == {"full scan"}, started  # no build for a ring: one per drop before
+    assert builds(n2) == len(started)
+    assert "render:" not in n2.text()
 
 
 def reference(folder: Path, nodes: list[Node]) -> dict[str, bytes]:

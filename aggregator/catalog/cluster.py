@@ -136,7 +136,8 @@ class ChangeListener(_SessionThread):
 
     With `renders` (a daemon's), a sync's ring wakes only the node that renders now (the
     others have nothing to do until the render), and a new version of the rendered set
-    wakes every node but the one that stored it.
+    wakes every node but the one that stored it: `on_rendered` (a copy of the new
+    versions, no build), else `on_change`.
     """
 
     def __init__(
@@ -145,13 +146,16 @@ class ChangeListener(_SessionThread):
         node: str,
         on_change: Callable[[], None],
         on_connect: Callable[[], None] | None = None,
+        *,
         renders: Callable[[], bool] | None = None,
+        on_rendered: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(url, "aggregator-catalog-listener")
         self.node = node
         self.renders = renders
         self.on_change = on_change
         self.on_connect = on_connect or on_change
+        self.on_rendered = on_rendered or on_change
         self.where = where_is(url)
         self.connected = threading.Event()
         self._gone = False  # the connection was lost (and that was logged)
@@ -169,7 +173,11 @@ class ChangeListener(_SessionThread):
             # Each ring as it comes (the generator runs on until the timeout); the debouncer
             # folds rings that come while a build runs.
             for note in conn.notifies(timeout=0.5):
-                if self._wanted(note.payload):
+                if not self._wanted(note.payload):
+                    continue
+                if note.payload.startswith(RENDER_RING):
+                    self.on_rendered()
+                else:
                     self.on_change()
             # notifies() returns quietly on timeout; a dead link shows here.
             conn.execute("SELECT 1")

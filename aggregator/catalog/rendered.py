@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.feeds import FeedsMixin
@@ -38,6 +39,16 @@ RENDERED_DDL = (
     " node TEXT NOT NULL, cutoff TEXT)",
     "INSERT INTO rendered_version (id, seq, epoch, node) VALUES (1, 0, 0, '') "
     "ON CONFLICT (id) DO NOTHING",
+    # The bytes compressed with lz4, not pglz (PostgreSQL >= 14 built with it; else left as
+    # they are): a drop's store of ~1.5 MB cost the server 24 ms of pglz, 5 with lz4, and
+    # every node's fetch a third as much. Looked up first (an ALTER takes the table's lock)
+    # and run by EXECUTE, which an older server never parses.
+    "DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN "
+    "IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'rendered_files'::regclass "
+    "AND attname IN ('data', 'gzipped') AND attcompression <> 'l') THEN "
+    "EXECUTE 'ALTER TABLE rendered_files ALTER COLUMN data SET COMPRESSION lz4, "
+    "ALTER COLUMN gzipped SET COMPRESSION lz4'; END IF; END IF; "
+    "EXCEPTION WHEN feature_not_supported THEN NULL; END $$",
 )
 
 
@@ -87,7 +98,7 @@ class RenderedMixin(FeedsMixin):
     @storage_errors
     def stored_digests(self) -> dict[str, bytes]:
         """Every file of the rendered set (not the removed ones), with its bytes' digest."""
-        rows = self._db.execute("SELECT path, digest FROM rendered_files WHERE data IS NOT NULL")
+        rows = self._binary("SELECT path, digest FROM rendered_files WHERE data IS NOT NULL", ())
         return {str(path): bytes(value) for path, value in rows}
 
     @storage_errors
@@ -146,9 +157,10 @@ class RenderedMixin(FeedsMixin):
                 "WHERE (seq, path) > (?, ?) ORDER BY seq, path LIMIT ?",
                 (*after, _FETCH),
             )
-            if not batch:
-                return
-            yield batch
+            if batch:
+                yield batch
+            if len(batch) < _FETCH:
+                return  # the last one: no round trip to find nothing more
             after = (batch[-1].seq, batch[-1].path)
 
     def rendered_files(self, paths: Collection[str]) -> Iterator[list[StoredFile]]:
@@ -168,8 +180,17 @@ class RenderedMixin(FeedsMixin):
             StoredFile(
                 str(p), int(s), None if d is None else bytes(d), None if g is None else bytes(g)
             )
-            for p, s, d, g in self._db.execute(sql, params)
+            for p, s, d, g in self._binary(sql, params)
         ]
+
+    def _binary(self, sql: str, params: Sequence[object]) -> Any:
+        """Rows with their `bytea` columns as bytes on the wire (the rendered set is a
+        shared catalog's: PostgreSQL's binary format, not twice as many hex digits)."""
+        from aggregator.catalog.postgres import PostgresConnection
+
+        db = self._db
+        assert isinstance(db, PostgresConnection)
+        return db.fetch_binary(sql, params)
 
     @storage_errors
     def render_mark(self) -> int:

@@ -1,9 +1,10 @@
 """This node's part in a shared (PostgreSQL) catalog: hearing the other nodes' commits, and
 whether it is the one that does the once-only work now.
 
-    listener thread: another node committed → a build with no changed path (render what it
-      changed); a reconnect → a full scan (which also redoes the builds that failed while
-      the database was away)
+    listener thread: another node's sync committed → the leader's build with no changed path
+      (render what it changed); a new version of the rendered set → a copy of it (no
+      build); a reconnect → a full scan (which also redoes the builds that failed while
+      the database was away, and copies what was missed)
     leader thread: keeps this node's claim to the once-only work (rendering the feeds for
       the whole cluster, WebSub pings, anything that acts outside this node): a lease it
       renews every second; `leading()` checks its fencing epoch and its lease at the
@@ -16,6 +17,7 @@ imported.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -36,6 +38,9 @@ class ClusterNode:
         self.leadership: Leadership | None = None
         # Why this node must stop: another process holds its name now (NodeNameInUse).
         self.fatal: AggregatorError | None = None
+        # The leader stored a new version of the rendered set: the writer copies it, with
+        # no build if none is due (`take_copy`).
+        self.copy_due = threading.Event()
 
     def join(
         self,
@@ -43,15 +48,26 @@ class ClusterNode:
         node: str,
         *,
         on_commit: Callable[[], None],
+        on_rendered: Callable[[], None],
         on_reconnect: Callable[[], None],
         on_elected: Callable[[], None],
     ) -> None:
-        """Start listening to the other nodes' commits and standing for leader; once
-        elected, `on_elected` and a build as for a commit (the leader renders)."""
+        """Start listening to the other nodes' commits (a sync's: `on_commit`, for the
+        leader to render; a new version of the rendered set: `on_rendered`, to copy it) and
+        standing for leader; once elected, `on_elected` and a build as for a commit."""
         from aggregator.catalog import ChangeListener, Leadership
 
+        def rendered() -> None:
+            self.copy_due.set()
+            on_rendered()
+
         self.listener = ChangeListener(
-            url, node, on_commit, on_reconnect, renders=lambda: self.is_leader
+            url,
+            node,
+            on_commit,
+            on_reconnect,
+            renders=lambda: self.is_leader,
+            on_rendered=rendered,
         )
         self.listener.start()
 
@@ -62,6 +78,15 @@ class ClusterNode:
         self.leadership = Leadership(url, node, elected)
         self.leadership.start()
         LOGGER.info("node %s of the shared catalog %s", node, self.listener.where)
+
+    def take_copy(self) -> bool:
+        """Whether a new version was stored since the last call: the writer's next run
+        copies it, a build's copy or a copy alone when no batch is due (cleared: a ring
+        that comes meanwhile sets it again; the copy reads every version there is then)."""
+        if not self.copy_due.is_set():
+            return False
+        self.copy_due.clear()
+        return True
 
     @property
     def is_leader(self) -> bool:

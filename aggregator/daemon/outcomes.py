@@ -61,6 +61,25 @@ class BuildRunner:
         self.arm = arm
         self.builds = 0
 
+    def copy(self, builder: Builder | None) -> None:
+        """Copy the new versions of the rendered set (the leader's store rang) without a
+        build. A file that failed to be written, or a copy that failed, asks for a build
+        instead: its copy reports the failure, and its retries take over."""
+        if builder is None:
+            return
+        try:
+            builder.lock.check()
+            if not builder.copy().failed:
+                return
+        except NodeNameInUse as exc:  # another process writes as this node now: stop
+            self.cluster.fatal = exc
+            return
+        except Exception as exc:
+            if self.stopping.is_set():
+                return
+            LOGGER.debug("copy: failed (%s); a build copies instead", exc)
+        self.retries.debouncer.kick(now=True)
+
     def run(self, builder: Builder, batch: ChangeBatch, new: Settings | None) -> None:
         """Build `batch` (with a reload's `new` settings first, if any) and act on the result."""
         if new is not None:

@@ -20,9 +20,11 @@
     without holding up a build (pings.py)
     SIGTERM / SIGINT: stop the observer, finish or abandon the build in flight, stop the
     scheduler, close the builder, exit 0
-    shared (PostgreSQL) catalog: a listener thread asks for a build with no changed path
-    when another node commits changes (and after each reconnect, to catch up); a leader
-    thread keeps this node's claim to the once-only work (cluster.py)
+    shared (PostgreSQL) catalog: a listener thread asks the leader for a build with no
+    changed path when another node's sync commits changes, every other node for a "copy"
+    run (the writer copies the leader's new render, no build) when the leader stores it,
+    and for a full scan after each reconnect, to catch up; a leader thread keeps this
+    node's claim to the once-only work (cluster.py)
 
 The scheduler only decides WHEN a build runs; `Builder` decides what it does. This module
 and `jobs.py` the only importer of apscheduler.
@@ -201,13 +203,13 @@ class Daemon:
             self.pings.dispatch_soon()
             self.debouncer.add(full_scan=True)
             if settings.catalog is not None:
-                # Another node's commit rings: render what it changed (a build with no
-                # paths). After a reconnect: a full scan, which also redoes the builds that
-                # failed while the database was away (the catalog kept the old mtimes).
+                # A sync rings the leader: a build with no path renders it; its store rings
+                # the others, which copy it. A reconnect: a full scan (redoes failed builds).
                 self.cluster.join(
                     settings.catalog,
                     settings.node,
                     on_commit=lambda: self.debouncer.kick(now=True),
+                    on_rendered=self._request,
                     on_reconnect=lambda: self.debouncer.add(full_scan=True),
                     on_elected=self.pings.dispatch_soon,
                 )
@@ -272,7 +274,7 @@ class Daemon:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                busy = self._job_pending or self._building
+                busy = self._job_pending or self._building or self.cluster.copy_due.is_set()
             if not busy and not self.debouncer.pending:
                 return True
             time.sleep(0.01)
@@ -301,7 +303,7 @@ class Daemon:
         with self._lock:
             if self._closing or self._building:
                 return
-            due = self.debouncer.due_at()
+            due = time.monotonic() if self.cluster.copy_due.is_set() else self.debouncer.due_at()
             if due is None:
                 return
             if self._release_now:
@@ -369,17 +371,17 @@ class Daemon:
             if self._closing:
                 return
             batch = self.debouncer.take(force=self._release_now)
-            if batch is not None:
-                self._release_now = False
+            if (copy := self.cluster.take_copy()) or batch is not None:
+                self._release_now = self._release_now and batch is None
                 self._building = True
                 self.liveness.building(True)
                 self._idle.clear()
-        if batch is None:
+        if batch is None and not copy:
             # Events kept arriving since this run was scheduled: the batch is due later.
             self._request()
             return
         try:
-            self._build(batch)
+            self.runner.copy(self.builder) if batch is None else self._build(batch)
         finally:
             with self._lock:
                 self._building = False

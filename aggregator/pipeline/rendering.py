@@ -86,7 +86,9 @@ class RenderMixin:
         rendered set for the cluster's renderer (a follower renders nothing)."""
         if self.cluster is None or epoch is None:
             return DiskTarget(self.output, gzip=self.settings.gzip_sidecars)
-        return StoreTarget(self.catalog, epoch, self.settings.node)
+        return StoreTarget(
+            self.catalog, epoch, self.settings.node, gzip=self.settings.gzip_sidecars
+        )
 
     def _choose_feeds(
         self, records: list[FeedRecord], *, full_scan: bool

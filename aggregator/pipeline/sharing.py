@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from aggregator.catalog import Catalog
 from aggregator.events import WriteFailed
 from aggregator.model import RenderedFile
-from aggregator.output import publish_all
+from aggregator.output import PublishBatch
 from aggregator.pipeline.targets import remove_output
 
 if TYPE_CHECKING:
@@ -137,28 +137,52 @@ class ClusterRole:
 def copy_rendered(catalog: Catalog, root: Path, *, gzip: bool, full: bool) -> CopyResult:
     """Copy the versions of the rendered set newer than this node's copy mark into `root`
     (and, with `full`, every file of the set missing there), then record the mark up to
-    the first version that failed to be written."""
+    the first version that failed to be written.
+
+    One publish batch for the whole copy, its index pages staged last (so renamed last):
+    a drop's copy is a few files, and one batch is one fsync thread and one pass over the
+    folders, where a batch per fetch and one for the pages made two or three."""
     result = CopyResult()
     mark = catalog.copy_mark()
     upto = mark
-    failed_at: int | None = None
+    seqs: dict[str, int] = {}
     deferred: list[StoredFile] = []
+    batch = PublishBatch(root, gzip=gzip)
 
-    def apply(rows: Iterable[StoredFile]) -> None:
-        nonlocal failed_at
-        for seq in _write(root, rows, gzip, result):
+    def stage(rows: Iterable[StoredFile]) -> None:
+        for row in rows:
+            seqs[row.path] = row.seq
+            if row.data is None:
+                if remove_output(root / row.path, "removed by the renderer"):
+                    result.removed += 1
+            else:
+                batch.stage(RenderedFile(row.path, row.data, row.gzipped))
+
+    try:
+        for rows in catalog.rendered_since(mark):
+            upto = max(upto, rows[-1].seq)
+            deferred += [r for r in rows if r.path.endswith(_INDEX_SUFFIXES)]
+            stage(r for r in rows if not r.path.endswith(_INDEX_SUFFIXES))
+        if full:
+            stored = catalog.stored_digests()
+            missing = [p for p in stored if p not in seqs and not (root / p).is_file()]
+            for rows in catalog.rendered_files(missing):
+                deferred += [r for r in rows if r.path.endswith(_INDEX_SUFFIXES)]
+                stage(r for r in rows if not r.path.endswith(_INDEX_SUFFIXES))
+        stage(deferred)
+    except BaseException:
+        batch.abandon()
+        raise
+    failed_at: int | None = None
+    for outcome in batch.commit():
+        if outcome.error is not None:
+            result.failed.append(WriteFailed(outcome.error.path, outcome.error.reason))
+            seq = seqs[outcome.path]
             failed_at = seq if failed_at is None else min(failed_at, seq)
-
-    for batch in catalog.rendered_since(mark):
-        upto = max(upto, batch[-1].seq)
-        deferred += [r for r in batch if r.path.endswith(_INDEX_SUFFIXES)]
-        apply(r for r in batch if not r.path.endswith(_INDEX_SUFFIXES))
-    if full:
-        missing = [p for p in catalog.stored_digests() if not (root / p).is_file()]
-        for batch in catalog.rendered_files(missing):
-            deferred += [r for r in batch if r.path.endswith(_INDEX_SUFFIXES)]
-            apply(r for r in batch if not r.path.endswith(_INDEX_SUFFIXES))
-    apply(deferred)
+        elif outcome.written:
+            result.written += 1
+        else:
+            result.unchanged += 1
     done = upto if failed_at is None else min(upto, failed_at - 1)
     if done > mark:
         catalog.set_copy_mark(done)
@@ -171,23 +195,3 @@ def copy_rendered(catalog: Catalog, root: Path, *, gzip: bool, full: bool) -> Co
             done,
         )
     return result
-
-
-def _write(root: Path, rows: Iterable[StoredFile], gzip: bool, result: CopyResult) -> list[int]:
-    """Publish one batch of rows into `root`; the versions of the rows that failed."""
-    rows = list(rows)
-    seqs = {r.path: r.seq for r in rows}
-    files = [RenderedFile(r.path, r.data, r.gzipped) for r in rows if r.data is not None]
-    failed: list[int] = []
-    for row in rows:
-        if row.data is None and remove_output(root / row.path, "removed by the renderer"):
-            result.removed += 1
-    for outcome in publish_all(root, files, gzip=gzip):
-        if outcome.error is not None:
-            result.failed.append(WriteFailed(outcome.error.path, outcome.error.reason))
-            failed.append(seqs[outcome.path])
-        elif outcome.written:
-            result.written += 1
-        else:
-            result.unchanged += 1
-    return failed
