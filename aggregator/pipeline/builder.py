@@ -267,8 +267,7 @@ class Builder(RenderMixin):
         unreadable: list[SourceUnreadable],
         progress: Progress | None,
     ) -> BuildReport:
-        """The stages after the catalog sync (plan, render, publish; copy on a shared
-        catalog), adding their events to `events`."""
+        """The stages after the sync (plan, render, publish; a shared catalog's copy)."""
         visibility = self.visibility
         keys: list[FeedKey] = []
         written = unchanged = failed = 0
