@@ -103,6 +103,12 @@ class FencedOut(AggregatorError):
         )
 
 
+def reason_of(exc: BaseException) -> str:
+    """What a failure says in one line: one of ours, its message; anything else (a bug),
+    its repr, which names its type."""
+    return str(exc) if isinstance(exc, AggregatorError) else repr(exc)
+
+
 class BuildIncomplete(AggregatorError):
     """A build that failed after its catalog sync was committed: what the sync took in is
     real, so its change events (`events`) still go out, and the feeds it marked stay pending
@@ -117,8 +123,7 @@ class BuildIncomplete(AggregatorError):
     @property
     def reason(self) -> str:
         """The failure alone, the same on every try (what a retry's log compares)."""
-        cause = self.cause
-        return str(cause) if isinstance(cause, AggregatorError) else repr(cause)
+        return reason_of(self.cause)
 
     def __str__(self) -> str:
         files = f"{self.files} file{'' if self.files == 1 else 's'}"

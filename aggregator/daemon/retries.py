@@ -23,7 +23,7 @@ from pathlib import Path
 
 from aggregator.backoff import Backoff, BackoffPolicy
 from aggregator.daemon.debounce import ChangeBatch, Debouncer
-from aggregator.errors import AggregatorError, BuildIncomplete
+from aggregator.errors import AggregatorError, BuildIncomplete, reason_of
 from aggregator.events import ArticleRejected
 from aggregator.pipeline import BuildReport
 from aggregator.words import counted
@@ -82,7 +82,7 @@ class Retries:
         # A build that failed after its sync committed fails for the same reason each try,
         # with a different count of files taken in: the reason alone is compared.
         cause = exc.cause if isinstance(exc, BuildIncomplete) else exc
-        reason = str(cause) if isinstance(cause, AggregatorError) else repr(cause)
+        reason = reason_of(cause)
         if reason != self._failure:
             self._failure = reason
             if isinstance(cause, AggregatorError):
