@@ -158,17 +158,19 @@ def copy_rendered(catalog: Catalog, root: Path, *, gzip: bool, full: bool) -> Co
             else:
                 batch.stage(RenderedFile(row.path, row.data, row.gzipped))
 
+    def stage_pages_last(rows: list[StoredFile]) -> None:
+        deferred.extend(r for r in rows if r.path.endswith(_INDEX_SUFFIXES))
+        stage(r for r in rows if not r.path.endswith(_INDEX_SUFFIXES))
+
     try:
         for rows in catalog.rendered_since(mark):
             upto = max(upto, rows[-1].seq)
-            deferred += [r for r in rows if r.path.endswith(_INDEX_SUFFIXES)]
-            stage(r for r in rows if not r.path.endswith(_INDEX_SUFFIXES))
+            stage_pages_last(rows)
         if full:
             stored = catalog.stored_digests()
             missing = [p for p in stored if p not in seqs and not (root / p).is_file()]
             for rows in catalog.rendered_files(missing):
-                deferred += [r for r in rows if r.path.endswith(_INDEX_SUFFIXES)]
-                stage(r for r in rows if not r.path.endswith(_INDEX_SUFFIXES))
+                stage_pages_last(rows)
         stage(deferred)
     except BaseException:
         batch.abandon()
