@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from aggregator.catalog import StoredArticle, records
-from aggregator.catalog.records import article_from_json, article_to_json, dumps, loads
+from aggregator.catalog.records import (
+    article_from_json,
+    article_to_json,
+    dumps,
+    format_date,
+    loads,
+    parse_date,
+)
 from aggregator.model import Article, Image, Provider, RelatedLink
 
 _STDLIB = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -94,3 +101,19 @@ def test_without_orjson_the_standard_library_gives_the_same_bytes(
         monkeypatch.setattr(records, name, value)
     assert StoredArticle.of(article()).fields() == with_orjson.fields()
     assert article_from_json(with_orjson.json) == article()
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2021, 11, 17, 6, 50, tzinfo=UTC),
+        datetime(2021, 11, 17, 6, 50, 0, 5, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2021, 11, 17, 23, 50, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+def test_the_catalogs_date_text_is_fixed_width_utc_microseconds(when: datetime) -> None:
+    text = format_date(when)
+    assert text == when.astimezone(UTC).isoformat(timespec="microseconds")
+    assert parse_date(text) == when

@@ -22,9 +22,13 @@ from aggregator.reading import FileStat
 
 def format_date(value: datetime) -> str:
     """A UTC datetime as the catalog's text: fixed width, so it sorts in date order."""
-    # Articles' dates are UTC already (the reader makes them so): no conversion to make.
-    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-    return utc.isoformat(timespec="microseconds")
+    # Articles' dates are UTC already (the reader makes them so): no conversion to make. And
+    # isoformat() without arguments takes half the time it takes with `timespec` (argument
+    # parsing; five dates an article): it leaves out a zero fraction, put back here.
+    if value.tzinfo is UTC:
+        text = value.isoformat()
+        return text if value.microsecond else f"{text[:19]}.000000{text[19:]}"
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def parse_date(text: str) -> datetime:
@@ -180,7 +184,7 @@ class StoredArticle:
             title=article.title,
             published=article.published,
             date=date,
-            feeds=tuple(_feed_name(k) for k in feeds_of(article, rules)),
+            feeds=tuple(map(_feed_name, feeds_of(article, rules))),
             json=article_json,
             fingerprint=_fingerprint(data),
         )
