@@ -48,7 +48,7 @@ def article(text: str = AWKWARD) -> Article:
 
 def test_the_orjson_codec_is_in_use_where_the_locks_installed_it() -> None:
     orjson = pytest.importorskip("orjson")
-    assert records._DUMPS is orjson.dumps
+    assert records._codec()[0] is orjson.dumps
 
 
 def test_an_articles_json_is_the_standard_librarys_byte_for_byte() -> None:
@@ -95,10 +95,9 @@ def test_without_orjson_the_standard_library_gives_the_same_bytes(
 ) -> None:
     with_orjson = StoredArticle.of(article())
     monkeypatch.setitem(sys.modules, "orjson", None)  # `import orjson` now raises ImportError
-    codec = records._codec()
+    codec = records._codec.__wrapped__()  # chosen again, past the cache
     assert codec == (records._stdlib_dumps, json.loads, ())
-    for name, value in zip(("_DUMPS", "_LOADS", "_REFUSED"), codec, strict=True):
-        monkeypatch.setattr(records, name, value)
+    monkeypatch.setattr(records, "_codec", lambda: codec)
     assert StoredArticle.of(article()).fields() == with_orjson.fields()
     assert article_from_json(with_orjson.json) == article()
 

@@ -6,6 +6,7 @@ The catalog owns its storage format; nothing else reads these strings.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -44,9 +45,12 @@ def _stdlib_dumps(data: Any) -> bytes:
     return _ENCODE(data).encode()
 
 
+@functools.cache
 def _codec() -> tuple[Callable[[Any], bytes], Callable[[str], Any], tuple[type[Exception], ...]]:
     """orjson's dumps and loads when installed (pinned in the locks), else the standard
-    library's, with the errors after which the standard library's are asked again.
+    library's, with the errors after which the standard library's are asked again; chosen
+    on first use: orjson imports uuid and platform, which a build with nothing to read or
+    render never loads (tests/test_startup.py).
 
     orjson writes the bytes `_ENCODE` does, UTF-8 encoded (compact, non-ASCII as is, the same
     escapes: tests/test_catalog_json.py holds it to that), in a fifth of the time, and
@@ -60,22 +64,22 @@ def _codec() -> tuple[Callable[[Any], bytes], Callable[[str], Any], tuple[type[E
     return orjson.dumps, orjson.loads, (orjson.JSONEncodeError, orjson.JSONDecodeError)
 
 
-_DUMPS, _LOADS, _REFUSED = _codec()
-
 
 def dumps(data: Any) -> bytes:
     """`data` as the catalog's compact JSON, UTF-8 encoded (`_ENCODE`'s bytes)."""
+    encode, _, refused = _codec()
     try:
-        return _DUMPS(data)
-    except _REFUSED:
+        return encode(data)
+    except refused:
         return _stdlib_dumps(data)
 
 
 def loads(text: str) -> Any:
     """The value of the catalog's JSON `text`."""
+    _, decode, refused = _codec()
     try:
-        return _LOADS(text)
-    except _REFUSED:
+        return decode(text)
+    except refused:
         return json.loads(text)
 
 
@@ -83,9 +87,10 @@ def article_to_json(article: Article, published_at: str | None = None) -> str:
     """The stored form of an article's last good version (`published_at`: the
     `format_date` of its date, when already made)."""
     data = _article_data(article, published_at)
+    encode, _, refused = _codec()
     try:
-        return _DUMPS(data).decode()
-    except _REFUSED:  # a lone surrogate: the text as it always was (storing it fails)
+        return encode(data).decode()
+    except refused:  # a lone surrogate: the text as it always was (storing it fails)
         return _ENCODE(data)
 
 
