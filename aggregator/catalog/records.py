@@ -64,7 +64,6 @@ def _codec() -> tuple[Callable[[Any], bytes], Callable[[str], Any], tuple[type[E
     return orjson.dumps, orjson.loads, (orjson.JSONEncodeError, orjson.JSONDecodeError)
 
 
-
 def dumps(data: Any) -> bytes:
     """`data` as the catalog's compact JSON, UTF-8 encoded (`_ENCODE`'s bytes)."""
     encode, _, refused = _codec()
