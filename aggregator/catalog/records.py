@@ -73,13 +73,19 @@ def dumps(data: Any) -> bytes:
         return _stdlib_dumps(data)
 
 
-def loads(text: str) -> Any:
-    """The value of the catalog's JSON `text`."""
+def loads(text: str) -> dict[str, Any]:
+    """The stored article `text` as `json.loads` reads it."""
     _, decode, refused = _codec()
     try:
-        return decode(text)
+        data: dict[str, Any] = decode(text)
     except refused:
-        return json.loads(text)
+        return dict(json.loads(text))
+    # orjson reads an integer beyond 64 bits as a float (json.loads: an int). An article's
+    # only numbers are its images' sizes, which `pixels` leaves unbounded: read such a
+    # text again as the standard library reads it.
+    if any(type(n) is float for image in data["images"] for n in image[1:]):
+        return dict(json.loads(text))
+    return data
 
 
 def article_to_json(article: Article, published_at: str | None = None) -> str:
