@@ -124,9 +124,13 @@ def read_article(
 def _read_up_to(fd: int, expected: int, limit: int) -> bytes:
     """Up to `limit` bytes of `fd`; `expected` (the size fstat gave) sizes the first read."""
     # One read of the expected size plus one byte (to notice a file that grew), then reads
-    # until end of file: never a buffer of `limit` bytes for a file of a few kilobytes.
-    chunks = [os.read(fd, min(expected + 1, limit))]
+    # until end of file: never a buffer of `limit` bytes for a file of a few kilobytes. A
+    # short first read is the whole file (a regular file reads short only at its end).
+    first = min(expected + 1, limit)
+    chunks = [os.read(fd, first)]
     total = len(chunks[0])
+    if total < first:
+        return chunks[0]
     while chunks[-1] and total < limit:
         chunks.append(os.read(fd, limit - total))
         total += len(chunks[-1])
