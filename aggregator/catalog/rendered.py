@@ -70,6 +70,9 @@ class StoredFile:
 class RenderedMixin(FeedsMixin):
     """The rendered set of a shared catalog, its version, the marks, the database's clock."""
 
+    # This node's copy mark as last read or written (None: ask the database).
+    _copy_mark: int | None = None
+
     @storage_errors
     def clock(self) -> datetime:
         """The catalog's time: the database server's clock on a shared catalog (the one
@@ -205,21 +208,31 @@ class RenderedMixin(FeedsMixin):
 
     @storage_errors
     def copy_mark(self) -> int:
-        """The last version of the rendered set this node copied into its output folder."""
-        row = self._db.execute(
-            "SELECT value FROM meta WHERE key = ?", (self._keys.stored(COPIED_SEQ),)
-        ).fetchone()
-        return int(row[0]) if row is not None else 0
+        """The last version of the rendered set this node copied into its output folder.
+
+        Read once, then remembered: only this node's process writes its mark (its name's
+        claim keeps any other out), so every copy after the first asks the database
+        nothing before its fetch."""
+        if self._copy_mark is None:
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE key = ?", (self._keys.stored(COPIED_SEQ),)
+            ).fetchone()
+            self._copy_mark = int(row[0]) if row is not None else 0
+        return self._copy_mark
 
     @storage_errors
     def set_copy_mark(self, version: int) -> None:
-        """Record that this node's output folder holds the rendered set up to `version`."""
-        with self.transaction(exclusive=False):  # this node's own row
-            self._db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (self._keys.stored(COPIED_SEQ), str(version)),
-            )
+        """Record that this node's output folder holds the rendered set up to `version`.
+
+        One statement, outside any transaction committed by itself (the connection is in
+        autocommit): this node's own row, which needs no lock and no BEGIN and COMMIT
+        round trips around it. Remembered only once the database has it."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (self._keys.stored(COPIED_SEQ), str(version)),
+        )
+        self._copy_mark = version if not self._db.in_transaction else None
 
 
 def _cutoff_text(cutoff: datetime | None) -> str | None:
