@@ -259,3 +259,10 @@ def test_the_renderer_copies_what_it_stored_from_memory_and_fetches_what_it_did_
         assert outputs(one) == outputs(two)
         titles = [e.title for e in feedparser.parse(one.output / "all.rss.xml").entries]
         assert sorted(titles) == ["W", "X2", "Z"]
+        # The digests each renderer remembers between builds (then reads only the versions
+        # since) are the set's, removals and the other node's version included.
+        with Catalog(postgres_url, node="three") as fresh:
+            assert first.catalog.stored_digests() == fresh.stored_digests()
+            assert second.catalog.stored_digests() == fresh.stored_digests()
+            remembered = first.catalog._digests_at
+            assert remembered is not None and remembered[0] == fresh.rendered_version()
