@@ -44,7 +44,7 @@ from aggregator.pipeline.lock import BuildLock
 from aggregator.pipeline.outputs import Outputs, plan_settings_of
 from aggregator.pipeline.rendering import Progress, RenderMixin
 from aggregator.pipeline.sharing import ClusterRole, CopyResult, copy_rendered
-from aggregator.pipeline.targets import StoredVersion, stored_by
+from aggregator.pipeline.targets import StoredVersion, take_stored
 from aggregator.pipeline.workers import Workers
 from aggregator.reading import FileStat, SourceFilter
 
@@ -337,7 +337,7 @@ class Builder(RenderMixin):
         """A shared catalog: the folder brought up to the rendered set; (written, failed)."""
         assert self.cluster is not None
         rendered = self.cluster.wait_for_render()
-        result = self.copy(full=full_scan, own=stored_by(self.outputs.target))
+        result = self.copy(full=full_scan, own=take_stored(self.outputs.target))
         events.extend(result.failed)
         return result.written, len(result.failed) + (not rendered)
 

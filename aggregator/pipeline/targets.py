@@ -272,6 +272,11 @@ def files_in(output: Path, paths: set[str]) -> set[str]:
     return present
 
 
-def stored_by(target: Target) -> list[StoredVersion]:
-    """The versions of the rendered set `target` stored (none: it is the output folder)."""
-    return target.stored if isinstance(target, StoreTarget) else []
+def take_stored(target: Target) -> list[StoredVersion]:
+    """The versions of the rendered set `target` stored (none: it is the output folder),
+    handed over once: a daemon's leader must not hold a cold build's bytes until its next
+    build."""
+    if not isinstance(target, StoreTarget):
+        return []
+    stored, target.stored = target.stored, []
+    return stored
