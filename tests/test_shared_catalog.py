@@ -265,4 +265,5 @@ def test_the_renderer_copies_what_it_stored_from_memory_and_fetches_what_it_did_
             assert first.catalog.stored_digests() == fresh.stored_digests()
             assert second.catalog.stored_digests() == fresh.stored_digests()
             remembered = first.catalog._digests_at
-            assert remembered is not None and remembered[0] == fresh.rendered_version()
+            assert remembered is not None
+            assert remembered[0] == fresh.rendered_version()
