@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import feedparser
@@ -14,7 +14,7 @@ import pytest
 from articlefiles import bump_mtime, write_article
 from building import folder_settings
 
-from aggregator.catalog import Catalog, ChangeListener, Leadership
+from aggregator.catalog import Catalog, ChangeListener, Leadership, StoredFile
 from aggregator.config import Settings
 from aggregator.errors import CatalogError
 from aggregator.events import ArticleAdded
@@ -220,3 +220,50 @@ def test_a_stale_leaders_render_is_refused(tmp_path: Path, postgres_url: str) ->
     # The lease went with the stop: the same epoch is refused now.
     with Catalog(postgres_url, node="one") as catalog, pytest.raises(FencedOut):
         catalog.store_rendered(stray, (), epoch, "one")
+
+
+def test_the_renderer_copies_what_it_stored_from_memory_and_fetches_what_it_did_not(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fetched: list[tuple[str | None, int]] = []
+    real = Catalog.rendered_since
+
+    def rendered_since(catalog: Catalog, mark: int) -> Iterator[list[StoredFile]]:
+        fetched.append((catalog._keys.prefix[:-1] or None, mark))
+        return real(catalog, mark)
+
+    monkeypatch.setattr(Catalog, "rendered_since", rendered_since)
+    one = node_settings(tmp_path, postgres_url, "one")
+    two = node_settings(tmp_path, postgres_url, "two")
+    write_article(one.input, "x.txt", "https://e.org/x", title="X", topics=["Science"])
+    write_article(one.input, "y.txt", "https://e.org/y", title="Y", topics=["Art"])
+    with Builder(one) as first, Builder(two) as second:
+        # Each one-shot build takes the lead for its run (no daemon leads): it renders.
+        assert first.build().copied > 0
+        write_article(one.input, "x.txt", "https://e.org/x", title="X2")
+        (one.input / "y.txt").unlink()  # the Art feed's files go: rows without bytes
+        assert first.build().copied > 0
+        # The versions it stored came straight from memory: nothing fetched back.
+        assert [f for f in fetched if f[0] == "one"] == []
+        second.build()  # a node that renders nothing fetches every version
+        assert [f[0] for f in fetched] == ["two"]
+        assert outputs(one) == outputs(two)
+        # Node two renders a version of its own (its sync): node one's next store is not
+        # the next version after its mark, so it fetches both from the database.
+        write_article(two.input, "z.txt", "https://e.org/z", title="Z", topics=["Art"])
+        second.build()
+        write_article(one.input, "w.txt", "https://e.org/w", title="W", topics=["Science"])
+        first.build()
+        assert fetched[-1][0] == "one"
+        second.build([])
+        assert outputs(one) == outputs(two)
+        titles = [e.title for e in feedparser.parse(one.output / "all.rss.xml").entries]
+        assert sorted(titles) == ["W", "X2", "Z"]
+        # The digests each renderer remembers between builds (then reads only the versions
+        # since) are the set's, removals and the other node's version included.
+        with Catalog(postgres_url, node="three") as fresh:
+            assert first.catalog.stored_digests() == fresh.stored_digests()
+            assert second.catalog.stored_digests() == fresh.stored_digests()
+            remembered = first.catalog._digests_at
+            assert remembered is not None
+            assert remembered[0] == fresh.rendered_version()

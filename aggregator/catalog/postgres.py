@@ -101,6 +101,9 @@ class PostgresConnection:
         self._conn = connect(url)
         self._sql: dict[str, str] = {}
         self._in_transaction = False
+        # Write transactions begun on this connection: tells one from the next (what the
+        # rendered set's digests may remember: `RenderedMixin.stored_digests`).
+        self.transactions = 0
 
     def _ensure_schema_table(self) -> None:
         self._run(
@@ -145,6 +148,7 @@ class PostgresConnection:
         self._reconnect_if_broken()
         self._run("BEGIN", None)
         self._in_transaction = True
+        self.transactions += 1
         if exclusive:
             try:
                 self._run(f"SELECT pg_advisory_xact_lock({SYNC_LOCK})", None)

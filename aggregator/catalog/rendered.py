@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.feeds import FeedsMixin
@@ -21,6 +21,9 @@ from aggregator.catalog.records import format_date
 from aggregator.catalog.schema import RENDERED_SEQ, marks
 from aggregator.errors import FencedOut
 from aggregator.model import RenderedFile
+
+if TYPE_CHECKING:
+    from aggregator.catalog.postgres import PostgresConnection
 
 # The ring's payload for a new version of the rendered set: this, then the storing node's
 # name (a sync's ring is the name alone; names have no ':').
@@ -70,6 +73,13 @@ class StoredFile:
 class RenderedMixin(FeedsMixin):
     """The rendered set of a shared catalog, its version, the marks, the database's clock."""
 
+    # This node's copy mark as last read or written (None: ask the database).
+    _copy_mark: int | None = None
+    # The rendered set's digests as of a version (`stored_digests`), and the write
+    # transaction (its number on the connection) that last stored a version.
+    _digests_at: tuple[int, dict[str, bytes]] | None = None
+    _stored_in: int | None = None
+
     @storage_errors
     def clock(self) -> datetime:
         """The catalog's time: the database server's clock on a shared catalog (the one
@@ -97,9 +107,33 @@ class RenderedMixin(FeedsMixin):
 
     @storage_errors
     def stored_digests(self) -> dict[str, bytes]:
-        """Every file of the rendered set (not the removed ones), with its bytes' digest."""
-        rows = self._binary("SELECT path, digest FROM rendered_files WHERE data IS NOT NULL", ())
-        return {str(path): bytes(value) for path, value in rows}
+        """Every file of the rendered set (not the removed ones), with its bytes' digest.
+
+        The whole set is read once; after that only the rows of the versions since (the
+        renderer asks at every build: a drop's few rows, not the ~1,800 of the set). Right
+        whoever stored them, and whatever rolled back: a version's rows appear in one
+        snapshot at its commit, and versions commit in order (the store takes the
+        cluster's write lock). Nothing is remembered inside a transaction that stored a
+        version: what it sees then is its own rows too, which could still roll back."""
+        seen, known = self._digests_at or (0, {})
+        db = self._postgres()
+        unsure = db.in_transaction and db.transactions == self._stored_in
+        if unsure:
+            known = dict(known)
+        rows = self._binary(
+            "SELECT path, seq, digest, data IS NULL FROM rendered_files WHERE seq > ? "
+            "ORDER BY seq",
+            (seen,),
+        )
+        for path, seq, value, removed in rows:
+            if removed:
+                known.pop(str(path), None)
+            else:
+                known[str(path)] = bytes(value)
+            seen = int(seq)
+        if not unsure:
+            self._digests_at = (seen, known)
+        return dict(known)
 
     @storage_errors
     def store_rendered(
@@ -111,6 +145,7 @@ class RenderedMixin(FeedsMixin):
         from aggregator.catalog.postgres import CHANNEL
 
         with self.transaction():  # the cluster's write lock: versions commit in order
+            self._stored_in = self._postgres().transactions
             if not self.fenced(epoch):
                 raise FencedOut(node, epoch)
             (version,) = self._db.execute(
@@ -186,11 +221,15 @@ class RenderedMixin(FeedsMixin):
     def _binary(self, sql: str, params: Sequence[object]) -> Any:
         """Rows with their `bytea` columns as bytes on the wire (the rendered set is a
         shared catalog's: PostgreSQL's binary format, not twice as many hex digits)."""
+        return self._postgres().fetch_binary(sql, params)
+
+    def _postgres(self) -> PostgresConnection:
+        """The connection of a shared catalog (the rendered set is only theirs)."""
         from aggregator.catalog.postgres import PostgresConnection
 
         db = self._db
         assert isinstance(db, PostgresConnection)
-        return db.fetch_binary(sql, params)
+        return db
 
     @storage_errors
     def render_mark(self) -> int:
@@ -205,21 +244,31 @@ class RenderedMixin(FeedsMixin):
 
     @storage_errors
     def copy_mark(self) -> int:
-        """The last version of the rendered set this node copied into its output folder."""
-        row = self._db.execute(
-            "SELECT value FROM meta WHERE key = ?", (self._keys.stored(COPIED_SEQ),)
-        ).fetchone()
-        return int(row[0]) if row is not None else 0
+        """The last version of the rendered set this node copied into its output folder.
+
+        Read once, then remembered: only this node's process writes its mark (its name's
+        claim keeps any other out), so every copy after the first asks the database
+        nothing before its fetch."""
+        if self._copy_mark is None:
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE key = ?", (self._keys.stored(COPIED_SEQ),)
+            ).fetchone()
+            self._copy_mark = int(row[0]) if row is not None else 0
+        return self._copy_mark
 
     @storage_errors
     def set_copy_mark(self, version: int) -> None:
-        """Record that this node's output folder holds the rendered set up to `version`."""
-        with self.transaction(exclusive=False):  # this node's own row
-            self._db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (self._keys.stored(COPIED_SEQ), str(version)),
-            )
+        """Record that this node's output folder holds the rendered set up to `version`.
+
+        One statement, outside any transaction committed by itself (the connection is in
+        autocommit): this node's own row, which needs no lock and no BEGIN and COMMIT
+        round trips around it. Remembered only once the database has it."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (self._keys.stored(COPIED_SEQ), str(version)),
+        )
+        self._copy_mark = version if not self._db.in_transaction else None
 
 
 def _cutoff_text(cutoff: datetime | None) -> str | None:

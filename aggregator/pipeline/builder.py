@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,6 +44,7 @@ from aggregator.pipeline.lock import BuildLock
 from aggregator.pipeline.outputs import Outputs, plan_settings_of
 from aggregator.pipeline.rendering import Progress, RenderMixin
 from aggregator.pipeline.sharing import ClusterRole, CopyResult, copy_rendered
+from aggregator.pipeline.targets import StoredVersion, take_stored
 from aggregator.pipeline.workers import Workers
 from aggregator.reading import FileStat, SourceFilter
 
@@ -325,18 +326,18 @@ class Builder(RenderMixin):
             copied=copied,
         )
 
-    def copy(self, *, full: bool = False) -> CopyResult:
-        """Copy the rendered set's versions past this node's copy mark (and with `full` its
-        missing files): a build's last step, or all a daemon does when the leader's rings."""
-        return copy_rendered(self.catalog, self.output, gzip=self.settings.gzip_sidecars, full=full)
+    def copy(self, *, full: bool = False, own: Sequence[StoredVersion] = ()) -> CopyResult:
+        """Copy the rendered set's versions past this node's copy mark (`full`: and its missing
+        files; `own`: those this build stored): a build's last step, or a daemon's alone."""
+        return copy_rendered(
+            self.catalog, self.output, gzip=self.settings.gzip_sidecars, full=full, own=own
+        )
 
     def _copy(self, full_scan: bool, events: list[ChangeEvent]) -> tuple[int, int]:
-        """A shared catalog: bring this node's output folder up to the rendered set (a
-        one-shot build that follows waits for the leader's render first); (files written,
-        files failed)."""
+        """A shared catalog: the folder brought up to the rendered set; (written, failed)."""
         assert self.cluster is not None
         rendered = self.cluster.wait_for_render()
-        result = self.copy(full=full_scan)
+        result = self.copy(full=full_scan, own=take_stored(self.outputs.target))
         events.extend(result.failed)
         return result.written, len(result.failed) + (not rendered)
 

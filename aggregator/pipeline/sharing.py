@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aggregator.catalog import Catalog
+from aggregator.catalog import Catalog, StoredFile
 from aggregator.events import WriteFailed
 from aggregator.model import RenderedFile
 from aggregator.output import PublishBatch
-from aggregator.pipeline.targets import remove_output
+from aggregator.pipeline.targets import StoredVersion, remove_output
 
 if TYPE_CHECKING:
-    from aggregator.catalog import Leadership, StoredFile
+    from aggregator.catalog import Leadership
 
 # The build's logger: these lines have always been the build's.
 LOGGER = logging.getLogger("aggregator.build")
@@ -134,10 +134,22 @@ class ClusterRole:
         return True
 
 
-def copy_rendered(catalog: Catalog, root: Path, *, gzip: bool, full: bool) -> CopyResult:
+def copy_rendered(
+    catalog: Catalog,
+    root: Path,
+    *,
+    gzip: bool,
+    full: bool,
+    own: Sequence[StoredVersion] = (),
+) -> CopyResult:
     """Copy the versions of the rendered set newer than this node's copy mark into `root`
     (and, with `full`, every file of the set missing there), then record the mark up to
     the first version that failed to be written.
+
+    `own`: the versions this build stored, committed (the renderer's). When they are the
+    very next ones after the mark, they are copied from memory: the renderer does not
+    fetch back the bytes it has just sent (a drop's ~1.5 MB, and the server's work to
+    read them). A version stored by another node after them rings this one as usual.
 
     One publish batch for the whole copy, its index pages staged last (so renamed last):
     a drop's copy is a few files, and one batch is one fsync thread and one pass over the
@@ -163,9 +175,14 @@ def copy_rendered(catalog: Catalog, root: Path, *, gzip: bool, full: bool) -> Co
         stage(r for r in rows if not r.path.endswith(_INDEX_SUFFIXES))
 
     try:
-        for rows in catalog.rendered_since(mark):
-            upto = max(upto, rows[-1].seq)
-            stage_pages_last(rows)
+        mine = _own_rows(own, mark)
+        if mine is not None:
+            upto = own[-1].version
+            stage_pages_last(mine)
+        else:
+            for rows in catalog.rendered_since(mark):
+                upto = max(upto, rows[-1].seq)
+                stage_pages_last(rows)
         if full:
             stored = catalog.stored_digests()
             missing = [p for p in stored if p not in seqs and not (root / p).is_file()]
@@ -197,3 +214,18 @@ def copy_rendered(catalog: Catalog, root: Path, *, gzip: bool, full: bool) -> Co
             done,
         )
     return result
+
+
+def _own_rows(own: Sequence[StoredVersion], mark: int) -> list[StoredFile] | None:
+    """The rows `rendered_since(mark)` would fetch, from the versions this build stored,
+    if those are exactly the next ones after `mark` (else None: fetch them). One row per
+    path, its newest version's, in the fetch's order (version, then path)."""
+    if not own or any(v.version != mark + 1 + i for i, v in enumerate(own)):
+        return None
+    rows: dict[str, StoredFile] = {}
+    for stored in own:
+        for path, file in stored.files.items():
+            rows[path] = StoredFile(path, stored.version, file.data, file.gzipped)
+        for path in stored.removed:
+            rows[path] = StoredFile(path, stored.version, None, None)
+    return sorted(rows.values(), key=lambda row: (row.seq, row.path))

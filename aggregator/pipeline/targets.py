@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -89,9 +90,20 @@ class DiskTarget:
         """Nothing: the files are in place once committed."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """A version of the rendered set this build stored: its new files and its removals.
+    Kept for this node's own copy, which then needs not fetch back the bytes it sent."""
+
+    version: int
+    files: dict[str, RenderedFile]
+    removed: set[str]
+
+
 class StoreTarget:
     """The cluster's rendered set: what is committed here is kept until `flush` stores it
     as one version (fenced by `epoch`), inside the transaction that records the render.
+    The versions it stored stay in `stored` (valid once their transaction commits).
 
     With `gzip`, a file stored without its sidecar's bytes (the index pages: the workers
     gzip only the feeds) gets them here, once, with `gzip_bytes`, as every node's publish
@@ -106,6 +118,7 @@ class StoreTarget:
         self._known: dict[str, bytes] | None = None
         self.files: dict[str, RenderedFile] = {}
         self.removed: set[str] = set()
+        self.stored: list[StoredVersion] = []
 
     def _digests(self) -> dict[str, bytes]:
         if self._known is None:
@@ -159,6 +172,7 @@ class StoreTarget:
             known[path] = digest(file.data)
         for path in self.removed:
             known.pop(path, None)
+        self.stored.append(StoredVersion(version, self.files, self.removed))
         self.files = {}
         self.removed = set()
 
@@ -256,3 +270,13 @@ def files_in(output: Path, paths: set[str]) -> set[str]:
         except OSError:
             continue  # a folder not there (or not listable): its files are missing
     return present
+
+
+def take_stored(target: Target) -> list[StoredVersion]:
+    """The versions of the rendered set `target` stored (none: it is the output folder),
+    handed over once: a daemon's leader must not hold a cold build's bytes until its next
+    build."""
+    if not isinstance(target, StoreTarget):
+        return []
+    stored, target.stored = target.stored, []
+    return stored
