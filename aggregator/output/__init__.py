@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         gzip_bytes,
         next_mtime_ns,
         publish_all,
+        release_in_background,
         remove_stale_temps,
         sidecar_of,
     )
@@ -54,6 +55,7 @@ __all__ = [
     "next_mtime_ns",
     "plan_feed",
     "publish_all",
+    "release_in_background",
     "remove_stale_temps",
     "render_feed",
     "render_group_opmls",
@@ -81,6 +83,7 @@ _HOME = {
     "next_mtime_ns": "aggregator.output.publish",
     "plan_feed": "aggregator.output.plan",
     "publish_all": "aggregator.output.publish",
+    "release_in_background": "aggregator.output.publish",
     "remove_stale_temps": "aggregator.output.publish",
     "render_feed": "aggregator.output.render",
     "render_group_opmls": "aggregator.output.indexes",
