@@ -17,7 +17,8 @@ import pytest
 
 from aggregator.model import RenderedFile
 from aggregator.output import publish_all, release_in_background, remove_stale_temps
-from aggregator.output.publish import _TEMP_NAME, _temp_name, _write_temp, sidecar_of
+from aggregator.output.publish import sidecar_of
+from aggregator.output.temps import TEMP_NAME, temp_name, write_temp
 
 
 @pytest.fixture
@@ -81,9 +82,9 @@ def test_on_or_off_the_files_are_the_same(tmp_path: Path, on: bool) -> None:
 def test_a_second_name_left_by_a_kill_is_a_stale_temp_file(tmp_path: Path) -> None:
     target = tmp_path / "all.atom.xml"
     target.write_bytes(b"old")
-    second = _temp_name(target)
+    second = temp_name(target)
     os.link(target, second)
-    assert _TEMP_NAME.match(os.path.basename(second))
+    assert TEMP_NAME.match(os.path.basename(second))
     assert remove_stale_temps(tmp_path) == 1
     assert target.read_bytes() == b"old"
     assert hidden(tmp_path) == []
@@ -93,13 +94,13 @@ def test_temp_files_are_new_hidden_files_of_the_cleaned_shape(tmp_path: Path) ->
     target = tmp_path / "feed.json"
     old = os.umask(0o077)  # a strict umask must not change the mode
     try:
-        names = {_write_temp(target, b"x" * 10, 1_700_000_000 * 10**9) for _ in range(50)}
+        names = {write_temp(target, b"x" * 10, 1_700_000_000 * 10**9) for _ in range(50)}
     finally:
         os.umask(old)
     assert len(names) == 50
     for name in names:
         status = os.stat(name)
-        assert _TEMP_NAME.match(os.path.basename(name))
+        assert TEMP_NAME.match(os.path.basename(name))
         assert stat.S_IMODE(status.st_mode) == 0o644
         assert status.st_mtime_ns == 1_700_000_000 * 10**9
     assert remove_stale_temps(tmp_path) == 50

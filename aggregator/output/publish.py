@@ -22,25 +22,15 @@ A `PublishBatch` stages many files (temp files, fsynced by a few threads while t
 renders the next ones) and renames them all at the end; one fsync often commits the
 filesystem journal for many files at once (measured here: 674 feeds fsynced in 0.16 s
 staged together, 0.27 s one after another), and several fsyncs at once share the disk's
-flushes.
-
-Replacing a file frees its old version's blocks, and that, not the rename, is what takes the
-time (measured on ext4 mounted with `discard`: 2-3 ms a file, the rename itself 0.1 ms). In
-the daemon (`release_in_background`), `commit` first gives each old version a second, hidden
-name (a hard link shaped like a temp file), so the rename frees nothing, and a thread unlinks
-those names once the batch is committed: the new bytes are visible that much sooner, and the
-next build need not wait either. A name left by a kill is a temp file to `remove_stale_temps`.
+flushes. The temp files, their clean-up and (in the daemon) the old versions freed after the
+renames rather than by them: `output.temps`.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import os
-import random
-import re
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -50,16 +40,10 @@ from typing import TYPE_CHECKING
 from aggregator.errors import PublishError
 from aggregator.faults import crash_point
 from aggregator.model import RenderedFile
+from aggregator.output.temps import RELEASER, replace, write_temp
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
-
-# The temp files `PublishBatch.stage` makes: `.` + the target's name + mkstemp's eight
-# random characters + `.tmp`. Only names of this exact shape are ever cleaned up, so a
-# file someone else put in the output folder is never touched.
-_TEMP_NAME = re.compile(r"\.[^/]+\.(?:xml|opml|html|json)(?:\.gz)?\.[a-z0-9_]{8}\.tmp\Z")
-_TEMP_PREFIX = "."
-_TEMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,10 +197,10 @@ class PublishBatch:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._folders.add(target.parent)
             if not unchanged:
-                temp = _write_temp(target, file.data, mtime_ns)
+                temp = write_temp(target, file.data, mtime_ns)
             if self.gzip:
                 gzipped = file.gzipped if file.gzipped is not None else gzip_bytes(file.data)
-                sidecar_temp = _write_temp(sidecar_of(target), gzipped, mtime_ns)
+                sidecar_temp = write_temp(sidecar_of(target), gzipped, mtime_ns)
         except OSError as exc:
             for path in (temp, sidecar_temp):
                 if path is not None:
@@ -225,8 +209,7 @@ class PublishBatch:
             self._results.append(PublishResult(file.path, False, _error(target, exc)))
             return
         if self._syncer is None:
-            # Imported here, as tempfile in `_write_temp`: a build with nothing to write
-            # (most rebuilds) need not import them.
+            # Imported here: a build with nothing to write (most rebuilds) need not import it.
             from concurrent.futures import ThreadPoolExecutor
 
             self._syncer = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="aggregator-fsync")
@@ -248,20 +231,20 @@ class PublishBatch:
         original is replaced.
         """
         renamed: list[Path] = []
-        kept = _RELEASER.keeping()  # the old versions' second names, to unlink after
+        kept = RELEASER.keeping()  # the old versions' second names, to unlink after
         for staged in self._staged:
             sidecar = sidecar_of(staged.target)
             sidecar_renamed = False
             try:
                 staged.synced.result()
                 if staged.sidecar_temp is not None:
-                    _replace(staged.sidecar_temp, sidecar, kept)
+                    replace(staged.sidecar_temp, sidecar, kept)
                     sidecar_renamed = True
                 elif staged.temp is not None:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(sidecar)
                 if staged.temp is not None:
-                    _replace(staged.temp, staged.target, kept)
+                    replace(staged.temp, staged.target, kept)
             except OSError as exc:
                 for path in staged.temps():
                     with contextlib.suppress(OSError):
@@ -278,7 +261,7 @@ class PublishBatch:
         self._staged = []
         self._stop_syncer()
         _sync_folders({target.parent for target in renamed})
-        _RELEASER.release(kept)
+        RELEASER.release(kept)
         results, self._results = self._results, []
         return results
 
@@ -315,134 +298,6 @@ def _sidecar_matches(target: Path, status: os.stat_result) -> bool:
         return False
 
 
-# mkstemp's alphabet: the names `_TEMP_NAME` matches.
-_TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-
-
-# As mkstemp's names: a seeded generator, seeded again in a forked child (which would
-# otherwise draw its parent's names: harmless with O_EXCL, but every one a retry).
-_RANDOM = random.Random()
-os.register_at_fork(after_in_child=_RANDOM.seed)
-
-
-def _temp_name(target: Path) -> str:
-    """A new hidden name beside `target`, of the shape `_TEMP_NAME` matches."""
-    token = "".join(_RANDOM.choices(_TEMP_CHARS, k=8))
-    return os.path.join(target.parent, f"{_TEMP_PREFIX}{target.name}.{token}{_TEMP_SUFFIX}")
-
-
-def _write_temp(target: Path, data: bytes, mtime_ns: int) -> str:
-    """`data` in a new hidden temp file beside `target`, mode 0644, mtime `mtime_ns`.
-
-    mkstemp's contract (a new file, never an existing name, mode 0600 until chmodded), made
-    here: `tempfile` costs more Python per file than the open itself, and a burst makes
-    thousands."""
-    for _ in range(100):
-        temp = _temp_name(target)
-        try:
-            fd = os.open(temp, _CREATE, 0o600)
-        except FileExistsError:
-            continue
-        break
-    else:
-        raise FileExistsError(f"no free temp name beside {target}")
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        # Feeds are for a web server to read (and the umask must not decide).
-        os.fchmod(fd, 0o644)
-        # Set before the rename, which keeps it: the file never shows another mtime.
-        os.utime(fd, ns=(mtime_ns, mtime_ns))
-    except OSError:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    # Closed now, reopened to fsync: thousands of feeds must not need thousands of open
-    # descriptors.
-    os.close(fd)
-    return temp
-
-
-def _replace(temp: str, target: Path, kept: list[str] | None) -> None:
-    """Rename `temp` over `target`; with `kept` (a list: `release_in_background` is on), the
-    old version first gets a second name, appended to `kept`, so the rename frees nothing."""
-    if kept is not None:
-        second = _temp_name(target)
-        try:
-            os.link(target, second, follow_symlinks=False)
-        except OSError:
-            pass  # no old version, or no hard links here: the rename frees it, as ever
-        else:
-            kept.append(second)
-    os.replace(temp, target)
-
-
-class _Releaser:
-    """Unlinks, on one thread, the second names `commit` gave the old versions it replaced
-    (off: `keeping` answers None, and nothing is kept)."""
-
-    def __init__(self) -> None:
-        self._on = False
-        self._queue: list[str] = []
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def keeping(self) -> list[str] | None:
-        return [] if self._on else None
-
-    def turn(self, on: bool) -> None:
-        with self._changed:
-            self._on = on
-            if on and self._thread is None:
-                # A daemon thread, so an exit is not held up by its wait for work; the exit
-                # waits for its unlinks instead (`atexit` below).
-                self._thread = threading.Thread(
-                    target=self._run, name="aggregator-release", daemon=True
-                )
-                self._thread.start()
-            self._changed.notify_all()
-            # Off: what is queued is unlinked before this returns.
-            while not on and (self._queue or self._thread is not None):
-                self._changed.wait()
-
-    def release(self, paths: list[str] | None) -> None:
-        if not paths:
-            return
-        with self._changed:
-            self._queue.extend(paths)
-            self._changed.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                while not self._queue and self._on:
-                    self._changed.wait()
-                paths, self._queue = self._queue, []
-                if not paths:  # off, and nothing left
-                    self._thread = None
-                    self._changed.notify_all()
-                    return
-            for path in paths:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-            # The queue is empty before the unlinks are done: `turn(False)` waits on the
-            # thread's end, which comes only after them.
-
-
-_RELEASER = _Releaser()
-atexit.register(_RELEASER.turn, False)
-
-
-def release_in_background(on: bool) -> None:
-    """In a long-lived process (the daemon): the old versions a commit replaces are freed on
-    a thread after it, not by its renames (see the module's docstring). Turned off, it waits
-    until every old version queued is freed; call that before the build lock is released."""
-    _RELEASER.turn(on)
-
-
 def publish_all(
     root: Path, files: Iterable[RenderedFile], *, gzip: bool = True
 ) -> list[PublishResult]:
@@ -475,28 +330,3 @@ def _sync_folders(folders: Iterable[Path]) -> None:
     for folder in folders:
         with contextlib.suppress(OSError):
             _fsync(folder)
-
-
-def remove_stale_temps(root: Path) -> int:
-    """Delete the temp files a killed build left in the output tree; how many were removed.
-
-    Call it only while holding the build lock: another writer's temp files are live.
-    """
-    removed = 0
-    pending = [root]
-    while pending:
-        folder = pending.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                elif _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
-                    os.unlink(entry.path)
-                    removed += 1
-            except OSError:
-                continue  # vanished, or not ours to delete: the next build tries again
-    return removed
