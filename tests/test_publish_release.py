@@ -104,3 +104,21 @@ def test_temp_files_are_new_hidden_files_of_the_cleaned_shape(tmp_path: Path) ->
         assert stat.S_IMODE(status.st_mode) == 0o644
         assert status.st_mtime_ns == 1_700_000_000 * 10**9
     assert remove_stale_temps(tmp_path) == 50
+
+
+def test_a_forked_child_starts_with_the_release_off(background: None) -> None:
+    """The child has no release thread: turning it off there must not wait for one."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: say whether it came back, then leave without cleanup
+        try:
+            release_in_background(False)
+            os.write(write, b"ok")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 2) == b"ok"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)

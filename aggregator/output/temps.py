@@ -102,6 +102,13 @@ class _Releaser:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
+    def reset(self) -> None:
+        """Off, nothing queued, no thread (a forked child's state)."""
+        self._on = False
+        self._queue = []
+        self._changed = threading.Condition()
+        self._thread = None
+
     def keeping(self) -> list[str] | None:
         return [] if self._on else None
 
@@ -146,6 +153,8 @@ class _Releaser:
 
 RELEASER = _Releaser()
 atexit.register(RELEASER.turn, False)
+# A forked child has no such thread (and may hold a copy of its lock): it starts off.
+os.register_at_fork(after_in_child=RELEASER.reset)
 
 
 def release_in_background(on: bool) -> None:
