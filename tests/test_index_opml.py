@@ -5,12 +5,20 @@ built as; the cached `<li>` of index.html is the one made afresh."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from aggregator.model import FeedFormat, FeedKey, FeedKind, FeedSummary
-from aggregator.output.indexes import _feed_item, _formats, _grouped, _opml, _opml_text
+from aggregator.output.indexes import (
+    _feed_item,
+    _formats,
+    _grouped,
+    _new_feed_item,
+    _opml,
+    _opml_text,
+)
 from aggregator.output.text import xml_safe
 
 TITLES = [
@@ -95,8 +103,12 @@ def test_the_opml_is_the_elementtree_document(
     home = "https://x.example/index.html?x=1&y=2"
     expected = reference(groups, title=title, home_url=home)
     assert _opml(groups, title=title, home_url=home) == expected
-    # Twice: the second from the kept outlines.
+    # Twice: the second from the kept outlines; then with every title changed.
     assert _opml(groups, title=title, home_url=home) == expected
+    renamed = [(label, [replace(f, title=f.title + "!") for f in fs]) for label, fs in groups]
+    assert _opml(renamed, title=title, home_url=home) == reference(
+        renamed, title=title, home_url=home
+    )
 
 
 def test_no_group_is_an_empty_body() -> None:
@@ -105,5 +117,7 @@ def test_no_group_is_an_empty_body() -> None:
 
 def test_the_kept_feed_item_is_the_one_made_afresh() -> None:
     for feed in summaries(17, (FeedFormat.RSS, FeedFormat.ATOM, FeedFormat.JSON)):
-        assert _feed_item(feed) == _feed_item.__wrapped__(feed)
-        assert _feed_item(feed) == _feed_item.__wrapped__(feed)
+        assert _feed_item(feed) == _new_feed_item(feed)
+        assert _feed_item(feed) == _new_feed_item(feed)
+        changed = replace(feed, items=feed.items + 1, title=feed.title + " again")
+        assert _feed_item(changed) == _new_feed_item(changed) != _new_feed_item(feed)

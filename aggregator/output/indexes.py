@@ -12,10 +12,10 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
 from html import escape
+from typing import Generic, TypeVar
 
-from aggregator.model import FeedFormat, FeedItem, FeedKind, FeedSummary, RenderedFile
+from aggregator.model import FeedFormat, FeedItem, FeedKey, FeedKind, FeedSummary, RenderedFile
 from aggregator.output.page import CSS as _CSS
 from aggregator.output.page import SCRIPT as _SCRIPT
 from aggregator.output.text import xml_safe
@@ -32,9 +32,32 @@ GROUP_OPML_PATHS: dict[FeedKind, str] = {
     FeedKind.PROVIDER: "index-providers.opml",
 }
 
-# The feeds' outlines and `<li>`s kept from build to build (a few hundred bytes each): enough
-# for every feed of a big site, two versions of each.
-_OUTLINES_CACHED = 16384
+_Key = TypeVar("_Key")
+
+
+class _LastMade(Generic[_Key]):
+    """Each feed's piece of an index as the last render made it, with what it was made of:
+    a build that changes a few feeds makes a few pieces again. One entry per feed listed
+    (`keep_only` drops the others), so a daemon's memory follows its feeds, not its builds."""
+
+    def __init__(self) -> None:
+        self.made: dict[FeedKey, tuple[_Key, str]] = {}
+
+    def get(self, feed: FeedKey, source: _Key) -> str | None:
+        found = self.made.get(feed)
+        return found[1] if found is not None and found[0] == source else None
+
+    def put(self, feed: FeedKey, source: _Key, text: str) -> str:
+        self.made[feed] = (source, text)
+        return text
+
+    def keep_only(self, feeds: set[FeedKey]) -> None:
+        if len(self.made) > len(feeds):
+            self.made = {k: v for k, v in self.made.items() if k in feeds}
+
+
+_OUTLINES: _LastMade[tuple[str, str, str]] = _LastMade()
+_ITEMS: _LastMade[FeedSummary] = _LastMade()
 
 # The groups, in the order both indexes show them.
 _GROUPS: tuple[tuple[FeedKind, str], ...] = (
@@ -66,13 +89,17 @@ def render_indexes(
     page). Every text is escaped: a feed title cannot add markup to either file.
     """
     groups = _grouped(feeds)
-    return (
+    files = (
         RenderedFile(OPML_PATH, _opml(groups, title=title, home_url=home_url)),
         RenderedFile(
             HTML_PATH,
             _html(groups, title=title, home_url=home_url, opml_url=opml_url, headlines=headlines),
         ),
     )
+    listed = {feed.key for feed in feeds}
+    _OUTLINES.keep_only(listed)
+    _ITEMS.keep_only(listed)
+    return files
 
 
 def render_group_opmls(
@@ -128,7 +155,7 @@ def _opml(groups: list[tuple[str, list[FeedSummary]]], *, title: str, home_url: 
             lines.append(f"    {folder[: -len(' />')]}>")
             lines += [
                 # RSS, the format every reader takes; the first one left when it is off.
-                _outline(feed.title, _formats(feed)[0][2], home_url)
+                _outline(feed, home_url)
                 for feed in members
             ]
             lines.append("    </outline>")
@@ -145,10 +172,15 @@ def _element(tag: str, attributes: dict[str, str], text: str | None) -> str:
     return ET.tostring(element, encoding="unicode")
 
 
-@lru_cache(maxsize=_OUTLINES_CACHED)
-def _outline(title: str, xml_url: str, home_url: str) -> str:
-    """A feed's outline line (indented as in a folder)."""
-    name = _opml_text(title)
+def _outline(feed: FeedSummary, home_url: str) -> str:
+    """A feed's outline line (indented as in a folder), made again only if its title or URL
+    changed."""
+    xml_url = _formats(feed)[0][2]
+    source = (feed.title, xml_url, home_url)
+    kept = _OUTLINES.get(feed.key, source)
+    if kept is not None:
+        return kept
+    name = _opml_text(feed.title)
     attributes = {
         "type": "rss",
         "text": name,
@@ -156,7 +188,7 @@ def _outline(title: str, xml_url: str, home_url: str) -> str:
         "xmlUrl": xml_safe(xml_url),
         "htmlUrl": xml_safe(home_url),
     }
-    return "      " + _element("outline", attributes, None)
+    return _OUTLINES.put(feed.key, source, "      " + _element("outline", attributes, None))
 
 
 def _opml_text(value: str) -> str:
@@ -200,10 +232,13 @@ def _formats(feed: FeedSummary) -> list[tuple[str, str, str]]:
     return [formats[f] for f in feed.formats if f in formats]
 
 
-@lru_cache(maxsize=_OUTLINES_CACHED)
 def _feed_item(feed: FeedSummary) -> str:
-    """A feed's `<li>`: made once for each summary (key, title, counts, date and URLs), so a
-    build that changes a few feeds makes a few."""
+    """A feed's `<li>`, made again only if its summary (title, counts, date, URLs) changed."""
+    kept = _ITEMS.get(feed.key, feed)
+    return kept if kept is not None else _ITEMS.put(feed.key, feed, _new_feed_item(feed))
+
+
+def _new_feed_item(feed: FeedSummary) -> str:
     if feed.articles is not None and feed.articles > feed.items:
         counts = f"newest {feed.items:,} of {_plural(feed.articles, 'article')}"
     else:
