@@ -28,7 +28,7 @@ from aggregator.daemon.service import Daemon
 from aggregator.daemon.systemd import SystemdNotifier
 from aggregator.delivery import configure_logging, lifecycle
 from aggregator.errors import ConfigError
-from aggregator.pipeline import leave_workers_behind
+from aggregator.pipeline import leave_workers_behind, release_in_background
 
 LOGGER = logging.getLogger("aggregator.daemon")
 
@@ -174,6 +174,9 @@ def run_daemon(
     signals = _SignalPipe()
     daemon = Daemon(settings, hooks=hooks)
     finished = True
+    # A process of weeks, many builds: each one's renames should not wait for the old
+    # versions' blocks to be freed (`publish`), nor should the next build.
+    release_in_background(True)
     try:
         daemon.start()
         foreground = _Foreground(daemon, notifier, reload, on_reload)
@@ -184,6 +187,8 @@ def run_daemon(
     finally:
         notifier.stopping()
         finished = daemon.stop()
+        if finished:
+            release_in_background(False)  # every old version freed before the exit
         signals.close()
         notifier.close()
     LOGGER.info("stopped", extra=lifecycle("stopped"))

@@ -32,10 +32,10 @@ if TYPE_CHECKING:
         gzip_bytes,
         next_mtime_ns,
         publish_all,
-        remove_stale_temps,
         sidecar_of,
     )
     from aggregator.output.render import limit_cache, render_feed
+    from aggregator.output.temps import release_in_background, remove_stale_temps
 
 __all__ = [
     "GZIP_SUFFIX",
@@ -54,6 +54,7 @@ __all__ = [
     "next_mtime_ns",
     "plan_feed",
     "publish_all",
+    "release_in_background",
     "remove_stale_temps",
     "render_feed",
     "render_group_opmls",
@@ -81,7 +82,8 @@ _HOME = {
     "next_mtime_ns": "aggregator.output.publish",
     "plan_feed": "aggregator.output.plan",
     "publish_all": "aggregator.output.publish",
-    "remove_stale_temps": "aggregator.output.publish",
+    "release_in_background": "aggregator.output.temps",
+    "remove_stale_temps": "aggregator.output.temps",
     "render_feed": "aggregator.output.render",
     "render_group_opmls": "aggregator.output.indexes",
     "render_indexes": "aggregator.output.indexes",

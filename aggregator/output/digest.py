@@ -11,5 +11,7 @@ def renderer_digest() -> str:
     the next build after an upgrade, not only once some feed changes."""
     # The source read, not imported: a build with nothing to index (most rebuilds) would
     # otherwise import the page's module (and ElementTree) just to ask for its digest.
-    source = Path(__file__).with_name("indexes.py")
-    return hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    here = Path(__file__)
+    # The page's markup and its inline style sheet and script.
+    source = here.with_name("indexes.py").read_bytes() + here.with_name("page.py").read_bytes()
+    return hashlib.sha256(source).hexdigest()[:16]

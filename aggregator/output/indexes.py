@@ -13,8 +13,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
+from typing import Generic, TypeVar
 
-from aggregator.model import FeedFormat, FeedItem, FeedKind, FeedSummary, RenderedFile
+from aggregator.model import FeedFormat, FeedItem, FeedKey, FeedKind, FeedSummary, RenderedFile
+from aggregator.output.page import CSS as _CSS
+from aggregator.output.page import SCRIPT as _SCRIPT
 from aggregator.output.text import xml_safe
 
 __all__ = ["GROUP_OPML_PATHS", "HTML_PATH", "OPML_PATH", "render_group_opmls", "render_indexes"]
@@ -28,6 +31,33 @@ GROUP_OPML_PATHS: dict[FeedKind, str] = {
     FeedKind.TOPIC: "index-topics.opml",
     FeedKind.PROVIDER: "index-providers.opml",
 }
+
+_Key = TypeVar("_Key")
+
+
+class _LastMade(Generic[_Key]):
+    """Each feed's piece of an index as the last render made it, with what it was made of:
+    a build that changes a few feeds makes a few pieces again. One entry per feed listed
+    (`keep_only` drops the others), so a daemon's memory follows its feeds, not its builds."""
+
+    def __init__(self) -> None:
+        self.made: dict[FeedKey, tuple[_Key, str]] = {}
+
+    def get(self, feed: FeedKey, source: _Key) -> str | None:
+        found = self.made.get(feed)
+        return found[1] if found is not None and found[0] == source else None
+
+    def put(self, feed: FeedKey, source: _Key, text: str) -> str:
+        self.made[feed] = (source, text)
+        return text
+
+    def keep_only(self, feeds: set[FeedKey]) -> None:
+        if len(self.made) > len(feeds):
+            self.made = {k: v for k, v in self.made.items() if k in feeds}
+
+
+_OUTLINES: _LastMade[tuple[str, str, str]] = _LastMade()
+_ITEMS: _LastMade[FeedSummary] = _LastMade()
 
 # The groups, in the order both indexes show them.
 _GROUPS: tuple[tuple[FeedKind, str], ...] = (
@@ -59,13 +89,17 @@ def render_indexes(
     page). Every text is escaped: a feed title cannot add markup to either file.
     """
     groups = _grouped(feeds)
-    return (
+    files = (
         RenderedFile(OPML_PATH, _opml(groups, title=title, home_url=home_url)),
         RenderedFile(
             HTML_PATH,
             _html(groups, title=title, home_url=home_url, opml_url=opml_url, headlines=headlines),
         ),
     )
+    listed = {feed.key for feed in feeds}
+    _OUTLINES.keep_only(listed)
+    _ITEMS.keep_only(listed)
+    return files
 
 
 def render_group_opmls(
@@ -101,30 +135,60 @@ def _grouped(feeds: Sequence[FeedSummary]) -> list[tuple[str, list[FeedSummary]]
 
 
 def _opml(groups: list[tuple[str, list[FeedSummary]]], *, title: str, home_url: str) -> bytes:
-    """OPML 2.0: a head with the title only (no dates: there is no clock-free one to give)."""
-    root = ET.Element("opml", version="2.0")
-    head = ET.SubElement(root, "head")
-    ET.SubElement(head, "title").text = _opml_text(title)
-    body = ET.SubElement(root, "body")
-    for label, members in groups:
-        # A folder outline has text only: with title but no type the W3C validator warns.
-        folder = ET.SubElement(body, "outline", text=label)
-        for feed in members:
-            name = _opml_text(feed.title)
-            ET.SubElement(
-                folder,
-                "outline",
-                type="rss",
-                text=name,
-                title=name,
+    """OPML 2.0: a head with the title only (no dates: there is no clock-free one to give).
+
+    ElementTree's bytes for the tree of `_opml_tree` (`ET.indent`, two spaces), put together
+    from each element's own serialisation, one outline a line: a feed's outline is made once
+    (`_outline`) and reused by every build, and by the group OPMLs, until its title or URL
+    changes (tests/test_indexes.py compares the two on every shape of input).
+    """
+    head = _element("title", {}, _opml_text(title))
+    lines = ["<?xml version='1.0' encoding='UTF-8'?>", '<opml version="2.0">', "  <head>"]
+    lines += [f"    {head}", "  </head>"]
+    if not groups:
+        lines.append("  <body />")
+    else:
+        lines.append("  <body>")
+        for label, members in groups:
+            # A folder outline has text only: with title but no type the W3C validator warns.
+            folder = _element("outline", {"text": label}, None)
+            lines.append(f"    {folder[: -len(' />')]}>")
+            lines += [
                 # RSS, the format every reader takes; the first one left when it is off.
-                xmlUrl=xml_safe(_formats(feed)[0][2]),
-                htmlUrl=xml_safe(home_url),
-            )
-    ET.indent(root, space="  ")
-    # ElementTree writes attributes in insertion order and escapes them fully.
-    data: bytes = ET.tostring(root, encoding="UTF-8", xml_declaration=True)
-    return data + b"\n"
+                _outline(feed, home_url)
+                for feed in members
+            ]
+            lines.append("    </outline>")
+        lines.append("  </body>")
+    lines += ["</opml>", ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+def _element(tag: str, attributes: dict[str, str], text: str | None) -> str:
+    """One element without children as ElementTree writes it (attributes in this order,
+    escaped fully)."""
+    element = ET.Element(tag, attributes)
+    element.text = text
+    return ET.tostring(element, encoding="unicode")
+
+
+def _outline(feed: FeedSummary, home_url: str) -> str:
+    """A feed's outline line (indented as in a folder), made again only if its title or URL
+    changed."""
+    xml_url = _formats(feed)[0][2]
+    source = (feed.title, xml_url, home_url)
+    kept = _OUTLINES.get(feed.key, source)
+    if kept is not None:
+        return kept
+    name = _opml_text(feed.title)
+    attributes = {
+        "type": "rss",
+        "text": name,
+        "title": name,
+        "xmlUrl": xml_safe(xml_url),
+        "htmlUrl": xml_safe(home_url),
+    }
+    return _OUTLINES.put(feed.key, source, "      " + _element("outline", attributes, None))
 
 
 def _opml_text(value: str) -> str:
@@ -137,182 +201,6 @@ def _opml_text(value: str) -> str:
 # One self-contained page: inline CSS and script, no external asset, no clock. Without
 # scripts every feed is listed with plain links (the filter and copy buttons stay hidden,
 # since they would do nothing); the script only adds them.
-
-_CSS = """\
-:root{color-scheme:light dark;--bg:#fff;--fg:#1b1b1f;--muted:#5d5d66;--line:#dcdce3;\
---card:#f6f6f9;--accent:#0b57d0;--ok:#137333}
-@media (prefers-color-scheme:dark){:root{--bg:#121216;--fg:#e8e8ee;--muted:#a3a3ae;\
---line:#34343d;--card:#1c1c22;--accent:#8ab4f8;--ok:#81c995}}
-*{box-sizing:border-box}
-[hidden]{display:none!important}
-body{margin:0;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,\
-"Segoe UI",Roboto,sans-serif}
-main{max-width:52rem;margin:0 auto;padding:1rem}
-h1{font-size:1.6rem;margin:.5rem 0}
-h2{font-size:1.2rem;margin:1.5rem 0 .5rem;border-bottom:1px solid var(--line);\
-padding-bottom:.25rem}
-a{color:var(--accent)}
-.muted,.meta{color:var(--muted)}
-.meta{font-size:.875rem}
-ol.headlines{padding-left:1.5rem}
-ol.headlines li{margin:.35rem 0}
-ul.feeds{list-style:none;margin:0;padding:0}
-li.feed{display:flex;flex-wrap:wrap;align-items:baseline;justify-content:space-between;\
-gap:.25rem 1rem;padding:.6rem .75rem;margin:.4rem 0;background:var(--card);\
-border:1px solid var(--line);border-radius:.5rem}
-.feed .name{font-weight:600;overflow-wrap:anywhere}
-.formats{display:flex;flex-wrap:wrap;gap:.4rem}
-.format{display:inline-flex;border:1px solid var(--line);border-radius:.4rem;overflow:hidden}
-.format a{padding:.15rem .5rem;text-decoration:none}
-.format button{font:inherit;font-size:.8rem;border:0;border-left:1px solid var(--line);\
-background:transparent;color:var(--muted);padding:.15rem .5rem;cursor:pointer}
-.format button.done{color:var(--ok)}
-.filter{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap;margin:.5rem 0}
-.filter input{font:inherit;flex:1 1 12rem;padding:.4rem .6rem;border:1px solid var(--line);\
-border-radius:.4rem;background:var(--bg);color:var(--fg)}
-.pick{margin:0 .25rem 0 0;width:1.1rem;height:1.1rem;align-self:center}
-.feed .about{flex:1 1 12rem}
-.picker{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap;margin:.5rem 0}
-.picker button,.group-pick{font:inherit;font-size:.875rem;padding:.2rem .6rem;\
-border:1px solid var(--line);border-radius:.4rem;background:var(--card);color:var(--fg);\
-cursor:pointer}
-.picker button:disabled{opacity:.5;cursor:default}
-.group-pick{margin-left:.75rem;vertical-align:middle}
-.group-opml{margin-left:.75rem;font-size:.875rem;font-weight:400}
-@media (max-width:30rem){main{padding:.6rem}li.feed{display:block}\
-.pick{float:left;margin-top:.2rem}.formats{margin-top:.3rem}}
-"""
-
-_SCRIPT = """\
-(function () {
-  "use strict";
-  var form = document.getElementById("filter");
-  var input = document.getElementById("q");
-  var shown = document.getElementById("shown");
-  var feeds = Array.prototype.slice.call(document.querySelectorAll("li.feed"));
-  var groups = Array.prototype.slice.call(document.querySelectorAll("section.group"));
-  // Each word typed must start a word of the feed's title (folded as the page wrote
-  // data-name: lower case, accents off, split at anything but letters and digits), or all
-  // that is typed, run together, must start its slug ("bothub-ai" finds bothub-ai).
-  function words(text) {
-    return text.toLowerCase().normalize("NFKD").replace(/[\\u0300-\\u036f]/g, "")
-      .split(/[^\\p{L}\\p{N}]+/u).filter(Boolean);
-  }
-  function apply() {
-    var typed = words(input.value);
-    var joined = typed.join("");
-    var count = 0;
-    feeds.forEach(function (li) {
-      var name = " " + li.getAttribute("data-name");
-      var hit = typed.every(function (w) { return name.indexOf(" " + w) >= 0; }) ||
-        li.getAttribute("data-slug").indexOf(joined) === 0;
-      li.hidden = !hit;
-      if (hit) { count += 1; }
-    });
-    groups.forEach(function (g) { g.hidden = !g.querySelector("li.feed:not([hidden])"); });
-    shown.textContent = count === feeds.length ? "" : count + " of " + feeds.length + " feeds";
-  }
-  var query = /[?&#]q=([^&]*)/.exec(location.search + location.hash);
-  if (query) { input.value = decodeURIComponent(query[1].replace(/\\+/g, " ")); }
-  form.hidden = false;
-  form.addEventListener("submit", function (e) { e.preventDefault(); });
-  input.addEventListener("input", apply);
-  apply();
-  function copied(button, ok) {
-    button.textContent = ok ? "copied" : "press Ctrl+C";
-    button.classList.toggle("done", ok);
-    setTimeout(function () { button.textContent = "copy"; button.classList.remove("done"); },
-      1500);
-  }
-  function fallback(url, button) {
-    var area = document.createElement("textarea");
-    area.value = url;
-    document.body.appendChild(area);
-    area.select();
-    var ok = false;
-    try { ok = document.execCommand("copy"); } catch (err) { ok = false; }
-    document.body.removeChild(area);
-    copied(button, ok);
-  }
-  picker();
-  Array.prototype.forEach.call(document.querySelectorAll("button.copy"), function (button) {
-    button.hidden = false;
-    button.addEventListener("click", function () {
-      var url = button.previousElementSibling.href;
-      if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(url).then(function () { copied(button, true); },
-          function () { fallback(url, button); });
-      } else {
-        fallback(url, button);
-      }
-    });
-  });
-  // Choose feeds, take one OPML of them: made here, from the page, like index.opml.
-  function picker() {
-    var bar = document.getElementById("picker");
-    var make = document.getElementById("opml-chosen");
-    var clear = document.getElementById("clear-chosen");
-    var boxes = feeds.map(function (li) { return li.querySelector("input.pick"); });
-    function update() {
-      var n = boxes.filter(function (b) { return b.checked; }).length;
-      make.disabled = n === 0;
-      make.textContent = "OPML of " + n + (n === 1 ? " chosen feed" : " chosen feeds");
-    }
-    boxes.forEach(function (b) { b.hidden = false; b.addEventListener("change", update); });
-    groups.forEach(function (g) {
-      var button = g.querySelector("button.group-pick");
-      button.hidden = false;
-      button.addEventListener("click", function () {
-        g.querySelectorAll("li.feed:not([hidden]) input.pick").forEach(function (b) {
-          b.checked = true;
-        });
-        update();
-      });
-    });
-    clear.addEventListener("click", function () {
-      boxes.forEach(function (b) { b.checked = false; });
-      update();
-    });
-    make.addEventListener("click", function () {
-      var doc = document.implementation.createDocument(null, "opml", null);
-      var root = doc.documentElement;
-      root.setAttribute("version", "2.0");
-      var head = root.appendChild(doc.createElement("head"));
-      head.appendChild(doc.createElement("title")).textContent = bar.getAttribute("data-title");
-      var body = root.appendChild(doc.createElement("body"));
-      groups.forEach(function (g) {
-        var chosen = Array.prototype.filter.call(g.querySelectorAll("li.feed"), function (li) {
-          return li.querySelector("input.pick").checked;
-        });
-        if (!chosen.length) { return; }
-        var folder = body.appendChild(doc.createElement("outline"));
-        folder.setAttribute("text", g.querySelector("h2").firstChild.textContent);
-        chosen.forEach(function (li) {
-          var outline = folder.appendChild(doc.createElement("outline"));
-          var name = li.getAttribute("data-opml-text");
-          outline.setAttribute("type", "rss");
-          outline.setAttribute("text", name);
-          outline.setAttribute("title", name);
-          outline.setAttribute("xmlUrl", li.querySelector(".format a").href);
-          outline.setAttribute("htmlUrl", bar.getAttribute("data-home"));
-        });
-      });
-      var text = '<?xml version="1.0" encoding="UTF-8"?>\\n' +
-        new XMLSerializer().serializeToString(doc) + "\\n";
-      var link = document.createElement("a");
-      link.href = URL.createObjectURL(new Blob([text], { type: "text/x-opml" }));
-      link.download = "feeds.opml";
-      document.body.appendChild(link);
-      link.click();
-      document.body.removeChild(link);
-      setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
-    });
-    bar.hidden = false;
-    update();
-  }
-})();
-"""
-
 
 def _attr(value: str) -> str:
     return escape(xml_safe(value), quote=True)
@@ -345,6 +233,12 @@ def _formats(feed: FeedSummary) -> list[tuple[str, str, str]]:
 
 
 def _feed_item(feed: FeedSummary) -> str:
+    """A feed's `<li>`, made again only if its summary (title, counts, date, URLs) changed."""
+    kept = _ITEMS.get(feed.key, feed)
+    return kept if kept is not None else _ITEMS.put(feed.key, feed, _new_feed_item(feed))
+
+
+def _new_feed_item(feed: FeedSummary) -> str:
     if feed.articles is not None and feed.articles > feed.items:
         counts = f"newest {feed.items:,} of {_plural(feed.articles, 'article')}"
     else:

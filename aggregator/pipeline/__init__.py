@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from aggregator.pipeline.builder import Builder, BuildReport
     from aggregator.pipeline.lock import BuildLock, lock_held
     from aggregator.pipeline.rendering import Progress
+    from aggregator.pipeline.targets import release_in_background
     from aggregator.pipeline.workers import (
         PARALLEL_FILES,
         leave_workers_behind,
@@ -32,6 +33,7 @@ __all__ = [
     "leave_workers_behind",
     "lock_held",
     "read_stored",
+    "release_in_background",
     "start_worker_server",
 ]
 
@@ -44,6 +46,7 @@ _HOME = {
     "leave_workers_behind": "aggregator.pipeline.workers",
     "lock_held": "aggregator.pipeline.lock",
     "read_stored": "aggregator.pipeline.workers",
+    "release_in_background": "aggregator.pipeline.targets",
     "start_worker_server": "aggregator.pipeline.workers",
 }
 

@@ -24,6 +24,7 @@ from aggregator.output import (
     added_updated_removed,
     gzip_bytes,
     publish_all,
+    release_in_background,
     sidecar_of,
 )
 
@@ -33,6 +34,9 @@ LOGGER = logging.getLogger("aggregator.build")
 # A feed staged for publishing: its record, the GUIDs it listed before, the paths it is
 # written to.
 Staged = tuple[FeedRecord, tuple[str, ...], tuple[str, ...]]
+
+# For the daemon (`pipeline`'s face): the old versions a commit replaces freed on a thread.
+__all__ = ["release_in_background"]
 
 
 class Batch(Protocol):
