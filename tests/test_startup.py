@@ -33,6 +33,7 @@ NOT_LOADED = (
     "aggregator.catalog.sync",
     "aggregator.catalog.rows",
     "aggregator.catalog.roster_records",
+    "aggregator.catalog.inspect_records",
     "aggregator.output.render",
     "aggregator.output.jsonfeed",
     "aggregator.output.indexes",

@@ -12,15 +12,17 @@ from aggregator.faces import resolver
 
 if TYPE_CHECKING:
     from aggregator.catalog.cluster import ChangeListener, Leadership, lease_holds
+    from aggregator.catalog.inspect_records import (
+        FileRecord,
+        IdentityRecord,
+        ItemRecord,
+        LeaderRecord,
+    )
     from aggregator.catalog.maintenance import Salvage, check_catalog, rebuild_catalog
     from aggregator.catalog.records import (
         DueItem,
         FeedRecord,
         FileChange,
-        FileRecord,
-        IdentityRecord,
-        ItemRecord,
-        LeaderRecord,
         OwedPing,
         StoredArticle,
         StoredFields,
@@ -68,10 +70,10 @@ _HOME = {
     "DueItem": "aggregator.catalog.records",
     "FeedRecord": "aggregator.catalog.records",
     "FileChange": "aggregator.catalog.records",
-    "FileRecord": "aggregator.catalog.records",
-    "IdentityRecord": "aggregator.catalog.records",
-    "ItemRecord": "aggregator.catalog.records",
-    "LeaderRecord": "aggregator.catalog.records",
+    "FileRecord": "aggregator.catalog.inspect_records",
+    "IdentityRecord": "aggregator.catalog.inspect_records",
+    "ItemRecord": "aggregator.catalog.inspect_records",
+    "LeaderRecord": "aggregator.catalog.inspect_records",
     "Leadership": "aggregator.catalog.cluster",
     "NodeRecord": "aggregator.catalog.roster_records",
     "NodeRemoved": "aggregator.catalog.roster_records",

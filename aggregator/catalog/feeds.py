@@ -85,6 +85,19 @@ class FeedsMixin(PendingMixin):
         ]
 
     @storage_errors
+    def feed_names(self) -> dict[FeedKey, str | None]:
+        """Every feed ever written, in path order, with its name as last written, or None if
+        it then listed nothing: what the render stage chooses by, without decoding every
+        feed's GUIDs (`feed_records`) when it renders nothing. The GUIDs are stored by
+        `json.dumps`, so a feed that listed nothing has exactly `[]`."""
+        where, params = self._render_keys.where("feed")
+        rows = self._db.execute(
+            f"SELECT feed, name, guids <> '[]' FROM feeds{where} ORDER BY feed", params
+        )
+        local = self._render_keys.local
+        return {FeedKey.parse(local(f)): name if listed else None for f, name, listed in rows}
+
+    @storage_errors
     def feed_count(self) -> int:
         """How many feeds were ever written (this node's), without reading them."""
         where, params = self._render_keys.where("feed")
