@@ -10,8 +10,10 @@ an optional body that is ignored. Only what `Article` holds is kept; internal fi
 worker processes.
 
 PyYAML, and the guards that keep its cost bounded, are in `yaml_safe`: it is only reached for
-files the fast parser declines. The `loader` these functions take is the PyYAML loader class
-used there (default `yaml_safe.LOADER`).
+files the fast parser declines, and only imported then (importing PyYAML costs a build that
+reads one file more than reading it: 70 M instructions, most of them compiling the class of
+characters `yaml.reader` declines). The `loader` these functions take is the PyYAML loader
+class used there (None: `yaml_safe.LOADER`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ import stat
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from aggregator.errors import ArticleError
 from aggregator.model import Article, Image, Provider, RelatedLink
@@ -38,11 +39,14 @@ from aggregator.reading.values import (
     kind_of,
     optional_text,
     pixels,
+    short_repr,
     to_utc,
     unchanged,
     xml_clean,
 )
-from aggregator.reading.yaml_safe import LOADER, load_guarded, node_as_written, short_repr
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -92,7 +96,7 @@ def read_article(
     source: str,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    loader: type[yaml.SafeLoader] = LOADER,
+    loader: type[yaml.SafeLoader] | None = None,
 ) -> Article:
     """Read the article file at `path` (a `str` path costs less than a `Path` to make);
     `source` is its path relative to the input folder.
@@ -138,7 +142,7 @@ def parse_article(
     source: str,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    loader: type[yaml.SafeLoader] = LOADER,
+    loader: type[yaml.SafeLoader] | None = None,
 ) -> Article:
     """Turn the bytes of an article file into an `Article`; raises `ArticleError`, only.
 
@@ -251,7 +255,7 @@ def _closing_line(data: bytes, start: int) -> int:
 
 
 def load_front_matter(
-    text: str, source: str, *, loader: type[yaml.SafeLoader] = LOADER
+    text: str, source: str, *, loader: type[yaml.SafeLoader] | None = None
 ) -> dict[str, object]:
     """The mapping PyYAML's `safe_load` makes of front matter `text`; raises `ArticleError`.
 
@@ -262,6 +266,8 @@ def load_front_matter(
     mapping = parse_fast(text)
     if mapping is not None:
         return mapping
+    from aggregator.reading.yaml_safe import load_guarded
+
     loaded = load_guarded(text, source, loader)
     if loaded is None:
         raise ArticleError(source, "front matter is empty: add at least title and webUrl")
@@ -282,7 +288,7 @@ def _too_big(size: int, limit: int, *, at_least: bool = False) -> str:
 
 
 def _article(
-    fields: dict[str, object], source: str, text: str, loader: type[yaml.SafeLoader]
+    fields: dict[str, object], source: str, text: str, loader: type[yaml.SafeLoader] | None
 ) -> Article:
     # Control characters XML cannot carry only arrive through escapes (raw ones are dropped
     # before parsing), so a document without a backslash needs no cleaning at all.
@@ -345,7 +351,7 @@ def _article(
 
 
 def _title(
-    value: object, source: str, text: str, clean: Clean, loader: type[yaml.SafeLoader]
+    value: object, source: str, text: str, clean: Clean, loader: type[yaml.SafeLoader] | None
 ) -> str:
     if value is None:
         raise ArticleError(source, "missing: every article needs a title", field="title")
@@ -358,17 +364,21 @@ def _title(
 
 
 def _scalar_text(
-    value: object, source: str, field: str, text: str, loader: type[yaml.SafeLoader]
+    value: object, source: str, field: str, text: str, loader: type[yaml.SafeLoader] | None
 ) -> str:
     """The text of a scalar YAML read as a number, date or boolean, as it was written."""
     if isinstance(value, (list, dict)):
         raise ArticleError(source, f"must be text, not {kind_of(value)}", field=field)
+    import yaml
+
+    from aggregator.reading.yaml_safe import node_as_written
+
     node = node_as_written(text, field, loader)
     return node.value if isinstance(node, yaml.ScalarNode) else str(value)
 
 
 def _topics(
-    value: object, source: str, text: str, clean: Clean, loader: type[yaml.SafeLoader]
+    value: object, source: str, text: str, clean: Clean, loader: type[yaml.SafeLoader] | None
 ) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -399,6 +409,10 @@ def _topics(
                 field="topics",
             )
         else:
+            import yaml
+
+            from aggregator.reading.yaml_safe import node_as_written
+
             if written is None:
                 node = node_as_written(text, "topics", loader)
                 written = node.value if isinstance(node, yaml.SequenceNode) else []

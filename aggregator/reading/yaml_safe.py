@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import date
 
 import yaml
 
 from aggregator.errors import ArticleError
 from aggregator.reading.front_matter import MAX_DEPTH, MAX_VALUES
+from aggregator.reading.values import short_repr
 
 MAX_NUMERAL_CHARS = 100
 """A number written with more characters than this is kept as its text.
@@ -93,9 +93,12 @@ _CORE_TAGS = frozenset(
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
 
 
-def load_guarded(text: str, source: str, loader: type[yaml.SafeLoader] = LOADER) -> object:
+def load_guarded(
+    text: str, source: str, loader: type[yaml.SafeLoader] | None = None
+) -> object:
     """What `loader` (one `loader_class` made) builds of `text`, once the events have shown
     nothing that could hurt; raises `ArticleError` naming what is wrong, and where."""
+    loader = loader or LOADER
     try:
         _check_events(text, source, loader)
         return yaml.load(text, Loader=loader)
@@ -208,19 +211,13 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
 
 
 def node_as_written(
-    text: str, key: str, loader: type[yaml.SafeLoader] = LOADER
+    text: str, key: str, loader: type[yaml.SafeLoader] | None = None
 ) -> yaml.Node | None:
     """The node of top-level `key` as written, to keep `title: 2021` as the text `2021`."""
-    node = yaml.compose(text, Loader=loader)  # safe: the text has already loaded
+    node = yaml.compose(text, Loader=loader or LOADER)  # safe: the text has already loaded
     found: yaml.Node | None = None
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
                 found = value_node  # the last one wins, as in the mapping
     return found
-
-
-def short_repr(value: object) -> str:
-    """`value` as a message shows it: its repr (a date's in ISO form), cut at 80 characters."""
-    text = repr(value.isoformat()) if isinstance(value, date) else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
