@@ -10,10 +10,8 @@ an optional body that is ignored. Only what `Article` holds is kept; internal fi
 worker processes.
 
 PyYAML, and the guards that keep its cost bounded, are in `yaml_safe`: it is only reached for
-files the fast parser declines, and only imported then (importing PyYAML costs a build that
-reads one file more than reading it: 70 M instructions, most of them compiling the class of
-characters `yaml.reader` declines). The `loader` these functions take is the PyYAML loader
-class used there (None: `yaml_safe.LOADER`).
+files the fast parser declines (and imported then only). The `loader` these functions take is
+the PyYAML loader class used there (None: `yaml_safe.LOADER`).
 """
 
 from __future__ import annotations
@@ -263,8 +261,7 @@ def load_front_matter(
     (and with one difference: a timestamp that is no date, `2021-02-30`, stays text so that the
     field check can name it).
     """
-    mapping = parse_fast(text)
-    if mapping is not None:
+    if (mapping := parse_fast(text)) is not None:
         return mapping
     from aggregator.reading.yaml_safe import load_guarded
 
@@ -369,12 +366,9 @@ def _scalar_text(
     """The text of a scalar YAML read as a number, date or boolean, as it was written."""
     if isinstance(value, (list, dict)):
         raise ArticleError(source, f"must be text, not {kind_of(value)}", field=field)
-    import yaml
+    from aggregator.reading.yaml_safe import scalar_as_written
 
-    from aggregator.reading.yaml_safe import node_as_written
-
-    node = node_as_written(text, field, loader)
-    return node.value if isinstance(node, yaml.ScalarNode) else str(value)
+    return str(value) if (written := scalar_as_written(text, field, loader)) is None else written
 
 
 def _topics(
@@ -394,7 +388,7 @@ def _topics(
         )
     topics: list[str] = []
     seen: set[str] = set()
-    written: list[yaml.Node] | None = None  # the items as written, composed once if needed
+    written: dict[int, str] | None = None  # the scalar items as written, composed if needed
     for index, item in enumerate(items):
         if item is None:
             continue
@@ -409,15 +403,11 @@ def _topics(
                 field="topics",
             )
         else:
-            import yaml
-
-            from aggregator.reading.yaml_safe import node_as_written
-
             if written is None:
-                node = node_as_written(text, "topics", loader)
-                written = node.value if isinstance(node, yaml.SequenceNode) else []
-            node = written[index] if index < len(written) else None
-            topic = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else str(item)
+                from aggregator.reading.yaml_safe import items_as_written
+
+                written = items_as_written(text, "topics", loader)
+            topic = written[index].strip() if index in written else str(item)
             if not topic.isprintable():
                 topic = _name(topic)
         folded = topic.casefold()

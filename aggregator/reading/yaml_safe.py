@@ -93,9 +93,7 @@ _CORE_TAGS = frozenset(
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
 
 
-def load_guarded(
-    text: str, source: str, loader: type[yaml.SafeLoader] | None = None
-) -> object:
+def load_guarded(text: str, source: str, loader: type[yaml.SafeLoader] | None = None) -> object:
     """What `loader` (one `loader_class` made) builds of `text`, once the events have shown
     nothing that could hurt; raises `ArticleError` naming what is wrong, and where."""
     loader = loader or LOADER
@@ -208,6 +206,25 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
         f"malformed YAML{where}: {problem}; fix the front matter"
         " (text holding ': ' or ' #' needs quotes)"
     )
+
+
+def scalar_as_written(
+    text: str, key: str, loader: type[yaml.SafeLoader] | None = None
+) -> str | None:
+    """The text of top-level `key` as written, if a scalar (`title: 2021`: `2021`), else None."""
+    node = node_as_written(text, key, loader)
+    return node.value if isinstance(node, yaml.ScalarNode) else None
+
+
+def items_as_written(
+    text: str, key: str, loader: type[yaml.SafeLoader] | None = None
+) -> dict[int, str]:
+    """The text of each scalar item of top-level sequence `key` as written, by its index
+    (none if `key` is no sequence)."""
+    node = node_as_written(text, key, loader)
+    if not isinstance(node, yaml.SequenceNode):
+        return {}
+    return {i: n.value for i, n in enumerate(node.value) if isinstance(n, yaml.ScalarNode)}
 
 
 def node_as_written(
