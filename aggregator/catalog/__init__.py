@@ -19,11 +19,10 @@ if TYPE_CHECKING:
         LeaderRecord,
     )
     from aggregator.catalog.maintenance import Salvage, check_catalog, rebuild_catalog
+    from aggregator.catalog.owed_records import DueItem, OwedPing
     from aggregator.catalog.records import (
-        DueItem,
         FeedRecord,
         FileChange,
-        OwedPing,
         StoredArticle,
         StoredFields,
         SyncResult,
@@ -67,7 +66,7 @@ _HOME = {
     "Catalog": "aggregator.catalog.store",
     "ChangeListener": "aggregator.catalog.cluster",
     "ChangeLog": "aggregator.catalog.roster_records",
-    "DueItem": "aggregator.catalog.records",
+    "DueItem": "aggregator.catalog.owed_records",
     "FeedRecord": "aggregator.catalog.records",
     "FileChange": "aggregator.catalog.records",
     "FileRecord": "aggregator.catalog.inspect_records",
@@ -77,7 +76,7 @@ _HOME = {
     "Leadership": "aggregator.catalog.cluster",
     "NodeRecord": "aggregator.catalog.roster_records",
     "NodeRemoved": "aggregator.catalog.roster_records",
-    "OwedPing": "aggregator.catalog.records",
+    "OwedPing": "aggregator.catalog.owed_records",
     "Salvage": "aggregator.catalog.maintenance",
     "StoredArticle": "aggregator.catalog.records",
     "StoredFields": "aggregator.catalog.records",

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.pending import PendingMixin
 from aggregator.catalog.records import (
-    DueItem,
     FeedRecord,
     article_from_json,
     format_date,
@@ -22,6 +22,9 @@ from aggregator.catalog.records import (
 from aggregator.catalog.schema import PENDING_FEEDS, PENDING_INDEXES
 from aggregator.membership import FeedRules, feeds_of
 from aggregator.model import Article, FeedItem, FeedKey
+
+if TYPE_CHECKING:
+    from aggregator.catalog.owed_records import DueItem
 
 
 class FeedsMixin(PendingMixin):
@@ -143,7 +146,11 @@ class FeedsMixin(PendingMixin):
             "SELECT i.guid, i.path, i.url, i.feeds, f.article FROM items i "
             "JOIN files f ON f.path = i.path WHERE i.date > ? AND i.date <= ? ORDER BY i.date",
             (lower(after), upper(until)),
-        )
+        ).fetchall()
+        if not rows:  # nearly every build
+            return []
+        from aggregator.catalog.owed_records import DueItem
+
         due = []
         for guid, path, url, feeds, article_json in rows:
             title = json.loads(article_json)["title"] if article_json else url

@@ -180,17 +180,6 @@ class SyncResult:
 
 
 @dataclass(frozen=True, slots=True)
-class DueItem:
-    """An item whose date a cut-off crossed: it enters (or leaves) its feeds."""
-
-    guid: str
-    path: str
-    title: str
-    url: str
-    feeds: tuple[FeedKey, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class FeedRecord:
     """A feed as it was last written; `name` is its topic's or provider's name."""
 
@@ -198,16 +187,6 @@ class FeedRecord:
     name: str
     updated: datetime
     guids: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class OwedPing:
-    """A hub not yet told that `topic` (a feed file's URL) has new bytes, since `since`."""
-
-    id: int
-    hub: str
-    topic: str
-    since: datetime
 
 
 # Bounds of date ranges as the catalog's text: every stored date sorts between them.
