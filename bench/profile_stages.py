@@ -38,6 +38,8 @@ STAGES = (
     ("read: fast YAML parser (parse_fast)", "parse_fast"),
     ("read: front matter, other", "front_matter.py"),
     ("read: article_to_json", "article_to_json"),
+    ("read: article_to_json", "_article_data"),  # its dict and bytes since orjson: f18-cold
+    ("read: article_to_json", "dumps (aggregator/catalog/records.py"),
     ("read: feeds_of + fingerprint", "feeds_of"),
     ("read: feeds_of + fingerprint", "_fingerprint"),
     ("read: wire format (astuple)", "astuple"),

@@ -53,6 +53,7 @@ OWNERS: dict[str, set[str]] = {
     "re2": {"membership.patterns"},
     "tqdm": {"cli.commands"},
     "zlib_ng": {"output.publish"},
+    "orjson": {"catalog.records", "output.jsonfeed"},
 }
 
 MAX_MODULE_LINES = 500

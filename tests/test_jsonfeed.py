@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import feedparser
@@ -192,3 +193,34 @@ def test_the_schema_rejects_what_the_spec_forbids(path: str, bad: object) -> Non
     broken_ok = copy.deepcopy(feed)
     broken_ok["_aggregator"] = {"any": "thing"}  # extensions are allowed
     assert schema_errors(broken_ok) == []
+
+
+def test_an_items_text_is_the_standard_librarys_with_orjson_or_without(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aggregator.output import jsonfeed
+
+    awkward = "".join(chr(c) for c in range(0x20)) + '\x7f\x85\u2028\u2029\ufeff"\\/é😀'
+    items = (*variety(), item(article(6, title=awkward, excerpt=awkward, topics=(awkward,))))
+    texts = [jsonfeed.item_text(i) for i in items]
+    assert texts == [dumps_indented(jsonfeed._item(i), 2) for i in items]
+    # A lone surrogate (orjson refuses it) is written as the standard library writes it.
+    lone = {"title": "a\ud800b", "tags": ["x"]}
+    assert jsonfeed._ITEM_DUMPS(lone) == dumps_indented(lone, 2)
+    monkeypatch.setitem(sys.modules, "orjson", None)  # `import orjson` now raises ImportError
+    assert jsonfeed._item_dumps() is jsonfeed._stdlib_item
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2024, 5, 1, 11, 30, 15, 999999, tzinfo=UTC),
+        datetime(1900, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2024, 5, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2024, 5, 1, 0, 30, 1, 5, tzinfo=timezone(timedelta(0))),
+    ],
+)
+def test_rfc3339_is_strftimes_utc_whole_seconds(when: datetime) -> None:
+    slow = when.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert rfc3339(when) == slow

@@ -126,9 +126,13 @@ def read_article(
 def _read_up_to(fd: int, expected: int, limit: int) -> bytes:
     """Up to `limit` bytes of `fd`; `expected` (the size fstat gave) sizes the first read."""
     # One read of the expected size plus one byte (to notice a file that grew), then reads
-    # until end of file: never a buffer of `limit` bytes for a file of a few kilobytes.
-    chunks = [os.read(fd, min(expected + 1, limit))]
+    # until end of file: never a buffer of `limit` bytes for a file of a few kilobytes. A
+    # short first read is the whole file (a regular file reads short only at its end).
+    first = min(expected + 1, limit)
+    chunks = [os.read(fd, first)]
     total = len(chunks[0])
+    if total < first:
+        return chunks[0]
     while chunks[-1] and total < limit:
         chunks.append(os.read(fd, limit - total))
         total += len(chunks[-1])
@@ -312,7 +316,9 @@ def _article(
     if excerpt is None:
         excerpt = ""
     elif not isinstance(excerpt, str):
-        excerpt = _scalar_text(excerpt, source, "excerpt", text, loader)
+        from aggregator.reading.yaml_safe import scalar_text
+
+        excerpt = scalar_text(excerpt, source, "excerpt", text, loader)
     excerpt = clean(excerpt).strip()
 
     published_at = fields.get("publishedDateTime")
@@ -353,22 +359,13 @@ def _title(
     if value is None:
         raise ArticleError(source, "missing: every article needs a title", field="title")
     if not isinstance(value, str):
-        value = _scalar_text(value, source, "title", text, loader)
+        from aggregator.reading.yaml_safe import scalar_text
+
+        value = scalar_text(value, source, "title", text, loader)
     title = clean(value).strip()
     if not title:
         raise ArticleError(source, "is empty: give the article a title", field="title")
     return title
-
-
-def _scalar_text(
-    value: object, source: str, field: str, text: str, loader: type[yaml.SafeLoader] | None
-) -> str:
-    """The text of a scalar YAML read as a number, date or boolean, as it was written."""
-    if isinstance(value, (list, dict)):
-        raise ArticleError(source, f"must be text, not {kind_of(value)}", field=field)
-    from aggregator.reading.yaml_safe import scalar_as_written
-
-    return str(value) if (written := scalar_as_written(text, field, loader)) is None else written
 
 
 def _topics(

@@ -20,7 +20,7 @@ import yaml
 
 from aggregator.errors import ArticleError
 from aggregator.reading.front_matter import MAX_DEPTH, MAX_VALUES
-from aggregator.reading.values import short_repr
+from aggregator.reading.values import kind_of, short_repr
 
 MAX_NUMERAL_CHARS = 100
 """A number written with more characters than this is kept as its text.
@@ -208,12 +208,14 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
     )
 
 
-def scalar_as_written(
-    text: str, key: str, loader: type[yaml.SafeLoader] | None = None
-) -> str | None:
-    """The text of top-level `key` as written, if a scalar (`title: 2021`: `2021`), else None."""
-    node = node_as_written(text, key, loader)
-    return node.value if isinstance(node, yaml.ScalarNode) else None
+def scalar_text(
+    value: object, source: str, field: str, text: str, loader: type[yaml.SafeLoader] | None
+) -> str:
+    """The text of a scalar YAML read as a number, date or boolean, as it was written."""
+    if isinstance(value, (list, dict)):
+        raise ArticleError(source, f"must be text, not {kind_of(value)}", field=field)
+    node = node_as_written(text, field, loader)
+    return node.value if isinstance(node, yaml.ScalarNode) else str(value)
 
 
 def items_as_written(
