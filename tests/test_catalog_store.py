@@ -157,3 +157,26 @@ def test_a_big_sync_collects_rarely_and_puts_the_collector_back(
         assert (gc.get_threshold(), gc.get_freeze_count()) == before
     finally:
         catalog.close()
+
+
+def test_feed_names_are_the_records_names_and_whether_they_list_something(
+    tmp_path: Path, catalog_backend: str | None
+) -> None:
+    # What the render stage chooses by (`feed_names`, which reads no GUID list) says what
+    # `feed_records` says: every feed in path order, named only if it listed something.
+    from aggregator.catalog import FeedRecord
+    from aggregator.model import FeedKey, FeedKind
+
+    written = [
+        FeedRecord(FeedKey(FeedKind.TOPIC, "ai"), "AI", NOW, ("g1", "g2")),
+        FeedRecord(FeedKey.everything(), "", NOW, ("g1",)),
+        FeedRecord(FeedKey(FeedKind.PROVIDER, "gone-com"), "gone.com", NOW, ()),
+        FeedRecord(FeedKey(FeedKind.CUSTOM, "[]"), "[]", NOW, ("[]",)),
+    ]
+    with open_catalog(tmp_path, catalog_backend) as catalog:
+        catalog.finish_feeds(written, [])
+        records = catalog.feed_records()
+        names = catalog.feed_names()
+    assert list(names) == [r.key for r in records] == sorted((r.key for r in written), key=str)
+    assert names == {r.key: r.name if r.guids else None for r in records}
+    assert names[FeedKey(FeedKind.PROVIDER, "gone-com")] is None

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from articlefiles import write_article
+from articlefiles import bump_mtime, write_article
 from building import BASE
 
 # Loaded only by the work a nothing-changed build does not do: reading files (YAML), the
@@ -33,6 +33,8 @@ NOT_LOADED = (
     "aggregator.catalog.sync",
     "aggregator.catalog.rows",
     "aggregator.catalog.roster_records",
+    "aggregator.catalog.inspect_records",
+    "aggregator.catalog.owed_records",
     "aggregator.output.render",
     "aggregator.output.jsonfeed",
     "aggregator.output.indexes",
@@ -97,3 +99,40 @@ def test_a_nothing_changed_build_loads_only_what_it_uses(tmp_path: Path) -> None
     assert loaded.isdisjoint(NOT_LOADED), sorted(loaded.intersection(NOT_LOADED))
     assert "aggregator.reading.front_matter" in loaded  # the config was read by it
     assert again["unsure_compiled"] == 0
+    # One file edited: read by the fast reader, so PyYAML stays out (importing it costs more
+    # than reading the file), and so do the records of `status` and `explain`.
+    edit = articles / "a1.md"
+    edit.write_text(_FAST_READ, encoding="utf-8")
+    bump_mtime(edit)
+    edited = run()
+    loaded = set(edited["modules"])
+    assert "aggregator.reading.articles" in loaded  # the file was read, here
+    assert loaded.isdisjoint(EDIT_NOT_LOADED), sorted(loaded.intersection(EDIT_NOT_LOADED))
+
+
+# Loaded by neither a nothing-changed build nor one that reads a file the fast reader reads.
+EDIT_NOT_LOADED = (
+    "yaml",
+    "aggregator.reading.yaml_safe",
+    "aggregator.catalog.inspect_records",
+    "aggregator.catalog.owed_records",
+)
+
+# An article as tests/corpus.py writes them (nested blocks indented), which the fast reader
+# reads (`front_matter.parse_fast`).
+_FAST_READ = """---
+title: "Robots, edited"
+excerpt: "An excerpt."
+publishedDateTime: 2021-12-16T18:43:00Z
+webUrl: "https://example.com/1"
+published: true
+
+provider:
+  name: Forbes
+  domain: forbes.com
+
+topics:
+  - AI
+  - Robots
+---
+"""

@@ -12,16 +12,17 @@ from aggregator.faces import resolver
 
 if TYPE_CHECKING:
     from aggregator.catalog.cluster import ChangeListener, Leadership, lease_holds
-    from aggregator.catalog.maintenance import Salvage, check_catalog, rebuild_catalog
-    from aggregator.catalog.records import (
-        DueItem,
-        FeedRecord,
-        FileChange,
+    from aggregator.catalog.inspect_records import (
         FileRecord,
         IdentityRecord,
         ItemRecord,
         LeaderRecord,
-        OwedPing,
+    )
+    from aggregator.catalog.maintenance import Salvage, check_catalog, rebuild_catalog
+    from aggregator.catalog.owed_records import DueItem, OwedPing
+    from aggregator.catalog.records import (
+        FeedRecord,
+        FileChange,
         StoredArticle,
         StoredFields,
         SyncResult,
@@ -65,17 +66,17 @@ _HOME = {
     "Catalog": "aggregator.catalog.store",
     "ChangeListener": "aggregator.catalog.cluster",
     "ChangeLog": "aggregator.catalog.roster_records",
-    "DueItem": "aggregator.catalog.records",
+    "DueItem": "aggregator.catalog.owed_records",
     "FeedRecord": "aggregator.catalog.records",
     "FileChange": "aggregator.catalog.records",
-    "FileRecord": "aggregator.catalog.records",
-    "IdentityRecord": "aggregator.catalog.records",
-    "ItemRecord": "aggregator.catalog.records",
-    "LeaderRecord": "aggregator.catalog.records",
+    "FileRecord": "aggregator.catalog.inspect_records",
+    "IdentityRecord": "aggregator.catalog.inspect_records",
+    "ItemRecord": "aggregator.catalog.inspect_records",
+    "LeaderRecord": "aggregator.catalog.inspect_records",
     "Leadership": "aggregator.catalog.cluster",
     "NodeRecord": "aggregator.catalog.roster_records",
     "NodeRemoved": "aggregator.catalog.roster_records",
-    "OwedPing": "aggregator.catalog.records",
+    "OwedPing": "aggregator.catalog.owed_records",
     "Salvage": "aggregator.catalog.maintenance",
     "StoredArticle": "aggregator.catalog.records",
     "StoredFields": "aggregator.catalog.records",

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aggregator.catalog.base import storage_errors
 from aggregator.catalog.pending import PendingMixin
 from aggregator.catalog.records import (
-    DueItem,
     FeedRecord,
     article_from_json,
     format_date,
@@ -22,6 +22,9 @@ from aggregator.catalog.records import (
 from aggregator.catalog.schema import PENDING_FEEDS, PENDING_INDEXES
 from aggregator.membership import FeedRules, feeds_of
 from aggregator.model import Article, FeedItem, FeedKey
+
+if TYPE_CHECKING:
+    from aggregator.catalog.owed_records import DueItem
 
 
 class FeedsMixin(PendingMixin):
@@ -85,6 +88,19 @@ class FeedsMixin(PendingMixin):
         ]
 
     @storage_errors
+    def feed_names(self) -> dict[FeedKey, str | None]:
+        """Every feed ever written, in path order, with its name as last written, or None if
+        it then listed nothing: what the render stage chooses by, without decoding every
+        feed's GUIDs (`feed_records`) when it renders nothing. The GUIDs are stored by
+        `json.dumps`, so a feed that listed nothing has exactly `[]`."""
+        where, params = self._render_keys.where("feed")
+        rows = self._db.execute(
+            f"SELECT feed, name, guids <> '[]' FROM feeds{where} ORDER BY feed", params
+        )
+        local = self._render_keys.local
+        return {FeedKey.parse(local(f)): name if listed else None for f, name, listed in rows}
+
+    @storage_errors
     def feed_count(self) -> int:
         """How many feeds were ever written (this node's), without reading them."""
         where, params = self._render_keys.where("feed")
@@ -130,7 +146,11 @@ class FeedsMixin(PendingMixin):
             "SELECT i.guid, i.path, i.url, i.feeds, f.article FROM items i "
             "JOIN files f ON f.path = i.path WHERE i.date > ? AND i.date <= ? ORDER BY i.date",
             (lower(after), upper(until)),
-        )
+        ).fetchall()
+        if not rows:  # nearly every build
+            return []
+        from aggregator.catalog.owed_records import DueItem
+
         due = []
         for guid, path, url, feeds, article_json in rows:
             title = json.loads(article_json)["title"] if article_json else url

@@ -10,19 +10,19 @@ import contextlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aggregator.catalog.base import CatalogBase, storage_errors
-from aggregator.catalog.records import (
-    FileRecord,
-    IdentityRecord,
-    ItemRecord,
-    LeaderRecord,
-    format_date,
-    lower,
-    parse_date,
-    upper,
-)
+from aggregator.catalog.records import format_date, lower, parse_date, upper
 from aggregator.model import FeedKey
+
+if TYPE_CHECKING:
+    from aggregator.catalog.inspect_records import (
+        FileRecord,
+        IdentityRecord,
+        ItemRecord,
+        LeaderRecord,
+    )
 
 _FILE_COLUMNS = "path, size, mtime_ns, url, article, error"
 
@@ -44,6 +44,8 @@ class InspectMixin(CatalogBase):
                 self._db.execute("ROLLBACK")
 
     def _file(self, row: tuple[str, int, int, str | None, str | None, str | None]) -> FileRecord:
+        from aggregator.catalog.inspect_records import FileRecord
+
         path, size, mtime_ns, url, article, error = row
         return FileRecord(self._keys.local(path), int(size), int(mtime_ns), url, article, error)
 
@@ -71,6 +73,8 @@ class InspectMixin(CatalogBase):
         ).fetchone()
         if row is None:
             return None
+        from aggregator.catalog.inspect_records import ItemRecord
+
         guid, url, path, date, feeds = row
         keys = tuple(FeedKey.parse(name) for name in feeds.split("\n") if name)
         return ItemRecord(guid, url, self._keys.local(path), parse_date(date), keys)
@@ -80,6 +84,8 @@ class InspectMixin(CatalogBase):
         self, *, path: str | None = None, url: str | None = None
     ) -> list[IdentityRecord]:
         """The GUIDs handed out for a file of this node or for a webUrl, oldest first."""
+        from aggregator.catalog.inspect_records import IdentityRecord
+
         rows = self._db.execute(
             "SELECT guid, url, path, first_published FROM identities "
             "WHERE path = ? OR url = ? ORDER BY first_published, guid",
@@ -137,6 +143,8 @@ class InspectMixin(CatalogBase):
     @storage_errors
     def leader(self) -> LeaderRecord | None:
         """The cluster's leader (None on SQLite, or before any node led)."""
+        from aggregator.catalog.inspect_records import LeaderRecord
+
         if not self.shared:
             return None
         row = self._db.execute("SELECT node, epoch FROM cluster_leader WHERE id = 1").fetchone()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aggregator.catalog.base import CatalogBase, storage_errors
-from aggregator.catalog.records import OwedPing, format_date, parse_date
+from aggregator.catalog.records import format_date, parse_date
 from aggregator.catalog.schema import chunks, marks
+
+if TYPE_CHECKING:
+    from aggregator.catalog.owed_records import OwedPing
 
 
 class PingsMixin(CatalogBase):
@@ -31,7 +35,13 @@ class PingsMixin(CatalogBase):
     @storage_errors
     def owed_pings(self) -> list[OwedPing]:
         """Every ping still owed, oldest first."""
-        rows = self._db.execute("SELECT id, hub, topic, since FROM pending_pings ORDER BY id")
+        rows = self._db.execute(
+            "SELECT id, hub, topic, since FROM pending_pings ORDER BY id"
+        ).fetchall()
+        if not rows:  # nearly every build
+            return []
+        from aggregator.catalog.owed_records import OwedPing
+
         return [OwedPing(i, h, t, parse_date(s)) for i, h, t, s in rows]
 
     @storage_errors

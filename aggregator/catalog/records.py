@@ -247,17 +247,6 @@ class SyncResult:
 
 
 @dataclass(frozen=True, slots=True)
-class DueItem:
-    """An item whose date a cut-off crossed: it enters (or leaves) its feeds."""
-
-    guid: str
-    path: str
-    title: str
-    url: str
-    feeds: tuple[FeedKey, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class FeedRecord:
     """A feed as it was last written; `name` is its topic's or provider's name."""
 
@@ -265,16 +254,6 @@ class FeedRecord:
     name: str
     updated: datetime
     guids: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class OwedPing:
-    """A hub not yet told that `topic` (a feed file's URL) has new bytes, since `since`."""
-
-    id: int
-    hub: str
-    topic: str
-    since: datetime
 
 
 # Bounds of date ranges as the catalog's text: every stored date sorts between them.
@@ -290,54 +269,3 @@ def upper(value: datetime | None) -> str:
 def lower(value: datetime | None) -> str:
     """The catalog's text of a lower date bound (None: none)."""
     return _NO_LOWER if value is None else format_date(value)
-
-
-@dataclass(frozen=True, slots=True)
-class FileRecord:
-    """An article file as the catalog knows it: what it last saw, and its last good version
-    (`article_json`, None when no version parsed or it was withdrawn), and why its current
-    bytes were rejected (`error`, None if they were read)."""
-
-    path: str  # relative to this node's input; another node's file keeps `node/` before it
-    size: int
-    mtime_ns: int
-    url: str | None
-    article_json: str | None
-    error: str | None
-
-    def article(self) -> Article | None:
-        """The last good version, decoded (None: none is kept)."""
-        return None if self.article_json is None else article_from_json(self.article_json)
-
-
-@dataclass(frozen=True, slots=True)
-class ItemRecord:
-    """What the feeds list for one webUrl: the file that speaks for it, its GUID and date,
-    and the feeds it is a member of (dated items only show once the cut-off passes them)."""
-
-    guid: str
-    url: str
-    path: str
-    date: datetime
-    feeds: tuple[FeedKey, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class IdentityRecord:
-    """A GUID ever handed out: the URL it was given for, its file (None once gone), and when
-    it was first published."""
-
-    guid: str
-    url: str
-    path: str | None
-    first_published: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderRecord:
-    """On a shared catalog: the node that last took the lead, its fencing epoch, and whether
-    its lease is unexpired now (False: no node leads at this moment)."""
-
-    node: str
-    epoch: int
-    held: bool

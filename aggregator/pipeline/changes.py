@@ -5,6 +5,8 @@ watcher's changed paths; a folder that cannot be listed keeps what the catalog k
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import compress
+from operator import ne
 
 from aggregator.catalog import Catalog
 from aggregator.events import SourceUnreadable
@@ -23,7 +25,10 @@ def find_changes(
         known = catalog.file_signatures()
         if on_disk == known and not scan.unreadable:  # nothing changed: one test, in C
             return {}, set(), []
-        changed_paths = sorted(p for p, sig in on_disk.items() if known.get(p) != sig)
+        # The paths whose signature differs from the catalog's (or that it lacks), compared
+        # in C: half the instructions of a generator over the 100,000 pairs.
+        differs = map(ne, map(known.get, on_disk), on_disk.values())
+        changed_paths = sorted(compress(on_disk, differs))
         to_read = {p: FileStat.parse(on_disk[p]) for p in changed_paths}
         gone = set()
         kept = dict.fromkeys(scan.unreadable, 0)

@@ -8,11 +8,15 @@ next happens, so the daemon can build then.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from aggregator.catalog import Catalog, DueItem
+from aggregator.catalog import Catalog
 from aggregator.events import ArticleReleased
 from aggregator.model import FeedKey
 from aggregator.output import PlanSettings
+
+if TYPE_CHECKING:
+    from aggregator.catalog import DueItem
 
 
 class Visibility:

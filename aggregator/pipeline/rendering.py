@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from aggregator.catalog import Catalog, FeedRecord
+from aggregator.catalog import Catalog
 from aggregator.config import Settings
 from aggregator.errors import FencedOut
 from aggregator.events import ChangeEvent
@@ -64,10 +64,11 @@ class RenderMixin:
     ) -> tuple[list[FeedKey], tuple[int, int, int]]:
         """Choose, render and publish the feeds: (the feeds rendered, (written, unchanged,
         failed)). A render a stale leader stores is refused whole (`FencedOut`)."""
-        # Read once: both steps ask for them, and nothing writes them in between.
-        records = self.catalog.feed_records()
-        keys, fingerprint = self._choose_feeds(records, full_scan=full_scan)
-        keys, ambiguous = self._disambiguate(keys, now, records)
+        # Read once: both steps ask for them, and nothing writes them in between. The names
+        # alone: a build that renders nothing need not decode every feed's GUIDs.
+        written = self.catalog.feed_names()
+        keys, fingerprint = self._choose_feeds(written, full_scan=full_scan)
+        keys, ambiguous = self._disambiguate(keys, now, written)
         try:
             counts = self._render_and_publish(
                 keys, changed_guids, events, workers, now, records=records, progress=progress
@@ -91,7 +92,7 @@ class RenderMixin:
         )
 
     def _choose_feeds(
-        self, records: list[FeedRecord], *, full_scan: bool
+        self, written: dict[FeedKey, str | None], *, full_scan: bool
     ) -> tuple[list[FeedKey], str | None]:
         """(the feeds to render, the new settings fingerprint if the settings changed).
 
@@ -104,7 +105,7 @@ class RenderMixin:
         dirty = self.catalog.pending_feeds()
         # Every feed that lists something was written once, or is pending since the
         # sync that gave it its first item.
-        known = {r.key for r in records} | dirty
+        known = written.keys() | dirty
         missing = self.outputs.missing(known) if full_scan else []
         keys = feeds_to_render(dirty, known, missing, settings_changed=settings_changed)
         if settings_changed:
@@ -112,13 +113,13 @@ class RenderMixin:
         return keys, fingerprint if settings_changed else None
 
     def _disambiguate(
-        self, keys: list[FeedKey], now: datetime, records: list[FeedRecord]
+        self, keys: list[FeedKey], now: datetime, written: dict[FeedKey, str | None]
     ) -> tuple[list[FeedKey], frozenset[FeedKey]]:
         """(the feeds to render, the feeds whose names collide): the names are the feeds'
         as last written, and for those about to be rendered their newest item's. A feed
         whose name starts or stops colliding is rendered too, for its title."""
         # Only feeds that list something count: an empty one is in no index.
-        names = {r.key: r.name for r in records if r.guids}
+        names = {key: name for key, name in written.items() if name is not None}
         until = self.visibility.until(now)
         for key in keys:
             if key.kind in (FeedKind.TOPIC, FeedKind.PROVIDER):
@@ -129,7 +130,7 @@ class RenderMixin:
                     names.pop(key, None)
         ambiguous = ambiguous_names(names.items())
         self.plan_settings = replace(self.plan_settings, ambiguous=ambiguous)
-        known = {r.key for r in records}
+        known = written.keys()
         flipped = (ambiguous ^ self.catalog.ambiguous_feeds()) & known
         return sorted(set(keys) | flipped), ambiguous
 

@@ -10,8 +10,8 @@ an optional body that is ignored. Only what `Article` holds is kept; internal fi
 worker processes.
 
 PyYAML, and the guards that keep its cost bounded, are in `yaml_safe`: it is only reached for
-files the fast parser declines. The `loader` these functions take is the PyYAML loader class
-used there (default `yaml_safe.LOADER`).
+files the fast parser declines (and imported then only). The `loader` these functions take is
+the PyYAML loader class used there (None: `yaml_safe.LOADER`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ import stat
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from aggregator.errors import ArticleError
 from aggregator.model import Article, Image, Provider, RelatedLink
@@ -38,11 +37,14 @@ from aggregator.reading.values import (
     kind_of,
     optional_text,
     pixels,
+    short_repr,
     to_utc,
     unchanged,
     xml_clean,
 )
-from aggregator.reading.yaml_safe import LOADER, load_guarded, node_as_written, short_repr
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -92,7 +94,7 @@ def read_article(
     source: str,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    loader: type[yaml.SafeLoader] = LOADER,
+    loader: type[yaml.SafeLoader] | None = None,
 ) -> Article:
     """Read the article file at `path` (a `str` path costs less than a `Path` to make);
     `source` is its path relative to the input folder.
@@ -142,7 +144,7 @@ def parse_article(
     source: str,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    loader: type[yaml.SafeLoader] = LOADER,
+    loader: type[yaml.SafeLoader] | None = None,
 ) -> Article:
     """Turn the bytes of an article file into an `Article`; raises `ArticleError`, only.
 
@@ -255,7 +257,7 @@ def _closing_line(data: bytes, start: int) -> int:
 
 
 def load_front_matter(
-    text: str, source: str, *, loader: type[yaml.SafeLoader] = LOADER
+    text: str, source: str, *, loader: type[yaml.SafeLoader] | None = None
 ) -> dict[str, object]:
     """The mapping PyYAML's `safe_load` makes of front matter `text`; raises `ArticleError`.
 
@@ -263,9 +265,10 @@ def load_front_matter(
     (and with one difference: a timestamp that is no date, `2021-02-30`, stays text so that the
     field check can name it).
     """
-    mapping = parse_fast(text)
-    if mapping is not None:
+    if (mapping := parse_fast(text)) is not None:
         return mapping
+    from aggregator.reading.yaml_safe import load_guarded
+
     loaded = load_guarded(text, source, loader)
     if loaded is None:
         raise ArticleError(source, "front matter is empty: add at least title and webUrl")
@@ -286,7 +289,7 @@ def _too_big(size: int, limit: int, *, at_least: bool = False) -> str:
 
 
 def _article(
-    fields: dict[str, object], source: str, text: str, loader: type[yaml.SafeLoader]
+    fields: dict[str, object], source: str, text: str, loader: type[yaml.SafeLoader] | None
 ) -> Article:
     # Control characters XML cannot carry only arrive through escapes (raw ones are dropped
     # before parsing), so a document without a backslash needs no cleaning at all.
@@ -313,7 +316,9 @@ def _article(
     if excerpt is None:
         excerpt = ""
     elif not isinstance(excerpt, str):
-        excerpt = _scalar_text(excerpt, source, "excerpt", text, loader)
+        from aggregator.reading.yaml_safe import scalar_text
+
+        excerpt = scalar_text(excerpt, source, "excerpt", text, loader)
     excerpt = clean(excerpt).strip()
 
     published_at = fields.get("publishedDateTime")
@@ -349,30 +354,22 @@ def _article(
 
 
 def _title(
-    value: object, source: str, text: str, clean: Clean, loader: type[yaml.SafeLoader]
+    value: object, source: str, text: str, clean: Clean, loader: type[yaml.SafeLoader] | None
 ) -> str:
     if value is None:
         raise ArticleError(source, "missing: every article needs a title", field="title")
     if not isinstance(value, str):
-        value = _scalar_text(value, source, "title", text, loader)
+        from aggregator.reading.yaml_safe import scalar_text
+
+        value = scalar_text(value, source, "title", text, loader)
     title = clean(value).strip()
     if not title:
         raise ArticleError(source, "is empty: give the article a title", field="title")
     return title
 
 
-def _scalar_text(
-    value: object, source: str, field: str, text: str, loader: type[yaml.SafeLoader]
-) -> str:
-    """The text of a scalar YAML read as a number, date or boolean, as it was written."""
-    if isinstance(value, (list, dict)):
-        raise ArticleError(source, f"must be text, not {kind_of(value)}", field=field)
-    node = node_as_written(text, field, loader)
-    return node.value if isinstance(node, yaml.ScalarNode) else str(value)
-
-
 def _topics(
-    value: object, source: str, text: str, clean: Clean, loader: type[yaml.SafeLoader]
+    value: object, source: str, text: str, clean: Clean, loader: type[yaml.SafeLoader] | None
 ) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -388,7 +385,7 @@ def _topics(
         )
     topics: list[str] = []
     seen: set[str] = set()
-    written: list[yaml.Node] | None = None  # the items as written, composed once if needed
+    written: dict[int, str] | None = None  # the scalar items as written, composed if needed
     for index, item in enumerate(items):
         if item is None:
             continue
@@ -404,10 +401,10 @@ def _topics(
             )
         else:
             if written is None:
-                node = node_as_written(text, "topics", loader)
-                written = node.value if isinstance(node, yaml.SequenceNode) else []
-            node = written[index] if index < len(written) else None
-            topic = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else str(item)
+                from aggregator.reading.yaml_safe import items_as_written
+
+                written = items_as_written(text, "topics", loader)
+            topic = written[index].strip() if index in written else str(item)
             if not topic.isprintable():
                 topic = _name(topic)
         folded = topic.casefold()

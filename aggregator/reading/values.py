@@ -11,7 +11,12 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
-from aggregator.reading.yaml_safe import short_repr
+
+def short_repr(value: object) -> str:
+    """`value` as a message shows it: its repr (a date's in ISO form), cut at 80 characters."""
+    text = repr(value.isoformat()) if isinstance(value, date) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)

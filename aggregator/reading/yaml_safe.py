@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import date
 
 import yaml
 
 from aggregator.errors import ArticleError
 from aggregator.reading.front_matter import MAX_DEPTH, MAX_VALUES
+from aggregator.reading.values import kind_of, short_repr
 
 MAX_NUMERAL_CHARS = 100
 """A number written with more characters than this is kept as its text.
@@ -93,9 +93,10 @@ _CORE_TAGS = frozenset(
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
 
 
-def load_guarded(text: str, source: str, loader: type[yaml.SafeLoader] = LOADER) -> object:
+def load_guarded(text: str, source: str, loader: type[yaml.SafeLoader] | None = None) -> object:
     """What `loader` (one `loader_class` made) builds of `text`, once the events have shown
     nothing that could hurt; raises `ArticleError` naming what is wrong, and where."""
+    loader = loader or LOADER
     try:
         _check_events(text, source, loader)
         return yaml.load(text, Loader=loader)
@@ -207,20 +208,35 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
     )
 
 
+def scalar_text(
+    value: object, source: str, field: str, text: str, loader: type[yaml.SafeLoader] | None
+) -> str:
+    """The text of a scalar YAML read as a number, date or boolean, as it was written."""
+    if isinstance(value, (list, dict)):
+        raise ArticleError(source, f"must be text, not {kind_of(value)}", field=field)
+    node = node_as_written(text, field, loader)
+    return node.value if isinstance(node, yaml.ScalarNode) else str(value)
+
+
+def items_as_written(
+    text: str, key: str, loader: type[yaml.SafeLoader] | None = None
+) -> dict[int, str]:
+    """The text of each scalar item of top-level sequence `key` as written, by its index
+    (none if `key` is no sequence)."""
+    node = node_as_written(text, key, loader)
+    if not isinstance(node, yaml.SequenceNode):
+        return {}
+    return {i: n.value for i, n in enumerate(node.value) if isinstance(n, yaml.ScalarNode)}
+
+
 def node_as_written(
-    text: str, key: str, loader: type[yaml.SafeLoader] = LOADER
+    text: str, key: str, loader: type[yaml.SafeLoader] | None = None
 ) -> yaml.Node | None:
     """The node of top-level `key` as written, to keep `title: 2021` as the text `2021`."""
-    node = yaml.compose(text, Loader=loader)  # safe: the text has already loaded
+    node = yaml.compose(text, Loader=loader or LOADER)  # safe: the text has already loaded
     found: yaml.Node | None = None
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
                 found = value_node  # the last one wins, as in the mapping
     return found
-
-
-def short_repr(value: object) -> str:
-    """`value` as a message shows it: its repr (a date's in ISO form), cut at 80 characters."""
-    text = repr(value.isoformat()) if isinstance(value, date) else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
