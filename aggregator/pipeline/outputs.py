@@ -15,7 +15,7 @@ from dataclasses import asdict
 from datetime import datetime
 
 from aggregator import __version__
-from aggregator.catalog import Catalog, FeedRecord
+from aggregator.catalog import Catalog
 from aggregator.config import Settings
 from aggregator.events import ChangeEvent, WriteFailed
 from aggregator.model import ALL_FORMATS, FeedKey, FeedKind
@@ -154,23 +154,18 @@ class Outputs:
                 if self.target.remove(key.path(fmt), why):
                     LOGGER.info("removed %s: %s", self.output / key.path(fmt), why)
 
-    def update_indexes(
-        self, events: list[ChangeEvent], now: datetime, records: list[FeedRecord] | None = None
-    ) -> None:
+    def update_indexes(self, events: list[ChangeEvent], now: datetime) -> None:
         """Write the indexes if a feed was written since they were, one of them is missing, or
-        their code changed; a failure to write is an event, and they stay pending.
-        `records`: every feed's record as the catalog has them (None: read them)."""
+        their code changed; a failure to write is an event, and they stay pending."""
         stale = (
             self.catalog.indexes_pending()
             or not all(self.target.exists(name) for name in INDEXES)
             or self.catalog.index_renderer() != renderer_digest()
         )
-        if stale and self._publish_indexes(events, now, records):
+        if stale and self._publish_indexes(events, now):
             self.catalog.finish_indexes()
 
-    def _publish_indexes(
-        self, events: list[ChangeEvent], now: datetime, records: list[FeedRecord] | None
-    ) -> bool:
+    def _publish_indexes(self, events: list[ChangeEvent], now: datetime) -> bool:
         """Write index.opml, index.html and the groups' OPMLs (deleting those of groups with
         no feed left); whether all are now current."""
         from aggregator.output import render_group_opmls, render_indexes
@@ -182,7 +177,7 @@ class Outputs:
         )
         feeds = [
             FeedListing(r.key, r.name, len(r.guids), counts.get(r.key, 0), r.updated)
-            for r in (self.catalog.feed_records() if records is None else records)
+            for r in self.catalog.feed_records()
         ]
         base = self.settings.base_url
         listed = summaries(feeds, self.plan_settings)

@@ -71,7 +71,7 @@ class RenderMixin:
         keys, ambiguous = self._disambiguate(keys, now, written)
         try:
             counts = self._render_and_publish(
-                keys, changed_guids, events, workers, now, records=records, progress=progress
+                keys, changed_guids, events, workers, now, progress=progress
             )
         except FencedOut as exc:
             LOGGER.warning("%s", exc)
@@ -142,11 +142,9 @@ class RenderMixin:
         workers: Workers,
         now: datetime,
         *,
-        records: list[FeedRecord],
         progress: Progress | None = None,
     ) -> tuple[int, int, int]:
-        """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds.
-        `records`: every feed's, as this build read them before rendering."""
+        """Render the chosen feeds and the indexes; (written, unchanged, failed) feeds."""
         target = self.outputs.target
         batch = target.batch()
         # What commit's results are matched with; the bytes (and sidecars) are not kept: once
@@ -198,10 +196,10 @@ class RenderMixin:
             # stale.
             self.catalog.finish_feeds(done, failed)
             crash_point("after-feeds-recorded")
-            # The records as the catalog now has them, without reading them all again.
-            current = {record.key: record for record in records}
-            current.update((record.key, record) for record in done)
-            self.outputs.update_indexes(events, now, list(current.values()))
+            # The indexes read every feed's record only if they are stale: the render
+            # stage read the feeds' names alone, so a build that renders nothing decodes
+            # no GUID list.
+            self.outputs.update_indexes(events, now)
             target.flush()
         if isinstance(target, StoreTarget):
             crash_point("after-render-stored")
