@@ -122,6 +122,7 @@ def rejected(recorder: Recorder, source: str) -> list[ArticleRejected]:
 def test_a_lone_drop_is_built_at_once_and_what_follows_is_debounced(settings: Settings) -> None:
     url = "https://lead.example.com/first"
     with running(settings, quiet=LONG) as (daemon, recorder):
+        assert isinstance(daemon.builder, BatchSpy)
         before, mark = len(batches(daemon)), len(recorder.events)
         drop(settings.input, "first.txt", url, title="First")
         wait_for(lambda: url in titles(settings), "the drop, long before the quiet interval")
@@ -129,14 +130,23 @@ def test_a_lone_drop_is_built_at_once_and_what_follows_is_debounced(settings: Se
         assert batches(daemon)[before:] == [frozenset({"first.txt"})]
         assert [e.source for e in recorder.of(ArticleAdded, since=mark)] == ["first.txt"]
 
-        # The next drop follows the first within the quiet interval: it is gathered, to be
-        # built once the folder has been quiet for that long (far beyond this test).
-        drop(settings.input, "second.txt", "https://lead.example.com/second")
-        wait_for(lambda: daemon.debouncer.pending, "the second drop's event")
+        # The next drop follows the first well within the quiet interval, but the daemon is
+        # idle again (nothing came while the first was built): it leads too.
+        second = "https://lead.example.com/second"
+        gate = daemon.builder.hold_next()
+        drop(settings.input, "second.txt", second, title="Second")
+        wait_for(daemon.builder.entered.is_set, "the second drop's build, at once")
+
+        # A drop while that build runs is gathered, to be built once the folder has been
+        # quiet for that long (far beyond this test): a build in flight is no idle daemon.
+        drop(settings.input, "third.txt", "https://lead.example.com/third")
+        wait_for(lambda: daemon.debouncer.pending, "the third drop's event")
+        gate.set()
+        wait_for(lambda: second in titles(settings), "the second drop's feeds")
         due = daemon.debouncer.due_at()
         assert due is not None
         assert due > time.monotonic() + TIMEOUT
-        assert batches(daemon)[before:] == [frozenset({"first.txt"})]
+        assert batches(daemon)[before:] == [frozenset({"first.txt"}), frozenset({"second.txt"})]
 
 
 def test_a_file_still_being_written_is_left_out_of_the_leading_build(

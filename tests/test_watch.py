@@ -114,6 +114,29 @@ def test_after_a_quiet_spell_a_completed_file_is_due_at_once() -> None:
     assert debouncer.take() == ChangeBatch(frozenset({"c.txt"}))
 
 
+def test_a_change_after_a_settled_build_leads_however_soon() -> None:
+    """A build that ended with nothing gathered leaves an idle daemon: the next completed
+    file leads even within the quiet interval; one that came while the build ran did not
+    settle, and what follows it is debounced."""
+    clock = Clock()
+    debouncer = Debouncer(0.2, 2.0, clock=clock)
+    debouncer.add(["a.txt"], complete=True)
+    assert debouncer.take() == ChangeBatch(frozenset({"a.txt"}))
+    clock.now = 100.1
+    debouncer.settled()  # a.txt's build ended, nothing came meanwhile
+    clock.now = 100.15
+    debouncer.add(["b.txt"], complete=True)
+    assert debouncer.due_at() == pytest.approx(100.15)
+    assert debouncer.take() == ChangeBatch(frozenset({"b.txt"}))
+    # c.txt comes while b.txt's build runs: the build's end does not settle the daemon.
+    clock.now = 100.2
+    debouncer.add(["c.txt"], complete=True)
+    debouncer.settled()
+    assert debouncer.due_at() == pytest.approx(100.4)
+    clock.now = 100.4
+    assert debouncer.take() == ChangeBatch(frozenset({"c.txt"}))
+
+
 def test_the_leading_edge_leaves_files_still_being_written() -> None:
     clock = Clock()
     debouncer = Debouncer(0.2, 2.0, clock=clock)

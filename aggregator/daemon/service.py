@@ -387,6 +387,7 @@ class Daemon:
                 self._building = False
                 self.liveness.building(False)
                 self._idle.set()
+            self.debouncer.settled()
             self._request()
 
     def _build(self, batch: ChangeBatch) -> None:
