@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -171,13 +171,20 @@ class FeedKey:
     @classmethod
     def parse(cls, text: str) -> FeedKey:
         """Inverse of `str()`: `all`, `topics/ai`, `providers/forbes-com`, `custom/x`."""
-        if text == cls.ALL_SLUG:
-            return cls.everything()
-        folder, _, slug = text.partition("/")
-        for kind, name in _FOLDERS.items():
-            if folder == name and slug:
-                return cls(kind, slug)
-        raise ValueError(f"not a feed key: {text!r}")
+        return _parse_key(text)
+
+
+# Every feed's key is parsed from the catalog's text several times per build (its record,
+# its count, its name): ~1,000 parses of the same few hundred keys in a daemon's drop.
+@lru_cache(maxsize=65536)
+def _parse_key(text: str) -> FeedKey:
+    if text == FeedKey.ALL_SLUG:
+        return FeedKey.everything()
+    folder, _, slug = text.partition("/")
+    for kind, name in _FOLDERS.items():
+        if folder == name and slug:
+            return FeedKey(kind, slug)
+    raise ValueError(f"not a feed key: {text!r}")
 
 
 @cache

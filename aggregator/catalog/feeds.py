@@ -88,6 +88,20 @@ class FeedsMixin(PendingMixin):
         ]
 
     @storage_errors
+    def feed_sizes(self) -> list[tuple[FeedKey, str, int, datetime]]:
+        """Every feed ever written, in path order: (key, name, how many items it listed,
+        when it was updated), what the indexes show, counted by the database rather than
+        by decoding every feed's GUIDs (`feed_records`) on each build that writes one."""
+        where, params = self._render_keys.where("feed")
+        rows = self._db.execute(
+            f"SELECT feed, name, json_array_length(guids), updated FROM feeds{where} "
+            "ORDER BY feed",
+            params,
+        )
+        local = self._render_keys.local
+        return [(FeedKey.parse(local(f)), t, int(n), parse_date(u)) for f, t, n, u in rows]
+
+    @storage_errors
     def feed_names(self) -> dict[FeedKey, str | None]:
         """Every feed ever written, in path order, with its name as last written, or None if
         it then listed nothing: what the render stage chooses by, without decoding every

@@ -77,6 +77,8 @@ class _NoRows:
 
 
 _COMMENT = re.compile(r"--[^\n]*")
+# SQLite's JSON functions take text; PostgreSQL's take json (the columns are text in both).
+_JSON_OF_TEXT = re.compile(r"\bjson_array_length\((\w+)\)")
 # A plain insert (no ON CONFLICT): COPY does the same, several times faster for many rows.
 _PLAIN_INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\)\s+VALUES \([?, ]+\)")
 _COPY_ROWS = 64
@@ -119,6 +121,7 @@ class PostgresConnection:
             text = _COMMENT.sub("", sql).strip()
             if text.upper().startswith("CREATE"):
                 text = _ddl(text)
+            text = _JSON_OF_TEXT.sub(r"json_array_length(\1::json)", text)
             translated = text.replace("%", "%%").replace("?", "%s")
             self._sql[sql] = translated
         return translated

@@ -108,11 +108,12 @@ def render_group_opmls(
     """(the OPML of each group that has feeds, the paths of those of the groups that have
     none: they must not be left behind) of `GROUP_OPML_PATHS`."""
     files, empty = [], []
+    grouped = _grouped(feeds)
     for kind, label in _GROUPS:
         path = GROUP_OPML_PATHS.get(kind)
         if path is None:
             continue
-        members = [group for group in _grouped(feeds) if group[0] == label]
+        members = [group for group in grouped if group[0] == label]
         if members:
             opml = _opml(members, title=f"{title}: {label}", home_url=home_url)
             files.append(RenderedFile(path, opml))

@@ -51,6 +51,9 @@ class Outputs:
         self.catalog = catalog
         self.settings = settings
         self.plan_settings = plan_settings
+        # What the settings that shape a feed's bytes hash to: the same for every build of
+        # these settings (the render stage's names for colliding feeds are left out of it).
+        self.settings_fingerprint = settings_fingerprint(plan_settings)
         self.visibility = visibility
         self.output = settings.output
         # Where the rendered files go: this folder, or (the renderer of a shared catalog)
@@ -176,8 +179,8 @@ class Outputs:
             self.visibility.until(now), self.visibility.window_starts(now)
         )
         feeds = [
-            FeedListing(r.key, r.name, len(r.guids), counts.get(r.key, 0), r.updated)
-            for r in self.catalog.feed_records()
+            FeedListing(key, name, items, counts.get(key, 0), updated)
+            for key, name, items, updated in self.catalog.feed_sizes()
         ]
         base = self.settings.base_url
         listed = summaries(feeds, self.plan_settings)

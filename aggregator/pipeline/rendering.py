@@ -21,7 +21,7 @@ from aggregator.faults import crash_point
 from aggregator.model import FeedKey, FeedKind
 from aggregator.output import PlanSettings, ambiguous_names, feed_name, feeds_to_render
 from aggregator.pipeline.cutoff import Visibility
-from aggregator.pipeline.outputs import Outputs, settings_fingerprint
+from aggregator.pipeline.outputs import Outputs
 from aggregator.pipeline.sharing import ClusterRole
 from aggregator.pipeline.targets import DiskTarget, Staged, StoreTarget, Target, outcomes
 from aggregator.pipeline.workers import Workers
@@ -100,7 +100,7 @@ class RenderMixin:
         every feed is rendered, and the files of formats turned off are deleted; the new
         fingerprint is stored once every feed was written with them.
         """
-        fingerprint = settings_fingerprint(self.plan_settings)
+        fingerprint = self.outputs.settings_fingerprint
         settings_changed = self.catalog.render_settings() != fingerprint
         dirty = self.catalog.pending_feeds()
         # Every feed that lists something was written once, or is pending since the
