@@ -362,10 +362,8 @@ class Daemon:
         # job defaults: no misfire grace limit, coalesced).
         self._jobs.replace(_RELEASE, self.release, delay)
 
-    # --- the writer -----------------------------------------------------------------------
-
     def _rebuild(self) -> None:
-        """The "rebuild" job: build the due batch; if it is not due yet, come back later."""
+        """The writer's "rebuild" job: build the due batch; if not due yet, come back later."""
         with self._lock:
             self._job_pending = False
             if self._closing:
